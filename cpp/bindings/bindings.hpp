@@ -1,0 +1,15 @@
+// One register_* function per concern; module.cpp only wires them up.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace pgsafe::py {
+
+void register_errors(pybind11::module_& m);
+void register_log(pybind11::module_& m);
+void register_conn(pybind11::module_& m);
+void register_sql(pybind11::module_& m);
+void register_checksum(pybind11::module_& m);
+void register_executor(pybind11::module_& m);
+
+}  // namespace pgsafe::py

@@ -1,0 +1,85 @@
+// pgsafe._core.Connection: every network wait runs with the GIL released.
+#include <pybind11/stl.h>
+
+#include "bindings.hpp"
+#include "pgsafe/conn.hpp"
+
+namespace pyb = pybind11;
+
+namespace pgsafe::py {
+
+namespace {
+
+const char* tx_status_name(TxStatus s) {
+  switch (s) {
+    case TxStatus::kIdle:
+      return "idle";
+    case TxStatus::kActive:
+      return "active";
+    case TxStatus::kInTransaction:
+      return "in_transaction";
+    case TxStatus::kInError:
+      return "in_error";
+    default:
+      return "unknown";
+  }
+}
+
+pyb::list rows_to_python(const Result& r) {
+  pyb::list rows;
+  for (const Row& row : r.rows) {
+    pyb::tuple t(row.size());
+    for (size_t j = 0; j < row.size(); ++j) {
+      t[j] = row[j] ? pyb::object(pyb::str(*row[j])) : pyb::none();
+    }
+    rows.append(std::move(t));
+  }
+  return rows;
+}
+
+}  // namespace
+
+void register_conn(pyb::module_& m) {
+  pyb::class_<Result>(m, "Result", "Outcome of one command: text values, None for NULL.")
+      .def_readonly("columns", &Result::columns)
+      .def_property_readonly("rows", &rows_to_python)
+      .def_readonly("status", &Result::status)
+      .def_readonly("rowcount", &Result::rowcount)
+      .def("__repr__", [](const Result& r) {
+        return "<Result " + r.status + " rows=" + std::to_string(r.rows.size()) + ">";
+      });
+
+  pyb::class_<Connection>(m, "Connection", "A libpq connection (RAII; close() or use `with`).")
+      .def(pyb::init<const std::string&, const std::string&, double>(), pyb::arg("dsn") = "",
+           pyb::arg("application_name") = "pgsafe", pyb::arg("connect_timeout") = 10.0,
+           pyb::call_guard<pyb::gil_scoped_release>())
+      .def("execute", &Connection::execute, pyb::arg("sql"),
+           pyb::arg("params") = std::vector<Value>{}, pyb::call_guard<pyb::gil_scoped_release>(),
+           "Run one command; Ctrl-C cancels it on the server.")
+      .def("cancel", &Connection::cancel, pyb::call_guard<pyb::gil_scoped_release>())
+      .def("close", &Connection::close)
+      .def_property_readonly("closed", [](const Connection& c) { return !c.is_open(); })
+      .def_property_readonly("backend_pid", &Connection::backend_pid)
+      .def_property_readonly("server_version", &Connection::server_version)
+      .def_property_readonly("transaction_status",
+                             [](const Connection& c) {
+                               return tx_status_name(c.transaction_status());
+                             })
+      .def_property_readonly("dbname", &Connection::dbname)
+      .def_property_readonly("user", &Connection::user)
+      .def_property_readonly("host", &Connection::host)
+      .def_property_readonly("port", &Connection::port)
+      .def_property_readonly("dsn", &Connection::masked_dsn, "The DSN with its password masked.")
+      .def("__enter__", [](Connection& c) -> Connection& { return c; },
+           pyb::return_value_policy::reference)
+      .def("__exit__", [](Connection& c, const pyb::args&) { c.close(); })
+      .def("__repr__", [](const Connection& c) {
+        return "<Connection " + c.masked_dsn() + (c.is_open() ? "" : " closed") + ">";
+      });
+
+  m.def("mask_dsn", &mask_dsn, pyb::arg("dsn"), "Mask the password of a URL or key=value DSN.");
+  m.def("sleep", &interruptible_sleep, pyb::arg("seconds"),
+        pyb::call_guard<pyb::gil_scoped_release>(), "Sleep without the GIL; Ctrl-C interrupts.");
+}
+
+}  // namespace pgsafe::py

@@ -1,0 +1,37 @@
+// pgsafe._core.split_statements: libpg_query's view of a migration file.
+#include <pybind11/stl.h>
+
+#include "bindings.hpp"
+#include "pgsafe/sql.hpp"
+
+namespace pyb = pybind11;
+
+namespace pgsafe::py {
+
+void register_sql(pyb::module_& m) {
+  pyb::class_<Statement>(m, "Statement", "One statement of a migration file, as parsed.")
+      .def_readonly("sql", &Statement::sql)
+      .def_readonly("offset", &Statement::offset)
+      .def_readonly("line", &Statement::line)
+      .def_readonly("column", &Statement::column)
+      .def_readonly("end_line", &Statement::end_line)
+      .def_readonly("kind", &Statement::kind)
+      .def_readonly("transaction_control", &Statement::transaction_control)
+      .def_readonly("non_transactional", &Statement::non_transactional)
+      .def_readonly("reason", &Statement::reason)
+      .def_readonly("timeout_class", &Statement::timeout_class)
+      .def_readonly("index_name", &Statement::index_name)
+      .def_readonly("index_schema", &Statement::index_schema)
+      .def_readonly("index_table", &Statement::index_table)
+      .def_readonly("parse_tree_json", &Statement::parse_tree)
+      .def("__repr__", [](const Statement& s) {
+        return "<Statement " + s.kind + " at " + std::to_string(s.line) + ":" +
+               std::to_string(s.column) + ">";
+      });
+  m.def("split_statements", &split_statements, pyb::arg("text"),
+        pyb::call_guard<pyb::gil_scoped_release>(),
+        "Split SQL text into statements with libpg_query; raises pgsafe.errors.ParseError.");
+  m.def("line_column", &line_column, pyb::arg("text"), pyb::arg("byte_offset"));
+}
+
+}  // namespace pgsafe::py

@@ -1,0 +1,71 @@
+// A libpq connection with RAII handles. Every network wait polls the socket in short slices
+// and asks the installed interrupt check whether to stop, so Ctrl-C cancels the running
+// statement on the server. libpq types never appear here.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pgsafe {
+
+using Value = std::optional<std::string>;  // text format; nullopt is SQL NULL
+using Row = std::vector<Value>;
+
+struct Result {
+  std::vector<std::string> columns;
+  std::vector<Row> rows;
+  std::string status;  // command tag, e.g. "CREATE TABLE", "INSERT 0 3"
+  long rowcount = -1;  // rows affected or returned; -1 when not applicable
+};
+
+// Called about every 100 ms while the core waits on the network or sleeps. Returns true to ask
+// the core to stop: the running statement is cancelled and Interrupted is thrown.
+using InterruptCheck = std::function<bool()>;
+void set_interrupt_check(InterruptCheck check);
+// Sleeps for `seconds`, polling the interrupt check; throws Interrupted.
+void interruptible_sleep(double seconds);
+
+// Masks the password of a URL or key=value DSN ("postgresql://u:****@h/db", "password=****").
+std::string mask_dsn(const std::string& dsn);
+// Replaces every occurrence of `secret` in `text` with "****" (no-op for an empty secret).
+std::string scrub_secret(std::string text, const std::string& secret);
+
+enum class TxStatus { kIdle, kActive, kInTransaction, kInError, kUnknown };
+
+class Connection {
+ public:
+  // `dsn` is anything libpq accepts: a URL, key=value pairs, or "" for the PG* variables and
+  // service files. Throws DbError (SQLSTATE class 08, or 28xxx for authentication) on failure.
+  explicit Connection(const std::string& dsn, const std::string& application_name = "pgsafe",
+                      double connect_timeout_s = 10.0);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  Connection(Connection&&) noexcept;
+  Connection& operator=(Connection&&) noexcept;
+
+  // Runs one command (several only without params, via the simple protocol). Throws DbError.
+  Result execute(const std::string& sql, const std::vector<Value>& params = {});
+  // Sends a cancel request for whatever the connection is running; safe from any thread.
+  bool cancel();
+  void close() noexcept;
+
+  bool is_open() const noexcept;
+  int backend_pid() const;
+  int server_version() const;
+  TxStatus transaction_status() const;
+  std::string dbname() const;
+  std::string user() const;
+  std::string host() const;
+  std::string port() const;
+  const std::string& masked_dsn() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace pgsafe

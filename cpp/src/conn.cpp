@@ -1,0 +1,451 @@
+// libpq connections: asynchronous connect and query with the socket polled in 100 ms slices, so
+// the caller's interrupt check can cancel the statement on the server; errors carry SQLSTATE
+// and the server's fields; passwords never leave in a message.
+#include "pgsafe/conn.hpp"
+
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "pgsafe/errors.hpp"
+#include "pgsafe/log.hpp"
+
+namespace pgsafe {
+
+namespace {
+
+struct ConnDeleter {
+  void operator()(PGconn* c) const noexcept { PQfinish(c); }
+};
+struct ResultDeleter {
+  void operator()(PGresult* r) const noexcept { PQclear(r); }
+};
+struct ConninfoDeleter {
+  void operator()(PQconninfoOption* o) const noexcept { PQconninfoFree(o); }
+};
+struct CancelDeleter {
+  void operator()(PGcancel* c) const noexcept { PQfreeCancel(c); }
+};
+using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
+using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
+using ConninfoPtr = std::unique_ptr<PQconninfoOption, ConninfoDeleter>;
+using CancelPtr = std::unique_ptr<PGcancel, CancelDeleter>;
+
+constexpr int kSliceMs = 100;
+
+std::mutex g_check_mutex;
+std::shared_ptr<InterruptCheck> g_check;
+
+bool interrupt_requested() {
+  std::shared_ptr<InterruptCheck> check;
+  {
+    std::lock_guard<std::mutex> guard(g_check_mutex);
+    check = g_check;
+  }
+  return check && *check && (*check)();
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  size_t start = 0;
+  while (start < s.size() && (s[start] == ' ' || s[start] == '\n')) ++start;
+  return s.substr(start);
+}
+
+std::string field(const PGresult* res, int code) {
+  const char* v = PQresultErrorField(res, code);
+  return v ? std::string(v) : std::string();
+}
+
+// The password a DSN carries, or the one libpq would take from PGPASSWORD.
+std::string dsn_password(const std::string& dsn) {
+  char* err = nullptr;
+  ConninfoPtr opts(PQconninfoParse(dsn.c_str(), &err));
+  if (err) PQfreemem(err);
+  if (opts) {
+    for (auto* o = opts.get(); o->keyword; ++o) {
+      if (std::strcmp(o->keyword, "password") == 0 && o->val && *o->val) return o->val;
+    }
+  }
+  const char* env = std::getenv("PGPASSWORD");
+  return env ? std::string(env) : std::string();
+}
+
+// Masks the value after `password=` in key=value text; handles quoted values.
+std::string mask_keyword_password(const std::string& text) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t hit = text.find("password", i);
+    if (hit == std::string::npos) break;
+    size_t j = hit + 8;
+    while (j < text.size() && text[j] == ' ') ++j;
+    bool boundary = hit == 0 || !(std::isalnum(static_cast<unsigned char>(text[hit - 1])) ||
+                                  text[hit - 1] == '_');
+    if (!boundary || j >= text.size() || text[j] != '=') {
+      out.append(text, i, j - i);
+      i = j;
+      continue;
+    }
+    ++j;
+    while (j < text.size() && text[j] == ' ') ++j;
+    out.append(text, i, j - i);
+    size_t end = j;
+    if (end < text.size() && text[end] == '\'') {
+      ++end;
+      while (end < text.size() && text[end] != '\'') end += (text[end] == '\\') ? 2 : 1;
+      end = std::min(end + 1, text.size());
+    } else {
+      while (end < text.size() && text[end] != ' ' && text[end] != '&') ++end;
+    }
+    out += "****";
+    i = end;
+  }
+  out.append(text, i, std::string::npos);
+  return out;
+}
+
+}  // namespace
+
+void set_interrupt_check(InterruptCheck check) {
+  auto next = check ? std::make_shared<InterruptCheck>(std::move(check)) : nullptr;
+  std::lock_guard<std::mutex> guard(g_check_mutex);
+  g_check = std::move(next);
+}
+
+void interruptible_sleep(double seconds) {
+  using clock = std::chrono::steady_clock;
+  const auto until =
+      clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(seconds));
+  for (;;) {
+    if (interrupt_requested()) throw Interrupted();
+    const auto now = clock::now();
+    if (now >= until) return;
+    const clock::duration slice = std::chrono::milliseconds(kSliceMs);
+    std::this_thread::sleep_for(std::min(until - now, slice));
+  }
+}
+
+std::string scrub_secret(std::string text, const std::string& secret) {
+  if (secret.empty()) return text;
+  size_t pos = 0;
+  while ((pos = text.find(secret, pos)) != std::string::npos) {
+    text.replace(pos, secret.size(), "****");
+    pos += 4;
+  }
+  return text;
+}
+
+std::string mask_dsn(const std::string& dsn) {
+  std::string out = dsn;
+  size_t scheme = out.find("://");
+  if (scheme != std::string::npos) {
+    size_t start = scheme + 3;
+    size_t slash = out.find_first_of("/?", start);
+    size_t at = out.rfind('@', slash == std::string::npos ? std::string::npos : slash);
+    if (at != std::string::npos && at >= start) {
+      size_t colon = out.find(':', start);
+      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "****");
+    }
+  }
+  return mask_keyword_password(out);
+}
+
+struct Connection::Impl {
+  ConnPtr conn;
+  std::string masked_dsn;
+  std::string password;
+
+  [[noreturn]] void fail_connection(const std::string& what) const {
+    DbErrorFields f;
+    std::string msg = conn ? trim(PQerrorMessage(conn.get())) : std::string();
+    f.sqlstate = "08006";
+    f.message = scrub_secret(what + (msg.empty() ? "" : ": " + msg), password);
+    f.connection_usable = conn && PQstatus(conn.get()) == CONNECTION_OK;
+    if (!f.connection_usable) f.sqlstate = "08006";
+    throw DbError(std::move(f));
+  }
+
+  // Waits until the socket is ready; returns false on an interrupt request.
+  bool wait(bool for_write, std::chrono::steady_clock::time_point deadline,
+            bool check_interrupt = true) const {
+    int sock = PQsocket(conn.get());
+    if (sock < 0) fail_connection("connection lost");
+    for (;;) {
+      if (check_interrupt && interrupt_requested()) return false;
+      if (deadline != std::chrono::steady_clock::time_point::max() &&
+          std::chrono::steady_clock::now() >= deadline) {
+        return true;  // the caller checks the deadline itself
+      }
+      pollfd pfd{sock, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
+      int rc = ::poll(&pfd, 1, kSliceMs);
+      if (rc > 0) return true;
+      if (rc < 0 && errno != EINTR) fail_connection("poll failed");
+    }
+  }
+
+  void cancel() const {
+    CancelPtr handle(PQgetCancel(conn.get()));
+    if (!handle) return;
+    char err[256];
+    if (PQcancel(handle.get(), err, sizeof err) == 0) {
+      log::core()->warn("cancel request failed: {}", err);
+    }
+  }
+
+  static void notice_receiver(void* /*arg*/, const PGresult* res) {
+    std::string severity = field(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    std::string message = field(res, PG_DIAG_MESSAGE_PRIMARY);
+    if (severity == "WARNING") {
+      log::core()->warn("server {}: {}", severity, message);
+    } else {
+      log::core()->info("server {}: {}", severity, message);
+    }
+  }
+};
+
+Connection::Connection(const std::string& dsn, const std::string& application_name,
+                       double connect_timeout_s)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->password = dsn_password(dsn);
+  impl_->masked_dsn = scrub_secret(mask_dsn(dsn), impl_->password);
+  {
+    char* err = nullptr;
+    ConninfoPtr parsed(PQconninfoParse(dsn.c_str(), &err));
+    if (!parsed) {
+      std::string msg = err ? trim(err) : "cannot parse";
+      if (err) PQfreemem(err);
+      throw ConfigError("invalid DSN '" + impl_->masked_dsn + "': " +
+                        scrub_secret(msg, impl_->password));
+    }
+  }
+  std::string timeout = std::to_string(std::max(2, static_cast<int>(connect_timeout_s + 0.999)));
+  const char* keywords[] = {"dbname", "fallback_application_name", "connect_timeout",
+                            "client_encoding", nullptr};
+  const char* values[] = {dsn.c_str(), application_name.c_str(), timeout.c_str(), "UTF8",
+                          nullptr};
+  impl_->conn.reset(PQconnectStartParams(keywords, values, 1));
+  if (!impl_->conn) throw Error("libpq: out of memory");
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::milliseconds(static_cast<long>(connect_timeout_s * 1000));
+  auto where = [this] {
+    const char* host = PQhost(impl_->conn.get());
+    const char* port = PQport(impl_->conn.get());
+    const char* db = PQdb(impl_->conn.get());
+    std::string h = host && *host ? host : "localhost";
+    return "database '" + std::string(db ? db : "") + "' at " + h + ":" + (port ? port : "");
+  };
+  auto fail = [&](const std::string& reason) {
+    std::string msg = trim(PQerrorMessage(impl_->conn.get()));
+    DbErrorFields f;
+    f.sqlstate = "08001";
+    if (msg.find("password authentication failed") != std::string::npos ||
+        msg.find("no password supplied") != std::string::npos) {
+      f.sqlstate = "28P01";
+    } else if (msg.find("authentication failed") != std::string::npos) {
+      f.sqlstate = "28000";
+    } else if (msg.find("does not exist") != std::string::npos &&
+               msg.find("database") != std::string::npos) {
+      f.sqlstate = "3D000";
+    }
+    // libpq repeats "connection to server ... failed:"; keep its last line, which says why.
+    size_t nl = msg.rfind('\n');
+    std::string why = nl == std::string::npos ? msg : trim(msg.substr(nl + 1));
+    if (why.empty()) why = reason;
+    f.message = scrub_secret("cannot connect to " + where() + ": " + why, impl_->password);
+    f.detail = scrub_secret(msg, impl_->password);
+    f.connection_usable = false;
+    impl_->conn.reset();
+    throw DbError(std::move(f));
+  };
+  if (PQstatus(impl_->conn.get()) == CONNECTION_BAD) fail("connection failed");
+  PostgresPollingStatusType state = PGRES_POLLING_WRITING;
+  for (;;) {
+    if (state == PGRES_POLLING_OK) break;
+    if (state == PGRES_POLLING_FAILED) fail("connection failed");
+    if (!impl_->wait(state == PGRES_POLLING_WRITING, deadline)) {
+      impl_->conn.reset();
+      throw Interrupted();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) fail("timed out");
+    state = PQconnectPoll(impl_->conn.get());
+  }
+  PQsetNoticeReceiver(impl_->conn.get(), &Impl::notice_receiver, nullptr);
+  log::core()->debug("connected to {} (pid {})", where(), PQbackendPID(impl_->conn.get()));
+}
+
+Connection::~Connection() = default;
+Connection::Connection(Connection&&) noexcept = default;
+Connection& Connection::operator=(Connection&&) noexcept = default;
+
+Result Connection::execute(const std::string& sql, const std::vector<Value>& params) {
+  if (!is_open()) throw ConfigError("connection is closed");
+  PGconn* c = impl_->conn.get();
+  int ok;
+  if (params.empty()) {
+    ok = PQsendQuery(c, sql.c_str());
+  } else {
+    std::vector<const char*> values;
+    values.reserve(params.size());
+    for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+    ok = PQsendQueryParams(c, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                           values.data(), nullptr, nullptr, 0);
+  }
+  if (!ok) impl_->fail_connection("cannot send statement");
+  const auto forever = std::chrono::steady_clock::time_point::max();
+  bool interrupted = false;
+  auto on_interrupt = [&] {
+    if (!interrupted) {
+      interrupted = true;
+      log::core()->warn("interrupted: cancelling the running statement on the server");
+      impl_->cancel();
+    }
+  };
+  while (PQflush(c) == 1) {
+    if (!impl_->wait(true, forever, !interrupted)) on_interrupt();
+  }
+  ResultPtr last;
+  ResultPtr error;
+  auto cancel_deadline = forever;
+  for (;;) {
+    while (PQisBusy(c)) {
+      bool ready = impl_->wait(false, cancel_deadline, !interrupted);
+      if (!ready) {
+        on_interrupt();
+        cancel_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        continue;
+      }
+      if (interrupted && std::chrono::steady_clock::now() >= cancel_deadline) {
+        impl_->conn.reset();  // the server ignores the cancel: drop the session instead
+        throw Interrupted();
+      }
+      if (!PQconsumeInput(c)) impl_->fail_connection("connection lost while running a statement");
+    }
+    ResultPtr res(PQgetResult(c));
+    if (!res) break;
+    ExecStatusType st = PQresultStatus(res.get());
+    if (st == PGRES_COPY_IN) {
+      PQputCopyEnd(c, "pgsafe does not feed COPY FROM STDIN");
+      continue;
+    }
+    if (st == PGRES_COPY_OUT) {
+      char* buf = nullptr;
+      while (PQgetCopyData(c, &buf, 0) > 0) PQfreemem(buf);
+      continue;
+    }
+    if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR) {
+      if (!error) error = std::move(res);
+      continue;
+    }
+    last = std::move(res);
+  }
+  if (interrupted) throw Interrupted();
+  if (error) {
+    DbErrorFields f;
+    const PGresult* r = error.get();
+    f.sqlstate = field(r, PG_DIAG_SQLSTATE);
+    f.severity = field(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    f.message = field(r, PG_DIAG_MESSAGE_PRIMARY);
+    if (f.message.empty()) f.message = trim(PQresultErrorMessage(r));
+    f.detail = field(r, PG_DIAG_MESSAGE_DETAIL);
+    f.hint = field(r, PG_DIAG_MESSAGE_HINT);
+    f.context = field(r, PG_DIAG_CONTEXT);
+    f.schema_name = field(r, PG_DIAG_SCHEMA_NAME);
+    f.table_name = field(r, PG_DIAG_TABLE_NAME);
+    f.column_name = field(r, PG_DIAG_COLUMN_NAME);
+    f.constraint_name = field(r, PG_DIAG_CONSTRAINT_NAME);
+    std::string pos = field(r, PG_DIAG_STATEMENT_POSITION);
+    f.position = pos.empty() ? 0 : std::atoi(pos.c_str());
+    f.statement = sql;
+    f.connection_usable = PQstatus(c) == CONNECTION_OK;
+    if (f.sqlstate.empty()) f.sqlstate = f.connection_usable ? "XX000" : "08006";
+    for (auto* s : {&f.message, &f.detail, &f.hint, &f.context}) {
+      *s = scrub_secret(*s, impl_->password);
+    }
+    throw DbError(std::move(f));
+  }
+  Result out;
+  if (!last) return out;
+  const PGresult* r = last.get();
+  out.status = PQcmdStatus(const_cast<PGresult*>(r));
+  if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+    int nf = PQnfields(r);
+    int nt = PQntuples(r);
+    out.columns.reserve(nf);
+    for (int j = 0; j < nf; ++j) out.columns.emplace_back(PQfname(r, j));
+    out.rows.reserve(nt);
+    for (int i = 0; i < nt; ++i) {
+      Row row;
+      row.reserve(nf);
+      for (int j = 0; j < nf; ++j) {
+        if (PQgetisnull(r, i, j)) {
+          row.emplace_back(std::nullopt);
+        } else {
+          row.emplace_back(std::string(PQgetvalue(r, i, j), PQgetlength(r, i, j)));
+        }
+      }
+      out.rows.push_back(std::move(row));
+    }
+    out.rowcount = nt;
+  } else {
+    const char* n = PQcmdTuples(const_cast<PGresult*>(r));
+    out.rowcount = (n && *n) ? std::atol(n) : -1;
+  }
+  return out;
+}
+
+bool Connection::cancel() {
+  if (!is_open()) return false;
+  impl_->cancel();
+  return true;
+}
+
+void Connection::close() noexcept {
+  if (impl_) impl_->conn.reset();
+}
+
+bool Connection::is_open() const noexcept { return impl_ && impl_->conn != nullptr; }
+
+int Connection::backend_pid() const { return is_open() ? PQbackendPID(impl_->conn.get()) : 0; }
+
+int Connection::server_version() const {
+  return is_open() ? PQserverVersion(impl_->conn.get()) : 0;
+}
+
+TxStatus Connection::transaction_status() const {
+  if (!is_open()) return TxStatus::kUnknown;
+  switch (PQtransactionStatus(impl_->conn.get())) {
+    case PQTRANS_IDLE:
+      return TxStatus::kIdle;
+    case PQTRANS_ACTIVE:
+      return TxStatus::kActive;
+    case PQTRANS_INTRANS:
+      return TxStatus::kInTransaction;
+    case PQTRANS_INERROR:
+      return TxStatus::kInError;
+    default:
+      return TxStatus::kUnknown;
+  }
+}
+
+std::string Connection::dbname() const {
+  return is_open() ? std::string(PQdb(impl_->conn.get())) : std::string();
+}
+std::string Connection::user() const {
+  return is_open() ? std::string(PQuser(impl_->conn.get())) : std::string();
+}
+std::string Connection::host() const {
+  return is_open() ? std::string(PQhost(impl_->conn.get())) : std::string();
+}
+std::string Connection::port() const {
+  return is_open() ? std::string(PQport(impl_->conn.get())) : std::string();
+}
+const std::string& Connection::masked_dsn() const noexcept { return impl_->masked_dsn; }
+
+}  // namespace pgsafe

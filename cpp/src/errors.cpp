@@ -1,0 +1,32 @@
+// Constructors of the core's error types.
+#include "pgsafe/errors.hpp"
+
+#include <utility>
+
+namespace pgsafe {
+
+namespace {
+std::string describe(const DbErrorFields& f) {
+  std::string text = f.message.empty() ? std::string("database error") : f.message;
+  if (!f.sqlstate.empty()) text += " (SQLSTATE " + f.sqlstate + ")";
+  return text;
+}
+}  // namespace
+
+DbError::DbError(DbErrorFields fields) : Error(describe(fields)), fields_(std::move(fields)) {}
+
+bool DbError::retryable() const noexcept {
+  return fields_.sqlstate == "55P03" || fields_.sqlstate == "40P01";
+}
+
+ParseError::ParseError(std::string message, int offset, int line, int column)
+    : Error(std::to_string(line) + ":" + std::to_string(column) + ": " + message),
+      message_(std::move(message)),
+      offset_(offset),
+      line_(line),
+      column_(column) {}
+
+FileError::FileError(const std::string& path, const std::string& reason)
+    : Error(path + ": " + reason), path_(path) {}
+
+}  // namespace pgsafe

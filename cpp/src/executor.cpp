@@ -1,0 +1,503 @@
+// The transactional executor, the ledger and the migration lock (see executor.hpp).
+#include "pgsafe/executor.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <random>
+#include <utility>
+
+#include "pgsafe/errors.hpp"
+#include "pgsafe/log.hpp"
+
+namespace pgsafe {
+
+namespace {
+
+double now_s() {
+  using clock = std::chrono::steady_clock;
+  return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
+}
+
+std::string quote_ident(const std::string& name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string fmt_double(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.6f", v);
+  return buf;
+}
+
+void rollback_quietly(Connection& conn) {
+  if (!conn.is_open()) return;
+  TxStatus st = conn.transaction_status();
+  if (st != TxStatus::kInTransaction && st != TxStatus::kInError) return;
+  try {
+    conn.execute("ROLLBACK");
+  } catch (const Error& e) {
+    log::core()->warn("ROLLBACK failed: {}", e.what());
+  }
+}
+
+}  // namespace
+
+double RetryPolicy::delay_seconds(int attempt) const {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  double ceiling = std::min<double>(max_delay_ms, base_delay_ms * std::pow(2.0, attempt - 2));
+  // Equal jitter: never less than half the ceiling, so retries still back off.
+  std::uniform_real_distribution<double> jitter(ceiling / 2, ceiling);
+  return jitter(rng) / 1000.0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ledger
+
+Ledger::Ledger(std::string schema) : schema_(std::move(schema)) {}
+
+void Ledger::ensure(Connection& conn) const {
+  const std::string s = quote_ident(schema_);
+  conn.execute("CREATE SCHEMA IF NOT EXISTS " + s + ";\n" + "CREATE TABLE IF NOT EXISTS " + s +
+               ".migrations (\n"
+               "  version text PRIMARY KEY,\n"
+               "  name text NOT NULL,\n"
+               "  checksum text NOT NULL,\n"
+               "  status text NOT NULL CHECK (status IN ('applied', 'dirty', 'rolled_back')),\n"
+               "  applied_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n"
+               "  duration_s double precision NOT NULL DEFAULT 0,\n"
+               "  applied_by text NOT NULL,\n"
+               "  pgsafe_version text NOT NULL,\n"
+               "  retries integer NOT NULL DEFAULT 0,\n"
+               "  dirty_reason text\n"
+               ");\n"
+               "CREATE TABLE IF NOT EXISTS " +
+               s +
+               ".history (\n"
+               "  id bigserial PRIMARY KEY,\n"
+               "  at timestamptz NOT NULL DEFAULT clock_timestamp(),\n"
+               "  version text NOT NULL,\n"
+               "  action text NOT NULL,\n"
+               "  status text NOT NULL,\n"
+               "  checksum text,\n"
+               "  by text NOT NULL,\n"
+               "  detail text\n"
+               ");");
+}
+
+bool Ledger::exists(Connection& conn) const {
+  auto r = conn.execute("SELECT to_regclass($1) IS NOT NULL",
+                        {quote_ident(schema_) + ".migrations"});
+  return !r.rows.empty() && r.rows[0][0] == "t";
+}
+
+std::vector<LedgerRow> Ledger::rows(Connection& conn) const {
+  std::vector<LedgerRow> out;
+  if (!exists(conn)) return out;
+  auto r = conn.execute(
+      "SELECT version, name, checksum, status, applied_at::text, duration_s::text, applied_by,"
+      " pgsafe_version, retries::text, coalesce(dirty_reason, '') FROM " +
+      quote_ident(schema_) + ".migrations ORDER BY version");
+  for (const auto& row : r.rows) {
+    LedgerRow l;
+    l.version = row[0].value_or("");
+    l.name = row[1].value_or("");
+    l.checksum = row[2].value_or("");
+    l.status = row[3].value_or("");
+    l.applied_at = row[4].value_or("");
+    l.duration_s = std::stod(row[5].value_or("0"));
+    l.applied_by = row[6].value_or("");
+    l.pgsafe_version = row[7].value_or("");
+    l.retries = std::stoi(row[8].value_or("0"));
+    l.dirty_reason = row[9].value_or("");
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
+std::string Ledger::record_sql() const {
+  return "INSERT INTO " + quote_ident(schema_) +
+         ".migrations AS m (version, name, checksum, status, applied_at, duration_s,"
+         " applied_by, pgsafe_version, retries, dirty_reason)"
+         " VALUES ($1, $2, $3, $4, clock_timestamp(), $5::float8, $6, $7, $8::int, $9)"
+         " ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name,"
+         " checksum = EXCLUDED.checksum, status = EXCLUDED.status,"
+         " applied_at = EXCLUDED.applied_at, duration_s = EXCLUDED.duration_s,"
+         " applied_by = EXCLUDED.applied_by, pgsafe_version = EXCLUDED.pgsafe_version,"
+         " retries = EXCLUDED.retries, dirty_reason = EXCLUDED.dirty_reason";
+}
+
+std::string Ledger::history_sql() const {
+  return "INSERT INTO " + quote_ident(schema_) +
+         ".history (version, action, status, checksum, by, detail)"
+         " VALUES ($1, $2, $3, $4, $5, $6)";
+}
+
+void Ledger::set_status(Connection& conn, const std::string& version, const std::string& status,
+                        const std::string& reason, const std::string& by) const {
+  conn.execute("BEGIN");
+  try {
+    auto r = conn.execute("UPDATE " + quote_ident(schema_) +
+                              ".migrations SET status = $2, dirty_reason = NULL"
+                              " WHERE version = $1 RETURNING checksum",
+                          {version, status});
+    if (r.rows.empty()) throw ConfigError("version " + version + " is not in the ledger");
+    conn.execute(history_sql(), {version, "repair", status, r.rows[0][0], by, reason});
+    conn.execute("COMMIT");
+  } catch (...) {
+    rollback_quietly(conn);
+    throw;
+  }
+}
+
+void Ledger::set_checksum(Connection& conn, const std::string& version,
+                          const std::string& checksum, const std::string& reason,
+                          const std::string& by) const {
+  conn.execute("BEGIN");
+  try {
+    auto r = conn.execute("UPDATE " + quote_ident(schema_) +
+                              ".migrations SET checksum = $2 WHERE version = $1 RETURNING status",
+                          {version, checksum});
+    if (r.rows.empty()) throw ConfigError("version " + version + " is not in the ledger");
+    conn.execute(history_sql(), {version, "rebaseline", r.rows[0][0], checksum, by, reason});
+    conn.execute("COMMIT");
+  } catch (...) {
+    rollback_quietly(conn);
+    throw;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Executor
+
+Executor::Executor(Connection& conn, Ledger ledger, Timeouts timeouts, RetryPolicy retry,
+                   std::string applied_by, std::string pgsafe_version, EventSink sink)
+    : conn_(conn),
+      ledger_(std::move(ledger)),
+      timeouts_(timeouts),
+      retry_(retry),
+      applied_by_(std::move(applied_by)),
+      pgsafe_version_(std::move(pgsafe_version)),
+      sink_(std::move(sink)) {}
+
+void Executor::emit(Event event) const {
+  if (sink_) sink_(event);
+}
+
+void Executor::note_user_settings(const Statement& stmt) {
+  if (stmt.kind != "VariableSetStmt") return;
+  if (stmt.parse_tree.find("\"name\":\"lock_timeout\"") != std::string::npos) {
+    user_lock_timeout_ = true;
+  }
+  if (stmt.parse_tree.find("\"name\":\"statement_timeout\"") != std::string::npos) {
+    user_statement_timeout_ = true;
+  }
+}
+
+void Executor::set_timeouts(const Statement& stmt, bool local, std::string& current_class) {
+  if (stmt.timeout_class == current_class) return;
+  current_class = stmt.timeout_class;
+  bool long_class = current_class == "index" || current_class == "validate" ||
+                    current_class == "maintenance";
+  int statement_ms = long_class ? timeouts_.long_statement_timeout_ms
+                                : timeouts_.statement_timeout_ms;
+  std::string set = local ? "SET LOCAL " : "SET ";
+  std::string sql;
+  if (!user_lock_timeout_) sql += set + "lock_timeout = " + std::to_string(timeouts_.lock_timeout_ms) + ";";
+  if (!user_statement_timeout_) sql += set + "statement_timeout = " + std::to_string(statement_ms) + ";";
+  if (!sql.empty()) conn_.execute(sql);
+}
+
+void Executor::write_ledger(const MigrationPlan& plan, const std::string& status,
+                            double duration_s, int retries, const std::string& reason) {
+  conn_.execute(ledger_.record_sql(),
+                {plan.version, plan.name, plan.checksum, status, fmt_double(duration_s),
+                 applied_by_, pgsafe_version_, std::to_string(retries),
+                 reason.empty() ? Value() : Value(reason)});
+  std::string action = plan.direction == "down" ? "rollback" : "apply";
+  conn_.execute(ledger_.history_sql(),
+                {plan.version, action, status, plan.checksum, applied_by_,
+                 reason.empty() ? Value() : Value(reason)});
+}
+
+bool Executor::index_is_invalid(const Statement& stmt) {
+  if (stmt.index_name.empty() || !conn_.is_open()) return false;
+  auto r = conn_.execute(
+      "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+      " WHERE c.relname = $1 AND c.relnamespace = (SELECT relnamespace FROM pg_class"
+      " WHERE oid = to_regclass(CASE WHEN $2 = '' THEN quote_ident($3)"
+      " ELSE quote_ident($2) || '.' || quote_ident($3) END))",
+      {stmt.index_name, stmt.index_schema, stmt.index_table});
+  return !r.rows.empty() && r.rows[0][0] == "t";
+}
+
+void Executor::drop_invalid_index(const Statement& stmt, const MigrationPlan& plan,
+                                  ExecResult& result) {
+  auto r = conn_.execute(
+      "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c"
+      " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = $1 AND c.relnamespace ="
+      " (SELECT relnamespace FROM pg_class WHERE oid = to_regclass(CASE WHEN $2 = ''"
+      " THEN quote_ident($3) ELSE quote_ident($2) || '.' || quote_ident($3) END))",
+      {stmt.index_name, stmt.index_schema, stmt.index_table});
+  if (r.rows.empty() || !r.rows[0][0]) return;
+  const std::string qualified = *r.rows[0][0];
+  log::core()->warn("{}: index {} is INVALID (left by a failed build): dropping and rebuilding it",
+                    plan.version, qualified);
+  conn_.execute("DROP INDEX CONCURRENTLY IF EXISTS " + qualified);
+  result.rebuilt_indexes.push_back(qualified);
+  emit({"index_rebuilt", plan.version, -1, -1, 0, 0.0, "", qualified});
+}
+
+void Executor::run_tx_segment(const MigrationPlan& plan, const Segment& seg, int seg_no,
+                              bool finalize, ExecResult& result, double started) {
+  const std::string final_status = plan.direction == "down" ? "rolled_back" : "applied";
+  for (int attempt = 1;; ++attempt) {
+    emit({"segment_start", plan.version, seg_no, -1, attempt, 0.0, "", "transaction"});
+    bool saved_lock = user_lock_timeout_;
+    bool saved_statement = user_statement_timeout_;
+    try {
+      conn_.execute("BEGIN");
+      conn_.execute("SET LOCAL idle_in_transaction_session_timeout = " +
+                    std::to_string(timeouts_.idle_in_transaction_timeout_ms));
+      std::string current_class;
+      for (size_t i = 0; i < seg.statements.size(); ++i) {
+        const Statement& stmt = *seg.statements[i];
+        set_timeouts(stmt, true, current_class);
+        double t0 = now_s();
+        conn_.execute(stmt.sql);
+        note_user_settings(stmt);
+        if (stmt.kind == "VariableSetStmt") current_class.clear();
+        emit({"statement_done", plan.version, seg_no, seg.indexes[i], attempt, now_s() - t0, "",
+              ""});
+      }
+      if (finalize) write_ledger(plan, final_status, now_s() - started, result.retries, "");
+      conn_.execute("COMMIT");
+      result.statements += static_cast<int>(seg.statements.size());
+      return;
+    } catch (const DbError& e) {
+      rollback_quietly(conn_);
+      user_lock_timeout_ = saved_lock;
+      user_statement_timeout_ = saved_statement;
+      bool last = attempt >= retry_.max_attempts;
+      if (!e.retryable() || last || !e.fields().connection_usable) {
+        if (e.retryable() && last) {
+          emit({"retries_exhausted", plan.version, seg_no, -1, attempt, 0.0, e.sqlstate(),
+                e.fields().message});
+        }
+        throw;
+      }
+      double delay = retry_.delay_seconds(attempt + 1);
+      log::core()->warn("{}: {} (SQLSTATE {}); retrying the transaction in {:.2f}s ({}/{})",
+                        plan.version, e.fields().message, e.sqlstate(), delay, attempt + 1,
+                        retry_.max_attempts);
+      emit({"retry", plan.version, seg_no, -1, attempt + 1, delay, e.sqlstate(),
+            e.fields().message});
+      ++result.retries;
+      ++result.attempts;
+      interruptible_sleep(delay);
+    } catch (...) {
+      rollback_quietly(conn_);
+      throw;
+    }
+  }
+}
+
+void Executor::run_autocommit_statement(const MigrationPlan& plan, const Statement& stmt,
+                                        int seg_no, int stmt_no, ExecResult& result) {
+  const bool concurrent_index = stmt.kind == "IndexStmt" && !stmt.index_name.empty();
+  for (int attempt = 1;; ++attempt) {
+    emit({"segment_start", plan.version, seg_no, stmt_no, attempt, 0.0, "", stmt.reason});
+    try {
+      std::string current_class;
+      set_timeouts(stmt, false, current_class);
+      if (concurrent_index && index_is_invalid(stmt)) drop_invalid_index(stmt, plan, result);
+      double t0 = now_s();
+      conn_.execute(stmt.sql);
+      conn_.execute("RESET lock_timeout; RESET statement_timeout");
+      emit({"statement_done", plan.version, seg_no, stmt_no, attempt, now_s() - t0, "", ""});
+      ++result.statements;
+      return;
+    } catch (const DbError& e) {
+      if (e.fields().connection_usable && concurrent_index) {
+        try {
+          if (index_is_invalid(stmt)) {
+            log::core()->warn("{}: the failed build left index {} INVALID", plan.version,
+                              stmt.index_name);
+            emit({"index_invalid", plan.version, seg_no, stmt_no, attempt, 0.0, e.sqlstate(),
+                  stmt.index_name});
+          }
+        } catch (const DbError&) {
+        }
+      }
+      bool last = attempt >= retry_.max_attempts;
+      if (!e.retryable() || last || !e.fields().connection_usable) throw;
+      double delay = retry_.delay_seconds(attempt + 1);
+      log::core()->warn("{}: {} (SQLSTATE {}); retrying the statement in {:.2f}s ({}/{})",
+                        plan.version, e.fields().message, e.sqlstate(), delay, attempt + 1,
+                        retry_.max_attempts);
+      emit({"retry", plan.version, seg_no, stmt_no, attempt + 1, delay, e.sqlstate(),
+            e.fields().message});
+      ++result.retries;
+      ++result.attempts;
+      interruptible_sleep(delay);
+    }
+  }
+}
+
+ExecResult Executor::run(const MigrationPlan& plan) {
+  ExecResult result;
+  const double started = now_s();
+  user_lock_timeout_ = false;
+  user_statement_timeout_ = false;
+  std::vector<Segment> segments;
+  for (size_t i = 0; i < plan.statements.size(); ++i) {
+    const Statement& s = plan.statements[i];
+    if (!s.transaction_control.empty()) {
+      throw ConfigError(plan.version + ": line " + std::to_string(s.line) + ": " +
+                        s.transaction_control +
+                        " is not allowed in a migration: pgsafe runs each migration in its own "
+                        "transaction");
+    }
+    bool tx = !s.non_transactional;
+    if (segments.empty() || segments.back().transactional != tx || !tx) {
+      segments.push_back({tx, {}, {}});
+    }
+    segments.back().statements.push_back(&s);
+    segments.back().indexes.push_back(static_cast<int>(i));
+  }
+  if (segments.empty()) segments.push_back({true, {}, {}});
+  const bool mixed = std::any_of(segments.begin(), segments.end(),
+                                 [](const Segment& s) { return !s.transactional; });
+  const std::string final_status = plan.direction == "down" ? "rolled_back" : "applied";
+  if (mixed) {
+    // Autocommit steps cannot be undone by a rollback: mark the migration dirty first, so a
+    // failure (or a kill) anywhere in the gap is visible and blocks further applies.
+    write_ledger(plan, "dirty", 0.0, 0, "in progress since the first autocommit step");
+    emit({"dirty", plan.version, -1, -1, 0, 0.0, "", "marked dirty while autocommit steps run"});
+  }
+  try {
+    for (size_t i = 0; i < segments.size(); ++i) {
+      const Segment& seg = segments[i];
+      bool last = i + 1 == segments.size();
+      if (seg.transactional) {
+        run_tx_segment(plan, seg, static_cast<int>(i), last, result, started);
+      } else {
+        run_autocommit_statement(plan, *seg.statements[0], static_cast<int>(i), seg.indexes[0],
+                                 result);
+        if (last) write_ledger(plan, final_status, now_s() - started, result.retries, "");
+      }
+    }
+  } catch (const DbError& e) {
+    if (mixed && conn_.is_open() && e.fields().connection_usable) {
+      try {
+        write_ledger(plan, "dirty", now_s() - started, result.retries,
+                     std::string("failed: ") + e.what());
+      } catch (const Error& inner) {
+        log::core()->error("{}: cannot record the failure in the ledger: {}", plan.version,
+                           inner.what());
+      }
+    }
+    throw;
+  }
+  result.status = final_status;
+  result.duration_s = now_s() - started;
+  emit({"committed", plan.version, -1, -1, result.attempts, result.duration_s, "", final_status});
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Migration lock
+
+std::int64_t migration_lock_key(const std::string& ledger_schema) {
+  // FNV-1a: stable across platforms and releases, unlike std::hash.
+  std::uint64_t h = 1469598103934665603ULL;
+  for (char c : "pgsafe.migration-lock:" + ledger_schema) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  return static_cast<std::int64_t>(h);
+}
+
+MigrationLock::MigrationLock(Connection& session, std::int64_t key)
+    : session_(session), key_(key) {}
+
+MigrationLock::~MigrationLock() {
+  try {
+    release();
+  } catch (...) {  // the session is gone: the server has released the lock with it
+  }
+}
+
+bool MigrationLock::try_acquire() {
+  auto r = session_.execute("SELECT pg_try_advisory_lock($1::bigint)", {std::to_string(key_)});
+  held_ = !r.rows.empty() && r.rows[0][0] == "t";
+  return held_;
+}
+
+std::optional<LockHolder> MigrationLock::holder() {
+  auto r = session_.execute(
+      "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''),"
+      " coalesce(a.client_addr::text, 'local socket'), coalesce(a.state, ''),"
+      " coalesce(date_trunc('second', a.backend_start)::text, '')"
+      " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+      " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+      " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+      " AND l.classid::bigint = (($1::bigint >> 32) & 4294967295)"
+      " AND l.objid::bigint = ($1::bigint & 4294967295) LIMIT 1",
+      {std::to_string(key_)});
+  if (r.rows.empty()) return std::nullopt;
+  const auto& row = r.rows[0];
+  LockHolder h;
+  h.pid = std::stoi(row[0].value_or("0"));
+  h.application_name = row[1].value_or("");
+  h.usename = row[2].value_or("");
+  h.client = row[3].value_or("");
+  h.state = row[4].value_or("");
+  h.since = row[5].value_or("");
+  return h;
+}
+
+void MigrationLock::acquire(double deadline_s, const RetryPolicy& backoff) {
+  const double start = now_s();
+  for (int attempt = 1;; ++attempt) {
+    if (try_acquire()) {
+      log::core()->debug("migration lock taken after {} attempt(s)", attempt);
+      return;
+    }
+    double waited = now_s() - start;
+    if (waited >= deadline_s) {
+      auto h = holder();
+      std::string who = h ? "pid " + std::to_string(h->pid) + " (application_name '" +
+                                h->application_name + "', user " + h->usename + ", " +
+                                h->client + ", connected since " + h->since + ")"
+                          : "another session (it has just released it)";
+      char waited_text[32];
+      std::snprintf(waited_text, sizeof waited_text, "%.1f", waited);
+      throw LockTimeout("the migration lock on database '" + session_.dbname() +
+                        "' is held by " + who + "; gave up after " + waited_text + "s");
+    }
+    if (attempt == 1) {
+      if (auto h = holder()) {
+        log::core()->info("waiting for the migration lock held by pid {} ({})", h->pid,
+                          h->application_name);
+      }
+    }
+    interruptible_sleep(std::min(backoff.delay_seconds(attempt + 1), deadline_s - waited));
+  }
+}
+
+void MigrationLock::release() {
+  if (!held_) return;
+  held_ = false;
+  if (session_.is_open()) {
+    session_.execute("SELECT pg_advisory_unlock($1::bigint)", {std::to_string(key_)});
+  }
+}
+
+void MigrationLock::check_alive() { session_.execute("SELECT 1"); }
+
+}  // namespace pgsafe
