@@ -1,0 +1,51 @@
+"""pgsafe: makes every PostgreSQL schema migration provably safe before, during and after it
+runs. The public API is re-exported here; the compiled core (`pgsafe._core`) is private."""
+
+from pgsafe import _core
+from pgsafe.config import Settings, Target, resolve_target
+from pgsafe.errors import (
+    ConfigError,
+    DatabaseError,
+    Error,
+    MigrationError,
+    ParseError,
+    RollbackError,
+    UnsafeError,
+)
+from pgsafe.migrations import Migration, discover, load_statements, parse_sql
+from pgsafe.runner import (
+    ConnectError,
+    MigrationFailed,
+    RollbackFailed,
+    Runner,
+    StatusReport,
+    connect,
+)
+
+__version__ = _core.__version__
+Connection = _core.Connection
+
+__all__ = [
+    "ConfigError",
+    "ConnectError",
+    "Connection",
+    "DatabaseError",
+    "Error",
+    "Migration",
+    "MigrationError",
+    "MigrationFailed",
+    "ParseError",
+    "RollbackError",
+    "RollbackFailed",
+    "Runner",
+    "Settings",
+    "StatusReport",
+    "Target",
+    "UnsafeError",
+    "__version__",
+    "connect",
+    "discover",
+    "load_statements",
+    "parse_sql",
+    "resolve_target",
+]

@@ -1,0 +1,250 @@
+"""The ``pgsafe`` command line. Command names, flags, JSON fields and exit codes follow
+DESIGN.md's Contracts: 0 ok, 1 unsafe, 2 migration failed, 3 postflight failed, 4 rollback
+failed, 5 config or usage error."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from typing import NoReturn
+
+from pgsafe import _core
+from pgsafe.config import Settings, resolve_target
+from pgsafe.errors import ConfigError, DatabaseError, Error, mask_password
+from pgsafe.events import EventLog
+from pgsafe.runner import Runner
+
+EXIT_OK, EXIT_UNSAFE, EXIT_MIGRATION, EXIT_POSTFLIGHT, EXIT_ROLLBACK, EXIT_CONFIG = range(6)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)?\s*$")
+_UNIT_MS = {"ms": 1, "s": 1000, "sec": 1000, "m": 60_000, "min": 60_000, "h": 3_600_000}
+
+
+def duration_ms(text: str) -> int:
+    """'200ms', '5s', '15min', '1h' or a plain number of milliseconds."""
+    m = _DURATION.match(text)
+    if m is None:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 200ms, 5s, 15min)")
+    return int(float(m[1]) * _UNIT_MS[m[2] or "ms"])
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # usage errors are config errors: exit 5
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_CONFIG, f"pgsafe: error: {message}\n")
+
+
+def _add_target(p: argparse.ArgumentParser, with_path: bool = True) -> None:
+    if with_path:
+        p.add_argument("path", nargs="?", default="migrations",
+                       help="migrations directory (default: ./migrations)")
+    p.add_argument("--db", metavar="URL",
+                   help="target database; default DATABASE_URL, then libpq's PG* variables and "
+                        "service files, then an embedded throwaway server")
+    p.add_argument("--log-dir", default="logs",
+                   help="where the JSON-lines event log goes (default: logs; '' disables it)")
+
+
+def _add_safety(p: argparse.ArgumentParser) -> None:
+    d = Settings()
+    g = p.add_argument_group("safety limits")
+    g.add_argument("--lock-timeout", type=duration_ms, default=d.lock_timeout_ms, metavar="DUR",
+                   help="lock_timeout for every statement (default 5s)")
+    g.add_argument("--statement-timeout", type=duration_ms, default=d.statement_timeout_ms,
+                   metavar="DUR", help="statement_timeout for ordinary statements (default 5min)")
+    g.add_argument("--long-statement-timeout", type=duration_ms,
+                   default=d.long_statement_timeout_ms, metavar="DUR",
+                   help="statement_timeout for index builds, validations, VACUUM (default 15min)")
+    g.add_argument("--idle-timeout", type=duration_ms, default=d.idle_in_transaction_timeout_ms,
+                   metavar="DUR", help="idle_in_transaction_session_timeout (default 60s)")
+    g.add_argument("--retries", type=int, default=d.max_attempts, metavar="N",
+                   help="attempts on lock timeout or deadlock, first included (default 5)")
+    g.add_argument("--retry-base", type=duration_ms, default=d.retry_base_ms, metavar="DUR",
+                   help="first backoff delay, doubled per attempt with jitter (default 500ms)")
+    g.add_argument("--retry-max", type=duration_ms, default=d.retry_max_ms, metavar="DUR",
+                   help="backoff cap (default 30s)")
+    g.add_argument("--lock-wait", type=duration_ms, default=int(d.lock_wait_s * 1000),
+                   metavar="DUR", help="how long to wait for another run's migration lock "
+                                       "(default 5min)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="pgsafe",
+        description="PostgreSQL migration safety harness: analyse, protect, verify and undo "
+                    "schema migrations.",
+        epilog="exit codes: 0 ok, 1 unsafe, 2 migration failed, 3 postflight failed, "
+               "4 rollback failed, 5 config or usage error",
+    )
+    parser.add_argument("--version", action="version", version=f"pgsafe {_core.__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-vv for the core's debug lines)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("status", help="applied, pending, dirty and changed migrations",
+                       description="Show each migration's state in the target's ledger.")
+    _add_target(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("apply", help="apply pending migrations (a read-only plan without --apply)",
+                       description="Show the plan, or with --apply run every pending migration "
+                                   "in its own transaction under the migration lock.")
+    _add_target(p)
+    p.add_argument("--apply", action="store_true", dest="execute",
+                   help="actually write to the database")
+    p.add_argument("--to", metavar="VERSION", help="stop after this version")
+    _add_safety(p)
+
+    p = sub.add_parser("rollback", help="run down migrations in reverse order",
+                       description="Roll back the newest applied migration (or --steps N, or "
+                                   "everything after --to VERSION) with its down file.")
+    _add_target(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--steps", type=int, metavar="N", help="how many migrations (default 1)")
+    g.add_argument("--to", metavar="VERSION", help="roll back everything after VERSION")
+    p.add_argument("--apply", action="store_true", dest="execute",
+                   help="actually write to the database")
+    _add_safety(p)
+
+    p = sub.add_parser(
+        "repair", help="resolve a dirty migration or re-baseline a changed file",
+        description="After fixing the database by hand, record what state a dirty migration is "
+                    "really in (--mark), or accept an applied file's new contents (--rebaseline). "
+                    "Both are written to the ledger's history with --reason.")
+    p.add_argument("version", help="the migration's version (numeric prefix)")
+    _add_target(p)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--mark", choices=["applied", "rolled-back"],
+                   help="the state the database is really in")
+    g.add_argument("--rebaseline", action="store_true",
+                   help="record the file's current checksum for an applied migration")
+    p.add_argument("--reason", required=True, help="why (kept in the ledger history)")
+    p.add_argument("--lock-wait", type=duration_ms, default=int(Settings().lock_wait_s * 1000),
+                   metavar="DUR", help=argparse.SUPPRESS)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    s = Settings()
+    for attr, key in [("lock_timeout_ms", "lock_timeout"),
+                      ("statement_timeout_ms", "statement_timeout"),
+                      ("long_statement_timeout_ms", "long_statement_timeout"),
+                      ("idle_in_transaction_timeout_ms", "idle_timeout"),
+                      ("max_attempts", "retries"), ("retry_base_ms", "retry_base"),
+                      ("retry_max_ms", "retry_max")]:
+        if hasattr(args, key):
+            setattr(s, attr, getattr(args, key))
+    if getattr(args, "lock_wait", None) is not None:
+        s.lock_wait_s = args.lock_wait / 1000
+    if s.max_attempts < 1:
+        raise ConfigError("--retries must be at least 1")
+    return s
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+@contextlib.contextmanager
+def _target(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
+    """(dsn, label) of the target; starts the embedded throwaway server when none is given."""
+    target = resolve_target(args.db)
+    if not target.embedded:
+        yield target.dsn, target.masked
+        return
+    from pgsafe.server import TemporaryServer
+
+    _say("no --db, DATABASE_URL or PG* variables: using a throwaway local PostgreSQL")
+    with TemporaryServer() as server:
+        yield server.dsn("postgres"), f"embedded throwaway server (port {server.port})"
+
+
+def _print_plan(title: str, plan: Sequence[tuple[object, Sequence[_core.Statement]]]) -> None:
+    if not plan:
+        _say(f"{title}: nothing to do")
+        return
+    _say(f"{title} (read-only: pass --apply to run it):")
+    for mig, statements in plan:
+        autocommit = [s for s in statements if s.non_transactional]
+        note = f", {len(autocommit)} in autocommit steps" if autocommit else ""
+        _say(f"  {mig.label}: {len(statements)} statements{note}")  # type: ignore[attr-defined]
+        for s in autocommit:
+            _say(f"    line {s.line}: {s.reason} cannot run in a transaction block")
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    events = EventLog(f"{args.log_dir}/migrations.jsonl" if args.log_dir else None)
+    with _target(args) as (dsn, label):
+        runner = Runner(args.path, dsn, settings=settings, events=events, progress=_say,
+                        target_label=label)
+        if args.command == "status":
+            report = runner.status()
+            if args.json:
+                print(json.dumps(report.to_json(), indent=2))
+            else:
+                _say(report.render_text())
+            return EXIT_OK
+        if args.command == "apply":
+            if not args.execute:
+                _print_plan(f"pending migrations on {label}", runner.plan_apply(args.to))
+                return EXIT_OK
+            results = runner.apply(args.to)
+            _say(f"applied {len(results)} migration(s) in "
+                 f"{sum(r.duration_s for r in results):.3f}s")
+            _say(runner.status().render_text())
+            return EXIT_OK
+        if args.command == "rollback":
+            if not args.execute:
+                _print_plan(f"rollback on {label}", runner.plan_rollback(args.steps, args.to))
+                return EXIT_OK
+            results = runner.rollback(args.steps, args.to)
+            _say(f"rolled back {len(results)} migration(s)")
+            _say(runner.status().render_text())
+            return EXIT_OK
+        if args.command == "repair":
+            _say(runner.repair(args.version, args.mark, args.rebaseline, args.reason))
+            return EXIT_OK
+    raise ConfigError(f"unknown command {args.command}")
+
+
+_FAILURE_CODE = {"apply": EXIT_MIGRATION, "rollback": EXIT_ROLLBACK}
+
+
+def _configure_logging(verbose: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("pgsafe: %(levelname)s: %(message)s"))
+    root = logging.getLogger("pgsafe")
+    root.addHandler(handler)
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    root.setLevel(level)
+    _core.set_log_level(level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_CONFIG
+    _configure_logging(args.verbose)
+    try:
+        return _run(args)
+    except Error as exc:
+        print(f"pgsafe: error: {mask_password(str(exc))}", file=sys.stderr)
+        if isinstance(exc, DatabaseError) and not isinstance(exc, ConfigError):
+            return _FAILURE_CODE.get(args.command, EXIT_CONFIG)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("pgsafe: interrupted: the running statement was cancelled on the server",
+              file=sys.stderr)
+        return _FAILURE_CODE.get(args.command, 130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

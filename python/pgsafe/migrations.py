@@ -1,0 +1,142 @@
+"""Migration sources: a directory of ``NNN_name.up.sql`` + ``NNN_name.down.sql`` pairs (or a
+lone ``NNN_name.sql``), each file parsed with libpg_query before anything touches a database."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pgsafe import _core
+from pgsafe.errors import ConfigError, ParseError
+
+log = logging.getLogger("pgsafe")
+
+# File names, not SQL: the numeric prefix orders migrations, the suffix says which direction.
+_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>[A-Za-z0-9][A-Za-z0-9_\-]*?)(?P<dir>\.up|\.down)?\.sql$")
+
+Statement = _core.Statement
+
+
+@dataclass
+class Migration:
+    version: str
+    name: str
+    up_path: Path
+    down_path: Path | None = None
+    _checksum: str | None = field(default=None, repr=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.version}_{self.name}"
+
+    @property
+    def sort_key(self) -> int:
+        return int(self.version)
+
+    @property
+    def checksum(self) -> str:
+        """SHA-256 of the up file, as recorded in the ledger."""
+        if self._checksum is None:
+            self._checksum = _core.sha256_file(str(self.up_path))
+        return self._checksum
+
+    def up_statements(self) -> list[Statement]:
+        return load_statements(self.up_path)
+
+    def down_statements(self) -> list[Statement]:
+        if self.down_path is None:
+            raise ConfigError(f"{self.label} has no down file ({self.version}_{self.name}.down.sql)")
+        return load_statements(self.down_path)
+
+
+def discover(directory: str | Path) -> list[Migration]:
+    """Migrations in `directory`, ordered by their numeric prefix."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise ConfigError(f"{root}: migrations directory not found")
+    ups: dict[str, Migration] = {}
+    downs: dict[str, tuple[str, Path]] = {}
+    for path in sorted(root.iterdir()):
+        if not path.is_file() or path.suffix != ".sql":
+            continue
+        m = _NAME.match(path.name)
+        if m is None:
+            raise ConfigError(
+                f"{path}: migration file names must look like NNN_name.up.sql, "
+                "NNN_name.down.sql or NNN_name.sql"
+            )
+        version, name, direction = m["version"], m["name"], m["dir"]
+        if direction == ".down":
+            if version in downs:
+                raise ConfigError(f"{path}: a second down file for version {version}")
+            downs[version] = (name, path)
+            continue
+        if version in ups:
+            raise ConfigError(f"{path}: version {version} is also {ups[version].up_path.name}")
+        ups[version] = Migration(version, name, path)
+    for version, (name, path) in downs.items():
+        up = ups.get(version)
+        if up is None:
+            raise ConfigError(f"{path}: down file without an up file for version {version}")
+        if up.name != name:
+            raise ConfigError(f"{path}: name differs from its up file {up.up_path.name}")
+        up.down_path = path
+    found = sorted(ups.values(), key=lambda mig: mig.sort_key)
+    seen: dict[int, Migration] = {}
+    for mig in found:
+        if mig.sort_key in seen:
+            raise ConfigError(
+                f"{mig.up_path}: version {mig.version} collides with {seen[mig.sort_key].up_path.name}"
+            )
+        seen[mig.sort_key] = mig
+    return found
+
+
+def read_sql(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not valid UTF-8") from None
+
+
+def parse_sql(text: str, source: str = "<sql>") -> list[Statement]:
+    """Split SQL text with libpg_query; errors name source:line:column."""
+    if "\x00" in text:
+        raise ConfigError(f"{source}: contains a NUL byte")
+    try:
+        return list(_core.split_statements(text))
+    except ParseError as exc:
+        raise ParseError(source, exc.line, exc.column, exc.message) from None
+
+
+def load_statements(path: Path) -> list[Statement]:
+    """The statements of one migration file, without a redundant BEGIN ... COMMIT wrapper.
+
+    pgsafe gives each migration its own transaction, so an outer BEGIN/COMMIT pair is dropped;
+    any other transaction control would break that guarantee and is refused."""
+    statements = parse_sql(read_sql(path), str(path))
+    if (
+        len(statements) >= 2
+        and statements[0].transaction_control in ("begin", "start transaction")
+        and statements[-1].transaction_control == "commit"
+    ):
+        log.debug("%s: dropping the file's own BEGIN/COMMIT; pgsafe wraps each migration", path)
+        statements = statements[1:-1]
+    for stmt in statements:
+        if stmt.transaction_control:
+            raise ParseError(
+                str(path),
+                stmt.line,
+                stmt.column,
+                f"{stmt.transaction_control.upper()} is not allowed here: pgsafe runs each "
+                "migration in its own transaction (statements that cannot run in one, such as "
+                "CREATE INDEX CONCURRENTLY, are run in autocommit steps automatically)",
+            )
+    return statements

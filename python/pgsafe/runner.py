@@ -1,0 +1,397 @@
+"""Status, apply, rollback and repair of a migrations directory on one database: the Python
+side decides what runs and reports it; the C++ executor runs it (transactions, timeouts,
+retries, ledger) under the migration lock."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pgsafe import _core
+from pgsafe.config import Settings, applied_by
+from pgsafe.errors import (
+    ChecksumMismatch,
+    ConfigError,
+    DatabaseError,
+    DirtyMigrationError,
+    MigrationError,
+    RollbackError,
+)
+from pgsafe.events import EventLog
+from pgsafe.migrations import Migration, Statement, discover
+
+log = logging.getLogger("pgsafe")
+
+Progress = Callable[[str], None]
+
+
+class ConnectError(ConfigError):
+    """The target database could not be reached (bad DSN, wrong password, no server)."""
+
+
+class MigrationFailed(MigrationError):
+    """A migration failed; says where, why, and what state it left."""
+
+    def __init__(self, message: str, *, version: str, dirty: bool) -> None:
+        super().__init__(message)
+        self.version = version
+        self.dirty = dirty
+
+
+class RollbackFailed(RollbackError):
+    def __init__(self, message: str, *, version: str, dirty: bool) -> None:
+        super().__init__(message)
+        self.version = version
+        self.dirty = dirty
+
+
+def pgsafe_version() -> str:
+    return str(_core.__version__)
+
+
+def connect(dsn: str, settings: Settings, purpose: str = "") -> _core.Connection:
+    """A connection, or ConnectError naming the target (password masked) and the reason."""
+    name = settings.application_name + (f" {purpose}" if purpose else "")
+    try:
+        return _core.Connection(dsn, name, settings.connect_timeout_s)
+    except DatabaseError as exc:
+        raise ConnectError(exc.message) from exc
+
+
+@dataclass
+class MigrationState:
+    version: str
+    name: str
+    state: str  # applied | pending | dirty | changed | missing-file
+    checksum: str | None  # of the file on disk
+    recorded_checksum: str | None = None
+    applied_at: str | None = None
+    applied_by: str | None = None
+    duration_s: float | None = None
+    retries: int | None = None
+    dirty_reason: str | None = None
+    has_down: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class StatusReport:
+    target: str
+    ledger_schema: str
+    migrations: list[MigrationState]
+
+    def count(self, state: str) -> int:
+        return sum(1 for m in self.migrations if m.state == state)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "database": self.target,
+            "ledger_schema": self.ledger_schema,
+            "applied": self.count("applied"),
+            "pending": self.count("pending"),
+            "dirty": self.count("dirty"),
+            "changed": self.count("changed"),
+            "missing_file": self.count("missing-file"),
+            "migrations": [m.to_json() for m in self.migrations],
+        }
+
+    def render_text(self) -> str:
+        lines = [f"database: {self.target}"]
+        width = max((len(f"{m.version}_{m.name}") for m in self.migrations), default=10)
+        for m in self.migrations:
+            label = f"{m.version}_{m.name}".ljust(width)
+            extra = ""
+            if m.state == "applied":
+                extra = f"  {m.applied_at}  {m.duration_s or 0:.3f}s"
+                if m.retries:
+                    extra += f"  {m.retries} retries"
+            elif m.state == "dirty":
+                extra = f"  {m.dirty_reason or ''}  -> pgsafe repair {m.version} --mark ..."
+            elif m.state == "changed":
+                extra = "  file changed after it was applied (pgsafe repair --rebaseline)"
+            lines.append(f"  {label}  {m.state:<12}{extra}".rstrip())
+        lines.append(
+            f"{self.count('applied')} applied, {self.count('pending')} pending, "
+            f"{self.count('dirty')} dirty, {self.count('changed')} changed"
+        )
+        return "\n".join(lines)
+
+
+@dataclass
+class StepResult:
+    version: str
+    name: str
+    direction: str
+    status: str
+    duration_s: float
+    statements: int
+    retries: int
+    rebuilt_indexes: list[str]
+
+
+class Runner:
+    def __init__(
+        self,
+        source: str | Path,
+        dsn: str,
+        *,
+        settings: Settings | None = None,
+        events: EventLog | None = None,
+        progress: Progress | None = None,
+        target_label: str | None = None,
+    ) -> None:
+        self.source = Path(source)
+        self.dsn = dsn
+        self.settings = settings or Settings()
+        self.events = events or EventLog(None)
+        self.progress: Progress = progress or (lambda _msg: None)
+        self.ledger = _core.Ledger(self.settings.ledger_schema)
+        self.target_label = target_label or (_core.mask_dsn(dsn) if dsn else "libpq defaults")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def migrations(self) -> list[Migration]:
+        return discover(self.source)
+
+    def _states(self, migs: list[Migration], rows: list[Any]) -> list[MigrationState]:
+        by_version = {r.version: r for r in rows}
+        out: list[MigrationState] = []
+        for mig in migs:
+            row = by_version.pop(mig.version, None)
+            st = MigrationState(mig.version, mig.name, "pending", mig.checksum,
+                                has_down=mig.down_path is not None)
+            if row is not None:
+                st.recorded_checksum = row.checksum
+                st.dirty_reason = row.dirty_reason or None
+                if row.status == "dirty":
+                    st.state = "dirty"
+                elif row.status == "applied":
+                    st.state = "applied" if row.checksum == mig.checksum else "changed"
+                if row.status != "rolled_back":
+                    st.applied_at, st.applied_by = row.applied_at, row.applied_by
+                    st.duration_s, st.retries = row.duration_s, row.retries
+            out.append(st)
+        for row in by_version.values():
+            if row.status == "rolled_back":
+                continue
+            out.append(
+                MigrationState(row.version, row.name, "missing-file", None, row.checksum,
+                               row.applied_at, row.applied_by, row.duration_s, row.retries,
+                               row.dirty_reason or None)
+            )
+        out.sort(key=lambda s: int(s.version) if s.version.isdigit() else 0)
+        return out
+
+    def status(self) -> StatusReport:
+        migs = self.migrations()
+        with contextlib.closing(connect(self.dsn, self.settings)) as conn:
+            rows = self.ledger.rows(conn)
+        return StatusReport(self.target_label, self.settings.ledger_schema, self._states(migs, rows))
+
+    # -- applying --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[tuple[_core.Connection, _core.MigrationLock]]:
+        """The work connection and the migration lock held on its own session."""
+        lock_conn = connect(self.dsn, self.settings, "lock")
+        try:
+            lock = _core.MigrationLock(lock_conn, _core.migration_lock_key(self.settings.ledger_schema))
+            self.progress(f"waiting for the migration lock on {self.target_label}"
+                          if not lock.try_acquire() else "migration lock taken")
+            if not lock.held:
+                lock.acquire(self.settings.lock_wait_s, self.settings.lock_backoff())
+                self.progress("migration lock taken")
+            self.events.write("lock_acquired", database=self.target_label)
+            conn = connect(self.dsn, self.settings)
+            try:
+                if conn.server_version >= 140000:
+                    # A runner killed mid-statement is noticed by the server within seconds,
+                    # so its transaction (and its locks) do not outlive it.
+                    conn.execute("SET client_connection_check_interval = '2s'")
+                yield conn, lock
+            finally:
+                conn.close()
+                lock.release()
+                self.events.write("lock_released", database=self.target_label)
+        finally:
+            lock_conn.close()
+
+    def _check_clean(self, states: list[MigrationState]) -> None:
+        for st in states:
+            if st.state == "dirty":
+                raise DirtyMigrationError(st.version, st.name, st.dirty_reason or "")
+            if st.state == "changed":
+                raise ChecksumMismatch(st.version, st.name, st.recorded_checksum or "",
+                                       st.checksum or "")
+
+    def _select_pending(self, migs: list[Migration], states: list[MigrationState],
+                        to: str | None) -> list[Migration]:
+        if to is not None and not any(int(m.version) == int(to) for m in migs):
+            raise ConfigError(f"--to {to}: no migration with that version in {self.source}")
+        state = {s.version: s.state for s in states}
+        return [m for m in migs if state.get(m.version) == "pending"
+                and (to is None or int(m.version) <= int(to))]
+
+    def plan_apply(self, to: str | None = None) -> list[tuple[Migration, list[Statement]]]:
+        """Pending migrations with their parsed statements; reads, never writes."""
+        report = self.status()
+        self._check_clean(report.migrations)
+        pending = self._select_pending(self.migrations(), report.migrations, to)
+        return [(m, m.up_statements()) for m in pending]
+
+    def apply(self, to: str | None = None) -> list[StepResult]:
+        migs = self.migrations()
+        parsed = {m.version: m.up_statements() for m in migs}  # bad SQL: fail before touching
+        results: list[StepResult] = []
+        self.events.write("apply_start", database=self.target_label, source=str(self.source))
+        with self._locked() as (conn, lock):
+            self.ledger.ensure(conn)
+            states = self._states(migs, self.ledger.rows(conn))
+            self._check_clean(states)
+            pending = self._select_pending(migs, states, to)
+            if not pending:
+                self.progress("nothing to apply: the database is up to date")
+            for mig in pending:
+                lock.check_alive()
+                results.append(self._run(conn, mig, parsed[mig.version], "up"))
+        self.events.write("apply_done", applied=[r.version for r in results])
+        return results
+
+    def _run(self, conn: _core.Connection, mig: Migration, statements: list[Statement],
+             direction: str) -> StepResult:
+        plan = _core.MigrationPlan()
+        plan.version, plan.name, plan.checksum = mig.version, mig.name, mig.checksum
+        plan.direction = direction
+        plan.statements = statements
+        path = mig.up_path if direction == "up" else mig.down_path
+        verb = "applying" if direction == "up" else "rolling back"
+        self.progress(f"{verb} {mig.label} ({len(statements)} statements)")
+        self.events.write("migration_start", version=mig.version, name=mig.name,
+                          direction=direction, checksum=mig.checksum, file=str(path))
+
+        def on_event(e: _core.Event) -> None:
+            self.events.write(e.kind, version=e.version, segment=e.segment, statement=e.statement,
+                              attempt=e.attempt, seconds=round(e.seconds, 6),
+                              sqlstate=e.sqlstate or None, message=e.message or None)
+            if e.kind == "retry":
+                self.progress(f"  {e.message} (SQLSTATE {e.sqlstate}); attempt {e.attempt} "
+                              f"in {e.seconds:.2f}s")
+            elif e.kind == "index_rebuilt":
+                self.progress(f"  dropped invalid index {e.message} left by a failed build")
+
+        executor = _core.Executor(conn, self.ledger, self.settings.timeouts(),
+                                  self.settings.retry(), applied_by(), pgsafe_version(), on_event)
+        try:
+            res = executor.run(plan)
+        except DatabaseError as exc:
+            dirty = any(s.non_transactional for s in statements)
+            where = _locate(path, statements, exc)
+            state = ("the ledger marks it dirty: fix the database by hand, then run "
+                     f"`pgsafe repair {mig.version} --mark applied|rolled-back`") if dirty else (
+                     "nothing from it was committed")
+            msg = f"{mig.label} failed at {where}: {exc}; {state}"
+            self.events.write("migration_failed", version=mig.version, direction=direction,
+                              sqlstate=exc.sqlstate, message=str(exc), dirty=dirty)
+            cls = MigrationFailed if direction == "up" else RollbackFailed
+            raise cls(msg, version=mig.version, dirty=dirty) from exc
+        self.events.write("migration_done", version=mig.version, direction=direction,
+                          status=res.status, seconds=round(res.duration_s, 6),
+                          retries=res.retries, statements=res.statements)
+        self.progress(f"  {res.status} in {res.duration_s:.3f}s"
+                      + (f" after {res.retries} retries" if res.retries else ""))
+        return StepResult(mig.version, mig.name, direction, res.status, res.duration_s,
+                          res.statements, res.retries, list(res.rebuilt_indexes))
+
+    # -- rolling back ----------------------------------------------------------------------
+
+    def _select_rollback(self, migs: list[Migration], states: list[MigrationState],
+                         steps: int | None, to: str | None) -> list[Migration]:
+        by_version = {m.version: m for m in migs}
+        applied = [by_version[s.version] for s in states if s.state == "applied"]
+        applied.sort(key=lambda m: m.sort_key, reverse=True)
+        if to is not None:
+            if not any(int(m.version) == int(to) for m in migs):
+                raise ConfigError(f"--to {to}: no migration with that version in {self.source}")
+            chosen = [m for m in applied if m.sort_key > int(to)]
+        else:
+            chosen = applied[: steps if steps is not None else 1]
+        missing = [m.label for m in chosen if m.down_path is None]
+        if missing:
+            raise RollbackError(
+                "cannot roll back " + ", ".join(missing) + ": no down file (irreversible); "
+                "restore from a backup instead"
+            )
+        return chosen
+
+    def plan_rollback(self, steps: int | None = None,
+                      to: str | None = None) -> list[tuple[Migration, list[Statement]]]:
+        report = self.status()
+        self._check_clean(report.migrations)
+        chosen = self._select_rollback(self.migrations(), report.migrations, steps, to)
+        return [(m, m.down_statements()) for m in chosen]
+
+    def rollback(self, steps: int | None = None, to: str | None = None) -> list[StepResult]:
+        migs = self.migrations()
+        results: list[StepResult] = []
+        self.events.write("rollback_start", database=self.target_label, source=str(self.source))
+        with self._locked() as (conn, lock):
+            self.ledger.ensure(conn)
+            states = self._states(migs, self.ledger.rows(conn))
+            self._check_clean(states)
+            chosen = self._select_rollback(migs, states, steps, to)
+            parsed = {m.version: m.down_statements() for m in chosen}
+            if not chosen:
+                self.progress("nothing to roll back")
+            for mig in chosen:
+                lock.check_alive()
+                results.append(self._run(conn, mig, parsed[mig.version], "down"))
+        self.events.write("rollback_done", rolled_back=[r.version for r in results])
+        return results
+
+    # -- repair ----------------------------------------------------------------------------
+
+    def repair(self, version: str, mark: str | None, rebaseline: bool, reason: str) -> str:
+        migs = {m.version: m for m in self.migrations()}
+        with self._locked() as (conn, _lock):
+            rows = {r.version: r for r in self.ledger.rows(conn)}
+            row = rows.get(version)
+            if row is None:
+                raise ConfigError(f"version {version} is not in the ledger of {self.target_label}")
+            if rebaseline:
+                mig = migs.get(version)
+                if mig is None:
+                    raise ConfigError(f"version {version}: no file in {self.source} to rebaseline to")
+                self.ledger.set_checksum(conn, version, mig.checksum, reason, applied_by())
+                self.events.write("rebaseline", version=version, checksum=mig.checksum,
+                                  reason=reason)
+                return f"{version}: checksum re-baselined to {mig.checksum[:12]}... ({reason})"
+            assert mark is not None
+            status = {"applied": "applied", "rolled-back": "rolled_back"}[mark]
+            if row.status != "dirty":
+                log.warning("version %s was %s, not dirty; marking it %s anyway", version,
+                            row.status, status)
+            self.ledger.set_status(conn, version, status, reason, applied_by())
+            self.events.write("repair", version=version, status=status, reason=reason)
+            return f"{version}: marked {status} ({reason})"
+
+
+def _locate(path: Path | None, statements: list[Statement], exc: DatabaseError) -> str:
+    """file:line:column of the failing statement (and of the error inside it, if known)."""
+    stmt = next((s for s in statements if s.sql == exc.statement), None)
+    if stmt is None:
+        return str(path)
+    line, column = stmt.line, stmt.column
+    if exc.position:
+        prefix = stmt.sql[: exc.position - 1]
+        if "\n" in prefix:
+            line += prefix.count("\n")
+            column = len(prefix) - prefix.rfind("\n")
+        else:
+            column += len(prefix)
+    return f"{path}:{line}:{column}"
