@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -134,8 +135,18 @@ void interruptible_sleep(double seconds) {
 
 std::string scrub_secret(std::string text, const std::string& secret) {
   if (secret.empty()) return text;
+  // A short password is masked only where it stands alone: masking every "b" of a message
+  // would garble it without hiding anything a reader could use.
+  const bool whole_word_only = secret.size() < 6;
+  auto word_char = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
   size_t pos = 0;
   while ((pos = text.find(secret, pos)) != std::string::npos) {
+    size_t end = pos + secret.size();
+    bool alone = (pos == 0 || !word_char(text[pos - 1])) && (end >= text.size() || !word_char(text[end]));
+    if (whole_word_only && !alone) {
+      pos = end;
+      continue;
+    }
     text.replace(pos, secret.size(), "****");
     pos += 4;
   }
@@ -254,10 +265,19 @@ Connection::Connection(const std::string& dsn, const std::string& application_na
                msg.find("database") != std::string::npos) {
       f.sqlstate = "3D000";
     }
-    // libpq repeats "connection to server ... failed:"; keep its last line, which says why.
-    size_t nl = msg.rfind('\n');
-    std::string why = nl == std::string::npos ? msg : trim(msg.substr(nl + 1));
-    if (why.empty()) why = reason;
+    // libpq writes one "connection to server at ... failed: WHY" line per address it tried,
+    // each maybe followed by a tab-indented hint; the last WHY says it best.
+    std::string why;
+    size_t start = 0;
+    while (start <= msg.size()) {
+      size_t nl = msg.find('\n', start);
+      std::string line = msg.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+      size_t failed = line.find("failed: ");
+      if (failed != std::string::npos) why = trim(line.substr(failed + 8));
+      if (nl == std::string::npos) break;
+      start = nl + 1;
+    }
+    if (why.empty()) why = msg.empty() ? reason : trim(msg);
     f.message = scrub_secret("cannot connect to " + where() + ": " + why, impl_->password);
     f.detail = scrub_secret(msg, impl_->password);
     f.connection_usable = false;

@@ -40,103 +40,184 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_target(p: argparse.ArgumentParser, with_path: bool = True) -> None:
+    # -v also after the command; SUPPRESS keeps the top-level count when it is not repeated here.
+    p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                   help="more log output (-vv for the core's debug lines)")
     if with_path:
-        p.add_argument("path", nargs="?", default="migrations",
-                       help="migrations directory (default: ./migrations)")
-    p.add_argument("--db", metavar="URL",
-                   help="target database; default DATABASE_URL, then libpq's PG* variables and "
-                        "service files, then an embedded throwaway server")
-    p.add_argument("--log-dir", default="logs",
-                   help="where the JSON-lines event log goes (default: logs; '' disables it)")
+        p.add_argument(
+            "path",
+            nargs="?",
+            default="migrations",
+            help="migrations directory (default: ./migrations)",
+        )
+    p.add_argument(
+        "--db",
+        metavar="URL",
+        help="target database; default DATABASE_URL, then libpq's PG* variables and "
+        "service files, then an embedded throwaway server",
+    )
+    p.add_argument(
+        "--log-dir",
+        default="logs",
+        help="where the JSON-lines event log goes (default: logs; '' disables it)",
+    )
 
 
 def _add_safety(p: argparse.ArgumentParser) -> None:
     d = Settings()
     g = p.add_argument_group("safety limits")
-    g.add_argument("--lock-timeout", type=duration_ms, default=d.lock_timeout_ms, metavar="DUR",
-                   help="lock_timeout for every statement (default 5s)")
-    g.add_argument("--statement-timeout", type=duration_ms, default=d.statement_timeout_ms,
-                   metavar="DUR", help="statement_timeout for ordinary statements (default 5min)")
-    g.add_argument("--long-statement-timeout", type=duration_ms,
-                   default=d.long_statement_timeout_ms, metavar="DUR",
-                   help="statement_timeout for index builds, validations, VACUUM (default 15min)")
-    g.add_argument("--idle-timeout", type=duration_ms, default=d.idle_in_transaction_timeout_ms,
-                   metavar="DUR", help="idle_in_transaction_session_timeout (default 60s)")
-    g.add_argument("--retries", type=int, default=d.max_attempts, metavar="N",
-                   help="attempts on lock timeout or deadlock, first included (default 5)")
-    g.add_argument("--retry-base", type=duration_ms, default=d.retry_base_ms, metavar="DUR",
-                   help="first backoff delay, doubled per attempt with jitter (default 500ms)")
-    g.add_argument("--retry-max", type=duration_ms, default=d.retry_max_ms, metavar="DUR",
-                   help="backoff cap (default 30s)")
-    g.add_argument("--lock-wait", type=duration_ms, default=int(d.lock_wait_s * 1000),
-                   metavar="DUR", help="how long to wait for another run's migration lock "
-                                       "(default 5min)")
+    g.add_argument(
+        "--lock-timeout",
+        type=duration_ms,
+        default=d.lock_timeout_ms,
+        metavar="DUR",
+        help="lock_timeout for every statement (default 5s)",
+    )
+    g.add_argument(
+        "--statement-timeout",
+        type=duration_ms,
+        default=d.statement_timeout_ms,
+        metavar="DUR",
+        help="statement_timeout for ordinary statements (default 5min)",
+    )
+    g.add_argument(
+        "--long-statement-timeout",
+        type=duration_ms,
+        default=d.long_statement_timeout_ms,
+        metavar="DUR",
+        help="statement_timeout for index builds, validations, VACUUM (default 15min)",
+    )
+    g.add_argument(
+        "--idle-timeout",
+        type=duration_ms,
+        default=d.idle_in_transaction_timeout_ms,
+        metavar="DUR",
+        help="idle_in_transaction_session_timeout (default 60s)",
+    )
+    g.add_argument(
+        "--retries",
+        type=int,
+        default=d.max_attempts,
+        metavar="N",
+        help="attempts on lock timeout or deadlock, first included (default 5)",
+    )
+    g.add_argument(
+        "--retry-base",
+        type=duration_ms,
+        default=d.retry_base_ms,
+        metavar="DUR",
+        help="first backoff delay, doubled per attempt with jitter (default 500ms)",
+    )
+    g.add_argument(
+        "--retry-max",
+        type=duration_ms,
+        default=d.retry_max_ms,
+        metavar="DUR",
+        help="backoff cap (default 30s)",
+    )
+    g.add_argument(
+        "--lock-wait",
+        type=duration_ms,
+        default=int(d.lock_wait_s * 1000),
+        metavar="DUR",
+        help="how long to wait for another run's migration lock (default 5min)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="pgsafe",
         description="PostgreSQL migration safety harness: analyse, protect, verify and undo "
-                    "schema migrations.",
+        "schema migrations.",
         epilog="exit codes: 0 ok, 1 unsafe, 2 migration failed, 3 postflight failed, "
-               "4 rollback failed, 5 config or usage error",
+        "4 rollback failed, 5 config or usage error",
     )
     parser.add_argument("--version", action="version", version=f"pgsafe {_core.__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more log output (-vv for the core's debug lines)")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more log output (-vv for the core's debug lines)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("status", help="applied, pending, dirty and changed migrations",
-                       description="Show each migration's state in the target's ledger.")
+    p = sub.add_parser(
+        "status",
+        help="applied, pending, dirty and changed migrations",
+        description="Show each migration's state in the target's ledger.",
+    )
     _add_target(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("apply", help="apply pending migrations (a read-only plan without --apply)",
-                       description="Show the plan, or with --apply run every pending migration "
-                                   "in its own transaction under the migration lock.")
+    p = sub.add_parser(
+        "apply",
+        help="apply pending migrations (a read-only plan without --apply)",
+        description="Show the plan, or with --apply run every pending migration "
+        "in its own transaction under the migration lock.",
+    )
     _add_target(p)
-    p.add_argument("--apply", action="store_true", dest="execute",
-                   help="actually write to the database")
+    p.add_argument(
+        "--apply", action="store_true", dest="execute", help="actually write to the database"
+    )
     p.add_argument("--to", metavar="VERSION", help="stop after this version")
     _add_safety(p)
 
-    p = sub.add_parser("rollback", help="run down migrations in reverse order",
-                       description="Roll back the newest applied migration (or --steps N, or "
-                                   "everything after --to VERSION) with its down file.")
+    p = sub.add_parser(
+        "rollback",
+        help="run down migrations in reverse order",
+        description="Roll back the newest applied migration (or --steps N, or "
+        "everything after --to VERSION) with its down file.",
+    )
     _add_target(p)
     g = p.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int, metavar="N", help="how many migrations (default 1)")
     g.add_argument("--to", metavar="VERSION", help="roll back everything after VERSION")
-    p.add_argument("--apply", action="store_true", dest="execute",
-                   help="actually write to the database")
+    p.add_argument(
+        "--apply", action="store_true", dest="execute", help="actually write to the database"
+    )
     _add_safety(p)
 
     p = sub.add_parser(
-        "repair", help="resolve a dirty migration or re-baseline a changed file",
+        "repair",
+        help="resolve a dirty migration or re-baseline a changed file",
         description="After fixing the database by hand, record what state a dirty migration is "
-                    "really in (--mark), or accept an applied file's new contents (--rebaseline). "
-                    "Both are written to the ledger's history with --reason.")
+        "really in (--mark), or accept an applied file's new contents (--rebaseline). "
+        "Both are written to the ledger's history with --reason.",
+    )
     p.add_argument("version", help="the migration's version (numeric prefix)")
     _add_target(p)
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--mark", choices=["applied", "rolled-back"],
-                   help="the state the database is really in")
-    g.add_argument("--rebaseline", action="store_true",
-                   help="record the file's current checksum for an applied migration")
+    g.add_argument(
+        "--mark", choices=["applied", "rolled-back"], help="the state the database is really in"
+    )
+    g.add_argument(
+        "--rebaseline",
+        action="store_true",
+        help="record the file's current checksum for an applied migration",
+    )
     p.add_argument("--reason", required=True, help="why (kept in the ledger history)")
-    p.add_argument("--lock-wait", type=duration_ms, default=int(Settings().lock_wait_s * 1000),
-                   metavar="DUR", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--lock-wait",
+        type=duration_ms,
+        default=int(Settings().lock_wait_s * 1000),
+        metavar="DUR",
+        help=argparse.SUPPRESS,
+    )
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     s = Settings()
-    for attr, key in [("lock_timeout_ms", "lock_timeout"),
-                      ("statement_timeout_ms", "statement_timeout"),
-                      ("long_statement_timeout_ms", "long_statement_timeout"),
-                      ("idle_in_transaction_timeout_ms", "idle_timeout"),
-                      ("max_attempts", "retries"), ("retry_base_ms", "retry_base"),
-                      ("retry_max_ms", "retry_max")]:
+    for attr, key in [
+        ("lock_timeout_ms", "lock_timeout"),
+        ("statement_timeout_ms", "statement_timeout"),
+        ("long_statement_timeout_ms", "long_statement_timeout"),
+        ("idle_in_transaction_timeout_ms", "idle_timeout"),
+        ("max_attempts", "retries"),
+        ("retry_base_ms", "retry_base"),
+        ("retry_max_ms", "retry_max"),
+    ]:
         if hasattr(args, key):
             setattr(s, attr, getattr(args, key))
     if getattr(args, "lock_wait", None) is not None:
@@ -181,8 +262,9 @@ def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     events = EventLog(f"{args.log_dir}/migrations.jsonl" if args.log_dir else None)
     with _target(args) as (dsn, label):
-        runner = Runner(args.path, dsn, settings=settings, events=events, progress=_say,
-                        target_label=label)
+        runner = Runner(
+            args.path, dsn, settings=settings, events=events, progress=_say, target_label=label
+        )
         if args.command == "status":
             report = runner.status()
             if args.json:
@@ -195,8 +277,9 @@ def _run(args: argparse.Namespace) -> int:
                 _print_plan(f"pending migrations on {label}", runner.plan_apply(args.to))
                 return EXIT_OK
             results = runner.apply(args.to)
-            _say(f"applied {len(results)} migration(s) in "
-                 f"{sum(r.duration_s for r in results):.3f}s")
+            _say(
+                f"applied {len(results)} migration(s) in {sum(r.duration_s for r in results):.3f}s"
+            )
             _say(runner.status().render_text())
             return EXIT_OK
         if args.command == "rollback":
@@ -241,8 +324,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _FAILURE_CODE.get(args.command, EXIT_CONFIG)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("pgsafe: interrupted: the running statement was cancelled on the server",
-              file=sys.stderr)
+        print(
+            "pgsafe: interrupted: the running statement was cancelled on the server",
+            file=sys.stderr,
+        )
         return _FAILURE_CODE.get(args.command, 130)
 
 

@@ -28,7 +28,9 @@ class Target:
         if self.embedded:
             return "embedded throwaway server"
         if not self.dsn:
-            return "libpq defaults (" + ", ".join(v for v in _PG_TARGET_VARS if v in os.environ) + ")"
+            return (
+                "libpq defaults (" + ", ".join(v for v in _PG_TARGET_VARS if v in os.environ) + ")"
+            )
         return _core.mask_dsn(self.dsn)
 
 

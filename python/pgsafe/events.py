@@ -24,7 +24,8 @@ class EventLog:
         if self.path is None:
             return
         record = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+            + f".{int(time.time() * 1000) % 1000:03d}Z",
             "run": self.run_id,
             "pid": os.getpid(),
             "event": event,

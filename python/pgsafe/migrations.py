@@ -14,7 +14,9 @@ from pgsafe.errors import ConfigError, ParseError
 log = logging.getLogger("pgsafe")
 
 # File names, not SQL: the numeric prefix orders migrations, the suffix says which direction.
-_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>[A-Za-z0-9][A-Za-z0-9_\-]*?)(?P<dir>\.up|\.down)?\.sql$")
+_NAME = re.compile(
+    r"^(?P<version>\d+)_(?P<name>[A-Za-z0-9][A-Za-z0-9_\-]*?)(?P<dir>\.up|\.down)?\.sql$"
+)
 
 Statement = _core.Statement
 
@@ -47,7 +49,9 @@ class Migration:
 
     def down_statements(self) -> list[Statement]:
         if self.down_path is None:
-            raise ConfigError(f"{self.label} has no down file ({self.version}_{self.name}.down.sql)")
+            raise ConfigError(
+                f"{self.label} has no down file ({self.version}_{self.name}.down.sql)"
+            )
         return load_statements(self.down_path)
 
 

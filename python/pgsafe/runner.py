@@ -164,8 +164,9 @@ class Runner:
         out: list[MigrationState] = []
         for mig in migs:
             row = by_version.pop(mig.version, None)
-            st = MigrationState(mig.version, mig.name, "pending", mig.checksum,
-                                has_down=mig.down_path is not None)
+            st = MigrationState(
+                mig.version, mig.name, "pending", mig.checksum, has_down=mig.down_path is not None
+            )
             if row is not None:
                 st.recorded_checksum = row.checksum
                 st.dirty_reason = row.dirty_reason or None
@@ -181,9 +182,18 @@ class Runner:
             if row.status == "rolled_back":
                 continue
             out.append(
-                MigrationState(row.version, row.name, "missing-file", None, row.checksum,
-                               row.applied_at, row.applied_by, row.duration_s, row.retries,
-                               row.dirty_reason or None)
+                MigrationState(
+                    row.version,
+                    row.name,
+                    "missing-file",
+                    None,
+                    row.checksum,
+                    row.applied_at,
+                    row.applied_by,
+                    row.duration_s,
+                    row.retries,
+                    row.dirty_reason or None,
+                )
             )
         out.sort(key=lambda s: int(s.version) if s.version.isdigit() else 0)
         return out
@@ -192,7 +202,9 @@ class Runner:
         migs = self.migrations()
         with contextlib.closing(connect(self.dsn, self.settings)) as conn:
             rows = self.ledger.rows(conn)
-        return StatusReport(self.target_label, self.settings.ledger_schema, self._states(migs, rows))
+        return StatusReport(
+            self.target_label, self.settings.ledger_schema, self._states(migs, rows)
+        )
 
     # -- applying --------------------------------------------------------------------------
 
@@ -201,9 +213,14 @@ class Runner:
         """The work connection and the migration lock held on its own session."""
         lock_conn = connect(self.dsn, self.settings, "lock")
         try:
-            lock = _core.MigrationLock(lock_conn, _core.migration_lock_key(self.settings.ledger_schema))
-            self.progress(f"waiting for the migration lock on {self.target_label}"
-                          if not lock.try_acquire() else "migration lock taken")
+            lock = _core.MigrationLock(
+                lock_conn, _core.migration_lock_key(self.settings.ledger_schema)
+            )
+            self.progress(
+                f"waiting for the migration lock on {self.target_label}"
+                if not lock.try_acquire()
+                else "migration lock taken"
+            )
             if not lock.held:
                 lock.acquire(self.settings.lock_wait_s, self.settings.lock_backoff())
                 self.progress("migration lock taken")
@@ -227,16 +244,21 @@ class Runner:
             if st.state == "dirty":
                 raise DirtyMigrationError(st.version, st.name, st.dirty_reason or "")
             if st.state == "changed":
-                raise ChecksumMismatch(st.version, st.name, st.recorded_checksum or "",
-                                       st.checksum or "")
+                raise ChecksumMismatch(
+                    st.version, st.name, st.recorded_checksum or "", st.checksum or ""
+                )
 
-    def _select_pending(self, migs: list[Migration], states: list[MigrationState],
-                        to: str | None) -> list[Migration]:
+    def _select_pending(
+        self, migs: list[Migration], states: list[MigrationState], to: str | None
+    ) -> list[Migration]:
         if to is not None and not any(int(m.version) == int(to) for m in migs):
             raise ConfigError(f"--to {to}: no migration with that version in {self.source}")
         state = {s.version: s.state for s in states}
-        return [m for m in migs if state.get(m.version) == "pending"
-                and (to is None or int(m.version) <= int(to))]
+        return [
+            m
+            for m in migs
+            if state.get(m.version) == "pending" and (to is None or int(m.version) <= int(to))
+        ]
 
     def plan_apply(self, to: str | None = None) -> list[tuple[Migration, list[Statement]]]:
         """Pending migrations with their parsed statements; reads, never writes."""
@@ -263,8 +285,9 @@ class Runner:
         self.events.write("apply_done", applied=[r.version for r in results])
         return results
 
-    def _run(self, conn: _core.Connection, mig: Migration, statements: list[Statement],
-             direction: str) -> StepResult:
+    def _run(
+        self, conn: _core.Connection, mig: Migration, statements: list[Statement], direction: str
+    ) -> StepResult:
         plan = _core.MigrationPlan()
         plan.version, plan.name, plan.checksum = mig.version, mig.name, mig.checksum
         plan.direction = direction
@@ -272,46 +295,97 @@ class Runner:
         path = mig.up_path if direction == "up" else mig.down_path
         verb = "applying" if direction == "up" else "rolling back"
         self.progress(f"{verb} {mig.label} ({len(statements)} statements)")
-        self.events.write("migration_start", version=mig.version, name=mig.name,
-                          direction=direction, checksum=mig.checksum, file=str(path))
+        self.events.write(
+            "migration_start",
+            version=mig.version,
+            name=mig.name,
+            direction=direction,
+            checksum=mig.checksum,
+            file=str(path),
+        )
 
         def on_event(e: _core.Event) -> None:
-            self.events.write(e.kind, version=e.version, segment=e.segment, statement=e.statement,
-                              attempt=e.attempt, seconds=round(e.seconds, 6),
-                              sqlstate=e.sqlstate or None, message=e.message or None)
+            self.events.write(
+                e.kind,
+                version=e.version,
+                segment=e.segment,
+                statement=e.statement,
+                attempt=e.attempt,
+                seconds=round(e.seconds, 6),
+                sqlstate=e.sqlstate or None,
+                message=e.message or None,
+            )
             if e.kind == "retry":
-                self.progress(f"  {e.message} (SQLSTATE {e.sqlstate}); attempt {e.attempt} "
-                              f"in {e.seconds:.2f}s")
+                self.progress(
+                    f"  {e.message} (SQLSTATE {e.sqlstate}); attempt {e.attempt} "
+                    f"in {e.seconds:.2f}s"
+                )
             elif e.kind == "index_rebuilt":
                 self.progress(f"  dropped invalid index {e.message} left by a failed build")
 
-        executor = _core.Executor(conn, self.ledger, self.settings.timeouts(),
-                                  self.settings.retry(), applied_by(), pgsafe_version(), on_event)
+        executor = _core.Executor(
+            conn,
+            self.ledger,
+            self.settings.timeouts(),
+            self.settings.retry(),
+            applied_by(),
+            pgsafe_version(),
+            on_event,
+        )
         try:
             res = executor.run(plan)
         except DatabaseError as exc:
             dirty = any(s.non_transactional for s in statements)
             where = _locate(path, statements, exc)
-            state = ("the ledger marks it dirty: fix the database by hand, then run "
-                     f"`pgsafe repair {mig.version} --mark applied|rolled-back`") if dirty else (
-                     "nothing from it was committed")
-            msg = f"{mig.label} failed at {where}: {exc}; {state}"
-            self.events.write("migration_failed", version=mig.version, direction=direction,
-                              sqlstate=exc.sqlstate, message=str(exc), dirty=dirty)
+            state = (
+                (
+                    "the ledger marks it dirty: fix the database by hand, then run "
+                    f"`pgsafe repair {mig.version} --mark applied|rolled-back`"
+                )
+                if dirty
+                else ("nothing from it was committed")
+            )
+            what = mig.label if direction == "up" else f"rollback of {mig.label}"
+            msg = f"{what} failed at {where}: {exc}; {state}"
+            self.events.write(
+                "migration_failed",
+                version=mig.version,
+                direction=direction,
+                sqlstate=exc.sqlstate,
+                message=str(exc),
+                dirty=dirty,
+            )
             cls = MigrationFailed if direction == "up" else RollbackFailed
             raise cls(msg, version=mig.version, dirty=dirty) from exc
-        self.events.write("migration_done", version=mig.version, direction=direction,
-                          status=res.status, seconds=round(res.duration_s, 6),
-                          retries=res.retries, statements=res.statements)
-        self.progress(f"  {res.status} in {res.duration_s:.3f}s"
-                      + (f" after {res.retries} retries" if res.retries else ""))
-        return StepResult(mig.version, mig.name, direction, res.status, res.duration_s,
-                          res.statements, res.retries, list(res.rebuilt_indexes))
+        self.events.write(
+            "migration_done",
+            version=mig.version,
+            direction=direction,
+            status=res.status,
+            seconds=round(res.duration_s, 6),
+            retries=res.retries,
+            statements=res.statements,
+        )
+        self.progress(
+            f"  {res.status} in {res.duration_s:.3f}s"
+            + (f" after {res.retries} retries" if res.retries else "")
+        )
+        return StepResult(
+            mig.version,
+            mig.name,
+            direction,
+            res.status,
+            res.duration_s,
+            res.statements,
+            res.retries,
+            list(res.rebuilt_indexes),
+        )
 
     # -- rolling back ----------------------------------------------------------------------
 
-    def _select_rollback(self, migs: list[Migration], states: list[MigrationState],
-                         steps: int | None, to: str | None) -> list[Migration]:
+    def _select_rollback(
+        self, migs: list[Migration], states: list[MigrationState], steps: int | None, to: str | None
+    ) -> list[Migration]:
         by_version = {m.version: m for m in migs}
         applied = [by_version[s.version] for s in states if s.state == "applied"]
         applied.sort(key=lambda m: m.sort_key, reverse=True)
@@ -329,8 +403,9 @@ class Runner:
             )
         return chosen
 
-    def plan_rollback(self, steps: int | None = None,
-                      to: str | None = None) -> list[tuple[Migration, list[Statement]]]:
+    def plan_rollback(
+        self, steps: int | None = None, to: str | None = None
+    ) -> list[tuple[Migration, list[Statement]]]:
         report = self.status()
         self._check_clean(report.migrations)
         chosen = self._select_rollback(self.migrations(), report.migrations, steps, to)
@@ -366,16 +441,23 @@ class Runner:
             if rebaseline:
                 mig = migs.get(version)
                 if mig is None:
-                    raise ConfigError(f"version {version}: no file in {self.source} to rebaseline to")
+                    raise ConfigError(
+                        f"version {version}: no file in {self.source} to rebaseline to"
+                    )
                 self.ledger.set_checksum(conn, version, mig.checksum, reason, applied_by())
-                self.events.write("rebaseline", version=version, checksum=mig.checksum,
-                                  reason=reason)
+                self.events.write(
+                    "rebaseline", version=version, checksum=mig.checksum, reason=reason
+                )
                 return f"{version}: checksum re-baselined to {mig.checksum[:12]}... ({reason})"
             assert mark is not None
             status = {"applied": "applied", "rolled-back": "rolled_back"}[mark]
             if row.status != "dirty":
-                log.warning("version %s was %s, not dirty; marking it %s anyway", version,
-                            row.status, status)
+                log.warning(
+                    "version %s was %s, not dirty; marking it %s anyway",
+                    version,
+                    row.status,
+                    status,
+                )
             self.ledger.set_status(conn, version, status, reason, applied_by())
             self.events.write("repair", version=version, status=status, reason=reason)
             return f"{version}: marked {status} ({reason})"
