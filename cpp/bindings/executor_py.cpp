@@ -94,7 +94,9 @@ void register_executor(pyb::module_& m) {
            pyb::arg("conn"), pyb::arg("ledger"), pyb::arg("timeouts"), pyb::arg("retry"),
            pyb::arg("applied_by"), pyb::arg("pgsafe_version"), pyb::arg("on_event") = pyb::none(),
            pyb::keep_alive<1, 2>())
-      .def("run", &Executor::run, pyb::arg("plan"), pyb::call_guard<pyb::gil_scoped_release>());
+      .def("run", &Executor::run, pyb::arg("plan"), pyb::call_guard<pyb::gil_scoped_release>())
+      .def_property_readonly("left_dirty", &Executor::left_dirty,
+                             "After run() raised: whether the ledger row was left dirty.");
 
   pyb::class_<LockHolder>(m, "LockHolder")
       .def_readonly("pid", &LockHolder::pid)

@@ -190,38 +190,70 @@ void Executor::emit(Event event) const {
 
 void Executor::note_user_settings(const Statement& stmt) {
   if (stmt.kind != "VariableSetStmt") return;
+  const bool local = stmt.parse_tree.find("\"is_local\":true") != std::string::npos;
+  auto take = [&](bool UserTimeouts::*which) {
+    user_segment_.*which = true;
+    if (!local) user_session_.*which = true;
+  };
   if (stmt.parse_tree.find("\"name\":\"lock_timeout\"") != std::string::npos) {
-    user_lock_timeout_ = true;
+    take(&UserTimeouts::lock);
   }
   if (stmt.parse_tree.find("\"name\":\"statement_timeout\"") != std::string::npos) {
-    user_statement_timeout_ = true;
+    take(&UserTimeouts::statement);
   }
 }
 
 void Executor::set_timeouts(const Statement& stmt, bool local, std::string& current_class) {
   if (stmt.timeout_class == current_class) return;
   current_class = stmt.timeout_class;
-  bool long_class = current_class == "index" || current_class == "validate" ||
-                    current_class == "maintenance";
-  int statement_ms = long_class ? timeouts_.long_statement_timeout_ms
-                                : timeouts_.statement_timeout_ms;
-  std::string set = local ? "SET LOCAL " : "SET ";
+  const bool long_class = current_class == "index" || current_class == "validate" ||
+                          current_class == "maintenance";
+  const int statement_ms =
+      long_class ? timeouts_.long_statement_timeout_ms : timeouts_.statement_timeout_ms;
+  const UserTimeouts& user = local ? user_segment_ : user_session_;
+  const std::string set = local ? "SET LOCAL " : "SET ";
   std::string sql;
-  if (!user_lock_timeout_) sql += set + "lock_timeout = " + std::to_string(timeouts_.lock_timeout_ms) + ";";
-  if (!user_statement_timeout_) sql += set + "statement_timeout = " + std::to_string(statement_ms) + ";";
+  if (!user.lock) sql += set + "lock_timeout = " + std::to_string(timeouts_.lock_timeout_ms) + ";";
+  if (!user.statement) sql += set + "statement_timeout = " + std::to_string(statement_ms) + ";";
   if (!sql.empty()) conn_.execute(sql);
 }
 
 void Executor::write_ledger(const MigrationPlan& plan, const std::string& status,
-                            double duration_s, int retries, const std::string& reason) {
+                            double duration_s, int retries, const std::string& reason,
+                            bool history) {
   conn_.execute(ledger_.record_sql(),
                 {plan.version, plan.name, plan.checksum, status, fmt_double(duration_s),
                  applied_by_, pgsafe_version_, std::to_string(retries),
                  reason.empty() ? Value() : Value(reason)});
+  if (!history) return;
   std::string action = plan.direction == "down" ? "rollback" : "apply";
   conn_.execute(ledger_.history_sql(),
                 {plan.version, action, status, plan.checksum, applied_by_,
                  reason.empty() ? Value() : Value(reason)});
+}
+
+std::optional<Row> Executor::read_ledger_row(const std::string& version) {
+  auto r = conn_.execute("SELECT name, checksum, status, applied_at::text, duration_s::text,"
+                         " applied_by, pgsafe_version, retries::text, dirty_reason FROM " +
+                             quote_ident(ledger_.schema()) + ".migrations WHERE version = $1",
+                         {version});
+  if (r.rows.empty()) return std::nullopt;
+  return r.rows[0];
+}
+
+void Executor::restore_ledger_row(const std::string& version, const std::optional<Row>& previous) {
+  const std::string table = quote_ident(ledger_.schema()) + ".migrations";
+  if (!previous) {
+    conn_.execute("DELETE FROM " + table + " WHERE version = $1", {version});
+    return;
+  }
+  std::vector<Value> params{version};
+  params.insert(params.end(), previous->begin(), previous->end());
+  conn_.execute("UPDATE " + table +
+                    " SET name = $2, checksum = $3, status = $4, applied_at = $5::timestamptz,"
+                    " duration_s = $6::float8, applied_by = $7, pgsafe_version = $8,"
+                    " retries = $9::int, dirty_reason = $10 WHERE version = $1",
+                params);
 }
 
 bool Executor::index_is_invalid(const Statement& stmt) {
@@ -257,8 +289,8 @@ void Executor::run_tx_segment(const MigrationPlan& plan, const Segment& seg, int
   const std::string final_status = plan.direction == "down" ? "rolled_back" : "applied";
   for (int attempt = 1;; ++attempt) {
     emit({"segment_start", plan.version, seg_no, -1, attempt, 0.0, "", "transaction"});
-    bool saved_lock = user_lock_timeout_;
-    bool saved_statement = user_statement_timeout_;
+    const UserTimeouts saved_session = user_session_;  // a rolled-back SET is undone too
+    user_segment_ = user_session_;
     try {
       conn_.execute("BEGIN");
       conn_.execute("SET LOCAL idle_in_transaction_session_timeout = " +
@@ -280,8 +312,7 @@ void Executor::run_tx_segment(const MigrationPlan& plan, const Segment& seg, int
       return;
     } catch (const DbError& e) {
       rollback_quietly(conn_);
-      user_lock_timeout_ = saved_lock;
-      user_statement_timeout_ = saved_statement;
+      user_session_ = saved_session;
       bool last = attempt >= retry_.max_attempts;
       if (!e.retryable() || last || !e.fields().connection_usable) {
         if (e.retryable() && last) {
@@ -301,6 +332,7 @@ void Executor::run_tx_segment(const MigrationPlan& plan, const Segment& seg, int
       interruptible_sleep(delay);
     } catch (...) {
       rollback_quietly(conn_);
+      user_session_ = saved_session;
       throw;
     }
   }
@@ -309,6 +341,16 @@ void Executor::run_tx_segment(const MigrationPlan& plan, const Segment& seg, int
 void Executor::run_autocommit_statement(const MigrationPlan& plan, const Statement& stmt,
                                         int seg_no, int stmt_no, ExecResult& result) {
   const bool concurrent_index = stmt.kind == "IndexStmt" && !stmt.index_name.empty();
+  // The step runs with session-level timeouts; put back whatever was in force before it (the
+  // migration's own SET, or the server default), not RESET.
+  auto saved = conn_.execute("SELECT current_setting('lock_timeout'),"
+                             " current_setting('statement_timeout')");
+  auto restore = [&] {
+    if (!conn_.is_open()) return;
+    conn_.execute("SELECT set_config('lock_timeout', $1, false),"
+                  " set_config('statement_timeout', $2, false)",
+                  {saved.rows[0][0], saved.rows[0][1]});
+  };
   for (int attempt = 1;; ++attempt) {
     emit({"segment_start", plan.version, seg_no, stmt_no, attempt, 0.0, "", stmt.reason});
     try {
@@ -317,9 +359,9 @@ void Executor::run_autocommit_statement(const MigrationPlan& plan, const Stateme
       if (concurrent_index && index_is_invalid(stmt)) drop_invalid_index(stmt, plan, result);
       double t0 = now_s();
       conn_.execute(stmt.sql);
-      conn_.execute("RESET lock_timeout; RESET statement_timeout");
       emit({"statement_done", plan.version, seg_no, stmt_no, attempt, now_s() - t0, "", ""});
       ++result.statements;
+      restore();
       return;
     } catch (const DbError& e) {
       if (e.fields().connection_usable && concurrent_index) {
@@ -334,7 +376,15 @@ void Executor::run_autocommit_statement(const MigrationPlan& plan, const Stateme
         }
       }
       bool last = attempt >= retry_.max_attempts;
-      if (!e.retryable() || last || !e.fields().connection_usable) throw;
+      if (!e.retryable() || last || !e.fields().connection_usable) {
+        if (e.fields().connection_usable) {
+          try {
+            restore();
+          } catch (const DbError&) {
+          }
+        }
+        throw;
+      }
       double delay = retry_.delay_seconds(attempt + 1);
       log::core()->warn("{}: {} (SQLSTATE {}); retrying the statement in {:.2f}s ({}/{})",
                         plan.version, e.fields().message, e.sqlstate(), delay, attempt + 1,
@@ -351,8 +401,9 @@ void Executor::run_autocommit_statement(const MigrationPlan& plan, const Stateme
 ExecResult Executor::run(const MigrationPlan& plan) {
   ExecResult result;
   const double started = now_s();
-  user_lock_timeout_ = false;
-  user_statement_timeout_ = false;
+  user_session_ = {};
+  user_segment_ = {};
+  left_dirty_ = false;
   std::vector<Segment> segments;
   for (size_t i = 0; i < plan.statements.size(); ++i) {
     const Statement& s = plan.statements[i];
@@ -373,12 +424,15 @@ ExecResult Executor::run(const MigrationPlan& plan) {
   const bool mixed = std::any_of(segments.begin(), segments.end(),
                                  [](const Segment& s) { return !s.transactional; });
   const std::string final_status = plan.direction == "down" ? "rolled_back" : "applied";
+  std::optional<Row> previous;
   if (mixed) {
     // Autocommit steps cannot be undone by a rollback: mark the migration dirty first, so a
     // failure (or a kill) anywhere in the gap is visible and blocks further applies.
-    write_ledger(plan, "dirty", 0.0, 0, "in progress since the first autocommit step");
+    previous = read_ledger_row(plan.version);
+    write_ledger(plan, "dirty", 0.0, 0, "in progress since the first autocommit step", false);
     emit({"dirty", plan.version, -1, -1, 0, 0.0, "", "marked dirty while autocommit steps run"});
   }
+  bool committed_any = false;  // once true, a failure leaves a half-applied migration
   try {
     for (size_t i = 0; i < segments.size(); ++i) {
       const Segment& seg = segments[i];
@@ -390,15 +444,35 @@ ExecResult Executor::run(const MigrationPlan& plan) {
                                  result);
         if (last) write_ledger(plan, final_status, now_s() - started, result.retries, "");
       }
+      committed_any = true;
     }
   } catch (const DbError& e) {
+    left_dirty_ = mixed && committed_any;
     if (mixed && conn_.is_open() && e.fields().connection_usable) {
       try {
-        write_ledger(plan, "dirty", now_s() - started, result.retries,
-                     std::string("failed: ") + e.what());
+        if (committed_any) {
+          write_ledger(plan, "dirty", now_s() - started, result.retries,
+                       std::string("failed: ") + e.what());
+        } else {
+          restore_ledger_row(plan.version, previous);  // nothing committed: as before the run
+        }
       } catch (const Error& inner) {
+        left_dirty_ = true;  // the marker is still there
         log::core()->error("{}: cannot record the failure in the ledger: {}", plan.version,
                            inner.what());
+      }
+    } else if (mixed) {
+      left_dirty_ = true;  // the connection is gone with the marker in place
+    }
+    throw;
+  } catch (const Interrupted&) {
+    left_dirty_ = mixed;
+    if (mixed && !committed_any && conn_.is_open()) {
+      try {
+        restore_ledger_row(plan.version, previous);
+        left_dirty_ = false;
+      } catch (const Error& inner) {  // the marker stays; the next run reports it dirty
+        log::core()->error("{}: cannot clear the dirty marker: {}", plan.version, inner.what());
       }
     }
     throw;

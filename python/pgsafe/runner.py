@@ -335,7 +335,7 @@ class Runner:
         try:
             res = executor.run(plan)
         except DatabaseError as exc:
-            dirty = any(s.non_transactional for s in statements)
+            dirty = executor.left_dirty
             where = _locate(path, statements, exc)
             state = (
                 (

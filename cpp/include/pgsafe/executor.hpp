@@ -95,6 +95,9 @@ class Executor {
   // Runs the plan and records it. Throws DbError (the last one, once retries are exhausted or
   // for a non-retryable error); a failure after an autocommit step leaves the ledger row dirty.
   ExecResult run(const MigrationPlan& plan);
+  // After run() threw: true when a step had already committed, so the ledger row says dirty;
+  // false when nothing committed and the ledger row is as it was before the run.
+  bool left_dirty() const noexcept { return left_dirty_; }
 
  private:
   struct Segment {
@@ -110,7 +113,9 @@ class Executor {
   void run_autocommit_statement(const MigrationPlan& plan, const Statement& stmt, int seg_no,
                                 int stmt_no, ExecResult& result);
   void write_ledger(const MigrationPlan& plan, const std::string& status, double duration_s,
-                    int retries, const std::string& reason);
+                    int retries, const std::string& reason, bool history = true);
+  std::optional<Row> read_ledger_row(const std::string& version);
+  void restore_ledger_row(const std::string& version, const std::optional<Row>& previous);
   void drop_invalid_index(const Statement& stmt, const MigrationPlan& plan, ExecResult& result);
   bool index_is_invalid(const Statement& stmt);
 
@@ -121,8 +126,15 @@ class Executor {
   std::string applied_by_;
   std::string pgsafe_version_;
   EventSink sink_;
-  bool user_lock_timeout_ = false;  // the migration sets its own: leave it alone
-  bool user_statement_timeout_ = false;
+  // Timeouts the migration sets itself, which pgsafe then leaves alone: `session_` for a plain
+  // SET (in force until the migration ends), `segment_` also for SET LOCAL (until its commit).
+  struct UserTimeouts {
+    bool lock = false;
+    bool statement = false;
+  };
+  UserTimeouts user_session_;
+  UserTimeouts user_segment_;
+  bool left_dirty_ = false;
 };
 
 // The holder of a lock we could not take: enough to name it in the error.
