@@ -53,11 +53,16 @@ void register_conn(pyb::module_& m) {
       .def(pyb::init<const std::string&, const std::string&, double>(), pyb::arg("dsn") = "",
            pyb::arg("application_name") = "pgsafe", pyb::arg("connect_timeout") = 10.0,
            pyb::call_guard<pyb::gil_scoped_release>())
-      .def("execute", &Connection::execute, pyb::arg("sql"),
-           pyb::arg("params") = std::vector<Value>{}, pyb::call_guard<pyb::gil_scoped_release>(),
-           "Run one command; Ctrl-C cancels it on the server.")
+      .def(
+          "execute",
+          [](Connection& c, const std::string& sql, const std::optional<std::vector<Value>>& params) {
+            return c.execute(sql, params.value_or(std::vector<Value>{}));
+          },
+          pyb::arg("sql"), pyb::arg("params") = pyb::none(),
+          pyb::call_guard<pyb::gil_scoped_release>(),
+          "Run one command; Ctrl-C cancels it on the server.")
       .def("cancel", &Connection::cancel, pyb::call_guard<pyb::gil_scoped_release>())
-      .def("close", &Connection::close)
+      .def("close", &Connection::close, pyb::call_guard<pyb::gil_scoped_release>())
       .def_property_readonly("closed", [](const Connection& c) { return !c.is_open(); })
       .def_property_readonly("backend_pid", &Connection::backend_pid)
       .def_property_readonly("server_version", &Connection::server_version)

@@ -65,15 +65,16 @@ std::string field(const PGresult* res, int code) {
 }
 
 // The password a DSN carries, or the one libpq would take from PGPASSWORD.
-std::string dsn_password(const std::string& dsn) {
+std::string dsn_password(const std::string& dsn, const char* keyword = "password") {
   char* err = nullptr;
   ConninfoPtr opts(PQconninfoParse(dsn.c_str(), &err));
   if (err) PQfreemem(err);
   if (opts) {
     for (auto* o = opts.get(); o->keyword; ++o) {
-      if (std::strcmp(o->keyword, "password") == 0 && o->val && *o->val) return o->val;
+      if (std::strcmp(o->keyword, keyword) == 0 && o->val && *o->val) return o->val;
     }
   }
+  if (std::strcmp(keyword, "password") != 0) return {};
   const char* env = std::getenv("PGPASSWORD");
   return env ? std::string(env) : std::string();
 }
@@ -87,8 +88,10 @@ std::string mask_keyword_password(const std::string& text) {
     if (hit == std::string::npos) break;
     size_t j = hit + 8;
     while (j < text.size() && text[j] == ' ') ++j;
-    bool boundary = hit == 0 || !(std::isalnum(static_cast<unsigned char>(text[hit - 1])) ||
-                                  text[hit - 1] == '_');
+    size_t key_start = (hit >= 3 && text.compare(hit - 3, 3, "ssl") == 0) ? hit - 3 : hit;
+    bool boundary = key_start == 0 ||
+                    !(std::isalnum(static_cast<unsigned char>(text[key_start - 1])) ||
+                      text[key_start - 1] == '_');
     if (!boundary || j >= text.size() || text[j] != '=') {
       out.append(text, i, j - i);
       i = j;
@@ -169,15 +172,23 @@ std::string mask_dsn(const std::string& dsn) {
 }
 
 struct Connection::Impl {
+  // Held while a command runs, so close() from another thread waits instead of freeing the
+  // PGconn under it.
+  std::mutex mutex;
   ConnPtr conn;
   std::string masked_dsn;
   std::string password;
+  std::string ssl_password;
+
+  std::string scrub(std::string text) const {
+    return scrub_secret(scrub_secret(std::move(text), password), ssl_password);
+  }
 
   [[noreturn]] void fail_connection(const std::string& what) const {
     DbErrorFields f;
     std::string msg = conn ? trim(PQerrorMessage(conn.get())) : std::string();
     f.sqlstate = "08006";
-    f.message = scrub_secret(what + (msg.empty() ? "" : ": " + msg), password);
+    f.message = scrub(what + (msg.empty() ? "" : ": " + msg));
     f.connection_usable = conn && PQstatus(conn.get()) == CONNECTION_OK;
     if (!f.connection_usable) f.sqlstate = "08006";
     throw DbError(std::move(f));
@@ -225,7 +236,10 @@ Connection::Connection(const std::string& dsn, const std::string& application_na
                        double connect_timeout_s)
     : impl_(std::make_unique<Impl>()) {
   impl_->password = dsn_password(dsn);
-  impl_->masked_dsn = scrub_secret(mask_dsn(dsn), impl_->password);
+  impl_->ssl_password = dsn_password(dsn, "sslpassword");
+  impl_->masked_dsn = impl_->scrub(mask_dsn(dsn));
+  // The DSN's own connect_timeout (or PGCONNECT_TIMEOUT) wins over the caller's default.
+  double timeout_s = connect_timeout_s;
   {
     char* err = nullptr;
     ConninfoPtr parsed(PQconninfoParse(dsn.c_str(), &err));
@@ -233,18 +247,32 @@ Connection::Connection(const std::string& dsn, const std::string& application_na
       std::string msg = err ? trim(err) : "cannot parse";
       if (err) PQfreemem(err);
       throw ConfigError("invalid DSN '" + impl_->masked_dsn + "': " +
-                        scrub_secret(msg, impl_->password));
+                        impl_->scrub(msg));
+    }
+    const char* env_timeout = std::getenv("PGCONNECT_TIMEOUT");
+    std::string given = env_timeout ? env_timeout : "";
+    for (auto* o = parsed.get(); o->keyword; ++o) {
+      if (std::strcmp(o->keyword, "connect_timeout") == 0 && o->val && *o->val) given = o->val;
+    }
+    if (!given.empty()) {
+      char* end = nullptr;
+      double v = std::strtod(given.c_str(), &end);
+      if (end == given.c_str() || *end != '\0' || v < 0) {
+        throw ConfigError("invalid DSN '" + impl_->masked_dsn + "': connect_timeout '" + given +
+                          "' is not a number of seconds");
+      }
+      if (v > 0) timeout_s = v;  // libpq: 0 means wait forever; keep the caller's bound
     }
   }
-  std::string timeout = std::to_string(std::max(2, static_cast<int>(connect_timeout_s + 0.999)));
-  const char* keywords[] = {"dbname", "fallback_application_name", "connect_timeout",
-                            "client_encoding", nullptr};
-  const char* values[] = {dsn.c_str(), application_name.c_str(), timeout.c_str(), "UTF8",
+  std::string timeout = std::to_string(std::max(2, static_cast<int>(timeout_s + 0.999)));
+  const char* keywords[] = {"connect_timeout", "fallback_application_name", "client_encoding",
+                            "dbname", nullptr};
+  const char* values[] = {timeout.c_str(), application_name.c_str(), "UTF8", dsn.c_str(),
                           nullptr};
   impl_->conn.reset(PQconnectStartParams(keywords, values, 1));
   if (!impl_->conn) throw Error("libpq: out of memory");
   auto deadline = std::chrono::steady_clock::now() +
-                  std::chrono::milliseconds(static_cast<long>(connect_timeout_s * 1000));
+                  std::chrono::milliseconds(static_cast<long>(timeout_s * 1000));
   auto where = [this] {
     const char* host = PQhost(impl_->conn.get());
     const char* port = PQport(impl_->conn.get());
@@ -254,16 +282,24 @@ Connection::Connection(const std::string& dsn, const std::string& application_na
   };
   auto fail = [&](const std::string& reason) {
     std::string msg = trim(PQerrorMessage(impl_->conn.get()));
+    // An option libpq could not read (a port that is not a number, ...) is a bad DSN.
+    if (msg.rfind("invalid ", 0) == 0 && msg.find("connection option") != std::string::npos) {
+      impl_->conn.reset();
+      throw ConfigError("invalid DSN '" + impl_->masked_dsn + "': " +
+                        impl_->scrub(msg));
+    }
     DbErrorFields f;
+    // libpq keeps no SQLSTATE for a failed connection: recover it from the server's FATAL text.
     f.sqlstate = "08001";
-    if (msg.find("password authentication failed") != std::string::npos ||
-        msg.find("no password supplied") != std::string::npos) {
+    auto has = [&msg](const char* text) { return msg.find(text) != std::string::npos; };
+    if (has("FATAL:  password authentication failed") || has("fe_sendauth: no password supplied")) {
       f.sqlstate = "28P01";
-    } else if (msg.find("authentication failed") != std::string::npos) {
+    } else if (has("FATAL:  role \"") && has("\" does not exist")) {
       f.sqlstate = "28000";
-    } else if (msg.find("does not exist") != std::string::npos &&
-               msg.find("database") != std::string::npos) {
+    } else if (has("FATAL:  database \"") && has("\" does not exist")) {
       f.sqlstate = "3D000";
+    } else if (has("FATAL:  no pg_hba.conf entry") || has("authentication failed")) {
+      f.sqlstate = "28000";
     }
     // libpq writes one "connection to server at ... failed: WHY" line per address it tried,
     // each maybe followed by a tab-indented hint; the last WHY says it best.
@@ -277,9 +313,9 @@ Connection::Connection(const std::string& dsn, const std::string& application_na
       if (nl == std::string::npos) break;
       start = nl + 1;
     }
-    if (why.empty()) why = msg.empty() ? reason : trim(msg);
-    f.message = scrub_secret("cannot connect to " + where() + ": " + why, impl_->password);
-    f.detail = scrub_secret(msg, impl_->password);
+    if (why.empty()) why = reason;
+    f.message = impl_->scrub("cannot connect to " + where() + ": " + why);
+    f.detail = impl_->scrub(msg);
     f.connection_usable = false;
     impl_->conn.reset();
     throw DbError(std::move(f));
@@ -293,7 +329,11 @@ Connection::Connection(const std::string& dsn, const std::string& application_na
       impl_->conn.reset();
       throw Interrupted();
     }
-    if (std::chrono::steady_clock::now() >= deadline) fail("timed out");
+    if (std::chrono::steady_clock::now() >= deadline) {
+      char text[64];
+      std::snprintf(text, sizeof text, "timed out after %gs", timeout_s);
+      fail(text);
+    }
     state = PQconnectPoll(impl_->conn.get());
   }
   PQsetNoticeReceiver(impl_->conn.get(), &Impl::notice_receiver, nullptr);
@@ -305,6 +345,15 @@ Connection::Connection(Connection&&) noexcept = default;
 Connection& Connection::operator=(Connection&&) noexcept = default;
 
 Result Connection::execute(const std::string& sql, const std::vector<Value>& params) {
+  if (sql.find('\0') != std::string::npos) {
+    throw ConfigError("SQL text contains a NUL character; PostgreSQL would silently cut it there");
+  }
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (params[i] && params[i]->find('\0') != std::string::npos) {
+      throw ConfigError("parameter $" + std::to_string(i + 1) + " contains a NUL character");
+    }
+  }
+  std::lock_guard<std::mutex> busy(impl_->mutex);
   if (!is_open()) throw ConfigError("connection is closed");
   PGconn* c = impl_->conn.get();
   int ok;
@@ -386,7 +435,7 @@ Result Connection::execute(const std::string& sql, const std::vector<Value>& par
     f.connection_usable = PQstatus(c) == CONNECTION_OK;
     if (f.sqlstate.empty()) f.sqlstate = f.connection_usable ? "XX000" : "08006";
     for (auto* s : {&f.message, &f.detail, &f.hint, &f.context}) {
-      *s = scrub_secret(*s, impl_->password);
+      *s = impl_->scrub(*s);
     }
     throw DbError(std::move(f));
   }
@@ -427,7 +476,9 @@ bool Connection::cancel() {
 }
 
 void Connection::close() noexcept {
-  if (impl_) impl_->conn.reset();
+  if (!impl_) return;
+  std::lock_guard<std::mutex> busy(impl_->mutex);
+  impl_->conn.reset();
 }
 
 bool Connection::is_open() const noexcept { return impl_ && impl_->conn != nullptr; }

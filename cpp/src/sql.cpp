@@ -177,9 +177,15 @@ void classify(Statement& s, const json& node) {
     if (has_concurrently_option(n.value("params", json::array()))) {
       s.non_transactional = true;
       s.reason = "REINDEX CONCURRENTLY";
-    } else if (kind == "REINDEX_OBJECT_SYSTEM" || kind == "REINDEX_OBJECT_DATABASE") {
+    } else if (kind == "REINDEX_OBJECT_SYSTEM") {
       s.non_transactional = true;
-      s.reason = kind == "REINDEX_OBJECT_SYSTEM" ? "REINDEX SYSTEM" : "REINDEX DATABASE";
+      s.reason = "REINDEX SYSTEM";
+    } else if (kind == "REINDEX_OBJECT_DATABASE") {
+      s.non_transactional = true;
+      s.reason = "REINDEX DATABASE";
+    } else if (kind == "REINDEX_OBJECT_SCHEMA") {
+      s.non_transactional = true;
+      s.reason = "REINDEX SCHEMA";
     }
     return;
   }
@@ -220,6 +226,21 @@ void classify(Statement& s, const json& node) {
     if (!n.contains("relation")) {
       s.non_transactional = true;
       s.reason = "CLUSTER of every table";
+    }
+    return;
+  }
+  if (k == "DiscardStmt" && n.value("target", "") == "DISCARD_ALL") {
+    s.non_transactional = true;
+    s.reason = "DISCARD ALL";
+    s.timeout_class = "other";
+    return;
+  }
+  if (k == "AlterDatabaseStmt" && n.contains("options")) {
+    for (const json& o : n["options"]) {
+      if (o.contains("DefElem") && o["DefElem"].value("defname", "") == "tablespace") {
+        s.non_transactional = true;
+        s.reason = "ALTER DATABASE ... SET TABLESPACE";
+      }
     }
     return;
   }
@@ -284,14 +305,35 @@ std::vector<Statement> split_statements(const std::string& text) {
   std::vector<Token> tokens = scan_tokens(text);
   std::vector<Statement> out;
   if (!tree.contains("stmts")) return out;
+  // Statements and tokens both come in text order: one forward pass over each keeps the split
+  // linear in the file size, and so does counting lines and columns from the previous mark.
+  size_t cursor = 0;
+  int mark_offset = 0;
+  std::pair<int, int> mark{1, 1};
+  auto position = [&](int offset) {
+    std::string_view piece(text.data() + mark_offset, offset - mark_offset);
+    for (char ch : piece) {
+      unsigned char c = static_cast<unsigned char>(ch);
+      if (c == '\n') {
+        ++mark.first;
+        mark.second = 1;
+      } else if ((c & 0xC0) != 0x80) {
+        ++mark.second;
+      }
+    }
+    mark_offset = offset;
+    return mark;
+  };
   for (const json& raw : tree["stmts"]) {
     int loc = raw.value("stmt_location", 0);
     int len = raw.value("stmt_len", 0);
     int end = len > 0 ? loc + len : static_cast<int>(text.size());
     int first = -1;
     int last = -1;
-    for (const Token& t : tokens) {
-      if (t.start < loc || t.start >= end || t.comment) continue;
+    while (cursor < tokens.size() && tokens[cursor].start < loc) ++cursor;
+    for (; cursor < tokens.size() && tokens[cursor].start < end; ++cursor) {
+      const Token& t = tokens[cursor];
+      if (t.comment) continue;
       if (first < 0) first = t.start;
       last = t.end;
     }
@@ -302,8 +344,8 @@ std::vector<Statement> split_statements(const std::string& text) {
     Statement s;
     s.offset = first;
     s.sql = text.substr(first, last - first);
-    std::tie(s.line, s.column) = line_column(text, first);
-    s.end_line = line_column(text, last).first;
+    std::tie(s.line, s.column) = position(first);
+    s.end_line = position(last).first;
     const json& node = raw["stmt"];
     s.kind = node.begin().key();
     s.parse_tree = node.dump();
