@@ -17,12 +17,18 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 SECRET = "s3cr3t-PASSWORD-9"
 
 
-def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-        timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith("PG") and k != "DATABASE_URL"}
-    return subprocess.run([PGSAFE, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**base, **(env or {})}, cwd=cwd)
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
+    return subprocess.run(
+        [PGSAFE, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**base, **(env or {})},
+        cwd=cwd,
+    )
 
 
 def query(db, sql: str):
@@ -57,16 +63,27 @@ def test_status_json_contract(pgsafe_db, mig_dir, tmp_path):
     doc = json.loads(res.stdout)
     assert doc["pending"] == 3 and doc["applied"] == 0 and doc["dirty"] == 0
     assert [m["version"] for m in doc["migrations"]] == ["000", "001", "002"]
-    res = run("apply", str(mig_dir), "--db", pgsafe_db.dsn, "--apply",
-              "--log-dir", str(tmp_path / "logs"))
+    res = run(
+        "apply", str(mig_dir), "--db", pgsafe_db.dsn, "--apply", "--log-dir", str(tmp_path / "logs")
+    )
     assert res.returncode == 0, res.stderr
     doc = json.loads(run("status", str(mig_dir), "--db", pgsafe_db.dsn, "--json").stdout)
     assert doc["applied"] == 3
     first = doc["migrations"][0]
-    assert set(first) >= {"version", "name", "state", "checksum", "applied_at", "duration_s",
-                          "retries", "dirty_reason"}
+    assert set(first) >= {
+        "version",
+        "name",
+        "state",
+        "checksum",
+        "applied_at",
+        "duration_s",
+        "retries",
+        "dirty_reason",
+    }
     assert first["state"] == "applied" and first["checksum"] == first["recorded_checksum"]
-    events = [json.loads(line) for line in (tmp_path / "logs/migrations.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(line) for line in (tmp_path / "logs/migrations.jsonl").read_text().splitlines()
+    ]
     kinds = [e["event"] for e in events]
     assert kinds[0] == "apply_start" and kinds[-1] == "apply_done"
     assert kinds.count("migration_done") == 3
@@ -77,11 +94,15 @@ def test_apply_without_flag_writes_nothing(pgsafe_db, mig_dir):
     res = run("apply", str(mig_dir), "--db", pgsafe_db.dsn)
     assert res.returncode == 0, res.stderr
     assert "read-only" in res.stdout and "001_create_job_dlq: 14 statements" in res.stdout
-    assert query(pgsafe_db, "SELECT count(*) FROM pg_namespace WHERE nspname IN ('pgsafe', 'auth')") == [("0",)]
+    assert query(
+        pgsafe_db, "SELECT count(*) FROM pg_namespace WHERE nspname IN ('pgsafe', 'auth')"
+    ) == [("0",)]
 
 
 def test_edited_file_after_apply_is_refused_until_rebaselined(pgsafe_db, mig_dir):
-    assert run("apply", str(mig_dir), "--db", pgsafe_db.dsn, "--apply", "--to", "001").returncode == 0
+    assert (
+        run("apply", str(mig_dir), "--db", pgsafe_db.dsn, "--apply", "--to", "001").returncode == 0
+    )
     path = mig_dir / "001_create_job_dlq.up.sql"
     path.write_text(path.read_text() + "\n-- edited after it was applied\n")
     res = run("apply", str(mig_dir), "--db", pgsafe_db.dsn, "--apply")
@@ -89,29 +110,44 @@ def test_edited_file_after_apply_is_refused_until_rebaselined(pgsafe_db, mig_dir
     assert "001" in res.stderr and "changed" in res.stderr.lower()
     assert len(res.stderr.strip().splitlines()) == 1
     # 002 was not applied behind the refusal.
-    assert query(pgsafe_db, "SELECT version FROM pgsafe.migrations ORDER BY 1") == [("000",), ("001",)]
+    assert query(pgsafe_db, "SELECT version FROM pgsafe.migrations ORDER BY 1") == [
+        ("000",),
+        ("001",),
+    ]
     doc = json.loads(run("status", str(mig_dir), "--db", pgsafe_db.dsn, "--json").stdout)
     assert doc["changed"] == 1 and doc["migrations"][1]["state"] == "changed"
-    res = run("repair", "001", str(mig_dir), "--db", pgsafe_db.dsn, "--rebaseline",
-              "--reason", "comment only")
+    res = run(
+        "repair",
+        "001",
+        str(mig_dir),
+        "--db",
+        pgsafe_db.dsn,
+        "--rebaseline",
+        "--reason",
+        "comment only",
+    )
     assert res.returncode == 0, res.stderr
     assert run("apply", str(mig_dir), "--db", pgsafe_db.dsn, "--apply").returncode == 0
-    assert query(pgsafe_db, "SELECT action FROM pgsafe.history WHERE version = '001' ORDER BY id") == [
-        ("apply",), ("rebaseline",)
-    ]
+    assert query(
+        pgsafe_db, "SELECT action FROM pgsafe.history WHERE version = '001' ORDER BY id"
+    ) == [("apply",), ("rebaseline",)]
 
 
 def test_file_that_does_not_parse(pgsafe_db, tmp_path):
     d = tmp_path / "m"
     d.mkdir()
     (d / "001_ok.up.sql").write_text("CREATE TABLE ok (id int);\n")
-    (d / "002_bad.up.sql").write_text("CREATE TABLE fine (id int);\n\nALTER TABL broken ADD x int;\n")
+    (d / "002_bad.up.sql").write_text(
+        "CREATE TABLE fine (id int);\n\nALTER TABL broken ADD x int;\n"
+    )
     res = run("apply", str(d), "--db", pgsafe_db.dsn, "--apply")
     assert res.returncode == 5
     line = res.stderr.strip()
     assert line == f'pgsafe: error: {d / "002_bad.up.sql"}:3:7: syntax error at or near "TABL"'
     # Nothing touched: not even 001, not even the ledger.
-    assert query(pgsafe_db, "SELECT to_regclass('ok') IS NULL, to_regnamespace('pgsafe') IS NULL") == [("t", "t")]
+    assert query(
+        pgsafe_db, "SELECT to_regclass('ok') IS NULL, to_regnamespace('pgsafe') IS NULL"
+    ) == [("t", "t")]
 
 
 def test_bad_file_names_and_missing_up(tmp_path, pgsafe_db):
@@ -125,14 +161,22 @@ def test_bad_file_names_and_missing_up(tmp_path, pgsafe_db):
 
 
 def test_dsn_that_points_nowhere(mig_dir, tmp_path):
-    res = run("status", str(mig_dir), "--db", f"postgresql://app:{SECRET}@127.0.0.1:1/prod",
-              timeout=60)
+    res = run(
+        "status", str(mig_dir), "--db", f"postgresql://app:{SECRET}@127.0.0.1:1/prod", timeout=60
+    )
     assert res.returncode == 5
     assert "127.0.0.1:1" in res.stderr and "prod" in res.stderr
     assert SECRET not in res.stderr + res.stdout
     assert len(res.stderr.strip().splitlines()) == 1
-    res = run("apply", str(mig_dir), "--db", f"host={tmp_path}/nosock port=5999 password={SECRET}",
-              "--apply", "--log-dir", str(tmp_path / "logs"))
+    res = run(
+        "apply",
+        str(mig_dir),
+        "--db",
+        f"host={tmp_path}/nosock port=5999 password={SECRET}",
+        "--apply",
+        "--log-dir",
+        str(tmp_path / "logs"),
+    )
     assert res.returncode == 5
     assert SECRET not in res.stderr + res.stdout
     log = tmp_path / "logs/migrations.jsonl"
@@ -167,14 +211,24 @@ def password_user(pgsafe_server):
 
 
 def test_wrong_password_message_has_no_password(pgsafe_server, password_user, mig_dir, tmp_path):
-    dsn = f"host={pgsafe_server.host} port={pgsafe_server.port} dbname=postgres user={password_user} password={SECRET}"
+    dsn = (
+        f"host={pgsafe_server.host} port={pgsafe_server.port} dbname=postgres "
+        f"user={password_user} password={SECRET}"
+    )
     res = run("status", str(mig_dir), "--db", dsn)
     assert res.returncode == 5
     assert "password authentication failed" in res.stderr
     assert SECRET not in res.stderr + res.stdout
     url = f"postgresql://{password_user}:{SECRET}@/postgres?host={pgsafe_server.host}&port={pgsafe_server.port}"
-    res = run("apply", str(mig_dir), "--apply", "-vv", "--log-dir", str(tmp_path / "logs"),
-              env={"DATABASE_URL": url})
+    res = run(
+        "apply",
+        str(mig_dir),
+        "--apply",
+        "-vv",
+        "--log-dir",
+        str(tmp_path / "logs"),
+        env={"DATABASE_URL": url},
+    )
     assert res.returncode == 5
     assert "password authentication failed" in res.stderr
     assert SECRET not in res.stderr + res.stdout
@@ -187,15 +241,25 @@ def test_wrong_password_message_has_no_password(pgsafe_server, password_user, mi
 
 def test_target_from_pg_variables_and_service_file(pgsafe_db, mig_dir, tmp_path):
     server = pgsafe_db.server
-    env = {"PGHOST": str(server.host), "PGPORT": str(server.port), "PGUSER": server.user,
-           "PGDATABASE": pgsafe_db.name}
+    env = {
+        "PGHOST": str(server.host),
+        "PGPORT": str(server.port),
+        "PGUSER": server.user,
+        "PGDATABASE": pgsafe_db.name,
+    }
     res = run("apply", str(mig_dir), "--apply", "--to", "000", env=env)
     assert res.returncode == 0, res.stderr
     service = tmp_path / "pg_service.conf"
-    service.write_text(f"[staging]\nhost={server.host}\nport={server.port}\nuser={server.user}\n"
-                       f"dbname={pgsafe_db.name}\n")
-    res = run("status", str(mig_dir), "--json",
-              env={"PGSERVICEFILE": str(service), "PGSERVICE": "staging"})
+    service.write_text(
+        f"[staging]\nhost={server.host}\nport={server.port}\nuser={server.user}\n"
+        f"dbname={pgsafe_db.name}\n"
+    )
+    res = run(
+        "status",
+        str(mig_dir),
+        "--json",
+        env={"PGSERVICEFILE": str(service), "PGSERVICE": "staging"},
+    )
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["applied"] == 1
 
@@ -210,7 +274,9 @@ def test_rollback_without_down_file_is_refused_before_running(pgsafe_db, tmp_pat
     res = run("rollback", str(d), "--db", pgsafe_db.dsn, "--steps", "2", "--apply")
     assert res.returncode == 4
     assert "002_b" in res.stderr and "irreversible" in res.stderr
-    assert query(pgsafe_db, "SELECT to_regclass('a') IS NOT NULL, to_regclass('b') IS NOT NULL") == [("t", "t")]
+    assert query(
+        pgsafe_db, "SELECT to_regclass('a') IS NOT NULL, to_regclass('b') IS NOT NULL"
+    ) == [("t", "t")]
 
 
 def test_failing_down_migration_exits_4(pgsafe_db, tmp_path):

@@ -46,8 +46,11 @@ def test_round_trip_on_example_migrations(pgsafe_db):
     assert [r.version for r in applied] == ["000", "001", "002"]
     assert all(r.status == "applied" for r in applied)
 
-    rows = query(pgsafe_db, "SELECT version, name, checksum, status, applied_by, pgsafe_version,"
-                            " retries, duration_s FROM pgsafe.migrations ORDER BY version")
+    rows = query(
+        pgsafe_db,
+        "SELECT version, name, checksum, status, applied_by, pgsafe_version,"
+        " retries, duration_s FROM pgsafe.migrations ORDER BY version",
+    )
     for row, path in zip(rows, sorted(MIGRATIONS.glob("*.up.sql")), strict=True):
         version, name, checksum, status, applied_by, version_text, retries, duration = row
         assert path.name == f"{version}_{name}.up.sql"
@@ -59,14 +62,24 @@ def test_round_trip_on_example_migrations(pgsafe_db):
         assert float(duration) >= 0
 
     # What the seed promises: job_dlq with 6 indexes (+ primary key), trigger, RLS, 2 policies.
-    idx = query(pgsafe_db, "SELECT count(*) FROM pg_indexes WHERE tablename = 'job_dlq'"
-                           " AND indexname <> 'job_dlq_pkey'")
+    idx = query(
+        pgsafe_db,
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 'job_dlq'"
+        " AND indexname <> 'job_dlq_pkey'",
+    )
     assert idx == [("6",)]
-    assert query(pgsafe_db, "SELECT relrowsecurity FROM pg_class WHERE relname = 'job_dlq'") == [("t",)]
-    assert query(pgsafe_db, "SELECT count(*) FROM pg_policies WHERE tablename = 'job_dlq'") == [("2",)]
+    assert query(pgsafe_db, "SELECT relrowsecurity FROM pg_class WHERE relname = 'job_dlq'") == [
+        ("t",)
+    ]
+    assert query(pgsafe_db, "SELECT count(*) FROM pg_policies WHERE tablename = 'job_dlq'") == [
+        ("2",)
+    ]
     assert query(pgsafe_db, "SELECT tgname FROM pg_trigger WHERE tgname = 'job_dlq_updated_at'")
-    assert query(pgsafe_db, "SELECT 1 FROM information_schema.columns WHERE table_name = 'qc_jobs'"
-                            " AND column_name = 'last_heartbeat_at'")
+    assert query(
+        pgsafe_db,
+        "SELECT 1 FROM information_schema.columns WHERE table_name = 'qc_jobs'"
+        " AND column_name = 'last_heartbeat_at'",
+    )
     full = schema_dump(pgsafe_db)
 
     status = runner.status()
@@ -76,8 +89,11 @@ def test_round_trip_on_example_migrations(pgsafe_db):
     # Roll back one step: the heartbeat column goes, 002 is pending again.
     back = runner.rollback(steps=1)
     assert [r.version for r in back] == ["002"]
-    assert not query(pgsafe_db, "SELECT 1 FROM information_schema.columns WHERE "
-                                "table_name = 'qc_jobs' AND column_name = 'last_heartbeat_at'")
+    assert not query(
+        pgsafe_db,
+        "SELECT 1 FROM information_schema.columns WHERE "
+        "table_name = 'qc_jobs' AND column_name = 'last_heartbeat_at'",
+    )
     assert [m.state for m in runner.status().migrations] == ["applied", "applied", "pending"]
     assert query(pgsafe_db, "SELECT status FROM pgsafe.migrations WHERE version = '002'") == [
         ("rolled_back",)
@@ -96,10 +112,15 @@ def test_round_trip_on_example_migrations(pgsafe_db):
 
     history = query(pgsafe_db, "SELECT version, action, status FROM pgsafe.history ORDER BY id")
     assert history == [
-        ("000", "apply", "applied"), ("001", "apply", "applied"), ("002", "apply", "applied"),
-        ("002", "rollback", "rolled_back"), ("001", "rollback", "rolled_back"),
+        ("000", "apply", "applied"),
+        ("001", "apply", "applied"),
+        ("002", "apply", "applied"),
+        ("002", "rollback", "rolled_back"),
+        ("001", "rollback", "rolled_back"),
         ("000", "rollback", "rolled_back"),
-        ("000", "apply", "applied"), ("001", "apply", "applied"), ("002", "apply", "applied"),
+        ("000", "apply", "applied"),
+        ("001", "apply", "applied"),
+        ("002", "apply", "applied"),
     ]
 
 

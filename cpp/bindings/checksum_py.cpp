@@ -20,11 +20,9 @@ void register_checksum(pyb::module_& m) {
       },
       pyb::arg("data"), "SHA-256 of bytes, lowercase hex.");
   m.def(
-      "sha256_file",
-      [](const std::filesystem::path& path) { return sha256_file(path.string()); },
-      pyb::arg("path"),
-        pyb::call_guard<pyb::gil_scoped_release>(),
-        "SHA-256 of a file, streamed, lowercase hex; ConfigError if unreadable.");
+      "sha256_file", [](const std::filesystem::path& path) { return sha256_file(path.string()); },
+      pyb::arg("path"), pyb::call_guard<pyb::gil_scoped_release>(),
+      "SHA-256 of a file, streamed, lowercase hex; ConfigError if unreadable.");
 }
 
 }  // namespace pgsafe::py

@@ -55,7 +55,8 @@ void register_conn(pyb::module_& m) {
            pyb::call_guard<pyb::gil_scoped_release>())
       .def(
           "execute",
-          [](Connection& c, const std::string& sql, const std::optional<std::vector<Value>>& params) {
+          [](Connection& c, const std::string& sql,
+             const std::optional<std::vector<Value>>& params) {
             return c.execute(sql, params.value_or(std::vector<Value>{}));
           },
           pyb::arg("sql"), pyb::arg("params") = pyb::none(),
@@ -66,17 +67,17 @@ void register_conn(pyb::module_& m) {
       .def_property_readonly("closed", [](const Connection& c) { return !c.is_open(); })
       .def_property_readonly("backend_pid", &Connection::backend_pid)
       .def_property_readonly("server_version", &Connection::server_version)
-      .def_property_readonly("transaction_status",
-                             [](const Connection& c) {
-                               return tx_status_name(c.transaction_status());
-                             })
+      .def_property_readonly(
+          "transaction_status",
+          [](const Connection& c) { return tx_status_name(c.transaction_status()); })
       .def_property_readonly("dbname", &Connection::dbname)
       .def_property_readonly("user", &Connection::user)
       .def_property_readonly("host", &Connection::host)
       .def_property_readonly("port", &Connection::port)
       .def_property_readonly("dsn", &Connection::masked_dsn, "The DSN with its password masked.")
-      .def("__enter__", [](Connection& c) -> Connection& { return c; },
-           pyb::return_value_policy::reference)
+      .def(
+          "__enter__", [](Connection& c) -> Connection& { return c; },
+          pyb::return_value_policy::reference)
       .def("__exit__", [](Connection& c, const pyb::args&) { c.close(); })
       .def("__repr__", [](const Connection& c) {
         return "<Connection " + c.masked_dsn() + (c.is_open() ? "" : " closed") + ">";

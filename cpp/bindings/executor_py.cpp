@@ -87,9 +87,8 @@ void register_executor(pyb::module_& m) {
                  (*cb)(e);  // a Python exception here aborts the run, as it should
                };
              }
-             return std::make_unique<Executor>(conn, ledger, timeouts, retry,
-                                               std::move(applied_by), std::move(pgsafe_version),
-                                               std::move(sink));
+             return std::make_unique<Executor>(conn, ledger, timeouts, retry, std::move(applied_by),
+                                               std::move(pgsafe_version), std::move(sink));
            }),
            pyb::arg("conn"), pyb::arg("ledger"), pyb::arg("timeouts"), pyb::arg("retry"),
            pyb::arg("applied_by"), pyb::arg("pgsafe_version"), pyb::arg("on_event") = pyb::none(),
@@ -115,8 +114,7 @@ void register_executor(pyb::module_& m) {
       .def("try_acquire", &MigrationLock::try_acquire, pyb::call_guard<pyb::gil_scoped_release>())
       .def("holder", &MigrationLock::holder, pyb::call_guard<pyb::gil_scoped_release>())
       .def("release", &MigrationLock::release, pyb::call_guard<pyb::gil_scoped_release>())
-      .def("check_alive", &MigrationLock::check_alive,
-           pyb::call_guard<pyb::gil_scoped_release>())
+      .def("check_alive", &MigrationLock::check_alive, pyb::call_guard<pyb::gil_scoped_release>())
       .def_property_readonly("held", &MigrationLock::held);
 
   m.def("migration_lock_key", &migration_lock_key, pyb::arg("ledger_schema"));

@@ -47,7 +47,8 @@ void register_log(pybind11::module_& m) {
   auto atexit = pybind11::module_::import("atexit");
   atexit.attr("register")(pybind11::cpp_function([] { log::set_forwarder({}); }));
   m.def(
-      "set_log_level", [](int python_level) {
+      "set_log_level",
+      [](int python_level) {
         using L = spdlog::level::level_enum;
         L level = python_level <= 5    ? L::trace
                   : python_level <= 10 ? L::debug
@@ -59,7 +60,8 @@ void register_log(pybind11::module_& m) {
       },
       pybind11::arg("level"), "Lowest Python logging level the core emits (default DEBUG).");
   m.def(
-      "_log", [](int level, const std::string& message) {
+      "_log",
+      [](int level, const std::string& message) {
         log::core()->log(static_cast<spdlog::level::level_enum>(level), message);
       },
       "Emit a record through the core logger (tests use it to check forwarding).");

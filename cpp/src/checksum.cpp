@@ -39,7 +39,7 @@ std::string finish_hex(EVP_MD_CTX* ctx) {
   if (EVP_DigestFinal_ex(ctx, digest, &len) != 1) throw Error("OpenSSL: SHA-256 failed");
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex(static_cast<size_t>(len) * 2, '0');
-  for (unsigned int i = 0; i < len; ++i) {
+  for (size_t i = 0; i < len; ++i) {
     hex[2 * i] = kHex[digest[i] >> 4];
     hex[2 * i + 1] = kHex[digest[i] & 0xF];
   }

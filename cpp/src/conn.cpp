@@ -89,9 +89,9 @@ std::string mask_keyword_password(const std::string& text) {
     size_t j = hit + 8;
     while (j < text.size() && text[j] == ' ') ++j;
     size_t key_start = (hit >= 3 && text.compare(hit - 3, 3, "ssl") == 0) ? hit - 3 : hit;
-    bool boundary = key_start == 0 ||
-                    !(std::isalnum(static_cast<unsigned char>(text[key_start - 1])) ||
-                      text[key_start - 1] == '_');
+    bool boundary =
+        key_start == 0 || !(std::isalnum(static_cast<unsigned char>(text[key_start - 1])) ||
+                            text[key_start - 1] == '_');
     if (!boundary || j >= text.size() || text[j] != '=') {
       out.append(text, i, j - i);
       i = j;
@@ -124,14 +124,14 @@ void set_interrupt_check(InterruptCheck check) {
 }
 
 void interruptible_sleep(double seconds) {
-  using clock = std::chrono::steady_clock;
-  const auto until =
-      clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(seconds));
+  using Clock = std::chrono::steady_clock;
+  const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::duration<double>(seconds));
   for (;;) {
     if (interrupt_requested()) throw Interrupted();
-    const auto now = clock::now();
+    const auto now = Clock::now();
     if (now >= until) return;
-    const clock::duration slice = std::chrono::milliseconds(kSliceMs);
+    const Clock::duration slice = std::chrono::milliseconds(kSliceMs);
     std::this_thread::sleep_for(std::min(until - now, slice));
   }
 }
@@ -145,7 +145,8 @@ std::string scrub_secret(std::string text, const std::string& secret) {
   size_t pos = 0;
   while ((pos = text.find(secret, pos)) != std::string::npos) {
     size_t end = pos + secret.size();
-    bool alone = (pos == 0 || !word_char(text[pos - 1])) && (end >= text.size() || !word_char(text[end]));
+    bool alone =
+        (pos == 0 || !word_char(text[pos - 1])) && (end >= text.size() || !word_char(text[end]));
     if (whole_word_only && !alone) {
       pos = end;
       continue;
@@ -246,8 +247,7 @@ Connection::Connection(const std::string& dsn, const std::string& application_na
     if (!parsed) {
       std::string msg = err ? trim(err) : "cannot parse";
       if (err) PQfreemem(err);
-      throw ConfigError("invalid DSN '" + impl_->masked_dsn + "': " +
-                        impl_->scrub(msg));
+      throw ConfigError("invalid DSN '" + impl_->masked_dsn + "': " + impl_->scrub(msg));
     }
     const char* env_timeout = std::getenv("PGCONNECT_TIMEOUT");
     std::string given = env_timeout ? env_timeout : "";
@@ -267,8 +267,7 @@ Connection::Connection(const std::string& dsn, const std::string& application_na
   std::string timeout = std::to_string(std::max(2, static_cast<int>(timeout_s + 0.999)));
   const char* keywords[] = {"connect_timeout", "fallback_application_name", "client_encoding",
                             "dbname", nullptr};
-  const char* values[] = {timeout.c_str(), application_name.c_str(), "UTF8", dsn.c_str(),
-                          nullptr};
+  const char* values[] = {timeout.c_str(), application_name.c_str(), "UTF8", dsn.c_str(), nullptr};
   impl_->conn.reset(PQconnectStartParams(keywords, values, 1));
   if (!impl_->conn) throw Error("libpq: out of memory");
   auto deadline = std::chrono::steady_clock::now() +
@@ -285,8 +284,7 @@ Connection::Connection(const std::string& dsn, const std::string& application_na
     // An option libpq could not read (a port that is not a number, ...) is a bad DSN.
     if (msg.rfind("invalid ", 0) == 0 && msg.find("connection option") != std::string::npos) {
       impl_->conn.reset();
-      throw ConfigError("invalid DSN '" + impl_->masked_dsn + "': " +
-                        impl_->scrub(msg));
+      throw ConfigError("invalid DSN '" + impl_->masked_dsn + "': " + impl_->scrub(msg));
     }
     DbErrorFields f;
     // libpq keeps no SQLSTATE for a failed connection: recover it from the server's FATAL text.
@@ -294,11 +292,10 @@ Connection::Connection(const std::string& dsn, const std::string& application_na
     auto has = [&msg](const char* text) { return msg.find(text) != std::string::npos; };
     if (has("FATAL:  password authentication failed") || has("fe_sendauth: no password supplied")) {
       f.sqlstate = "28P01";
-    } else if (has("FATAL:  role \"") && has("\" does not exist")) {
-      f.sqlstate = "28000";
     } else if (has("FATAL:  database \"") && has("\" does not exist")) {
       f.sqlstate = "3D000";
-    } else if (has("FATAL:  no pg_hba.conf entry") || has("authentication failed")) {
+    } else if ((has("FATAL:  role \"") && has("\" does not exist")) ||
+               has("FATAL:  no pg_hba.conf entry") || has("authentication failed")) {
       f.sqlstate = "28000";
     }
     // libpq writes one "connection to server at ... failed: WHY" line per address it tried,
@@ -307,7 +304,8 @@ Connection::Connection(const std::string& dsn, const std::string& application_na
     size_t start = 0;
     while (start <= msg.size()) {
       size_t nl = msg.find('\n', start);
-      std::string line = msg.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+      std::string line =
+          msg.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
       size_t failed = line.find("failed: ");
       if (failed != std::string::npos) why = trim(line.substr(failed + 8));
       if (nl == std::string::npos) break;
@@ -363,8 +361,8 @@ Result Connection::execute(const std::string& sql, const std::vector<Value>& par
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-    ok = PQsendQueryParams(c, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                           values.data(), nullptr, nullptr, 0);
+    ok = PQsendQueryParams(c, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                           nullptr, nullptr, 0);
   }
   if (!ok) impl_->fail_connection("cannot send statement");
   const auto forever = std::chrono::steady_clock::time_point::max();

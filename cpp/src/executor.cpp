@@ -15,8 +15,8 @@ namespace pgsafe {
 namespace {
 
 double now_s() {
-  using clock = std::chrono::steady_clock;
-  return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
+  using Clock = std::chrono::steady_clock;
+  return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
 }
 
 std::string quote_ident(const std::string& name) {
@@ -90,8 +90,8 @@ void Ledger::ensure(Connection& conn) const {
 }
 
 bool Ledger::exists(Connection& conn) const {
-  auto r = conn.execute("SELECT to_regclass($1) IS NOT NULL",
-                        {quote_ident(schema_) + ".migrations"});
+  auto r =
+      conn.execute("SELECT to_regclass($1) IS NOT NULL", {quote_ident(schema_) + ".migrations"});
   return !r.rows.empty() && r.rows[0][0] == "t";
 }
 
@@ -154,9 +154,8 @@ void Ledger::set_status(Connection& conn, const std::string& version, const std:
   }
 }
 
-void Ledger::set_checksum(Connection& conn, const std::string& version,
-                          const std::string& checksum, const std::string& reason,
-                          const std::string& by) const {
+void Ledger::set_checksum(Connection& conn, const std::string& version, const std::string& checksum,
+                          const std::string& reason, const std::string& by) const {
   conn.execute("BEGIN");
   try {
     auto r = conn.execute("UPDATE " + quote_ident(schema_) +
@@ -184,7 +183,7 @@ Executor::Executor(Connection& conn, Ledger ledger, Timeouts timeouts, RetryPoli
       pgsafe_version_(std::move(pgsafe_version)),
       sink_(std::move(sink)) {}
 
-void Executor::emit(Event event) const {
+void Executor::emit(const Event& event) const {
   if (sink_) sink_(event);
 }
 
@@ -206,8 +205,8 @@ void Executor::note_user_settings(const Statement& stmt) {
 void Executor::set_timeouts(const Statement& stmt, bool local, std::string& current_class) {
   if (stmt.timeout_class == current_class) return;
   current_class = stmt.timeout_class;
-  const bool long_class = current_class == "index" || current_class == "validate" ||
-                          current_class == "maintenance";
+  const bool long_class =
+      current_class == "index" || current_class == "validate" || current_class == "maintenance";
   const int statement_ms =
       long_class ? timeouts_.long_statement_timeout_ms : timeouts_.statement_timeout_ms;
   const UserTimeouts& user = local ? user_segment_ : user_session_;
@@ -218,25 +217,24 @@ void Executor::set_timeouts(const Statement& stmt, bool local, std::string& curr
   if (!sql.empty()) conn_.execute(sql);
 }
 
-void Executor::write_ledger(const MigrationPlan& plan, const std::string& status,
-                            double duration_s, int retries, const std::string& reason,
-                            bool history) {
-  conn_.execute(ledger_.record_sql(),
-                {plan.version, plan.name, plan.checksum, status, fmt_double(duration_s),
-                 applied_by_, pgsafe_version_, std::to_string(retries),
-                 reason.empty() ? Value() : Value(reason)});
+void Executor::write_ledger(const MigrationPlan& plan, const std::string& status, double duration_s,
+                            int retries, const std::string& reason, bool history) {
+  conn_.execute(
+      ledger_.record_sql(),
+      {plan.version, plan.name, plan.checksum, status, fmt_double(duration_s), applied_by_,
+       pgsafe_version_, std::to_string(retries), reason.empty() ? Value() : Value(reason)});
   if (!history) return;
   std::string action = plan.direction == "down" ? "rollback" : "apply";
-  conn_.execute(ledger_.history_sql(),
-                {plan.version, action, status, plan.checksum, applied_by_,
-                 reason.empty() ? Value() : Value(reason)});
+  conn_.execute(ledger_.history_sql(), {plan.version, action, status, plan.checksum, applied_by_,
+                                        reason.empty() ? Value() : Value(reason)});
 }
 
 std::optional<Row> Executor::read_ledger_row(const std::string& version) {
-  auto r = conn_.execute("SELECT name, checksum, status, applied_at::text, duration_s::text,"
-                         " applied_by, pgsafe_version, retries::text, dirty_reason FROM " +
-                             quote_ident(ledger_.schema()) + ".migrations WHERE version = $1",
-                         {version});
+  auto r = conn_.execute(
+      "SELECT name, checksum, status, applied_at::text, duration_s::text,"
+      " applied_by, pgsafe_version, retries::text, dirty_reason FROM " +
+          quote_ident(ledger_.schema()) + ".migrations WHERE version = $1",
+      {version});
   if (r.rows.empty()) return std::nullopt;
   return r.rows[0];
 }
@@ -343,13 +341,15 @@ void Executor::run_autocommit_statement(const MigrationPlan& plan, const Stateme
   const bool concurrent_index = stmt.kind == "IndexStmt" && !stmt.index_name.empty();
   // The step runs with session-level timeouts; put back whatever was in force before it (the
   // migration's own SET, or the server default), not RESET.
-  auto saved = conn_.execute("SELECT current_setting('lock_timeout'),"
-                             " current_setting('statement_timeout')");
+  auto saved = conn_.execute(
+      "SELECT current_setting('lock_timeout'),"
+      " current_setting('statement_timeout')");
   auto restore = [&] {
     if (!conn_.is_open()) return;
-    conn_.execute("SELECT set_config('lock_timeout', $1, false),"
-                  " set_config('statement_timeout', $2, false)",
-                  {saved.rows[0][0], saved.rows[0][1]});
+    conn_.execute(
+        "SELECT set_config('lock_timeout', $1, false),"
+        " set_config('statement_timeout', $2, false)",
+        {saved.rows[0][0], saved.rows[0][1]});
   };
   for (int attempt = 1;; ++attempt) {
     emit({"segment_start", plan.version, seg_no, stmt_no, attempt, 0.0, "", stmt.reason});
@@ -546,13 +546,13 @@ void MigrationLock::acquire(double deadline_s, const RetryPolicy& backoff) {
     if (waited >= deadline_s) {
       auto h = holder();
       std::string who = h ? "pid " + std::to_string(h->pid) + " (application_name '" +
-                                h->application_name + "', user " + h->usename + ", " +
-                                h->client + ", connected since " + h->since + ")"
+                                h->application_name + "', user " + h->usename + ", " + h->client +
+                                ", connected since " + h->since + ")"
                           : "another session (it has just released it)";
       char waited_text[32];
       std::snprintf(waited_text, sizeof waited_text, "%.1f", waited);
-      throw LockTimeout("the migration lock on database '" + session_.dbname() +
-                        "' is held by " + who + "; gave up after " + waited_text + "s");
+      throw LockTimeout("the migration lock on database '" + session_.dbname() + "' is held by " +
+                        who + "; gave up after " + waited_text + "s");
     }
     if (attempt == 1) {
       if (auto h = holder()) {

@@ -7,10 +7,9 @@ extern "C" {
 #include <pg_query.h>
 }
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <utility>
 
 #include "pgsafe/errors.hpp"
@@ -277,7 +276,7 @@ std::pair<int, int> line_column(const std::string& text, int byte_offset) {
   int column = 1;
   size_t limit = std::min(static_cast<size_t>(std::max(byte_offset, 0)), text.size());
   for (size_t i = 0; i < limit; ++i) {
-    unsigned char ch = static_cast<unsigned char>(text[i]);
+    auto ch = static_cast<unsigned char>(text[i]);
     if (ch == '\n') {
       ++line;
       column = 1;
@@ -313,7 +312,7 @@ std::vector<Statement> split_statements(const std::string& text) {
   auto position = [&](int offset) {
     std::string_view piece(text.data() + mark_offset, offset - mark_offset);
     for (char ch : piece) {
-      unsigned char c = static_cast<unsigned char>(ch);
+      auto c = static_cast<unsigned char>(ch);
       if (c == '\n') {
         ++mark.first;
         mark.second = 1;

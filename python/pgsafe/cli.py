@@ -41,8 +41,13 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_target(p: argparse.ArgumentParser, with_path: bool = True) -> None:
     # -v also after the command; SUPPRESS keeps the top-level count when it is not repeated here.
-    p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                   help="more log output (-vv for the core's debug lines)")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="more log output (-vv for the core's debug lines)",
+    )
     if with_path:
         p.add_argument(
             "path",

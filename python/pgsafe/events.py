@@ -33,7 +33,7 @@ class EventLog:
         for key, value in fields.items():
             record[key] = mask_password(value) if isinstance(value, str) else value
         line = json.dumps(record, default=str) + "\n"
-        # One write() per line on an O_APPEND descriptor: lines from concurrent runs never interleave.
+        # One write() per line on an O_APPEND descriptor: concurrent runs never interleave lines.
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line.encode())

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgsafe import _core
+from pgsafe._core import Statement
 from pgsafe.errors import ConfigError, ParseError
 
 log = logging.getLogger("pgsafe")
@@ -17,8 +18,6 @@ log = logging.getLogger("pgsafe")
 _NAME = re.compile(
     r"^(?P<version>\d+)_(?P<name>[A-Za-z0-9][A-Za-z0-9_\-]*?)(?P<dir>\.up|\.down)?\.sql$"
 )
-
-Statement = _core.Statement
 
 
 @dataclass
@@ -91,9 +90,8 @@ def discover(directory: str | Path) -> list[Migration]:
     seen: dict[int, Migration] = {}
     for mig in found:
         if mig.sort_key in seen:
-            raise ConfigError(
-                f"{mig.up_path}: version {mig.version} collides with {seen[mig.sort_key].up_path.name}"
-            )
+            other = seen[mig.sort_key].up_path.name
+            raise ConfigError(f"{mig.up_path}: version {mig.version} collides with {other}")
         seen[mig.sort_key] = mig
     return found
 

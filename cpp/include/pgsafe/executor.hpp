@@ -18,8 +18,8 @@ namespace pgsafe {
 
 struct Timeouts {
   int lock_timeout_ms = 5000;
-  int statement_timeout_ms = 300000;        // ordinary statements (seed 003: 5 min)
-  int long_statement_timeout_ms = 900000;   // index builds, validations, maintenance
+  int statement_timeout_ms = 300000;       // ordinary statements (seed 003: 5 min)
+  int long_statement_timeout_ms = 900000;  // index builds, validations, maintenance
   int idle_in_transaction_timeout_ms = 60000;
 };
 
@@ -105,7 +105,7 @@ class Executor {
     std::vector<const Statement*> statements;
     std::vector<int> indexes;  // statement numbers within the plan
   };
-  void emit(Event event) const;
+  void emit(const Event& event) const;
   void set_timeouts(const Statement& stmt, bool local, std::string& current_class);
   void note_user_settings(const Statement& stmt);
   void run_tx_segment(const MigrationPlan& plan, const Segment& seg, int seg_no, bool finalize,

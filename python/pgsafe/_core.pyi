@@ -1,0 +1,164 @@
+# Types of the compiled core (cpp/bindings/*.cpp). Keep in step with the bindings: mypy checks
+# the Python layer against this file, and tests exercise the real module.
+from collections.abc import Callable, Sequence
+from os import PathLike
+
+__version__: str
+
+class Result:
+    columns: list[str]
+    rows: list[tuple[str | None, ...]]
+    status: str
+    rowcount: int
+
+class Connection:
+    def __init__(
+        self, dsn: str = "", application_name: str = "pgsafe", connect_timeout: float = 10.0
+    ) -> None: ...
+    def execute(self, sql: str, params: Sequence[str | None] | None = None) -> Result: ...
+    def cancel(self) -> bool: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def backend_pid(self) -> int: ...
+    @property
+    def server_version(self) -> int: ...
+    @property
+    def transaction_status(self) -> str: ...
+    @property
+    def dbname(self) -> str: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> str: ...
+    @property
+    def dsn(self) -> str: ...
+    def __enter__(self) -> Connection: ...
+    def __exit__(self, *args: object) -> None: ...
+
+def mask_dsn(dsn: str) -> str: ...
+def sleep(seconds: float) -> None: ...
+
+class Statement:
+    sql: str
+    offset: int
+    line: int
+    column: int
+    end_line: int
+    kind: str
+    transaction_control: str
+    non_transactional: bool
+    reason: str
+    timeout_class: str
+    index_name: str
+    index_schema: str
+    index_table: str
+    parse_tree_json: str
+
+def split_statements(text: str) -> list[Statement]: ...
+def line_column(text: str, byte_offset: int) -> tuple[int, int]: ...
+def sha256_hex(data: bytes) -> str: ...
+def sha256_file(path: str | PathLike[str]) -> str: ...
+def set_log_level(level: int) -> None: ...
+def _log(level: int, message: str) -> None: ...
+
+class Timeouts:
+    lock_timeout_ms: int
+    statement_timeout_ms: int
+    long_statement_timeout_ms: int
+    idle_in_transaction_timeout_ms: int
+
+class RetryPolicy:
+    max_attempts: int
+    base_delay_ms: int
+    max_delay_ms: int
+    def delay_seconds(self, attempt: int) -> float: ...
+
+class MigrationPlan:
+    version: str
+    name: str
+    checksum: str
+    direction: str
+    statements: list[Statement]
+
+class Event:
+    kind: str
+    version: str
+    segment: int
+    statement: int
+    attempt: int
+    seconds: float
+    sqlstate: str
+    message: str
+
+class ExecResult:
+    status: str
+    attempts: int
+    retries: int
+    duration_s: float
+    statements: int
+    rebuilt_indexes: list[str]
+
+class LedgerRow:
+    version: str
+    name: str
+    checksum: str
+    status: str
+    applied_at: str
+    applied_by: str
+    pgsafe_version: str
+    dirty_reason: str
+    duration_s: float
+    retries: int
+
+class Ledger:
+    def __init__(self, schema: str = "pgsafe") -> None: ...
+    @property
+    def schema(self) -> str: ...
+    def ensure(self, conn: Connection) -> None: ...
+    def exists(self, conn: Connection) -> bool: ...
+    def rows(self, conn: Connection) -> list[LedgerRow]: ...
+    def set_status(
+        self, conn: Connection, version: str, status: str, reason: str, by: str
+    ) -> None: ...
+    def set_checksum(
+        self, conn: Connection, version: str, checksum: str, reason: str, by: str
+    ) -> None: ...
+
+class Executor:
+    def __init__(
+        self,
+        conn: Connection,
+        ledger: Ledger,
+        timeouts: Timeouts,
+        retry: RetryPolicy,
+        applied_by: str,
+        pgsafe_version: str,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None: ...
+    def run(self, plan: MigrationPlan) -> ExecResult: ...
+    @property
+    def left_dirty(self) -> bool: ...
+
+class LockHolder:
+    pid: int
+    application_name: str
+    usename: str
+    client: str
+    state: str
+    since: str
+
+class MigrationLock:
+    def __init__(self, session: Connection, key: int) -> None: ...
+    def acquire(self, deadline_s: float, backoff: RetryPolicy) -> None: ...
+    def try_acquire(self) -> bool: ...
+    def holder(self) -> LockHolder | None: ...
+    def release(self) -> None: ...
+    def check_alive(self) -> None: ...
+    @property
+    def held(self) -> bool: ...
+
+def migration_lock_key(ledger_schema: str) -> int: ...
