@@ -42,7 +42,18 @@ class SqlClass:
     codes: list[Code] = field(default_factory=list)
 
 
+VENDORED = Path(__file__).resolve().parent / "errcodes.txt"
+
+
 def default_errcodes() -> Path:
+    """The vendored copy (so every machine generates the same classes, whatever PostgreSQL
+    minor release it has); refresh it with --errcodes PATH from a newer installation."""
+    if VENDORED.is_file():
+        return VENDORED
+    return installed_errcodes()
+
+
+def installed_errcodes() -> Path:
     """The installed errcodes.txt: pg_config's sharedir, else the newest Debian one."""
     pg_config = shutil.which("pg_config")
     if pg_config:
@@ -154,7 +165,7 @@ def main() -> int:
     classes = parse(errcodes)
     assign_names(classes)
     # Record only the PostgreSQL major, so regenerating on another machine gives the same text.
-    major = errcodes.parent.name if errcodes.parent.name.isdigit() else "?"
+    major = errcodes.parent.name if errcodes.parent.name.isdigit() else "15"
     block = render(classes, f"PostgreSQL {major} errcodes.txt")
 
     current = args.output.read_text()
@@ -166,6 +177,8 @@ def main() -> int:
         return 0
     if updated != current:
         args.output.write_text(updated)
+    if errcodes.resolve() != VENDORED:
+        VENDORED.write_bytes(errcodes.read_bytes())  # keep the copy the classes came from
     count = sum(len(c.codes) for c in classes)
     print(f"gen_errors: {count} SQLSTATE classes from {errcodes} -> {args.output}")
     return 0

@@ -651,6 +651,10 @@ class UntranslatableCharacter(DataException, code="22P05", condition="untranslat
     """22P05: untranslatable_character."""
 
 
+class DatumVersionMismatch(DataException, code="22P07", condition="datum_version_mismatch"):
+    """22P07: datum_version_mismatch."""
+
+
 class NotAnXmlDocument(DataException, code="2200L", condition="not_an_xml_document"):
     """2200L: not_an_xml_document."""
 
