@@ -219,14 +219,27 @@ void Executor::set_timeouts(const Statement& stmt, bool local, std::string& curr
 
 void Executor::write_ledger(const MigrationPlan& plan, const std::string& status, double duration_s,
                             int retries, const std::string& reason, bool history) {
-  conn_.execute(
-      ledger_.record_sql(),
-      {plan.version, plan.name, plan.checksum, status, fmt_double(duration_s), applied_by_,
-       pgsafe_version_, std::to_string(retries), reason.empty() ? Value() : Value(reason)});
-  if (!history) return;
-  std::string action = plan.direction == "down" ? "rollback" : "apply";
-  conn_.execute(ledger_.history_sql(), {plan.version, action, status, plan.checksum, applied_by_,
-                                        reason.empty() ? Value() : Value(reason)});
+  std::vector<Value> params{plan.version,
+                            plan.name,
+                            plan.checksum,
+                            status,
+                            fmt_double(duration_s),
+                            applied_by_,
+                            pgsafe_version_,
+                            std::to_string(retries),
+                            reason.empty() ? Value() : Value(reason)};
+  if (!history) {
+    conn_.execute(ledger_.record_sql(), params);
+    return;
+  }
+  // The row and its history entry in one round trip: this runs once per migration, inside its
+  // transaction, so it is part of every migration's lock hold time.
+  params.emplace_back(plan.direction == "down" ? "rollback" : "apply");
+  conn_.execute("WITH m AS (" + ledger_.record_sql() + " RETURNING version) INSERT INTO " +
+                    quote_ident(ledger_.schema()) +
+                    ".history (version, action, status, checksum, by, detail)"
+                    " SELECT $1, $10::text, $4, $3, $6, $9 FROM m",
+                params);
 }
 
 std::optional<Row> Executor::read_ledger_row(const std::string& version) {
@@ -290,8 +303,7 @@ void Executor::run_tx_segment(const MigrationPlan& plan, const Segment& seg, int
     const UserTimeouts saved_session = user_session_;  // a rolled-back SET is undone too
     user_segment_ = user_session_;
     try {
-      conn_.execute("BEGIN");
-      conn_.execute("SET LOCAL idle_in_transaction_session_timeout = " +
+      conn_.execute("BEGIN; SET LOCAL idle_in_transaction_session_timeout = " +
                     std::to_string(timeouts_.idle_in_transaction_timeout_ms));
       std::string current_class;
       for (size_t i = 0; i < seg.statements.size(); ++i) {
