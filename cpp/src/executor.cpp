@@ -371,6 +371,16 @@ void Executor::run_autocommit_statement(const MigrationPlan& plan, const Stateme
       if (concurrent_index && index_is_invalid(stmt)) drop_invalid_index(stmt, plan, result);
       double t0 = now_s();
       conn_.execute(stmt.sql);
+      if (concurrent_index && index_is_invalid(stmt)) {
+        // A concurrent build that "succeeded" but left the index unusable must not be recorded
+        // as applied: queries would silently not use it.
+        DbErrorFields f;
+        f.sqlstate = "55000";
+        f.message = "index \"" + stmt.index_name + "\" is INVALID after " + stmt.reason;
+        f.hint = "it is dropped and built again on the next attempt";
+        f.statement = stmt.sql;
+        throw DbError(std::move(f));
+      }
       emit({"statement_done", plan.version, seg_no, stmt_no, attempt, now_s() - t0, "", ""});
       ++result.statements;
       restore();
