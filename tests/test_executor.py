@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from pgsafe.errors import UniqueViolation
 from pgsafe.server import TemporaryDatabase
 
 PGSAFE = Path(sys.executable).parent / "pgsafe"
@@ -513,16 +514,19 @@ def test_failed_mixed_migration_is_dirty_until_repaired(
     assert exists(pgsafe_db, "after_the_dirty_one")
 
 
-def test_unique_index_on_duplicates_leaves_invalid_index_rebuilt_next_time(
-    pgsafe_db: TemporaryDatabase, tmp_path: Path
+@pytest.mark.parametrize("name", ["items_email_key", ""], ids=["named", "unnamed"])
+def test_failed_unique_index_build_leaves_no_invalid_index(
+    pgsafe_db: TemporaryDatabase, tmp_path: Path, name: str
 ) -> None:
+    """A concurrent build that fails on duplicates leaves an INVALID index, which every write
+    would still maintain: pgsafe reports it and drops it, so the database is as before and the
+    migration is pending, not dirty; after the data is fixed it builds cleanly."""
     migs = write(
         tmp_path / "m",
         {
             "001_items.sql": "CREATE TABLE items (id int, email text);\n"
             "INSERT INTO items VALUES (1, 'a@x'), (2, 'b@x'), (3, 'a@x');\n",
-            "002_unique_email.sql": "CREATE UNIQUE INDEX CONCURRENTLY items_email_key "
-            "ON items (email);\n",
+            "002_unique_email.sql": f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON items (email);\n",
         },
     )
     logs = tmp_path / "logs"
@@ -530,21 +534,56 @@ def test_unique_index_on_duplicates_leaves_invalid_index_rebuilt_next_time(
     assert res.returncode == EXIT_MIGRATION, (res.stdout, res.stderr)
     err = error_lines(res.stderr)
     assert len(err) == 1 and "002_unique_email" in err[0], res.stderr
-    assert index_state(pgsafe_db, "items_email_key") == "invalid"
-    invalid = [e for e in events(logs) if e["event"] == "index_invalid"]
-    assert invalid and invalid[0]["message"] == "items_email_key"
+    assert "nothing from it was committed" in err[0]
+    with pgsafe_db.connect() as conn:
+        left = conn.execute("SELECT count(*) FROM pg_index WHERE indrelid = 'items'::regclass").rows
+    assert left == [("0",)]
+    invalid = [e["message"] for e in events(logs) if e["event"] == "index_invalid"]
+    dropped = [e["message"] for e in events(logs) if e["event"] == "index_dropped"]
+    assert len(invalid) == 1 and dropped == invalid
+    if name:
+        assert invalid == [f"public.{name}"]
     assert [e["sqlstate"] for e in events(logs) if e["event"] == "migration_failed"] == ["23505"]
-    assert ledger(pgsafe_db)["001"]["status"] == "applied"
+    rows = ledger(pgsafe_db)
+    assert rows["001"]["status"] == "applied" and "002" not in rows
 
     with pgsafe_db.connect() as conn:
         conn.execute("DELETE FROM items WHERE id = 3")
     again = pgsafe(*apply_args(migs, pgsafe_db, logs))
     assert again.returncode == EXIT_OK, (again.stdout, again.stderr)
+    with pgsafe_db.connect() as conn:
+        built = conn.execute(
+            "SELECT indisvalid, indisunique FROM pg_index WHERE indrelid = 'items'::regclass"
+        ).rows
+    assert built == [("t", "t")]
+    assert ledger(pgsafe_db)["002"]["status"] == "applied"
+
+
+def test_invalid_index_left_by_an_earlier_run_is_dropped_and_rebuilt(
+    pgsafe_db: TemporaryDatabase, tmp_path: Path
+) -> None:
+    """An INVALID index of the same name, left behind by a run that died (or by hand), would
+    make CREATE INDEX CONCURRENTLY IF NOT EXISTS skip silently: pgsafe drops and rebuilds it."""
+    with pgsafe_db.connect() as conn:
+        conn.execute("CREATE TABLE items (id int, email text)")
+        conn.execute("INSERT INTO items VALUES (1, 'a@x'), (2, 'a@x')")
+        with pytest.raises(UniqueViolation):
+            conn.execute("CREATE UNIQUE INDEX CONCURRENTLY items_email_key ON items (email)")
+        conn.execute("DELETE FROM items WHERE id = 2")
+    assert index_state(pgsafe_db, "items_email_key") == "invalid"
+    migs = write(
+        tmp_path / "m",
+        {
+            "001_unique_email.sql": "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "
+            "items_email_key ON items (email);\n",
+        },
+    )
+    logs = tmp_path / "logs"
+    res = pgsafe(*apply_args(migs, pgsafe_db, logs))
+    assert res.returncode == EXIT_OK, (res.stdout, res.stderr)
     assert index_state(pgsafe_db, "items_email_key") == "valid"
     rebuilt = [e for e in events(logs) if e["event"] == "index_rebuilt"]
-    assert len(rebuilt) == 1 and rebuilt[0]["version"] == "002"
-    assert "items_email_key" in rebuilt[0]["message"]
-    assert ledger(pgsafe_db)["002"]["status"] == "applied"
+    assert len(rebuilt) == 1 and rebuilt[0]["message"] == "public.items_email_key"
 
 
 def test_concurrent_index_timed_out_waiting_is_dropped_and_rebuilt_on_retry(

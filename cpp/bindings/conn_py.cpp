@@ -3,6 +3,7 @@
 
 #include "bindings.hpp"
 #include "pgsafe/conn.hpp"
+#include "pgsafe/errors.hpp"
 
 namespace pyb = pybind11;
 
@@ -57,7 +58,10 @@ void register_conn(pyb::module_& m) {
           "execute",
           [](Connection& c, const std::string& sql,
              const std::optional<std::vector<Value>>& params) {
-            return c.execute(sql, params.value_or(std::vector<Value>{}));
+            Result r = c.execute(sql, params.value_or(std::vector<Value>{}));
+            // Ctrl-C arrived as the statement completed: honour it now, back in Python.
+            if (consume_pending_interrupt()) throw Interrupted();
+            return r;
           },
           pyb::arg("sql"), pyb::arg("params") = pyb::none(),
           pyb::call_guard<pyb::gil_scoped_release>(),
@@ -78,7 +82,9 @@ void register_conn(pyb::module_& m) {
       .def(
           "__enter__", [](Connection& c) -> Connection& { return c; },
           pyb::return_value_policy::reference)
-      .def("__exit__", [](Connection& c, const pyb::args&) { c.close(); })
+      .def(
+          "__exit__", [](Connection& c, const pyb::args&) { c.close(); },
+          pyb::call_guard<pyb::gil_scoped_release>())
       .def("__repr__", [](const Connection& c) {
         return "<Connection " + c.masked_dsn() + (c.is_open() ? "" : " closed") + ">";
       });

@@ -2,6 +2,8 @@
 // the core waited is re-raised as the exact Python exception the signal handler raised.
 #include <Python.h>
 
+#include <atomic>
+
 #include "bindings.hpp"
 #include "pgsafe/conn.hpp"
 #include "pgsafe/errors.hpp"
@@ -18,7 +20,11 @@ PyObject* g_pending_type = nullptr;
 PyObject* g_pending_value = nullptr;
 PyObject* g_pending_tb = nullptr;
 
+// Set at interpreter exit: from then on no core thread may try to take the GIL.
+std::atomic<bool> g_exiting{false};
+
 bool check_signals() {
+  if (g_exiting || !Py_IsInitialized()) return false;
   pybind11::gil_scoped_acquire gil;
   if (PyErr_CheckSignals() == 0) return false;
   Py_XDECREF(g_pending_type);
@@ -101,6 +107,10 @@ void register_errors(pybind11::module_& m) {
     }
   });
   set_interrupt_check(&check_signals);
+  pybind11::module_::import("atexit").attr("register")(pybind11::cpp_function([] {
+    g_exiting = true;
+    set_interrupt_check({});
+  }));
   m.def("_interrupt_check_installed", [] { return true; });
 }
 

@@ -94,6 +94,8 @@ void register_executor(pyb::module_& m) {
            pyb::arg("applied_by"), pyb::arg("pgsafe_version"), pyb::arg("on_event") = pyb::none(),
            pyb::keep_alive<1, 2>())
       .def("run", &Executor::run, pyb::arg("plan"), pyb::call_guard<pyb::gil_scoped_release>())
+      .def("guard_with_lock", &Executor::guard_with_lock, pyb::arg("pid"), pyb::arg("key"),
+           "Check before each commit that session `pid` still holds the migration lock `key`.")
       .def_property_readonly("left_dirty", &Executor::left_dirty,
                              "After run() raised: whether the ledger row was left dirty.");
 

@@ -6,6 +6,8 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
@@ -42,8 +44,10 @@ constexpr int kSliceMs = 100;
 
 std::mutex g_check_mutex;
 std::shared_ptr<InterruptCheck> g_check;
+std::atomic<bool> g_interrupt_pending{false};
 
 bool interrupt_requested() {
+  if (g_interrupt_pending.exchange(false)) return true;
   std::shared_ptr<InterruptCheck> check;
   {
     std::lock_guard<std::mutex> guard(g_check_mutex);
@@ -77,6 +81,34 @@ std::string dsn_password(const std::string& dsn, const char* keyword = "password
   if (std::strcmp(keyword, "password") != 0) return {};
   const char* env = std::getenv("PGPASSWORD");
   return env ? std::string(env) : std::string();
+}
+
+bool is_conninfo_keyword(const std::string& word) {
+  static const std::vector<std::string> kKeywords = [] {
+    std::vector<std::string> out;
+    ConninfoPtr defaults(PQconndefaults());
+    for (auto* o = defaults.get(); o && o->keyword; ++o) out.emplace_back(o->keyword);
+    return out;
+  }();
+  return std::find(kKeywords.begin(), kKeywords.end(), word) != kKeywords.end();
+}
+
+// Replaces each "quoted" token of a libpq message with "…" unless it names an option.
+std::string redact_quoted(const std::string& msg) {
+  std::string out;
+  size_t i = 0;
+  while (i < msg.size()) {
+    size_t open = msg.find('"', i);
+    size_t close = open == std::string::npos ? open : msg.find('"', open + 1);
+    if (close == std::string::npos) break;
+    std::string token = msg.substr(open + 1, close - open - 1);
+    out.append(msg, i, open + 1 - i);
+    out += (is_conninfo_keyword(token) || token == "=") ? token : "...";
+    out += '"';
+    i = close + 1;
+  }
+  out.append(msg, i, std::string::npos);
+  return out;
 }
 
 // Masks the value after `password=` in key=value text; handles quoted values.
@@ -123,6 +155,8 @@ void set_interrupt_check(InterruptCheck check) {
   g_check = std::move(next);
 }
 
+bool consume_pending_interrupt() { return g_interrupt_pending.exchange(false); }
+
 void interruptible_sleep(double seconds) {
   using Clock = std::chrono::steady_clock;
   const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(
@@ -161,22 +195,28 @@ std::string mask_dsn(const std::string& dsn) {
   std::string out = dsn;
   size_t scheme = out.find("://");
   if (scheme != std::string::npos) {
+    // Up to the last '@': a password may hold '@', '?', ':', '#' or '/', and masking a little
+    // too much (an '@' in the query string) is the safe mistake.
     size_t start = scheme + 3;
-    size_t slash = out.find_first_of("/?", start);
-    size_t at = out.rfind('@', slash == std::string::npos ? std::string::npos : slash);
-    if (at != std::string::npos && at >= start) {
-      size_t colon = out.find(':', start);
-      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "****");
+    size_t at = out.rfind('@');
+    size_t colon = out.find(':', start);
+    if (at != std::string::npos && at > start && colon != std::string::npos && colon < at) {
+      out.replace(colon + 1, at - colon - 1, "****");
     }
   }
   return mask_keyword_password(out);
 }
 
 struct Connection::Impl {
-  // Held while a command runs, so close() from another thread waits instead of freeing the
-  // PGconn under it.
+  // Held while a command runs: close() never frees the PGconn under it, it asks for a close
+  // that execute() carries out on its way out.
   std::mutex mutex;
+  std::atomic<bool> close_requested{false};
   ConnPtr conn;
+  CancelPtr cancel_handle;  // independent of `conn`: usable from any thread at any time
+  int backend_pid = 0;
+  int server_version = 0;
+  std::string dbname, user, host, port;
   std::string masked_dsn;
   std::string password;
   std::string ssl_password;
@@ -214,10 +254,9 @@ struct Connection::Impl {
   }
 
   void cancel() const {
-    CancelPtr handle(PQgetCancel(conn.get()));
-    if (!handle) return;
+    if (!cancel_handle) return;
     char err[256];
-    if (PQcancel(handle.get(), err, sizeof err) == 0) {
+    if (PQcancel(cancel_handle.get(), err, sizeof err) == 0) {
       log::core()->warn("cancel request failed: {}", err);
     }
   }
@@ -245,9 +284,11 @@ Connection::Connection(const std::string& dsn, const std::string& application_na
     char* err = nullptr;
     ConninfoPtr parsed(PQconninfoParse(dsn.c_str(), &err));
     if (!parsed) {
-      std::string msg = err ? trim(err) : "cannot parse";
+      // Unparsed, the DSN's password is unknown, so neither the DSN nor the bits of it libpq
+      // quotes back can be shown; option names can.
+      std::string msg = err ? redact_quoted(trim(err)) : "cannot parse";
       if (err) PQfreemem(err);
-      throw ConfigError("invalid DSN '" + impl_->masked_dsn + "': " + impl_->scrub(msg));
+      throw ConfigError("invalid DSN: " + msg);
     }
     const char* env_timeout = std::getenv("PGCONNECT_TIMEOUT");
     std::string given = env_timeout ? env_timeout : "";
@@ -265,9 +306,13 @@ Connection::Connection(const std::string& dsn, const std::string& application_na
     }
   }
   std::string timeout = std::to_string(std::max(2, static_cast<int>(timeout_s + 0.999)));
-  const char* keywords[] = {"connect_timeout", "fallback_application_name", "client_encoding",
-                            "dbname", nullptr};
-  const char* values[] = {timeout.c_str(), application_name.c_str(), "UTF8", dsn.c_str(), nullptr};
+  // Keepalives notice a silently dropped TCP session (a NAT timing out a long index build) in
+  // minutes, not hours. Every keyword before "dbname" can be overridden by the DSN.
+  const char* keywords[] = {
+      "connect_timeout",     "fallback_application_name", "client_encoding", "keepalives_idle",
+      "keepalives_interval", "keepalives_count",          "dbname",          nullptr};
+  const char* values[] = {
+      timeout.c_str(), application_name.c_str(), "UTF8", "60", "10", "6", dsn.c_str(), nullptr};
   impl_->conn.reset(PQconnectStartParams(keywords, values, 1));
   if (!impl_->conn) throw Error("libpq: out of memory");
   auto deadline = std::chrono::steady_clock::now() +
@@ -334,8 +379,16 @@ Connection::Connection(const std::string& dsn, const std::string& application_na
     }
     state = PQconnectPoll(impl_->conn.get());
   }
-  PQsetNoticeReceiver(impl_->conn.get(), &Impl::notice_receiver, nullptr);
-  log::core()->debug("connected to {} (pid {})", where(), PQbackendPID(impl_->conn.get()));
+  PGconn* c = impl_->conn.get();
+  PQsetNoticeReceiver(c, &Impl::notice_receiver, nullptr);
+  impl_->cancel_handle.reset(PQgetCancel(c));
+  impl_->backend_pid = PQbackendPID(c);
+  impl_->server_version = PQserverVersion(c);
+  impl_->dbname = PQdb(c) ? PQdb(c) : "";
+  impl_->user = PQuser(c) ? PQuser(c) : "";
+  impl_->host = PQhost(c) ? PQhost(c) : "";
+  impl_->port = PQport(c) ? PQport(c) : "";
+  log::core()->debug("connected to {} (pid {})", where(), impl_->backend_pid);
 }
 
 Connection::~Connection() = default;
@@ -352,6 +405,13 @@ Result Connection::execute(const std::string& sql, const std::vector<Value>& par
     }
   }
   std::lock_guard<std::mutex> busy(impl_->mutex);
+  // Declared after the lock, so it runs first on the way out: a close() asked for meanwhile.
+  struct DeferredClose {
+    Impl* impl;
+    ~DeferredClose() {
+      if (impl->close_requested.exchange(false)) impl->conn.reset();
+    }
+  } deferred_close{impl_.get()};
   if (!is_open()) throw ConfigError("connection is closed");
   PGconn* c = impl_->conn.get();
   int ok;
@@ -412,7 +472,8 @@ Result Connection::execute(const std::string& sql, const std::vector<Value>& par
     }
     last = std::move(res);
   }
-  if (interrupted) throw Interrupted();
+  if (interrupted && error) throw Interrupted();
+  if (interrupted) g_interrupt_pending = true;  // too late to cancel: it completed; stop next
   if (error) {
     DbErrorFields f;
     const PGresult* r = error.get();
@@ -475,17 +536,20 @@ bool Connection::cancel() {
 
 void Connection::close() noexcept {
   if (!impl_) return;
-  std::lock_guard<std::mutex> busy(impl_->mutex);
-  impl_->conn.reset();
+  std::unique_lock<std::mutex> idle(impl_->mutex, std::try_to_lock);
+  if (idle.owns_lock()) {
+    impl_->conn.reset();
+    return;
+  }
+  impl_->close_requested = true;
+  impl_->cancel();
 }
 
 bool Connection::is_open() const noexcept { return impl_ && impl_->conn != nullptr; }
 
-int Connection::backend_pid() const { return is_open() ? PQbackendPID(impl_->conn.get()) : 0; }
+int Connection::backend_pid() const { return is_open() ? impl_->backend_pid : 0; }
 
-int Connection::server_version() const {
-  return is_open() ? PQserverVersion(impl_->conn.get()) : 0;
-}
+int Connection::server_version() const { return is_open() ? impl_->server_version : 0; }
 
 TxStatus Connection::transaction_status() const {
   if (!is_open()) return TxStatus::kUnknown;
@@ -503,18 +567,10 @@ TxStatus Connection::transaction_status() const {
   }
 }
 
-std::string Connection::dbname() const {
-  return is_open() ? std::string(PQdb(impl_->conn.get())) : std::string();
-}
-std::string Connection::user() const {
-  return is_open() ? std::string(PQuser(impl_->conn.get())) : std::string();
-}
-std::string Connection::host() const {
-  return is_open() ? std::string(PQhost(impl_->conn.get())) : std::string();
-}
-std::string Connection::port() const {
-  return is_open() ? std::string(PQport(impl_->conn.get())) : std::string();
-}
+std::string Connection::dbname() const { return impl_ ? impl_->dbname : std::string(); }
+std::string Connection::user() const { return impl_ ? impl_->user : std::string(); }
+std::string Connection::host() const { return impl_ ? impl_->host : std::string(); }
+std::string Connection::port() const { return impl_ ? impl_->port : std::string(); }
 const std::string& Connection::masked_dsn() const noexcept { return impl_->masked_dsn; }
 
 }  // namespace pgsafe

@@ -119,16 +119,18 @@ std::vector<LedgerRow> Ledger::rows(Connection& conn) const {
   return out;
 }
 
-std::string Ledger::record_sql() const {
-  return "INSERT INTO " + quote_ident(schema_) +
-         ".migrations AS m (version, name, checksum, status, applied_at, duration_s,"
-         " applied_by, pgsafe_version, retries, dirty_reason)"
-         " VALUES ($1, $2, $3, $4, clock_timestamp(), $5::float8, $6, $7, $8::int, $9)"
-         " ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name,"
-         " checksum = EXCLUDED.checksum, status = EXCLUDED.status,"
-         " applied_at = EXCLUDED.applied_at, duration_s = EXCLUDED.duration_s,"
-         " applied_by = EXCLUDED.applied_by, pgsafe_version = EXCLUDED.pgsafe_version,"
-         " retries = EXCLUDED.retries, dirty_reason = EXCLUDED.dirty_reason";
+std::string Ledger::record_sql(const std::string& unless_status) const {
+  std::string sql = "INSERT INTO " + quote_ident(schema_) +
+                    ".migrations AS m (version, name, checksum, status, applied_at, duration_s,"
+                    " applied_by, pgsafe_version, retries, dirty_reason)"
+                    " VALUES ($1, $2, $3, $4, clock_timestamp(), $5::float8, $6, $7, $8::int, $9)"
+                    " ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name,"
+                    " checksum = EXCLUDED.checksum, status = EXCLUDED.status,"
+                    " applied_at = EXCLUDED.applied_at, duration_s = EXCLUDED.duration_s,"
+                    " applied_by = EXCLUDED.applied_by, pgsafe_version = EXCLUDED.pgsafe_version,"
+                    " retries = EXCLUDED.retries, dirty_reason = EXCLUDED.dirty_reason";
+  if (!unless_status.empty()) sql += " WHERE m.status <> '" + unless_status + "'";
+  return sql;
 }
 
 std::string Ledger::history_sql() const {
@@ -219,6 +221,7 @@ void Executor::set_timeouts(const Statement& stmt, bool local, std::string& curr
 
 void Executor::write_ledger(const MigrationPlan& plan, const std::string& status, double duration_s,
                             int retries, const std::string& reason, bool history) {
+  const std::string final_status = plan.direction == "down" ? "rolled_back" : "applied";
   std::vector<Value> params{plan.version,
                             plan.name,
                             plan.checksum,
@@ -228,18 +231,67 @@ void Executor::write_ledger(const MigrationPlan& plan, const std::string& status
                             pgsafe_version_,
                             std::to_string(retries),
                             reason.empty() ? Value() : Value(reason)};
+  Result r;
   if (!history) {
-    conn_.execute(ledger_.record_sql(), params);
-    return;
+    r = conn_.execute(ledger_.record_sql(final_status), params);
+  } else {
+    // The row and its history entry in one round trip: this runs once per migration, inside
+    // its transaction, so it is part of every migration's lock hold time.
+    params.emplace_back(plan.direction == "down" ? "rollback" : "apply");
+    r = conn_.execute("WITH m AS (" + ledger_.record_sql(final_status) +
+                          " RETURNING version) INSERT INTO " + quote_ident(ledger_.schema()) +
+                          ".history (version, action, status, checksum, by, detail)"
+                          " SELECT $1, $10::text, $4, $3, $6, $9 FROM m",
+                      params);
   }
-  // The row and its history entry in one round trip: this runs once per migration, inside its
-  // transaction, so it is part of every migration's lock hold time.
-  params.emplace_back(plan.direction == "down" ? "rollback" : "apply");
-  conn_.execute("WITH m AS (" + ledger_.record_sql() + " RETURNING version) INSERT INTO " +
-                    quote_ident(ledger_.schema()) +
-                    ".history (version, action, status, checksum, by, detail)"
-                    " SELECT $1, $10::text, $4, $3, $6, $9 FROM m",
-                params);
+  if (r.rowcount == 0) {
+    DbErrorFields f;
+    f.sqlstate = "55000";
+    f.message = "migration " + plan.version + " is already " + final_status +
+                " in the ledger: another run got there first";
+    throw DbError(std::move(f));
+  }
+}
+
+void Executor::check_lock() {
+  if (lock_pid_ == 0) return;
+  auto r = conn_.execute(
+      "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+      " AND pid = $1::int AND objsubid = 1"
+      " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+      " AND classid::bigint = (($2::bigint >> 32) & 4294967295)"
+      " AND objid::bigint = ($2::bigint & 4294967295))",
+      {std::to_string(lock_pid_), std::to_string(lock_key_)});
+  if (!r.rows.empty() && r.rows[0][0] == "t") return;
+  DbErrorFields f;
+  f.sqlstate = "55000";
+  f.message = "the migration lock is no longer held (its session, pid " +
+              std::to_string(lock_pid_) + ", ended); stopped before committing";
+  f.hint = "another runner may be applying migrations now; check `pgsafe status`";
+  throw DbError(std::move(f));
+}
+
+std::string Executor::index_oids(const Statement& stmt) {
+  auto r = conn_.execute(
+      "SELECT coalesce(array_agg(indexrelid)::text, '{}') FROM pg_index WHERE indrelid ="
+      " to_regclass(CASE WHEN $1 = '' THEN quote_ident($2)"
+      " ELSE quote_ident($1) || '.' || quote_ident($2) END)",
+      {stmt.index_schema, stmt.index_table});
+  return r.rows.empty() ? "{}" : r.rows[0][0].value_or("{}");
+}
+
+std::vector<std::string> Executor::new_invalid_indexes(const Statement& stmt,
+                                                       const std::string& before) {
+  auto r = conn_.execute(
+      "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_index i"
+      " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+      " WHERE NOT i.indisvalid AND NOT (i.indexrelid = ANY ($3::oid[])) AND i.indrelid ="
+      " to_regclass(CASE WHEN $1 = '' THEN quote_ident($2)"
+      " ELSE quote_ident($1) || '.' || quote_ident($2) END)",
+      {stmt.index_schema, stmt.index_table, before});
+  std::vector<std::string> out;
+  for (const auto& row : r.rows) out.push_back(row[0].value_or(""));
+  return out;
 }
 
 std::optional<Row> Executor::read_ledger_row(const std::string& version) {
@@ -316,8 +368,10 @@ void Executor::run_tx_segment(const MigrationPlan& plan, const Segment& seg, int
         emit({"statement_done", plan.version, seg_no, seg.indexes[i], attempt, now_s() - t0, "",
               ""});
       }
+      check_lock();
       if (finalize) write_ledger(plan, final_status, now_s() - started, result.retries, "");
       conn_.execute("COMMIT");
+      committed_any_ = true;
       result.statements += static_cast<int>(seg.statements.size());
       return;
     } catch (const DbError& e) {
@@ -350,7 +404,11 @@ void Executor::run_tx_segment(const MigrationPlan& plan, const Segment& seg, int
 
 void Executor::run_autocommit_statement(const MigrationPlan& plan, const Statement& stmt,
                                         int seg_no, int stmt_no, ExecResult& result) {
-  const bool concurrent_index = stmt.kind == "IndexStmt" && !stmt.index_name.empty();
+  const bool index_build = stmt.kind == "IndexStmt" && !stmt.index_table.empty();
+  // These commit part of their work before they can fail: a retry would meet that half state,
+  // so a failure ends the migration dirty instead.
+  const bool commits_midway =
+      stmt.reason == "DETACH PARTITION CONCURRENTLY" || stmt.reason == "REINDEX CONCURRENTLY";
   // The step runs with session-level timeouts; put back whatever was in force before it (the
   // migration's own SET, or the server default), not RESET.
   auto saved = conn_.execute(
@@ -363,46 +421,67 @@ void Executor::run_autocommit_statement(const MigrationPlan& plan, const Stateme
         " set_config('statement_timeout', $2, false)",
         {saved.rows[0][0], saved.rows[0][1]});
   };
+  // Indexes a failed concurrent build of ours left INVALID (named or not): dropped before the
+  // next attempt, or at the end if there is none, so nothing half-built stays behind.
+  std::vector<std::string> leftovers;
+  auto drop_leftovers = [&](const char* event) {
+    for (const std::string& name : leftovers) {
+      log::core()->warn("{}: dropping index {} left INVALID by the failed build", plan.version,
+                        name);
+      conn_.execute("DROP INDEX CONCURRENTLY IF EXISTS " + name);
+      emit({event, plan.version, seg_no, stmt_no, 0, 0.0, "", name});
+      if (std::string(event) == "index_rebuilt") result.rebuilt_indexes.push_back(name);
+    }
+    leftovers.clear();
+  };
   for (int attempt = 1;; ++attempt) {
     emit({"segment_start", plan.version, seg_no, stmt_no, attempt, 0.0, "", stmt.reason});
     try {
+      check_lock();
       std::string current_class;
       set_timeouts(stmt, false, current_class);
-      if (concurrent_index && index_is_invalid(stmt)) drop_invalid_index(stmt, plan, result);
-      double t0 = now_s();
-      conn_.execute(stmt.sql);
-      if (concurrent_index && index_is_invalid(stmt)) {
-        // A concurrent build that "succeeded" but left the index unusable must not be recorded
-        // as applied: queries would silently not use it.
-        DbErrorFields f;
-        f.sqlstate = "55000";
-        f.message = "index \"" + stmt.index_name + "\" is INVALID after " + stmt.reason;
-        f.hint = "it is dropped and built again on the next attempt";
-        f.statement = stmt.sql;
-        throw DbError(std::move(f));
+      if (index_build && !stmt.index_name.empty() && index_is_invalid(stmt)) {
+        drop_invalid_index(stmt, plan, result);  // left by an earlier run
       }
+      drop_leftovers("index_rebuilt");
+      const std::string before = index_build ? index_oids(stmt) : "{}";
+      double t0 = now_s();
+      try {
+        conn_.execute(stmt.sql);
+        if (index_build && !stmt.index_name.empty() && index_is_invalid(stmt)) {
+          // A build that "succeeded" but left the index unusable must not count as applied.
+          DbErrorFields f;
+          f.sqlstate = "55000";
+          f.message = "index \"" + stmt.index_name + "\" is INVALID after " + stmt.reason;
+          f.statement = stmt.sql;
+          throw DbError(std::move(f));
+        }
+      } catch (const DbError& e) {
+        if (commits_midway) committed_any_ = true;
+        if (index_build && e.fields().connection_usable) {
+          leftovers = new_invalid_indexes(stmt, before);
+          for (const std::string& name : leftovers) {
+            emit(
+                {"index_invalid", plan.version, seg_no, stmt_no, attempt, 0.0, e.sqlstate(), name});
+          }
+        }
+        throw;
+      }
+      committed_any_ = true;
       emit({"statement_done", plan.version, seg_no, stmt_no, attempt, now_s() - t0, "", ""});
       ++result.statements;
       restore();
       return;
     } catch (const DbError& e) {
-      if (e.fields().connection_usable && concurrent_index) {
-        try {
-          if (index_is_invalid(stmt)) {
-            log::core()->warn("{}: the failed build left index {} INVALID", plan.version,
-                              stmt.index_name);
-            emit({"index_invalid", plan.version, seg_no, stmt_no, attempt, 0.0, e.sqlstate(),
-                  stmt.index_name});
-          }
-        } catch (const DbError&) {
-        }
-      }
       bool last = attempt >= retry_.max_attempts;
-      if (!e.retryable() || last || !e.fields().connection_usable) {
+      if (!e.retryable() || last || !e.fields().connection_usable || commits_midway) {
         if (e.fields().connection_usable) {
           try {
+            drop_leftovers("index_dropped");
             restore();
-          } catch (const DbError&) {
+          } catch (const DbError& inner) {
+            log::core()->warn("{}: clean-up after the failed step failed: {}", plan.version,
+                              inner.what());
           }
         }
         throw;
@@ -426,6 +505,7 @@ ExecResult Executor::run(const MigrationPlan& plan) {
   user_session_ = {};
   user_segment_ = {};
   left_dirty_ = false;
+  committed_any_ = false;
   std::vector<Segment> segments;
   for (size_t i = 0; i < plan.statements.size(); ++i) {
     const Statement& s = plan.statements[i];
@@ -454,7 +534,6 @@ ExecResult Executor::run(const MigrationPlan& plan) {
     write_ledger(plan, "dirty", 0.0, 0, "in progress since the first autocommit step", false);
     emit({"dirty", plan.version, -1, -1, 0, 0.0, "", "marked dirty while autocommit steps run"});
   }
-  bool committed_any = false;  // once true, a failure leaves a half-applied migration
   try {
     for (size_t i = 0; i < segments.size(); ++i) {
       const Segment& seg = segments[i];
@@ -466,15 +545,26 @@ ExecResult Executor::run(const MigrationPlan& plan) {
                                  result);
         if (last) write_ledger(plan, final_status, now_s() - started, result.retries, "");
       }
-      committed_any = true;
     }
-  } catch (const DbError& e) {
-    left_dirty_ = mixed && committed_any;
-    if (mixed && conn_.is_open() && e.fields().connection_usable) {
+  } catch (...) {
+    // Whatever ended the run (a database error, Ctrl-C, an exception from the event sink):
+    // the ledger must say dirty exactly when some step has committed.
+    left_dirty_ = mixed && committed_any_;
+    std::string why = "interrupted";
+    bool usable = conn_.is_open();
+    try {
+      throw;
+    } catch (const DbError& e) {
+      why = e.what();
+      usable = usable && e.fields().connection_usable;
+    } catch (const std::exception& e) {
+      why = e.what();
+    } catch (...) {
+    }
+    if (mixed && usable) {
       try {
-        if (committed_any) {
-          write_ledger(plan, "dirty", now_s() - started, result.retries,
-                       std::string("failed: ") + e.what());
+        if (committed_any_) {
+          write_ledger(plan, "dirty", now_s() - started, result.retries, "failed: " + why);
         } else {
           restore_ledger_row(plan.version, previous);  // nothing committed: as before the run
         }
@@ -485,17 +575,6 @@ ExecResult Executor::run(const MigrationPlan& plan) {
       }
     } else if (mixed) {
       left_dirty_ = true;  // the connection is gone with the marker in place
-    }
-    throw;
-  } catch (const Interrupted&) {
-    left_dirty_ = mixed;
-    if (mixed && !committed_any && conn_.is_open()) {
-      try {
-        restore_ledger_row(plan.version, previous);
-        left_dirty_ = false;
-      } catch (const Error& inner) {  // the marker stays; the next run reports it dirty
-        log::core()->error("{}: cannot clear the dirty marker: {}", plan.version, inner.what());
-      }
     }
     throw;
   }

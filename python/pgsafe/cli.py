@@ -11,12 +11,14 @@ import logging
 import re
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from pgsafe import _core
 from pgsafe.config import Settings, resolve_target
 from pgsafe.errors import ConfigError, DatabaseError, Error, mask_password
 from pgsafe.events import EventLog
+from pgsafe.migrations import discover
 from pgsafe.runner import Runner
 
 EXIT_OK, EXIT_UNSAFE, EXIT_MIGRATION, EXIT_POSTFLIGHT, EXIT_ROLLBACK, EXIT_CONFIG = range(6)
@@ -25,12 +27,36 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)?\s*$")
 _UNIT_MS = {"ms": 1, "s": 1000, "sec": 1000, "m": 60_000, "min": 60_000, "h": 3_600_000}
 
 
+_MAX_MS = 2_147_483_647  # PostgreSQL's timeouts are int milliseconds
+
+
 def duration_ms(text: str) -> int:
     """'200ms', '5s', '15min', '1h' or a plain number of milliseconds."""
     m = _DURATION.match(text)
     if m is None:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 200ms, 5s, 15min)")
-    return int(float(m[1]) * _UNIT_MS[m[2] or "ms"])
+    value = int(float(m[1]) * _UNIT_MS[m[2] or "ms"])
+    if value > _MAX_MS:
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than PostgreSQL allows (~24 days)")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def version(text: str) -> str:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"not a version: {text!r} (the migration file's numeric prefix, e.g. 002)"
+        )
+    return text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -165,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--apply", action="store_true", dest="execute", help="actually write to the database"
     )
-    p.add_argument("--to", metavar="VERSION", help="stop after this version")
+    p.add_argument("--to", type=version, metavar="VERSION", help="stop after this version")
     _add_safety(p)
 
     p = sub.add_parser(
@@ -176,8 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_target(p)
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=int, metavar="N", help="how many migrations (default 1)")
-    g.add_argument("--to", metavar="VERSION", help="roll back everything after VERSION")
+    g.add_argument(
+        "--steps", type=positive_int, metavar="N", help="how many migrations (default 1)"
+    )
+    g.add_argument(
+        "--to", type=version, metavar="VERSION", help="roll back everything after VERSION"
+    )
     p.add_argument(
         "--apply", action="store_true", dest="execute", help="actually write to the database"
     )
@@ -263,9 +293,25 @@ def _print_plan(title: str, plan: Sequence[tuple[object, Sequence[_core.Statemen
             _say(f"    line {s.line}: {s.reason} cannot run in a transaction block")
 
 
+def _event_log(args: argparse.Namespace) -> EventLog:
+    """The run's event log, for commands that write; checked before anything is touched."""
+    writes = args.command == "repair" or getattr(args, "execute", False)
+    if not writes or not args.log_dir:
+        return EventLog(None)
+    path = Path(args.log_dir) / "migrations.jsonl"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the event log: {exc.strerror or exc}") from None
+    return EventLog(path)
+
+
 def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    events = EventLog(f"{args.log_dir}/migrations.jsonl" if args.log_dir else None)
+    discover(args.path)  # a bad PATH fails before a throwaway server starts
+    events = _event_log(args)
     with _target(args) as (dsn, label):
         runner = Runner(
             args.path, dsn, settings=settings, events=events, progress=_say, target_label=label
@@ -304,6 +350,16 @@ def _run(args: argparse.Namespace) -> int:
 _FAILURE_CODE = {"apply": EXIT_MIGRATION, "rollback": EXIT_ROLLBACK}
 
 
+def _exit_code(command: str, exc: Error) -> int:
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG
+    if command == "rollback":  # whatever stopped it, the rollback failed (DESIGN.md: 4)
+        return EXIT_ROLLBACK
+    if isinstance(exc, DatabaseError):
+        return _FAILURE_CODE.get(command, EXIT_CONFIG)
+    return exc.exit_code
+
+
 def _configure_logging(verbose: int) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("pgsafe: %(levelname)s: %(message)s"))
@@ -325,12 +381,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     except Error as exc:
         print(f"pgsafe: error: {mask_password(str(exc))}", file=sys.stderr)
-        if isinstance(exc, DatabaseError) and not isinstance(exc, ConfigError):
-            return _FAILURE_CODE.get(args.command, EXIT_CONFIG)
-        return exc.exit_code
+        return _exit_code(args.command, exc)
     except KeyboardInterrupt:
         print(
-            "pgsafe: interrupted: the running statement was cancelled on the server",
+            "pgsafe: interrupted: any running statement was cancelled on the server; "
+            "`pgsafe status` shows what was committed",
             file=sys.stderr,
         )
         return _FAILURE_CODE.get(args.command, 130)

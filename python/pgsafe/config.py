@@ -6,7 +6,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pgsafe import _core
 
@@ -16,7 +16,7 @@ _PG_TARGET_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PG
 
 @dataclass(frozen=True)
 class Target:
-    dsn: str  # "" lets libpq read PG* variables and service files
+    dsn: str = field(repr=False)  # "" lets libpq read PG* variables and service files
     source: str  # "--db", "DATABASE_URL", "PG* environment", "embedded"
 
     @property

@@ -19,8 +19,6 @@ class EventLog:
         self.path = Path(path) if path else None
         self.run_id = uuid.uuid4().hex[:12]
         self._fd: int | None = None
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, event: str, **fields: Any) -> None:
         if self.path is None:
@@ -37,6 +35,7 @@ class EventLog:
             record[key] = mask_password(value) if isinstance(value, str) else value
         line = json.dumps(record, default=str) + "\n"
         if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             # O_APPEND and one write() per line: concurrent runs never interleave their lines.
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             weakref.finalize(self, os.close, self._fd)

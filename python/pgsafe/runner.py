@@ -18,8 +18,10 @@ from pgsafe.errors import (
     ConfigError,
     DatabaseError,
     DirtyMigrationError,
+    Error,
     MigrationError,
     RollbackError,
+    UnsafeError,
 )
 from pgsafe.events import EventLog
 from pgsafe.migrations import Migration, Statement, discover
@@ -153,6 +155,7 @@ class Runner:
         self.progress: Progress = progress or (lambda _msg: None)
         self.ledger = _core.Ledger(self.settings.ledger_schema)
         self.target_label = target_label or (_core.mask_dsn(dsn) if dsn else "libpq defaults")
+        self._lock_pid = 0
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -161,6 +164,15 @@ class Runner:
 
     def _states(self, migs: list[Migration], rows: list[Any]) -> list[MigrationState]:
         by_version = {r.version: r for r in rows}
+        by_number = {int(r.version): r for r in rows if r.version.isdigit()}
+        for mig in migs:
+            other = by_number.get(mig.sort_key)
+            if other is not None and other.version != mig.version:
+                # Re-padding or renaming a version must not make an applied migration pending.
+                raise ConfigError(
+                    f"{mig.up_path}: the ledger knows this migration as version {other.version} "
+                    f"({other.name}); restore the file name or the ledger will apply it twice"
+                )
         out: list[MigrationState] = []
         for mig in migs:
             row = by_version.pop(mig.version, None)
@@ -225,22 +237,41 @@ class Runner:
                 lock.acquire(self.settings.lock_wait_s, self.settings.lock_backoff())
                 self.progress("migration lock taken")
             self.events.write("lock_acquired", database=self.target_label)
+            if lock_conn.server_version >= 140000:
+                # The lock lives as long as this idle session: no server timeout may end it.
+                lock_conn.execute("SET idle_session_timeout = 0")
+            self._lock_pid = lock_conn.backend_pid
             conn = connect(self.dsn, self.settings)
             try:
-                if conn.server_version >= 140000:
-                    # A runner killed mid-statement is noticed by the server within seconds,
-                    # so its transaction (and its locks) do not outlive it.
-                    conn.execute("SET client_connection_check_interval = '2s'")
+                self._reset_session(conn)
                 yield conn, lock
             finally:
                 conn.close()
-                lock.release()
+                try:
+                    lock.release()
+                except Error as exc:  # the session is gone, and the lock with it
+                    log.warning("releasing the migration lock: %s", exc)
                 self.events.write("lock_released", database=self.target_label)
         finally:
             lock_conn.close()
+            self._lock_pid = 0
+
+    def _reset_session(self, conn: _core.Connection) -> None:
+        """A clean session for the next migration: nothing one sets (search_path, role, temp
+        tables) leaks into the next."""
+        conn.execute("DISCARD ALL")
+        if conn.server_version >= 140000:
+            # A runner killed mid-statement is noticed by the server within seconds, so its
+            # transaction (and its locks) do not outlive it.
+            conn.execute("SET client_connection_check_interval = '2s'")
 
     def _check_clean(self, states: list[MigrationState]) -> None:
         for st in states:
+            if st.state == "missing-file":
+                raise UnsafeError(
+                    f"migration {st.version}_{st.name} is {st.state.replace('-', ' ')}: it is "
+                    f"applied on the database but not in {self.source}; restore the file"
+                )
             if st.state == "dirty":
                 raise DirtyMigrationError(st.version, st.name, st.dirty_reason or "")
             if st.state == "changed":
@@ -248,11 +279,19 @@ class Runner:
                     st.version, st.name, st.recorded_checksum or "", st.checksum or ""
                 )
 
+    def _check_to(self, migs: list[Migration], to: str | None) -> None:
+        """Fails on a --to that names no migration, before anything is touched."""
+        if to is None:
+            return
+        if not to.isdigit():
+            raise ConfigError(f"--to {to}: a version is the file's numeric prefix, e.g. 002")
+        if not any(m.sort_key == int(to) for m in migs):
+            raise ConfigError(f"--to {to}: no migration with that version in {self.source}")
+
     def _select_pending(
         self, migs: list[Migration], states: list[MigrationState], to: str | None
     ) -> list[Migration]:
-        if to is not None and not any(int(m.version) == int(to) for m in migs):
-            raise ConfigError(f"--to {to}: no migration with that version in {self.source}")
+        self._check_to(migs, to)
         state = {s.version: s.state for s in states}
         return [
             m
@@ -269,6 +308,7 @@ class Runner:
 
     def apply(self, to: str | None = None) -> list[StepResult]:
         migs = self.migrations()
+        self._check_to(migs, to)
         parsed = {m.version: m.up_statements() for m in migs}  # bad SQL: fail before touching
         results: list[StepResult] = []
         self.events.write("apply_start", database=self.target_label, source=str(self.source))
@@ -282,6 +322,7 @@ class Runner:
             for mig in pending:
                 lock.check_alive()
                 results.append(self._run(conn, mig, parsed[mig.version], "up"))
+                self._reset_session(conn)
         self.events.write("apply_done", applied=[r.version for r in results])
         return results
 
@@ -332,6 +373,10 @@ class Runner:
             pgsafe_version(),
             on_event,
         )
+        if self._lock_pid:
+            executor.guard_with_lock(
+                self._lock_pid, _core.migration_lock_key(self.settings.ledger_schema)
+            )
         try:
             res = executor.run(plan)
         except DatabaseError as exc:
@@ -386,12 +431,13 @@ class Runner:
     def _select_rollback(
         self, migs: list[Migration], states: list[MigrationState], steps: int | None, to: str | None
     ) -> list[Migration]:
+        if steps is not None and steps < 1:
+            raise ConfigError(f"--steps {steps}: must be 1 or more")
+        self._check_to(migs, to)
         by_version = {m.version: m for m in migs}
         applied = [by_version[s.version] for s in states if s.state == "applied"]
         applied.sort(key=lambda m: m.sort_key, reverse=True)
         if to is not None:
-            if not any(int(m.version) == int(to) for m in migs):
-                raise ConfigError(f"--to {to}: no migration with that version in {self.source}")
             chosen = [m for m in applied if m.sort_key > int(to)]
         else:
             chosen = applied[: steps if steps is not None else 1]
@@ -413,6 +459,11 @@ class Runner:
 
     def rollback(self, steps: int | None = None, to: str | None = None) -> list[StepResult]:
         migs = self.migrations()
+        if steps is not None and steps < 1:
+            raise ConfigError(f"--steps {steps}: must be 1 or more")
+        self._check_to(migs, to)
+        # Every down file parsed before anything is touched: bad SQL is a config error.
+        downs = {m.version: m.down_statements() for m in migs if m.down_path is not None}
         results: list[StepResult] = []
         self.events.write("rollback_start", database=self.target_label, source=str(self.source))
         with self._locked() as (conn, lock):
@@ -420,12 +471,12 @@ class Runner:
             states = self._states(migs, self.ledger.rows(conn))
             self._check_clean(states)
             chosen = self._select_rollback(migs, states, steps, to)
-            parsed = {m.version: m.down_statements() for m in chosen}
             if not chosen:
                 self.progress("nothing to roll back")
             for mig in chosen:
                 lock.check_alive()
-                results.append(self._run(conn, mig, parsed[mig.version], "down"))
+                results.append(self._run(conn, mig, downs[mig.version], "down"))
+                self._reset_session(conn)
         self.events.write("rollback_done", rolled_back=[r.version for r in results])
         return results
 

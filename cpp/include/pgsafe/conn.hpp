@@ -27,6 +27,10 @@ using InterruptCheck = std::function<bool()>;
 void set_interrupt_check(InterruptCheck check);
 // Sleeps for `seconds`, polling the interrupt check; throws Interrupted.
 void interruptible_sleep(double seconds);
+// An interrupt that arrived while a statement was finishing successfully is not lost: the
+// statement's result is returned and the next wait throws Interrupted. Callers that return to
+// Python instead take it here (true once per such interrupt).
+bool consume_pending_interrupt();
 
 // Masks the password of a URL or key=value DSN ("postgresql://u:****@h/db", "password=****").
 std::string mask_dsn(const std::string& dsn);
@@ -51,6 +55,8 @@ class Connection {
   Result execute(const std::string& sql, const std::vector<Value>& params = {});
   // Sends a cancel request for whatever the connection is running; safe from any thread.
   bool cancel();
+  // Closes now, or, if a command is running (on another thread, or in a signal handler called
+  // from this one), cancels it and closes as soon as it returns. Never blocks.
   void close() noexcept;
 
   bool is_open() const noexcept;

@@ -81,7 +81,9 @@ class Ledger {
                   const std::string& reason, const std::string& by) const;
   void set_checksum(Connection& conn, const std::string& version, const std::string& checksum,
                     const std::string& reason, const std::string& by) const;
-  std::string record_sql() const;   // upsert of a migration row, $1..$9
+  // Upsert of a migration row, $1..$9; with `unless_status`, a row already in that status is
+  // left alone (and the statement reports 0 rows): two runners can never both apply it.
+  std::string record_sql(const std::string& unless_status = "") const;
   std::string history_sql() const;  // insert of a history row, $1..$6
 
  private:
@@ -95,6 +97,12 @@ class Executor {
   // Runs the plan and records it. Throws DbError (the last one, once retries are exhausted or
   // for a non-retryable error); a failure after an autocommit step leaves the ledger row dirty.
   ExecResult run(const MigrationPlan& plan);
+  // Before each commit, check that the session `pid` still holds advisory lock `key`: if that
+  // session died, another runner may be applying the same migration now.
+  void guard_with_lock(int pid, std::int64_t key) {
+    lock_pid_ = pid;
+    lock_key_ = key;
+  }
   // After run() threw: true when a step had already committed, so the ledger row says dirty;
   // false when nothing committed and the ledger row is as it was before the run.
   bool left_dirty() const noexcept { return left_dirty_; }
@@ -118,6 +126,9 @@ class Executor {
   void restore_ledger_row(const std::string& version, const std::optional<Row>& previous);
   void drop_invalid_index(const Statement& stmt, const MigrationPlan& plan, ExecResult& result);
   bool index_is_invalid(const Statement& stmt);
+  std::string index_oids(const Statement& stmt);
+  std::vector<std::string> new_invalid_indexes(const Statement& stmt, const std::string& before);
+  void check_lock();
 
   Connection& conn_;
   Ledger ledger_;
@@ -135,6 +146,9 @@ class Executor {
   UserTimeouts user_session_;
   UserTimeouts user_segment_;
   bool left_dirty_ = false;
+  bool committed_any_ = false;  // some step of the current migration has committed
+  int lock_pid_ = 0;
+  std::int64_t lock_key_ = 0;
 };
 
 // The holder of a lock we could not take: enough to name it in the error.
