@@ -4,39 +4,16 @@ failure, no password in any output, nothing touched on bad input."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-PGSAFE = str(Path(sys.executable).parent / "pgsafe")
+from helpers import pgsafe as run
+from helpers import query
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 SECRET = "s3cr3t-PASSWORD-9"
-
-
-def run(
-    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
-    return subprocess.run(
-        [PGSAFE, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**base, **(env or {})},
-        cwd=cwd,
-    )
-
-
-def query(db, sql: str):
-    conn = db.connect()
-    try:
-        return conn.execute(sql).rows
-    finally:
-        conn.close()
 
 
 @pytest.fixture
@@ -190,24 +167,10 @@ def test_malformed_dsn_is_a_config_error(mig_dir):
 
 
 @pytest.fixture
-def password_user(pgsafe_server):
-    """A role that must log in with a password: a scram line ahead of the server's trust rules."""
-    hba = Path(pgsafe_server.datadir) / "pg_hba.conf"
-    original = hba.read_text()
-    stat = hba.stat()
-    conn = pgsafe_server.connect()
-    try:
-        conn.execute("DROP ROLE IF EXISTS pwuser")
-        conn.execute(f"CREATE ROLE pwuser LOGIN PASSWORD 'right-{SECRET}'")
-        hba.write_text("local all pwuser scram-sha-256\n" + original)
-        os.chown(hba, stat.st_uid, stat.st_gid)
-        conn.execute("SELECT pg_reload_conf()")
-        yield "pwuser"
-    finally:
-        hba.write_text(original)
-        conn.execute("SELECT pg_reload_conf()")
-        conn.execute("DROP ROLE IF EXISTS pwuser")
-        conn.close()
+def password_user_password() -> str:
+    """The password of conftest's `password_user` here: it contains SECRET, so the checks that
+    SECRET shows nowhere cover the right password too."""
+    return f"right-{SECRET}"
 
 
 def test_wrong_password_message_has_no_password(pgsafe_server, password_user, mig_dir, tmp_path):

@@ -4,15 +4,12 @@ lock held elsewhere ends a run with a message naming who holds it."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
+from helpers import PGSAFE, query, write
 from pgsafe import _core
 from pgsafe.server import TemporaryDatabase
-
-PGSAFE = Path(sys.executable).parent / "pgsafe"
 
 RUNNERS = 10
 
@@ -25,20 +22,6 @@ MIGRATIONS = {
     "005_counter.sql": "CREATE TABLE apply_counter (n int);\n"
     "INSERT INTO apply_counter VALUES (1);\n",
 }
-
-
-def write(directory: Path, files: dict[str, str]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, sql in files.items():
-        (directory / name).write_text(sql)
-    return directory
-
-
-def query(
-    db: TemporaryDatabase, sql: str, params: list[str] | None = None
-) -> list[tuple[Any, ...]]:
-    with db.connect(application_name="pgsafe-test") as conn:
-        return list(conn.execute(sql, params or []).rows)
 
 
 def test_ten_concurrent_runners_apply_each_migration_once(

@@ -20,18 +20,11 @@ from urllib.parse import quote
 import pytest
 
 import pgsafe
+from helpers import wait_for
 from pgsafe import _core
 from pgsafe import errors as e
 
 SECRET = "s3cr3t-PASSWORD"
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def backend_state(observer: _core.Connection, pid: int) -> tuple[str | None, str | None]:
@@ -620,37 +613,6 @@ def test_mask_dsn_masks_sslpassword(pgsafe_db) -> None:
     with _core.Connection(f"{pgsafe_db.dsn} sslpassword={SECRET}") as conn:
         assert SECRET not in conn.dsn
         assert SECRET not in repr(conn)
-
-
-@pytest.fixture
-def password_user(pgsafe_server) -> Iterator[str]:
-    """Role `pwuser` (password 'right-pass') that must authenticate with SCRAM over the socket."""
-    hba = Path(pgsafe_server.datadir) / "pg_hba.conf"
-    original = hba.read_bytes()
-    st = hba.stat()
-    admin = pgsafe_server.connect()
-    try:
-        admin.execute("DROP ROLE IF EXISTS pwuser")
-        admin.execute("CREATE ROLE pwuser LOGIN PASSWORD 'right-pass'")
-        hba.write_bytes(b"local all pwuser scram-sha-256\n" + original)
-        os.chown(hba, st.st_uid, st.st_gid)
-        os.chmod(hba, st.st_mode)
-        assert admin.execute("SELECT pg_reload_conf()").rows == [("t",)]
-        wait_for(
-            lambda: bool(
-                admin.execute(
-                    "SELECT 1 FROM pg_hba_file_rules WHERE 'pwuser' = ANY(user_name)"
-                ).rows
-            ),
-            what="pg_hba.conf reload",
-        )
-        yield "pwuser"
-    finally:
-        hba.write_bytes(original)
-        os.chown(hba, st.st_uid, st.st_gid)
-        admin.execute("SELECT pg_reload_conf()")
-        admin.execute("DROP ROLE IF EXISTS pwuser")
-        admin.close()
 
 
 def test_wrong_password_is_never_shown(pgsafe_server, password_user, monkeypatch, caplog) -> None:

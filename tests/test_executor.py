@@ -10,58 +10,32 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from helpers import exists, query, spawn, wait_for, write
+from helpers import pgsafe as run_pgsafe
 from pgsafe.errors import UniqueViolation
 from pgsafe.server import TemporaryDatabase
-
-PGSAFE = Path(sys.executable).parent / "pgsafe"
 
 EXIT_OK, EXIT_MIGRATION, EXIT_CONFIG = 0, 2, 5
 
 
-# --- small helpers (kept here: tests/helpers.py belongs to someone else) ---------------------
-
-
-def write(directory: Path, files: dict[str, str]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, sql in files.items():
-        (directory / name).write_text(sql)
-    return directory
+# --- small helpers (the ones other modules use too are in helpers.py) -----------------------
 
 
 def pgsafe(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(PGSAFE), *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(PGSAFE), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def query(
-    db: TemporaryDatabase, sql: str, params: list[str] | None = None
-) -> list[tuple[Any, ...]]:
-    with db.connect(application_name="pgsafe-test") as conn:
-        return list(conn.execute(sql, params or []).rows)
+    """The CLI to completion, with this module's 60 s subprocess timeout."""
+    return run_pgsafe(*args, timeout=timeout)
 
 
 def scalar(db: TemporaryDatabase, sql: str, params: list[str] | None = None) -> Any:
     rows = query(db, sql, params)
     assert len(rows) == 1, rows
     return rows[0][0]
-
-
-def exists(db: TemporaryDatabase, relation: str) -> bool:
-    return scalar(db, "SELECT to_regclass($1) IS NOT NULL", [relation]) == "t"
 
 
 def ledger(db: TemporaryDatabase) -> dict[str, dict[str, Any]]:
@@ -88,17 +62,6 @@ def events(log_dir: Path) -> list[dict[str, Any]]:
 
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("pgsafe: error:")]
-
-
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def index_state(db: TemporaryDatabase, name: str) -> str | None:

@@ -10,45 +10,14 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from helpers import exists, pgsafe, query, spawn, wait_for, write
 from pgsafe.server import TemporaryDatabase
 
-PGSAFE = Path(sys.executable).parent / "pgsafe"
-
 SLEEP = "SELECT pg_sleep(coalesce(current_setting('pgsafe_test.sleep', true), '0')::float8);\n"
-
-
-def write(directory: Path, files: dict[str, str]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, sql in files.items():
-        (directory / name).write_text(sql)
-    return directory
-
-
-def query(
-    db: TemporaryDatabase, sql: str, params: list[str] | None = None
-) -> list[tuple[Any, ...]]:
-    with db.connect(application_name="pgsafe-test") as conn:
-        return list(conn.execute(sql, params or []).rows)
-
-
-def exists(db: TemporaryDatabase, relation: str) -> bool:
-    return query(db, "SELECT to_regclass($1) IS NOT NULL", [relation]) == [("t",)]
-
-
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def set_sleep(db: TemporaryDatabase, seconds: float | None) -> None:
@@ -82,13 +51,7 @@ def runner_sessions(db: TemporaryDatabase) -> list[tuple[Any, ...]]:
 
 
 def status(migs: Path, db: TemporaryDatabase) -> dict[str, dict[str, Any]]:
-    res = subprocess.run(
-        [str(PGSAFE), "status", str(migs), "--db", db.dsn, "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    res = pgsafe("status", str(migs), "--db", db.dsn, "--json", timeout=60)
     assert res.returncode == 0, (res.stdout, res.stderr)
     return {m["version"]: m for m in json.loads(res.stdout)["migrations"]}
 
@@ -97,12 +60,7 @@ def kill_during_sleep(migs: Path, db: TemporaryDatabase, logs: Path) -> str:
     """Starts `pgsafe apply`, SIGKILLs it while the migration sleeps on the server; returns the
     pid of the backend that was running the sleep, once the server has got rid of it."""
     set_sleep(db, 20)
-    proc = subprocess.Popen(
-        [str(PGSAFE), "apply", str(migs), "--db", db.dsn, "--apply", "--log-dir", str(logs)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = spawn("apply", str(migs), "--db", db.dsn, "--apply", "--log-dir", str(logs))
     try:
         backend = wait_for(lambda: sleeping_backends(db), 20, "the migration's pg_sleep")[0][0]
         proc.send_signal(signal.SIGKILL)
@@ -122,23 +80,17 @@ def kill_during_sleep(migs: Path, db: TemporaryDatabase, logs: Path) -> str:
 
 
 def rerun(migs: Path, db: TemporaryDatabase, logs: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            str(PGSAFE),
-            "apply",
-            str(migs),
-            "--db",
-            db.dsn,
-            "--apply",
-            "--log-dir",
-            str(logs),
-            "--lock-wait",
-            "10s",
-        ],
-        capture_output=True,
-        text=True,
+    return pgsafe(
+        "apply",
+        str(migs),
+        "--db",
+        db.dsn,
+        "--apply",
+        "--log-dir",
+        str(logs),
+        "--lock-wait",
+        "10s",
         timeout=60,
-        check=False,
     )
 
 

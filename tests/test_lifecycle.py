@@ -10,17 +10,10 @@ from pathlib import Path
 import pytest
 
 import pgsafe
+from helpers import query
 from pgsafe import Runner, Settings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-
-
-def query(db, sql: str, params=None):
-    conn = db.connect()
-    try:
-        return conn.execute(sql, params or []).rows
-    finally:
-        conn.close()
 
 
 def schema_dump(db, *exclude: str) -> str:

@@ -13,27 +13,10 @@ import threading
 import time
 from pathlib import Path
 
+from helpers import PGSAFE, pgsafe, write
+from helpers import query as rows
 from pgsafe import Runner, Settings, _core
 from pgsafe.errors import ConfigError, UnsafeError
-
-PGSAFE = str(Path(sys.executable).parent / "pgsafe")
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (root / name).write_text(text)
-    return root
-
-
-def rows(db, sql: str):
-    with db.connect() as conn:
-        return conn.execute(sql).rows
-
-
-def pgsafe(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
-    return subprocess.run([PGSAFE, *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def test_lost_migration_lock_stops_before_commit(pgsafe_db, tmp_path):

@@ -18,14 +18,14 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import pgsafe.server
+from helpers import wait_for
 from pgsafe.errors import ConfigError, DatabaseError
 from pgsafe.server import ServerError, TemporaryServer, find_pg_bindir
 
@@ -69,14 +69,6 @@ def real_uid(pid: int) -> int:
         if line.startswith("Uid:"):
             return int(line.split()[1])
     raise AssertionError(f"no Uid line for pid {pid}")
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still not true after {timeout:g}s: {what}")
-        time.sleep(0.05)
 
 
 def assert_gone(tempdir: Path) -> None:
@@ -288,7 +280,7 @@ def test_unresponsive_server_is_killed_and_leaves_no_shared_memory(base_dir: Pat
     os.kill(server.pid, signal.SIGSTOP)  # ignores fast and immediate shutdown requests
     server.stop()
     assert not tempdir.exists()
-    wait_until(lambda: not processes_in(tempdir), 10, "orphaned backends exited")
+    wait_for(lambda: not processes_in(tempdir), 10, "orphaned backends exited")
     assert shmid not in sysv_segment_ids()
 
 
@@ -330,7 +322,7 @@ def test_kill_9_of_owner_is_cleaned_up_by_watchdog(base_dir: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    wait_until(
+    wait_for(
         lambda: not processes_in(tempdir) and not tempdir.exists(),
         30,
         f"watchdog removed the server in {tempdir}",
@@ -348,7 +340,7 @@ def test_forked_children_neither_stop_the_server_nor_block_the_watchdog(base_dir
     try:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)  # not communicate(): the grandchild holds the output pipes
-        wait_until(lambda: not tempdir.exists(), 30, f"watchdog removed {tempdir}")
+        wait_for(lambda: not tempdir.exists(), 30, f"watchdog removed {tempdir}")
         assert processes_in(tempdir) == []
     finally:
         for pid in grandchildren:
