@@ -32,6 +32,14 @@ void register_sql(pyb::module_& m) {
         pyb::call_guard<pyb::gil_scoped_release>(),
         "Split SQL text into statements with libpg_query; raises pgsafe.errors.ParseError.");
   m.def("line_column", &line_column, pyb::arg("text"), pyb::arg("byte_offset"));
+  pyb::class_<Comment>(m, "Comment", "A comment as the PostgreSQL scanner sees it.")
+      .def_readonly("text", &Comment::text)
+      .def_readonly("offset", &Comment::offset)
+      .def_readonly("line", &Comment::line)
+      .def_readonly("column", &Comment::column);
+  m.def("scan_comments", &scan_comments, pyb::arg("text"),
+        pyb::call_guard<pyb::gil_scoped_release>(),
+        "The comments of SQL text (none from inside strings or dollar-quoted bodies).");
 }
 
 }  // namespace pgsafe::py

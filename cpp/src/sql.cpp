@@ -287,6 +287,19 @@ std::pair<int, int> line_column(const std::string& text, int byte_offset) {
   return {line, column};
 }
 
+std::vector<Comment> scan_comments(const std::string& text) {
+  std::vector<Comment> out;
+  for (const Token& t : scan_tokens(text)) {
+    if (!t.comment) continue;
+    Comment c;
+    c.text = text.substr(t.start, t.end - t.start);
+    c.offset = t.start;
+    std::tie(c.line, c.column) = line_column(text, t.start);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
 std::vector<Statement> split_statements(const std::string& text) {
   PgQueryParseResult res = pg_query_parse(text.c_str());
   struct Free {

@@ -174,6 +174,65 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser(
+        "lint",
+        help="static analysis: rule findings with hazards and lock levels",
+        description="Parse every statement with the PostgreSQL parser and report what is "
+        "unsafe, with the lock it takes, the hazards, and the safer recipe. Directories are "
+        "searched for *.sql (down files only when named explicitly); '-' reads stdin. Exits 1 "
+        "when any finding is an error.",
+    )
+    p.add_argument(
+        "paths",
+        nargs="*",
+        default=["migrations"],
+        metavar="PATH",
+        help="files, directories or '-' (default: ./migrations)",
+    )
+    p.add_argument("--format", choices=["text", "json", "sarif", "github"], default="text")
+    p.add_argument(
+        "--pg-version",
+        type=int,
+        metavar="N",
+        help="PostgreSQL major version of the target (default 15, or pg_version in the config)",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+
+    p = sub.add_parser(
+        "dry-run",
+        help="the dry-run report: operations, locks, findings, risk, rollback, checksums",
+        description="Analyse the migrations without running them and print the report (seed "
+        "000) as Markdown or JSON. With --db (or DATABASE_URL/PG*), only the migrations pending "
+        "there. Exits 1 when any lint finding is an error.",
+    )
+    p.add_argument(
+        "path", nargs="?", default="migrations", help="migrations directory (default: ./migrations)"
+    )
+    p.add_argument("--db", metavar="URL", help="report only what is pending on this database")
+    p.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    p.add_argument("--out", metavar="FILE", help="write the report here instead of stdout")
+    p.add_argument(
+        "--write-checksums",
+        action="store_true",
+        help="also write PATH/checksum.txt (sha256sum -c format)",
+    )
+    p.add_argument("--pg-version", type=int, metavar="N", help="target PostgreSQL major")
+    p.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+
+    p = sub.add_parser(
+        "rules",
+        help="list the lint rules, or explain one",
+        description="Without an argument, list every rule; with one, print its page.",
+    )
+    p.add_argument("rule", nargs="?", help="a rule id, e.g. ban-drop-column")
+    p.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+
+    p = sub.add_parser(
         "status",
         help="applied, pending, dirty and changed migrations",
         description="Show each migration's state in the target's ledger.",
@@ -308,7 +367,74 @@ def _event_log(args: argparse.Namespace) -> EventLog:
     return EventLog(path)
 
 
+def _lint(args: argparse.Namespace) -> int:
+    from pgsafe.lint import lint_paths, load_config
+    from pgsafe.lint.output import render
+
+    config = load_config()
+    if args.pg_version is not None:
+        config.pg_version = args.pg_version
+    result = lint_paths(args.paths, config)
+    out = render(result, args.format)
+    if out:
+        print(out)
+    return EXIT_UNSAFE if result.failed else EXIT_OK
+
+
+def _rules(args: argparse.Namespace) -> int:
+    from pgsafe.lint import RULES
+
+    if args.rule:
+        rule = RULES.get(args.rule)
+        if rule is None:
+            raise ConfigError(f"no rule {args.rule!r}; `pgsafe rules` lists them")
+        print(rule.doc())
+        return EXIT_OK
+    width = max(len(r) for r in RULES)
+    for r in sorted(RULES.values(), key=lambda r: r.id):
+        print(f"{r.id:<{width}}  {r.severity:<7}  {r.summary}")
+    return EXIT_OK
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    from pgsafe.dryrun import dry_run
+    from pgsafe.lint import load_config
+
+    config = load_config()
+    if args.pg_version is not None:
+        config.pg_version = args.pg_version
+    migs = discover(args.path)
+    environment = None
+    target = resolve_target(args.db)
+    if not target.embedded:
+        runner = Runner(args.path, target.dsn, target_label=target.masked)
+        pending = {s.version for s in runner.status().migrations if s.state == "pending"}
+        migs = [m for m in migs if m.version in pending]
+        environment = f"Static analysis of the migrations pending on {target.masked}"
+    report = dry_run(migs, config, environment)
+    text = (
+        json.dumps(report.to_json(), indent=2) if args.format == "json" else (report.to_markdown())
+    )
+    if args.out:
+        try:
+            Path(args.out).write_text(text + "\n")
+        except OSError as exc:
+            raise ConfigError(f"{args.out}: cannot write: {exc.strerror or exc}") from None
+    else:
+        print(text)
+    if args.write_checksums:
+        path = Path(args.path) / "checksum.txt"
+        path.write_text("\n".join(report.checksum_lines()) + "\n")
+    return EXIT_UNSAFE if report.failed else EXIT_OK
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "lint":
+        return _lint(args)
+    if args.command == "dry-run":
+        return _dry_run(args)
+    if args.command == "rules":
+        return _rules(args)
     settings = _settings(args)
     discover(args.path)  # a bad PATH fails before a throwaway server starts
     events = _event_log(args)

@@ -32,6 +32,16 @@ struct Statement {
 // Throws ParseError with the parser's message and the position of the error.
 std::vector<Statement> split_statements(const std::string& text);
 
+// A `--` or `/* */` comment as the PostgreSQL scanner sees it (never one inside a string or a
+// dollar-quoted body): where suppressions and annotations live.
+struct Comment {
+  std::string text;
+  int offset = 0;  // 0-based byte offset
+  int line = 0;
+  int column = 0;
+};
+std::vector<Comment> scan_comments(const std::string& text);
+
 // 1-based line and character column of a 0-based byte offset.
 std::pair<int, int> line_column(const std::string& text, int byte_offset);
 

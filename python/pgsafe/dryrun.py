@@ -1,0 +1,415 @@
+"""The dry-run report (seed 000) generated instead of written by hand: per migration the
+operations, the locks each statement takes on existing tables, lint findings, risk, rollback
+SQL, destructive statements and checksums, as Markdown for people and JSON for scripts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pgsafe import _core
+from pgsafe.lint.config import LintConfig
+from pgsafe.lint.context import Context
+from pgsafe.lint.engine import lint_text
+from pgsafe.lint.locks import predict
+from pgsafe.lint.model import LOCKS, Finding, Stmt, describe_lock, range_name, strings
+from pgsafe.migrations import Migration, parse_sql, read_sql
+
+RISK_ORDER = ("LOW", "MEDIUM", "HIGH")
+
+
+@dataclass
+class StatementReport:
+    sql: str
+    line: int
+    column: int
+    kind: str
+    operation: str
+    hazards: list[str]
+    predicted_lock: str | None
+    relation: str | None
+    findings: list[str]
+    observed_locks: list[dict[str, str]] = field(default_factory=list)  # lock tracing (issue 4)
+    rewrites: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sql": self.sql,
+            "line": self.line,
+            "column": self.column,
+            "kind": self.kind,
+            "operation": self.operation,
+            "hazards": self.hazards,
+            "predicted_lock": self.predicted_lock,
+            "relation": self.relation,
+            "findings": self.findings,
+            "observed_locks": self.observed_locks,
+            "rewrites": self.rewrites,
+        }
+
+
+@dataclass
+class MigrationReport:
+    version: str
+    name: str
+    file: str
+    checksum: str
+    statements: list[StatementReport]
+    findings: list[Finding]
+    rollback_sql: str | None
+    down_file: str | None
+    down_checksum: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.version}_{self.name}"
+
+    @property
+    def destructive(self) -> list[Finding]:
+        return [f for f in self.findings if f.destructive]
+
+    @property
+    def strongest(self) -> StatementReport | None:
+        locked = [s for s in self.statements if s.predicted_lock]
+        if not locked:
+            return None
+        return max(locked, key=lambda s: list(LOCKS).index(s.predicted_lock or ""))
+
+    @property
+    def risk(self) -> tuple[str, list[str]]:
+        reasons: list[str] = []
+        level = 0
+        for f in self.findings:
+            if f.severity != "error":
+                continue
+            heavy = {"deletes-data", "blocks-reads", "rewrites-table"} & set(f.hazards)
+            level = max(level, 2 if heavy else 1)
+            reasons.append(f"{f.rule} (line {f.line}): {f.message}")
+        top = self.strongest
+        if top is not None and level == 0:
+            blocks = LOCKS[top.predicted_lock or ""]
+            level = 1 if "writes" in blocks else 0
+            reasons.append(f"takes {describe_lock(top.predicted_lock)} on {top.relation}")
+        if not reasons:
+            reasons.append("only new objects: no lock on a table that existed before")
+        if self.rollback_sql is None:
+            reasons.append("no down file: irreversible without a backup")
+        return RISK_ORDER[level], reasons
+
+    @property
+    def status(self) -> str:
+        if any(f.severity == "error" and not f.destructive for f in self.findings):
+            return "Unsafe"
+        if self.destructive:
+            return "Needs approval"
+        return "Ready"
+
+    @property
+    def lock_impact(self) -> str:
+        top = self.strongest
+        if top is None:
+            return "None (new objects only)"
+        blocks = sorted(LOCKS[top.predicted_lock or ""] - {"ddl"})
+        what = f"blocks {' and '.join(blocks)}" if blocks else "blocks DDL only"
+        return f"{top.predicted_lock} on {top.relation} ({what})"
+
+    @property
+    def est_runtime(self) -> str:
+        if self.strongest is None:
+            return "< 1s (new objects)"
+        return "depends on table size: run with --db"
+
+    def operations(self) -> list[str]:
+        """Consecutive identical operations collapsed: 'CREATE INDEX (6 indexes)'."""
+        out: list[tuple[str, int]] = []
+        for s in self.statements:
+            if out and out[-1][0] == s.operation:
+                out[-1] = (s.operation, out[-1][1] + 1)
+            else:
+                out.append((s.operation, 1))
+        plural = {"CREATE INDEX": "indexes", "CREATE POLICY": "policies"}
+        return [f"{op} ({n} {plural.get(op, 'statements')})" if n > 1 else op for op, n in out]
+
+    def to_json(self) -> dict[str, Any]:
+        risk, reasons = self.risk
+        return {
+            "name": self.label,
+            "version": self.version,
+            "file": self.file,
+            "checksum": self.checksum,
+            "status": self.status,
+            "risk": risk,
+            "risk_reasons": reasons,
+            "lock_impact": self.lock_impact,
+            "est_runtime": self.est_runtime,
+            "operations": self.operations(),
+            "statements": [s.to_json() for s in self.statements],
+            "findings": [f.to_json() for f in self.findings],
+            "destructive": [f.to_json() for f in self.destructive],
+            "rollback": {"file": self.down_file, "sql": self.rollback_sql},
+        }
+
+
+def _operation(stmt: Stmt) -> str:
+    n, kind = stmt.node, stmt.kind
+    if kind == "CreateStmt":
+        exists = " IF NOT EXISTS" if n.get("if_not_exists") else ""
+        return f"CREATE TABLE{exists} {range_name(n.get('relation'))}"
+    if kind == "IndexStmt":
+        return "CREATE INDEX CONCURRENTLY" if n.get("concurrent") else "CREATE INDEX"
+    if kind == "CreateFunctionStmt":
+        return f"CREATE FUNCTION {'.'.join(strings(n.get('funcname')))}"
+    if kind == "CreateTrigStmt":
+        return f"CREATE TRIGGER {n.get('trigname', '')}"
+    if kind == "CreatePolicyStmt":
+        return "CREATE POLICY"
+    if kind == "AlterTableStmt":
+        subs = []
+        for c in n.get("cmds", []):
+            cmd = c.get("AlterTableCmd", {})
+            words = _words(cmd.get("subtype", "").removeprefix("AT_"))
+            target = cmd.get("name") or (cmd.get("def") or {}).get("ColumnDef", {}).get("colname")
+            if cmd.get("subtype") == "AT_EnableRowSecurity":
+                words = "ENABLE ROW LEVEL SECURITY"
+            subs.append(f"{words} {target}" if target else words)
+        return f"ALTER TABLE {range_name(n.get('relation'))} {', '.join(subs)}".strip()
+    if kind == "CreateSchemaStmt":
+        exists = " IF NOT EXISTS" if n.get("if_not_exists") else ""
+        return f"CREATE SCHEMA{exists} {n.get('schemaname', '')}".strip()
+    if kind == "DoStmt":
+        return "DO block"
+    if kind == "VariableSetStmt":
+        return f"SET {n.get('name', '')}".strip()
+    if kind == "GrantStmt":
+        verb = "GRANT" if n.get("is_grant") else "REVOKE"
+        return f"{verb} on {n.get('objtype', '').removeprefix('OBJECT_').lower()}"
+    if kind == "CommentStmt":
+        return f"COMMENT ON {n.get('objtype', '').removeprefix('OBJECT_')}"
+    return _words(kind.removesuffix("Stmt"))
+
+
+def _words(camel: str) -> str:
+    """'AddColumn' -> 'ADD COLUMN'."""
+    out = ""
+    for ch in camel:
+        if ch.isupper() and out and not out.endswith(" "):
+            out += " "
+        out += ch
+    return out.upper()
+
+
+def analyse(migration: Migration, config: LintConfig | None = None) -> MigrationReport:
+    config = config or LintConfig()
+    text = read_sql(migration.up_path)
+    file = str(migration.up_path)
+    statements = [Stmt.from_core(i, s) for i, s in enumerate(parse_sql(text, file))]
+    findings = lint_text(text, file, config).findings
+    ctx = Context(pg_version=config.pg_version, file=file)
+    reports = []
+    for stmt in statements:
+        p = predict(stmt, ctx)
+        mine = [f for f in findings if f.statement == stmt.sql and f.line >= stmt.line]
+        hazards = sorted({h for f in mine for h in f.hazards})
+        if stmt.raw.non_transactional and "not-transactional" not in hazards:
+            hazards.append("not-transactional")
+        reports.append(
+            StatementReport(
+                stmt.sql,
+                stmt.line,
+                stmt.column,
+                stmt.kind,
+                _operation(stmt),
+                hazards,
+                p.lock,
+                p.relation,
+                sorted({f.rule for f in mine}),
+            )
+        )
+        ctx.note(stmt)
+    down = migration.down_path
+    return MigrationReport(
+        migration.version,
+        migration.name,
+        file,
+        migration.checksum,
+        reports,
+        findings,
+        read_sql(down) if down else None,
+        str(down) if down else None,
+        _core.sha256_file(str(down)) if down else None,
+    )
+
+
+@dataclass
+class DryRunReport:
+    migrations: list[MigrationReport]
+    environment: str = "Dry-run analysis (no DB connection)"
+    generated: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"))
+
+    @property
+    def failed(self) -> bool:
+        return any(f.severity == "error" for m in self.migrations for f in m.findings)
+
+    @property
+    def state(self) -> str:
+        """'unsafe', 'needs-approval' or 'ready'."""
+        if any(m.status == "Unsafe" for m in self.migrations):
+            return "unsafe"
+        if any(m.status == "Needs approval" for m in self.migrations):
+            return "needs-approval"
+        return "ready"
+
+    @property
+    def status(self) -> str:
+        return {
+            "unsafe": "❌ UNSAFE: fix the findings below",
+            "needs-approval": "⚠️ NEEDS APPROVAL for destructive changes",
+            "ready": "✅ READY FOR OPERATOR VALIDATION",
+        }[self.state]
+
+    def checksum_lines(self) -> list[str]:
+        """`sha256sum -c` lines for every up and down file, named relative to their folder."""
+        lines = []
+        for m in self.migrations:
+            lines.append(f"{m.checksum}  {Path(m.file).name}")
+            if m.down_file:
+                lines.append(f"{m.down_checksum}  {Path(m.down_file).name}")
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "generated": self.generated,
+            "environment": self.environment,
+            "status": self.state,
+            "migrations": [m.to_json() for m in self.migrations],
+        }
+
+    def to_markdown(self) -> str:
+        out = [
+            "# Migration Dry-Run Report",
+            "",
+            f"**Generated:** {self.generated}  ",
+            f"**Environment:** {self.environment}  ",
+            f"**Status:** {self.status}",
+            "",
+            "---",
+            "",
+            "## Executive Summary",
+            "",
+            "| Migration | Status | Risk | Lock Impact | Est. Runtime |",
+            "|-----------|--------|------|-------------|--------------|",
+        ]
+        icon = {"Ready": "✅", "Needs approval": "⚠️", "Unsafe": "❌"}
+        for m in self.migrations:
+            out.append(
+                f"| {_md(Path(m.file).name)} | {icon[m.status]} {m.status} | "
+                f"{m.risk[0]} | {_md(m.lock_impact)} | {m.est_runtime} |"
+            )
+        out += ["", f"**Recommendation:** {self._recommendation()}", "", "---", ""]
+        for m in self.migrations:
+            out += self._migration_md(m)
+        out += ["## Destructive Statement Analysis", ""]
+        destructive = [(m, f) for m in self.migrations for f in m.destructive]
+        if not destructive:
+            out += ["**NONE DETECTED** ✅", ""]
+        else:
+            out += [
+                "**NEEDS APPROVAL** ⚠️ (seed 003: Backend Lead, and Product Owner in production)",
+                "",
+            ]
+            for m, f in destructive:
+                out.append(
+                    f"- `{_md(Path(m.file).name)}` line {f.line}: `{f.rule}`: {_md(f.message)}"
+                )
+            out.append("")
+        out += [
+            "---",
+            "",
+            "## Checksum Verification",
+            "",
+            "```",
+            *self.checksum_lines(),
+            "```",
+            "",
+            "Verify with: `(cd migrations && sha256sum -c checksum.txt)`",
+            "",
+        ]
+        return "\n".join(out)
+
+    def _recommendation(self) -> str:
+        if any(m.status == "Unsafe" for m in self.migrations):
+            return "DO NOT PROCEED until the unsafe findings are fixed or suppressed with a reason."
+        if any(m.status == "Needs approval" for m in self.migrations):
+            return "PROCEED only with the approvals for the destructive changes listed below."
+        return "PROCEED with operator validation on staging first."
+
+    def _migration_md(self, m: MigrationReport) -> list[str]:
+        risk, reasons = m.risk
+        out = [
+            f"## Migration {m.version}: {m.name.replace('_', ' ').title()}",
+            "",
+            "### SQL Analysis",
+            "",
+            f"**File:** `{_md(m.file)}`  ",
+            f"**Checksum:** `{m.checksum}`",
+            "",
+            "**Operations:**",
+        ]
+        out += [f"- {_md(op)}" for op in m.operations()]
+        out += ["", "**Lock Analysis:**"]
+        locked = [s for s in m.statements if s.predicted_lock]
+        if not locked:
+            out.append("- No locks on tables that existed before this migration")
+        for s in locked:
+            blocks = sorted(LOCKS[s.predicted_lock or ""] - {"ddl"})
+            what = f"blocks {' and '.join(blocks)}" if blocks else "blocks other DDL only"
+            out.append(
+                f"- line {s.line}: {_md(s.operation)}: {s.predicted_lock} on "
+                f"{_md(s.relation or '')} ({what} until commit)"
+            )
+        autocommit = [s for s in m.statements if "not-transactional" in s.hazards]
+        for s in autocommit:
+            out.append(f"- line {s.line}: runs outside the transaction (autocommit step)")
+        out += ["", f"**Risk Assessment:** {risk}"]
+        out += [f"- {_md(r)}" for r in reasons]
+        if m.findings:
+            out += ["", "**Findings:**"]
+            for f in m.findings:
+                out.append(
+                    f"- `{f.rule}` ({f.severity}, line {f.line}): {_md(f.message)}. "
+                    f"Safer: {_md(f.fix)}"
+                )
+        out += ["", f"**Estimated Runtime:** {m.est_runtime}", "", "### Rollback SQL", ""]
+        if m.rollback_sql is None:
+            out += ["**none — irreversible** ⚠️: no down file; restore from a backup to undo.", ""]
+        else:
+            out += [
+                f"From `{_md(m.down_file or '')}`:",
+                "",
+                "```sql",
+                m.rollback_sql.rstrip(),
+                "```",
+                "",
+            ]
+        out += ["---", ""]
+        return out
+
+
+def _md(text: str) -> str:
+    """Escape text for Markdown tables and inline prose (identifiers can hold anything)."""
+    return html.escape(text, quote=False).replace("|", "\\|").replace("`", "\\`")
+
+
+def dry_run(
+    migrations: Sequence[Migration],
+    config: LintConfig | None = None,
+    environment: str | None = None,
+) -> DryRunReport:
+    report = DryRunReport([analyse(m, config) for m in migrations])
+    if environment:
+        report.environment = environment
+    return report

@@ -1,0 +1,71 @@
+"""Lint configuration: `[tool.pgsafe]` in pyproject.toml, or a pgsafe.toml (same keys at the top
+level), found from the current directory upwards. Keys: `pg_version`, and under `lint`:
+`enable` (opt-in rule ids), `disable` (rule ids), `severity` (rule id -> error|warning) and
+`exclude` (glob patterns)."""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pgsafe.errors import ConfigError
+from pgsafe.lint.model import RULES, SEVERITIES, Rule
+
+
+@dataclass
+class LintConfig:
+    pg_version: int = 15
+    disable: set[str] = field(default_factory=set)
+    enable: set[str] = field(default_factory=set)  # opt-in rules to turn on
+    severities: dict[str, str] = field(default_factory=dict)
+    exclude: list[str] = field(default_factory=list)
+    source: str | None = None
+
+    def enabled(self, rule: Rule) -> bool:
+        if rule.id in self.disable:
+            return False
+        return not rule.opt_in or rule.id in self.enable
+
+    def severity(self, rule: Rule) -> str:
+        return self.severities.get(rule.id, rule.severity)
+
+    def excluded(self, path: Path) -> bool:
+        return any(fnmatch.fnmatch(str(path), pat) for pat in self.exclude)
+
+
+def _from_table(table: dict[str, Any], source: str) -> LintConfig:
+    cfg = LintConfig(source=source)
+    if "pg_version" in table:
+        cfg.pg_version = int(table["pg_version"])
+    lint = table.get("lint", {})
+    cfg.disable = set(lint.get("disable", []))
+    cfg.enable = set(lint.get("enable", []))
+    cfg.severities = dict(lint.get("severity", {}))
+    cfg.exclude = list(lint.get("exclude", []))
+    for name in [*cfg.disable, *cfg.enable, *cfg.severities]:
+        if name not in RULES:
+            raise ConfigError(f"{source}: unknown rule {name!r}")
+    for name, level in cfg.severities.items():
+        if level not in SEVERITIES:
+            raise ConfigError(f"{source}: severity of {name} must be error or warning")
+    return cfg
+
+
+def load_config(start: Path | None = None) -> LintConfig:
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        for name in ("pgsafe.toml", "pyproject.toml"):
+            path = folder / name
+            if not path.is_file():
+                continue
+            try:
+                data = tomllib.loads(path.read_text())
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"{path}: {exc}") from None
+            table = data if name == "pgsafe.toml" else data.get("tool", {}).get("pgsafe")
+            if table is not None:
+                return _from_table(table, str(path))
+    return LintConfig()

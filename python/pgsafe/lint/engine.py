@@ -1,0 +1,244 @@
+"""Runs the rules over migration files: parse with libpg_query, walk the statements with a
+Context, apply `-- pgsafe: ignore RULE reason: TEXT` suppressions, report unused ones."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pgsafe import _core
+from pgsafe.errors import ConfigError, ParseError
+from pgsafe.lint import rules as _rules  # noqa: F401  (registers every rule)
+from pgsafe.lint.config import LintConfig
+from pgsafe.lint.context import Context
+from pgsafe.lint.locks import predict
+from pgsafe.lint.model import RULES, Finding, Hit, Rule, Stmt, lock_hazards
+from pgsafe.migrations import parse_sql, read_sql
+
+# "-- pgsafe: ignore rule-a, rule-b reason: why" (statement) or "ignore-file" (whole file).
+_SUPPRESS = re.compile(
+    r"pgsafe:\s*(?P<scope>ignore-file|ignore)\s+(?P<rules>[a-z0-9\-,\s]+?)"
+    r"(?:\s+reason:\s*(?P<reason>.*?))?\s*(?:\*/)?\s*$",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Suppression:
+    rules: list[str]
+    reason: str
+    line: int
+    column: int
+    file_wide: bool
+    statement: int | None  # index of the statement it applies to
+    used: set[str] = field(default_factory=set)
+
+
+@dataclass
+class LintResult:
+    findings: list[Finding] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(f.severity == "error" for f in self.findings)
+
+    def to_json(self) -> dict[str, object]:
+        return {"findings": [f.to_json() for f in self.findings]}
+
+
+def _suppressions(
+    text: str, statements: list[Stmt], file: str
+) -> tuple[list[Suppression], list[Finding]]:
+    out: list[Suppression] = []
+    problems: list[Finding] = []
+    for c in _core.scan_comments(text):
+        body = c.text.lstrip("-/* ").rstrip()
+        if not body.lower().startswith("pgsafe:"):
+            continue
+        m = _SUPPRESS.search(body)
+        if m is None:
+            problems.append(
+                _meta(
+                    file,
+                    c.line,
+                    c.column,
+                    "invalid-suppression",
+                    f"cannot read this pgsafe comment: {body!r}; expected "
+                    "'pgsafe: ignore RULE reason: TEXT'",
+                )
+            )
+            continue
+        names = [r.strip() for r in m["rules"].split(",") if r.strip()]
+        unknown = [r for r in names if r not in RULES]
+        if unknown:
+            problems.append(
+                _meta(
+                    file,
+                    c.line,
+                    c.column,
+                    "invalid-suppression",
+                    f"unknown rule {', '.join(unknown)} in a suppression",
+                )
+            )
+        reason = (m["reason"] or "").strip()
+        if not reason:
+            problems.append(
+                _meta(
+                    file,
+                    c.line,
+                    c.column,
+                    "invalid-suppression",
+                    "a suppression needs a reason: "
+                    f"'-- pgsafe: ignore {', '.join(names)} reason: TEXT'",
+                )
+            )
+            continue
+        file_wide = m["scope"].lower() == "ignore-file"
+        target = None
+        if not file_wide:
+            # The statement the comment is in, or else the next one after it.
+            for s in statements:
+                end = s.offset + len(s.sql.encode())
+                if c.offset < end:
+                    target = s.index
+                    break
+        out.append(Suppression(names, reason, c.line, c.column, file_wide, target))
+    return out, problems
+
+
+def _meta(file: str, line: int, column: int, rule_id: str, message: str) -> Finding:
+    return Finding(
+        rule_id,
+        [],
+        "error" if rule_id == "invalid-suppression" else "warning",
+        file,
+        line,
+        column,
+        "",
+        None,
+        message,
+        "",
+    )
+
+
+def _finding(
+    rule: Rule, hit: Hit, stmt: Stmt, text: str, file: str, severity: str, predicted: str | None
+) -> Finding:
+    line, column = stmt.line, stmt.column
+    if hit.location is not None and hit.location >= stmt.offset:
+        line, column = _core.line_column(text, hit.location)
+    # DESIGN.md: the strongest lock the statement takes on an object that existed before the
+    # migration; the rule's own lock is the fallback for statements the predictor cannot see.
+    lock = hit.lock if hit.lock is not None else predicted if predicted is not None else rule.lock
+    hazards = list(hit.hazards if hit.hazards is not None else rule.hazards)
+    if rule.lock is not None or hit.lock is not None:  # a rule about blocking, not about style
+        for h in lock_hazards(lock):
+            if h not in hazards:
+                hazards.append(h)
+    return Finding(
+        rule.id,
+        hazards,
+        severity,
+        file,
+        line,
+        column,
+        stmt.sql,
+        lock,
+        hit.message,
+        rule.fix,
+        rule.destructive,
+    )
+
+
+def lint_text(text: str, file: str = "<stdin>", config: LintConfig | None = None) -> LintResult:
+    config = config or LintConfig()
+    result = LintResult(files=[file])
+    try:
+        statements = [Stmt.from_core(i, s) for i, s in enumerate(parse_sql(text, file))]
+    except ParseError as exc:
+        result.findings.append(
+            Finding(
+                "syntax-error",
+                [],
+                "error",
+                file,
+                exc.line,
+                exc.column,
+                "",
+                None,
+                exc.message,
+                "fix the SQL",
+            )
+        )
+        return result
+    suppressions, problems = _suppressions(text, statements, file)
+    result.findings.extend(problems)
+    ctx = Context(pg_version=config.pg_version, file=file, file_statements=statements)
+    for stmt in statements:
+        predicted = predict(stmt, ctx).lock
+        for rule in RULES.values():
+            if not config.enabled(rule) or not rule.min_pg <= config.pg_version <= rule.max_pg:
+                continue
+            for hit in rule.check(stmt, ctx) or ():
+                sup = next(
+                    (
+                        s
+                        for s in suppressions
+                        if rule.id in s.rules and (s.file_wide or s.statement == stmt.index)
+                    ),
+                    None,
+                )
+                if sup is not None:
+                    sup.used.add(rule.id)
+                    continue
+                result.findings.append(
+                    _finding(rule, hit, stmt, text, file, config.severity(rule), predicted)
+                )
+        ctx.note(stmt)
+    for sup in suppressions:
+        for name in sup.rules:
+            if name in RULES and name not in sup.used:
+                result.findings.append(
+                    _meta(
+                        file,
+                        sup.line,
+                        sup.column,
+                        "unused-suppression",
+                        f"suppression of {name} matches no finding",
+                    )
+                )
+    result.findings.sort(key=lambda f: (f.line, f.column, f.rule))
+    return result
+
+
+def lint_paths(paths: Iterable[str], config: LintConfig | None = None) -> LintResult:
+    """Lint files, directories (every *.sql in them, sorted) and '-' for stdin."""
+    config = config or LintConfig()
+    total = LintResult()
+    for p in paths:
+        if p == "-":
+            files: list[tuple[str, str]] = [("<stdin>", sys.stdin.read())]
+        else:
+            path = Path(p)
+            if path.is_dir():
+                # Down files undo what their up file did (dropping is their job): linted only
+                # when named explicitly.
+                found = sorted(
+                    f
+                    for f in path.rglob("*.sql")
+                    if f.is_file() and not f.name.endswith(".down.sql")
+                )
+                files = [(str(f), read_sql(f)) for f in found if not config.excluded(f)]
+            elif path.is_file():
+                files = [(str(path), read_sql(path))]
+            else:
+                raise ConfigError(f"{p}: no such file or directory")
+        for name, text in files:
+            one = lint_text(text, name, config)
+            total.findings.extend(one.findings)
+            total.files.extend(one.files)
+    return total

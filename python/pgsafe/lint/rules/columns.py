@@ -1,0 +1,334 @@
+"""Lint rules: adding, dropping and renaming columns (and renaming tables)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pgsafe.lint.context import Context
+from pgsafe.lint.model import Hit, Stmt, alter_cmds, range_name, rule, strings, walk
+from pgsafe.lint.rules.types import col_type
+
+# Built-in and common extension functions that are VOLATILE: PostgreSQL evaluates them once
+# per row, so a column added with one as its default is filled by rewriting the table. (now(),
+# CURRENT_TIMESTAMP, statement_timestamp() and transaction_timestamp() are STABLE: evaluated
+# once, stored as the "missing value", no rewrite since PostgreSQL 11.)
+VOLATILE_FUNCTIONS = frozenset(
+    {
+        "random",
+        "random_normal",
+        "setseed",
+        "gen_random_uuid",
+        "uuidv4",
+        "uuidv7",
+        "uuid_generate_v1",
+        "uuid_generate_v1mc",
+        "uuid_generate_v4",
+        "uuid_generate_v7",
+        "gen_random_bytes",
+        "gen_salt",
+        "nextval",
+        "currval",
+        "lastval",
+        "setval",
+        "clock_timestamp",
+        "timeofday",
+        "current_query",
+        "set_config",
+        "lo_creat",
+        "lo_create",
+        "lo_import",
+        "lo_from_bytea",
+        "query_to_xml",
+        "cursor_to_xml",
+    }
+)
+
+SERIAL_TYPES = ("serial", "serial2", "serial4", "serial8", "smallserial", "bigserial")
+
+
+def _constraints(cd: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The column's constraints by contype (CONSTR_DEFAULT, CONSTR_NOTNULL, ...)."""
+    out: dict[str, dict[str, Any]] = {}
+    for c in cd.get("constraints") or []:
+        con = c.get("Constraint")
+        if con:
+            out.setdefault(con.get("contype", ""), con)
+    return out
+
+
+def _is_null(expr: dict[str, Any] | None) -> bool:
+    if not expr:
+        return True
+    if "TypeCast" in expr:
+        return _is_null(expr["TypeCast"].get("arg"))
+    return bool(expr.get("A_Const", {}).get("isnull"))
+
+
+def _file_functions(ctx: Context) -> dict[str, str]:
+    """Volatility of the functions this file created (PostgreSQL's default is VOLATILE)."""
+    out = {}
+    for s in ctx.statements:
+        if s.kind != "CreateFunctionStmt":
+            continue
+        name = (strings(s.node.get("funcname")) or [""])[-1].lower()
+        volatility = "volatile"
+        for opt in s.node.get("options") or []:
+            d = opt.get("DefElem", {})
+            if d.get("defname") == "volatility":
+                volatility = d.get("arg", {}).get("String", {}).get("sval", volatility)
+        out[name] = volatility
+    return out
+
+
+def _volatile_calls(expr: dict[str, Any], ctx: Context) -> list[str]:
+    defined = _file_functions(ctx)
+    out = []
+    for kind, n in walk({"expr": expr}):
+        if kind != "FuncCall":
+            continue
+        name = (strings(n.get("funcname")) or [""])[-1].lower()
+        if name in defined:
+            if defined[name] == "volatile":
+                out.append(f"{name}()")
+        elif name in VOLATILE_FUNCTIONS:
+            out.append(f"{name}()")
+    return out
+
+
+def _added_columns(stmt: Stmt) -> Iterator[tuple[str, dict[str, Any]]]:
+    table = range_name(stmt.node.get("relation"))
+    for cmd in alter_cmds(stmt):
+        cd = (cmd.get("def") or {}).get("ColumnDef")
+        if cmd.get("subtype") == "AT_AddColumn" and cd:
+            yield table, cd
+
+
+def _fills_every_row(cd: dict[str, Any], ctx: Context) -> str | None:
+    """Why adding this column writes a value into every existing row, if it does."""
+    cons = _constraints(cd)
+    column = cd.get("colname", "")
+    t = col_type(cd.get("typeName"))
+    if t.name in SERIAL_TYPES:
+        return f"{column} is {t.name}: its nextval() default is evaluated for every row"
+    if "CONSTR_IDENTITY" in cons:
+        return f"{column} is an identity column: the sequence numbers every existing row"
+    default = cons.get("CONSTR_DEFAULT", {}).get("raw_expr")
+    if _is_null(default):
+        return None
+    assert default is not None
+    volatile = _volatile_calls(default, ctx)
+    if volatile:
+        return f"the default of {column} calls volatile {', '.join(volatile)}, evaluated per row"
+    if ctx.pg_version < 11:
+        return f"before PostgreSQL 11 any default on {column} is written into every row"
+    return None
+
+
+@rule(
+    "adding-field-with-default",
+    severity="error",
+    hazards=("rewrites-table",),
+    lock="AccessExclusiveLock",
+    summary="ADD COLUMN with a volatile default (or any default before PostgreSQL 11, or a "
+    "serial/identity column) rewrites the table.",
+    why="PostgreSQL 11+ stores a constant or STABLE default (42, 'x', now(), CURRENT_TIMESTAMP) "
+    "once in the catalog, but a VOLATILE one (random(), gen_random_uuid(), clock_timestamp(), "
+    "nextval() of a serial or identity) must be computed for every row, so the whole table is "
+    "rewritten while ACCESS EXCLUSIVE blocks reads and writes; before 11 every default did this",
+    fix="add the column without a default (nullable), then ALTER COLUMN SET DEFAULT for new "
+    "rows, backfill existing rows in batches (UPDATE ... WHERE id BETWEEN ...), and only then add "
+    "NOT NULL (via a CHECK (col IS NOT NULL) NOT VALID constraint, VALIDATE, SET NOT NULL). "
+    "For an identity or serial column: add a plain nullable bigint, backfill it in batches, set "
+    "NOT NULL as above, then ALTER COLUMN ... ADD GENERATED BY DEFAULT AS IDENTITY (START WITH "
+    "max + 1), which does not rewrite",
+)
+def adding_field_with_default(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
+    for table, cd in _added_columns(stmt):
+        if ctx.is_new_table(table):
+            continue
+        reason = _fills_every_row(cd, ctx)
+        if reason is not None:
+            yield Hit(
+                f"adds {table}.{cd.get('colname', '')} and rewrites {table} under ACCESS "
+                f"EXCLUSIVE: {reason}",
+                location=cd.get("location"),
+            )
+
+
+@rule(
+    "adding-required-field",
+    severity="error",
+    hazards=("may-fail-on-data", "breaks-clients"),
+    lock="AccessExclusiveLock",
+    summary="ADD COLUMN ... NOT NULL without a default fails on a table with rows.",
+    why="existing rows would get NULL, so the statement fails as soon as the table has a row; "
+    "where it succeeds, every client that inserts without naming the new column starts failing",
+    fix="add the column with a constant DEFAULT (no rewrite on PostgreSQL 11+), or add it "
+    "nullable, backfill in batches, then enforce NOT NULL with a CHECK (col IS NOT NULL) NOT "
+    "VALID constraint, VALIDATE CONSTRAINT and SET NOT NULL",
+)
+def adding_required_field(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
+    for table, cd in _added_columns(stmt):
+        if ctx.is_new_table(table):
+            continue
+        cons = _constraints(cd)
+        if "CONSTR_NOTNULL" not in cons and "CONSTR_PRIMARY" not in cons:
+            continue
+        default = cons.get("CONSTR_DEFAULT", {}).get("raw_expr")
+        filled = (
+            not _is_null(default)
+            or "CONSTR_IDENTITY" in cons
+            or "CONSTR_GENERATED" in cons
+            or col_type(cd.get("typeName")).name in SERIAL_TYPES
+        )
+        if not filled:
+            yield Hit(
+                f"adds NOT NULL column {table}.{cd.get('colname', '')} without a default: "
+                "fails if the table has rows",
+                location=cd.get("location"),
+            )
+
+
+@rule(
+    "adding-stored-generated-column",
+    severity="error",
+    hazards=("rewrites-table",),
+    lock="AccessExclusiveLock",
+    summary="ADD COLUMN ... GENERATED ALWAYS AS (...) STORED rewrites the table.",
+    why="the expression is computed and stored for every existing row, rewriting the table while "
+    "ACCESS EXCLUSIVE blocks reads and writes",
+    fix="compute the value on read (a view or an expression index), or add a plain nullable "
+    "column kept up to date by a trigger and backfill it in batches",
+)
+def adding_stored_generated_column(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
+    for table, cd in _added_columns(stmt):
+        if ctx.is_new_table(table):
+            continue
+        if "CONSTR_GENERATED" in _constraints(cd):
+            yield Hit(
+                f"adds stored generated column {table}.{cd.get('colname', '')}: rewrites "
+                f"{table} under ACCESS EXCLUSIVE",
+                location=cd.get("location"),
+            )
+
+
+def _added_earlier(stmt: Stmt, upto: dict[str, Any]) -> set[str]:
+    """Columns added by commands of this ALTER TABLE that come before `upto`."""
+    out = set()
+    for cmd in alter_cmds(stmt):
+        if cmd is upto:
+            break
+        cd = (cmd.get("def") or {}).get("ColumnDef")
+        if cmd.get("subtype") == "AT_AddColumn" and cd:
+            out.add(cd.get("colname", ""))
+    return out
+
+
+def _existing_column_cmds(stmt: Stmt, ctx: Context, subtype: str) -> Iterator[tuple[str, str]]:
+    table = range_name(stmt.node.get("relation"))
+    for cmd in alter_cmds(stmt):
+        if cmd.get("subtype") != subtype:
+            continue
+        column = cmd.get("name", "")
+        if ctx.is_new_column(table, column) or column in _added_earlier(stmt, cmd):
+            continue
+        yield table, column
+
+
+@rule(
+    "ban-drop-column",
+    severity="error",
+    hazards=("deletes-data", "breaks-clients"),
+    lock="AccessExclusiveLock",
+    summary="DROP COLUMN deletes the column's data.",
+    why="the values are gone for good (IF EXISTS does not change that), and running code that "
+    "still selects or inserts the column fails at once",
+    fix="stop reading and writing the column in the application and deploy that first (for ORMs, "
+    "mark it ignored), back up the values, then drop it in a later migration",
+    destructive=True,
+)
+def ban_drop_column(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
+    for table, column in _existing_column_cmds(stmt, ctx, "AT_DropColumn"):
+        yield Hit(f"drops column {table}.{column} and its data")
+
+
+@rule(
+    "ban-drop-not-null",
+    severity="warning",
+    hazards=("breaks-clients",),
+    lock="AccessExclusiveLock",
+    summary="DROP NOT NULL lets NULLs into a column readers assume is never NULL.",
+    why="code, reports and downstream consumers written against the NOT NULL column break on "
+    "the first NULL; putting the constraint back later needs a full-table scan",
+    fix="make the readers NULL-safe first, or keep NOT NULL and give new writes a default",
+)
+def ban_drop_not_null(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
+    for table, column in _existing_column_cmds(stmt, ctx, "AT_DropNotNull"):
+        yield Hit(f"drops NOT NULL from {table}.{column}")
+
+
+_RELATIONS = {
+    "OBJECT_TABLE": "table",
+    "OBJECT_VIEW": "view",
+    "OBJECT_MATVIEW": "materialized view",
+    "OBJECT_FOREIGN_TABLE": "foreign table",
+}
+
+
+def _created_views(ctx: Context) -> set[str]:
+    out = set()
+    for s in ctx.statements:
+        if s.kind == "ViewStmt":
+            name = range_name(s.node.get("view"))
+            out |= {name, name.rsplit(".", 1)[-1]}
+    return out
+
+
+@rule(
+    "renaming-column",
+    severity="error",
+    hazards=("breaks-clients",),
+    lock="AccessExclusiveLock",
+    summary="RENAME COLUMN breaks every client that uses the old name.",
+    why="application code deployed before the migration keeps using the old name and fails the "
+    "moment the rename commits; there is no window in which both names work",
+    fix="expand/contract: add the new column, write both, backfill, move reads to the new one, "
+    "then drop the old column in a later release",
+)
+def renaming_column(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
+    n = stmt.node
+    if stmt.kind != "RenameStmt" or n.get("renameType") != "OBJECT_COLUMN":
+        return
+    kind = _RELATIONS.get(n.get("relationType", ""))
+    table = range_name(n.get("relation"))
+    if (
+        kind is None
+        or ctx.is_new_column(table, n.get("subname", ""))
+        or table in _created_views(ctx)
+    ):
+        return
+    yield Hit(f"renames column {table}.{n.get('subname', '')} to {n.get('newname', '')}")
+
+
+@rule(
+    "renaming-table",
+    severity="error",
+    hazards=("breaks-clients",),
+    lock="AccessExclusiveLock",
+    summary="RENAME TO on a table breaks every client that uses the old name.",
+    why="queries, views' callers and application code still using the old name fail the moment "
+    "the rename commits",
+    fix="rename, then create a view with the old name (SELECT * FROM new_name; simple views are "
+    "updatable) until every client has moved, then drop the view; or copy to a new table with "
+    "dual writes",
+)
+def renaming_table(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
+    n = stmt.node
+    if stmt.kind != "RenameStmt":
+        return
+    kind = _RELATIONS.get(n.get("renameType", ""))
+    table = range_name(n.get("relation"))
+    if kind is None or not table or ctx.is_new_table(table) or table in _created_views(ctx):
+        return
+    yield Hit(f"renames {kind} {table} to {n.get('newname', '')}")

@@ -1,0 +1,2 @@
+-- expect: none
+ALTER TABLE users ADD COLUMN tenant_id bigint NOT NULL DEFAULT 0;

@@ -1,0 +1,3 @@
+-- expect: ban-drop-not-null
+-- hazards: breaks-clients
+ALTER TABLE orders ALTER COLUMN shipped_at DROP NOT NULL;

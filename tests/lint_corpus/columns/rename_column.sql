@@ -1,0 +1,3 @@
+-- expect: renaming-column
+-- hazards: breaks-clients
+ALTER TABLE users RENAME COLUMN email TO email_address;

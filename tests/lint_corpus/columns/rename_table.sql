@@ -1,0 +1,3 @@
+-- expect: renaming-table
+-- hazards: breaks-clients
+ALTER TABLE IF EXISTS customers RENAME TO clients;

@@ -1,0 +1,2 @@
+-- expect: none
+CREATE DOMAIN email_address AS text;

@@ -1,0 +1,4 @@
+-- expect: ban-exclusion-constraint
+-- hazards: blocks-reads, blocks-writes
+ALTER TABLE bookings ADD CONSTRAINT bookings_no_overlap
+    EXCLUDE USING gist (room_id WITH =, during WITH &&);

@@ -1,0 +1,7 @@
+-- expect: ban-validate-in-same-transaction
+-- hazards: blocks-writes
+BEGIN;
+ALTER TABLE orders ADD CONSTRAINT orders_customer_fk
+    FOREIGN KEY (customer_id) REFERENCES customers (id) NOT VALID;
+ALTER TABLE orders VALIDATE CONSTRAINT orders_customer_fk;
+COMMIT;

@@ -1,0 +1,3 @@
+-- expect: ban-delete-without-where
+-- hazards: deletes-data
+DELETE FROM sessions;

@@ -1,0 +1,2 @@
+-- expect: ban-duplicate-column-assignments
+INSERT INTO settings (key, value, key) VALUES ('theme', 'dark', 'mode');

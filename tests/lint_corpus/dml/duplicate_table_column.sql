@@ -1,0 +1,2 @@
+-- expect: ban-duplicate-column-assignments
+CREATE TABLE audit_events (id bigint, kind text, kind text);

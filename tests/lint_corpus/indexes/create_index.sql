@@ -1,0 +1,3 @@
+-- expect: require-concurrent-index
+-- hazards: blocks-writes
+CREATE INDEX orders_customer_idx ON orders (customer_id);

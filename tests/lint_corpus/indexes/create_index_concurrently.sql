@@ -1,0 +1,2 @@
+-- expect: none
+CREATE INDEX CONCURRENTLY orders_customer_idx ON orders (customer_id);

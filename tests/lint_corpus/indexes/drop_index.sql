@@ -1,0 +1,3 @@
+-- expect: require-concurrent-index-deletion
+-- hazards: blocks-reads, blocks-writes
+DROP INDEX orders_legacy_idx;

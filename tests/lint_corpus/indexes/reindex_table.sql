@@ -1,0 +1,3 @@
+-- expect: ban-reindex
+-- hazards: blocks-reads, blocks-writes
+REINDEX TABLE orders;

@@ -1,0 +1,2 @@
+-- expect: ban-drop-database
+DROP DATABASE staging_copy;

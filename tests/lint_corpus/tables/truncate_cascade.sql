@@ -1,0 +1,3 @@
+-- expect: ban-truncate
+-- hazards: deletes-data
+TRUNCATE accounts CASCADE;

@@ -1,0 +1,3 @@
+-- expect: ban-uncommitted-transaction
+BEGIN;
+ALTER TABLE orders ADD COLUMN IF NOT EXISTS note text;

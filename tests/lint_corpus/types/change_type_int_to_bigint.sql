@@ -1,0 +1,3 @@
+-- expect: changing-column-type
+-- hazards: rewrites-table, blocks-reads, blocks-writes
+ALTER TABLE orders ALTER COLUMN id TYPE bigint;

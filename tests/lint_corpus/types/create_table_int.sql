@@ -1,0 +1,2 @@
+-- expect: prefer-bigint-over-int
+CREATE TABLE page_counters (page text PRIMARY KEY, hits integer NOT NULL DEFAULT 0);
