@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from pgsafe import _core
 from pgsafe.config import Settings, resolve_target
@@ -20,6 +21,9 @@ from pgsafe.errors import ConfigError, DatabaseError, Error, mask_password
 from pgsafe.events import EventLog
 from pgsafe.migrations import discover
 from pgsafe.runner import Runner
+
+if TYPE_CHECKING:
+    from pgsafe.schema import SchemaFingerprint
 
 EXIT_OK, EXIT_UNSAFE, EXIT_MIGRATION, EXIT_POSTFLIGHT, EXIT_ROLLBACK, EXIT_CONFIG = range(6)
 
@@ -152,6 +156,22 @@ def _add_safety(p: argparse.ArgumentParser) -> None:
         default=int(d.lock_wait_s * 1000),
         metavar="DUR",
         help="how long to wait for another run's migration lock (default 5min)",
+    )
+
+
+def _add_exclude(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="SCHEMA",
+        help="leave this schema out (repeatable, or comma-separated); the ledger schema "
+        f"{Settings().ledger_schema!r} is always left out unless --include-ledger",
+    )
+    p.add_argument(
+        "--include-ledger",
+        action="store_true",
+        help="fingerprint the ledger schema too",
     )
 
 
@@ -298,6 +318,44 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DUR",
         help=argparse.SUPPRESS,
     )
+
+    p = sub.add_parser(
+        "schema",
+        help="schema fingerprint (SHA-256 of the catalog) and object-by-object diff",
+        description="Describe a database's schema canonically (tables, columns, constraints, "
+        "indexes, views, functions, triggers, sequences, types, RLS and policies, grants, "
+        "comments, extensions), or compare two. Exit codes: 0 equal, 1 different, 5 config.",
+    )
+    p.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    schema_sub = p.add_subparsers(
+        dest="schema_command", metavar="SUBCOMMAND", parser_class=_Parser, required=True
+    )
+    q = schema_sub.add_parser(
+        "fingerprint",
+        help="print the schema fingerprint of a database",
+        description="Print the SHA-256 of the target's canonical schema description and a count "
+        "of objects per kind, or with --json the whole description (save it to diff against "
+        "later).",
+    )
+    _add_target(q, with_path=False)
+    q.add_argument("--json", action="store_true", help="the full fingerprint as JSON")
+    _add_exclude(q)
+    q = schema_sub.add_parser(
+        "diff",
+        help="compare two schemas object by object",
+        description="Compare the schemas of A and B, each a database URL or key=value DSN, or a "
+        "fingerprint saved with `pgsafe schema fingerprint --json` ('-' reads one from stdin). "
+        "Exits 0 when equal, 1 when they differ.",
+    )
+    q.add_argument("a", metavar="A", help="database URL/DSN, or a saved fingerprint JSON file")
+    q.add_argument("b", metavar="B", help="database URL/DSN, or a saved fingerprint JSON file")
+    q.add_argument("--json", action="store_true", help="the differences as JSON")
+    _add_exclude(q)
+    q.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
     return parser
 
 
@@ -326,15 +384,18 @@ def _say(message: str) -> None:
 
 
 @contextlib.contextmanager
-def _target(args: argparse.Namespace) -> Iterator[tuple[str, str]]:
-    """(dsn, label) of the target; starts the embedded throwaway server when none is given."""
+def _target(
+    args: argparse.Namespace, say: Callable[[str], None] = _say
+) -> Iterator[tuple[str, str]]:
+    """(dsn, label) of the target; starts the embedded throwaway server when none is given.
+    `say` tells the user so (stderr for commands whose stdout is machine-read)."""
     target = resolve_target(args.db)
     if not target.embedded:
         yield target.dsn, target.masked
         return
     from pgsafe.server import TemporaryServer
 
-    _say("no --db, DATABASE_URL or PG* variables: using a throwaway local PostgreSQL")
+    say("no --db, DATABASE_URL or PG* variables: using a throwaway local PostgreSQL")
     with TemporaryServer() as server:
         yield server.dsn("postgres"), f"embedded throwaway server (port {server.port})"
 
@@ -428,6 +489,82 @@ def _dry_run(args: argparse.Namespace) -> int:
     return EXIT_UNSAFE if report.failed else EXIT_OK
 
 
+def _note(message: str) -> None:
+    print(f"pgsafe: note: {message}", file=sys.stderr, flush=True)
+
+
+def _excluded(args: argparse.Namespace) -> tuple[str, ...]:
+    names = [] if args.include_ledger else [Settings().ledger_schema]
+    for item in args.exclude:
+        names += [n.strip() for n in item.split(",") if n.strip()]
+    return tuple(dict.fromkeys(names))
+
+
+def _looks_like_dsn(text: str) -> bool:
+    return "://" in text or "=" in text
+
+
+def _load_side(spec: str, exclude: tuple[str, ...]) -> SchemaFingerprint:
+    """A fingerprint from a saved file ('-' for stdin) or a live database."""
+    from pgsafe.schema import SchemaFingerprint, fingerprint
+
+    if spec == "-":
+        try:
+            doc = json.loads(sys.stdin.read())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"stdin: not JSON: {exc}") from None
+        return SchemaFingerprint.from_json(doc, "stdin")
+    if Path(spec).is_file():
+        return SchemaFingerprint.load(spec)
+    if not _looks_like_dsn(spec):
+        raise ConfigError(
+            f"{spec}: no such file, and not a database URL (postgresql://...) or key=value DSN"
+        )
+    return fingerprint(spec, exclude)
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from pgsafe.schema import diff, fingerprint, render_diff
+
+    exclude = _excluded(args)
+    if args.schema_command == "fingerprint":
+        with _target(args, say=_note) as (dsn, label):
+            fp = fingerprint(dsn, exclude)
+        fp = dataclasses.replace(fp, source=label)
+        print(
+            json.dumps(fp.to_json(), indent=2, ensure_ascii=False)
+            if args.json
+            else fp.render_text()
+        )
+        return EXIT_OK
+    a = _load_side(args.a, exclude)
+    b = _load_side(args.b, exclude)
+    if a.server_major and b.server_major and a.server_major != b.server_major:
+        _note(
+            f"A is PostgreSQL {a.server_major} and B is {b.server_major}: definitions the server "
+            "deparses (views, defaults, functions) can read differently between major versions"
+        )
+    if a.exclude != b.exclude:
+        _note(
+            "A and B leave out different schemas: A "
+            f"{', '.join(a.exclude) or 'none'}; B {', '.join(b.exclude) or 'none'}"
+        )
+    differences = diff(a, b)
+    if args.json:
+        doc = {
+            "equal": not differences,
+            "a": {"source": a.source, "sha256": a.sha256},
+            "b": {"source": b.source, "sha256": b.sha256},
+            "differences": [d.to_json() for d in differences],
+        }
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+    elif differences:
+        print(render_diff(differences, f"A {a.source}", f"B {b.source}"))
+    else:
+        print(f"equal: sha256 {a.sha256} ({len(a.objects)} objects)")
+    return EXIT_UNSAFE if differences else EXIT_OK
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.command == "lint":
         return _lint(args)
@@ -435,6 +572,8 @@ def _run(args: argparse.Namespace) -> int:
         return _dry_run(args)
     if args.command == "rules":
         return _rules(args)
+    if args.command == "schema":
+        return _schema(args)
     settings = _settings(args)
     discover(args.path)  # a bad PATH fails before a throwaway server starts
     events = _event_log(args)
