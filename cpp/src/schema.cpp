@@ -262,8 +262,11 @@ class Reader {
         " a.attidentity, CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage END, " +
         std::string(version_ >= 140000 ? "a.attcompression" : "''") +
         ", CASE WHEN a.attstattarget >= 0 THEN a.attstattarget END,"
-        " col_description(c.oid, a.attnum), " +
-        acl_or_default("a.attacl", 'c', "c.relowner") +
+        " col_description(c.oid, a.attnum),"
+        // Columns have no default privileges, so a NULL attacl needs no aclexplode().
+        " CASE WHEN a.attacl IS NOT NULL THEN " +
+        acl_sql("a.attacl") +
+        " END"
         " FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
         " JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid"
         " LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum"
