@@ -52,7 +52,8 @@ def build_schema(tables: int) -> str:
         )
         if n % 10 == 0:
             parts.append(
-                f"CREATE VIEW app.v{n} AS SELECT id, name, qty FROM app.t{n} WHERE state = 'active';"
+                f"CREATE VIEW app.v{n} AS"
+                f" SELECT id, name, qty FROM app.t{n} WHERE state = 'active';"
             )
     return "\n".join(parts)
 

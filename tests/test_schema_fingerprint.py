@@ -739,3 +739,10 @@ def subprocess_run_stdin(args: list[str], stdin: str):
         timeout=120,
         check=False,
     )
+
+
+def test_closed_connection_is_a_config_error(pgsafe_db):
+    conn = pgsafe_db.connect(application_name="pgsafe-test")
+    conn.close()
+    with pytest.raises(ConfigError, match="connection is closed"):
+        fingerprint(conn)

@@ -55,10 +55,11 @@ std::string role_name(std::string_view oid) {
 std::string acl_sql(std::string_view acl) {
   return std::string(
              "(SELECT string_agg(acl_g.line, E'\\n' ORDER BY acl_g.line COLLATE \"C\") FROM ("
-             "SELECT 'grant ' || string_agg(acl_e.privilege_type, ', ' ORDER BY acl_e.privilege_type"
-             " COLLATE \"C\") || ' to ' || ")
+             "SELECT 'grant ' || string_agg(acl_e.privilege_type, ', '"
+             " ORDER BY acl_e.privilege_type COLLATE \"C\") || ' to ' || ")
       .append(role_name("acl_e.grantee"))
-      .append(" || CASE WHEN acl_e.is_grantable THEN ' with grant option' ELSE '' END || ' (by ' || ")
+      .append(
+          " || CASE WHEN acl_e.is_grantable THEN ' with grant option' ELSE '' END || ' (by ' || ")
       .append(role_name("acl_e.grantor"))
       .append(" || ')' AS line FROM aclexplode(")
       .append(acl)
@@ -126,10 +127,7 @@ const std::string& get(const Row& row, size_t i) {
 
 // tgenabled / ev_enabled: when session_replication_role lets the trigger or rule fire.
 std::string_view enabled_name(const std::string& code) {
-  return code == "D"   ? "disabled"
-         : code == "R" ? "replica"
-         : code == "A" ? "always"
-                       : "origin";
+  return code == "D" ? "disabled" : code == "R" ? "replica" : code == "A" ? "always" : "origin";
 }
 
 class Reader {
@@ -219,9 +217,7 @@ class Reader {
     for (const Row& row : r.rows) {
       Definition d;
       const std::string& kind = get(row, 1);
-      d.line("kind", kind == "p"   ? "partitioned table"
-                     : kind == "f" ? "foreign table"
-                                   : "table");
+      d.line("kind", kind == "p" ? "partitioned table" : kind == "f" ? "foreign table" : "table");
       const std::string& persistence = get(row, 2);
       d.line("persistence", persistence == "u"   ? "unlogged"
                             : persistence == "t" ? "temporary"
@@ -294,9 +290,7 @@ class Reader {
                         : storage == "x" ? "extended"
                                          : "");
       const std::string& compression = get(row, 8);
-      d.line("compression", compression == "p"   ? "pglz"
-                            : compression == "l" ? "lz4"
-                                                 : "");
+      d.line("compression", compression == "p" ? "pglz" : compression == "l" ? "lz4" : "");
       d.field("statistics", row[9]);
       d.field("comment", row[10]);
       d.block(row[11]);
@@ -354,15 +348,16 @@ class Reader {
   }
 
   void views() {
-    Result r = query("SELECT " + qualified("n.nspname", "c.relname") +
-                     ", c.relkind, " + sorted_options("c.reloptions") +
-                     ", (SELECT quote_ident(spcname) FROM pg_tablespace WHERE oid = c.reltablespace),"
-                     " pg_get_userbyid(c.relowner), " +
-                     acl_or_default("c.relacl", 'r', "c.relowner") +
-                     ", obj_description(c.oid, 'pg_class'), pg_get_viewdef(c.oid)"
-                     " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                     " WHERE c.relkind IN ('v', 'm') AND " +
-                     std::string(kNsFilter) + not_extension_member("pg_class", "c.oid"));
+    Result r =
+        query("SELECT " + qualified("n.nspname", "c.relname") + ", c.relkind, " +
+              sorted_options("c.reloptions") +
+              ", (SELECT quote_ident(spcname) FROM pg_tablespace WHERE oid = c.reltablespace),"
+              " pg_get_userbyid(c.relowner), " +
+              acl_or_default("c.relacl", 'r', "c.relowner") +
+              ", obj_description(c.oid, 'pg_class'), pg_get_viewdef(c.oid)"
+              " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+              " WHERE c.relkind IN ('v', 'm') AND " +
+              std::string(kNsFilter) + not_extension_member("pg_class", "c.oid"));
     for (const Row& row : r.rows) {
       Definition d;
       d.field("options", row[2]);
@@ -414,26 +409,26 @@ class Reader {
 
   void functions() {
     // pg_get_functiondef() refuses aggregates, so they are described from pg_aggregate.
-    Result r = query(
-        "SELECT " + qualified("n.nspname", "p.proname") +
-        " || '(' || pg_get_function_identity_arguments(p.oid) || ')', p.prokind,"
-        " CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) ELSE ("
-        "SELECT concat_ws(E'\\n', 'arguments: ' || pg_get_function_arguments(p.oid),"
-        " 'kind: ' || a.aggkind::text, 'state function: ' || a.aggtransfn::regprocedure,"
-        " 'state type: ' || format_type(a.aggtranstype, NULL),"
-        " 'final function: ' || nullif(a.aggfinalfn, 0)::regprocedure,"
-        " 'combine function: ' || nullif(a.aggcombinefn, 0)::regprocedure,"
-        " 'initial value: ' || a.agginitval,"
-        " 'sort operator: ' || nullif(a.aggsortop, 0)::regoperator)"
-        " FROM pg_aggregate a WHERE a.aggfnoid = p.oid) END,"
-        " pg_get_userbyid(p.proowner), " +
-        acl_or_default("p.proacl", 'f', "p.proowner") +
-        ", obj_description(p.oid, 'pg_proc')"
-        " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE " +
-        std::string(kNsFilter) + not_extension_member("pg_proc", "p.oid") +
-        // A range type's constructors are created with it and belong to it (pg_dump agrees).
-        " AND NOT EXISTS (SELECT FROM pg_depend i WHERE i.classid = 'pg_proc'::regclass"
-        " AND i.objid = p.oid AND i.deptype = 'i')");
+    Result r =
+        query("SELECT " + qualified("n.nspname", "p.proname") +
+              " || '(' || pg_get_function_identity_arguments(p.oid) || ')', p.prokind,"
+              " CASE WHEN p.prokind <> 'a' THEN pg_get_functiondef(p.oid) ELSE ("
+              "SELECT concat_ws(E'\\n', 'arguments: ' || pg_get_function_arguments(p.oid),"
+              " 'kind: ' || a.aggkind::text, 'state function: ' || a.aggtransfn::regprocedure,"
+              " 'state type: ' || format_type(a.aggtranstype, NULL),"
+              " 'final function: ' || nullif(a.aggfinalfn, 0)::regprocedure,"
+              " 'combine function: ' || nullif(a.aggcombinefn, 0)::regprocedure,"
+              " 'initial value: ' || a.agginitval,"
+              " 'sort operator: ' || nullif(a.aggsortop, 0)::regoperator)"
+              " FROM pg_aggregate a WHERE a.aggfnoid = p.oid) END,"
+              " pg_get_userbyid(p.proowner), " +
+              acl_or_default("p.proacl", 'f', "p.proowner") +
+              ", obj_description(p.oid, 'pg_proc')"
+              " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE " +
+              std::string(kNsFilter) + not_extension_member("pg_proc", "p.oid") +
+              // A range type's constructors are created with it and belong to it (pg_dump agrees).
+              " AND NOT EXISTS (SELECT FROM pg_depend i WHERE i.classid = 'pg_proc'::regclass"
+              " AND i.objid = p.oid AND i.deptype = 'i')");
     for (const Row& row : r.rows) {
       Definition d;
       d.field("owner", row[3]);
@@ -446,12 +441,13 @@ class Reader {
   }
 
   void triggers() {
-    Result r = query("SELECT " + qualified("n.nspname", "c.relname") +
-                     " || '.' || quote_ident(t.tgname), pg_get_triggerdef(t.oid), t.tgenabled,"
-                     " obj_description(t.oid, 'pg_trigger')"
-                     " FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
-                     " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal AND " +
-                     std::string(kNsFilter) + not_extension_member("pg_class", "c.oid"));
+    Result r =
+        query("SELECT " + qualified("n.nspname", "c.relname") +
+              " || '.' || quote_ident(t.tgname), pg_get_triggerdef(t.oid), t.tgenabled,"
+              " obj_description(t.oid, 'pg_trigger')"
+              " FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+              " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal AND " +
+              std::string(kNsFilter) + not_extension_member("pg_class", "c.oid"));
     for (const Row& row : r.rows) {
       Definition d;
       d.field("definition", row[1]);
@@ -462,17 +458,17 @@ class Reader {
   }
 
   void policies() {
-    Result r = query(
-        "SELECT " + qualified("n.nspname", "c.relname") +
-        " || '.' || quote_ident(p.polname), p.polpermissive, p.polcmd,"
-        " (SELECT string_agg(x.role, ', ' ORDER BY x.role COLLATE \"C\") FROM (SELECT CASE"
-        " WHEN u.r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(u.r)) END AS role"
-        " FROM unnest(p.polroles) AS u(r)) x),"
-        " pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid),"
-        " obj_description(p.oid, 'pg_policy')"
-        " FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid"
-        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE " +
-        std::string(kNsFilter) + not_extension_member("pg_class", "c.oid"));
+    Result r =
+        query("SELECT " + qualified("n.nspname", "c.relname") +
+              " || '.' || quote_ident(p.polname), p.polpermissive, p.polcmd,"
+              " (SELECT string_agg(x.role, ', ' ORDER BY x.role COLLATE \"C\") FROM (SELECT CASE"
+              " WHEN u.r = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(u.r)) END AS role"
+              " FROM unnest(p.polroles) AS u(r)) x),"
+              " pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid),"
+              " obj_description(p.oid, 'pg_policy')"
+              " FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid"
+              " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE " +
+              std::string(kNsFilter) + not_extension_member("pg_class", "c.oid"));
     for (const Row& row : r.rows) {
       Definition d;
       d.line("as", row[1] == "t" ? "permissive" : "restrictive");
@@ -581,9 +577,7 @@ class Reader {
     for (const Row& row : r.rows) {
       Definition d;
       const std::string& provider = get(row, 1);
-      d.line("provider", provider == "i"   ? "icu"
-                         : provider == "c" ? "libc"
-                                           : provider);
+      d.line("provider", provider == "i" ? "icu" : provider == "c" ? "libc" : provider);
       d.field("lc_collate", row[2]);
       d.field("lc_ctype", row[3]);
       d.field("locale", row[4]);
@@ -687,6 +681,7 @@ bool by_key(const SchemaObject& a, const SchemaObject& b) {
 }  // namespace
 
 SchemaFingerprint schema_fingerprint(Connection& conn, const SchemaOptions& options) {
+  if (!conn.is_open()) throw ConfigError("schema fingerprint: the connection is closed");
   if (conn.transaction_status() != TxStatus::kIdle) {
     throw ConfigError(
         "schema fingerprint: the connection is inside a transaction; it needs an idle one to "

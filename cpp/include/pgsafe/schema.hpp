@@ -10,9 +10,10 @@
 
 namespace pgsafe {
 
-// One catalog object. `kind` is a fixed word ("table", "column", "index", ...); `name` is its quoted, schema-qualified identity (functions carry their argument
-// types, columns/constraints/triggers/policies their table); `definition` is canonical text,
-// one property per line, that changes exactly when the object does.
+// One catalog object. `kind` is a fixed word ("table", "column", "index", ...); `name` is its
+// quoted, schema-qualified identity (a function's includes its argument types; a column's,
+// constraint's, trigger's or policy's includes its table); `definition` is canonical text, one
+// property per line, that changes exactly when the object does.
 struct SchemaObject {
   std::string kind;
   std::string name;
@@ -36,7 +37,11 @@ struct SchemaFingerprint {
 // Reads the catalog. The connection must be idle (not inside a transaction); the read runs in
 // its own REPEATABLE READ READ ONLY transaction with fixed output settings (empty search_path,
 // ISO dates, UTC) and ends with ROLLBACK, so nothing about the session leaks either way.
-// Throws DbError; the connection stays usable unless the error says otherwise.
+// The server's deparsers (pg_get_*def) read the current catalog, not the snapshot, so DDL that
+// commits during the read can show through (a newer definition, or none for an object dropped
+// meanwhile), as with pg_dump without its locks: fingerprint again if the schema was changing.
+// Throws DbError (the connection stays usable unless the error says otherwise), and ConfigError
+// for a closed or busy connection.
 SchemaFingerprint schema_fingerprint(Connection& conn, const SchemaOptions& options = {});
 
 // The canonical serialisation: a version line, then one compact JSON array
