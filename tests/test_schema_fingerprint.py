@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from helpers import PGSAFE, cli_env, query
 from helpers import pgsafe as run
-from helpers import query
 from pgsafe import _core
 from pgsafe.errors import ConfigError
 from pgsafe.runner import Runner
@@ -680,7 +681,15 @@ def test_cli_diff_exit_codes_and_output(two_schemas, tmp_path):
         ("changed", "column", "app.orders.amount")
     ]
     # A saved fingerprint from stdin, compared with itself through a file.
-    proc = subprocess_run_stdin(["schema", "diff", "-", str(saved)], saved.read_text())
+    proc = subprocess.run(
+        [str(PGSAFE), "schema", "diff", "-", str(saved)],
+        input=saved.read_text(),
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -723,22 +732,6 @@ def test_cli_masks_passwords(pgsafe_db, other_db, password_user, password_user_p
     res = run("schema", "diff", wrong, other_db.url)
     assert res.returncode == 5
     assert "password" in res.stderr and secret not in res.stdout + res.stderr
-
-
-def subprocess_run_stdin(args: list[str], stdin: str):
-    import subprocess
-
-    from helpers import PGSAFE, cli_env
-
-    return subprocess.run(
-        [str(PGSAFE), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-        timeout=120,
-        check=False,
-    )
 
 
 def test_closed_connection_is_a_config_error(pgsafe_db):

@@ -21,6 +21,7 @@ from pgsafe.runner import (
     StatusReport,
     connect,
 )
+from pgsafe.schema import Difference, SchemaFingerprint, SchemaObject
 
 __version__ = _core.__version__
 Connection = _core.Connection
@@ -30,6 +31,7 @@ __all__ = [
     "ConnectError",
     "Connection",
     "DatabaseError",
+    "Difference",
     "Error",
     "Migration",
     "MigrationError",
@@ -38,6 +40,8 @@ __all__ = [
     "RollbackError",
     "RollbackFailed",
     "Runner",
+    "SchemaFingerprint",
+    "SchemaObject",
     "Settings",
     "StatusReport",
     "Target",
