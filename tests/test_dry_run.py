@@ -51,12 +51,15 @@ def test_json_contract_on_the_example_migrations():
     assert all(s["predicted_lock"] is None for s in m1["statements"])
     m2 = doc["migrations"][2]
     locks = [(s["predicted_lock"], s["relation"]) for s in m2["statements"]]
-    assert locks == [
-        ("AccessExclusiveLock", "qc_jobs"),
-        ("ShareLock", "qc_jobs"),
-        ("ShareLock", "qc_jobs"),
-        ("ShareUpdateExclusiveLock", "qc_jobs"),
+    sue = ("ShareUpdateExclusiveLock", "qc_jobs")
+    assert locks == [("AccessExclusiveLock", "qc_jobs"), sue, sue, sue]
+    assert ["not-transactional" in s["hazards"] for s in m2["statements"]] == [
+        False,
+        True,
+        True,
+        False,
     ]
+    assert {"blocks-reads", "blocks-writes"} <= set(m2["statements"][0]["hazards"])
     assert m2["rollback"]["sql"].count("DROP") == 3
 
 
@@ -114,6 +117,23 @@ def test_irreversible_and_destructive_migrations(tmp_path: Path):
     assert "## Destructive Statement Analysis" in res.stdout
     section = res.stdout.split("## Destructive Statement Analysis", 1)[1]
     assert "NONE DETECTED" not in section.split("## Checksum", 1)[0]
+
+
+def test_destructive_statements_need_approval_even_when_suppressed(tmp_path: Path):
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "001_a.sql").write_text(
+        "-- pgsafe: ignore ban-drop-column reason: unused since v2\n"
+        "ALTER TABLE users DROP COLUMN legacy;\n"
+    )
+    (d / "002_b.sql").write_text("DROP INDEX CONCURRENTLY IF EXISTS idx_users_hot;\n")
+    (d / "003_c.sql").write_text("TRUNCATE audit_log;\n")
+    res = run("dry-run", str(d), "--format", "json")
+    doc = json.loads(res.stdout)
+    assert doc["status"] != "ready"
+    whats = [x["what"] for m in doc["migrations"] for x in m["destructive"]]
+    assert whats == ["DROP COLUMN", "DROP INDEX", "TRUNCATE"]
+    assert doc["migrations"][0]["status"] == "Needs approval"
 
 
 def test_only_pending_migrations_with_db(pgsafe_db, tmp_path: Path):

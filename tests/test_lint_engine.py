@@ -42,6 +42,17 @@ def test_statement_suppression_needs_a_reason_and_reports_unused():
     assert ("unused-suppression", 6) in found
 
 
+def test_trailing_suppression_belongs_to_its_own_line():
+    text = (
+        "ALTER TABLE users DROP COLUMN a; -- pgsafe: ignore ban-drop-column reason: unused\n"
+        "ALTER TABLE users DROP COLUMN b;\n"
+        "DROP TABLE c; /* pgsafe: ignore ban-drop-table reason: retired */\n"
+    )
+    found = rules_of(text)
+    assert only(found, "ban-drop-column", "ban-drop-table") == [("ban-drop-column", 2)]
+    assert not any(r == "unused-suppression" for r, _ in found)
+
+
 def test_file_wide_suppression_and_unknown_rule():
     text = (
         "-- pgsafe: ignore-file ban-drop-table reason: this migration retires the v1 tables\n"
@@ -80,6 +91,15 @@ def test_config_from_pyproject_and_pgsafe_toml(tmp_path: Path):
     (sub / "pgsafe.toml").write_text('[lint]\ndisable = ["no-such-rule"]\n')
     with pytest.raises(ConfigError, match="unknown rule 'no-such-rule'"):
         load_config(sub)
+    for bad, message in (
+        ('pg_version = "fifteen"\n', "pg_version must be"),
+        ('lint = "x"\n', "lint must be a table"),
+        ('[lint]\ndisable = "ban-drop-column"\n', "must be a list"),
+        ('[lint]\ndisabel = ["ban-drop-column"]\n', "unknown lint setting"),
+    ):
+        (sub / "pgsafe.toml").write_text(bad)
+        with pytest.raises(ConfigError, match=message):
+            load_config(sub)
 
 
 def test_json_contract_fields():
@@ -113,7 +133,13 @@ def test_sarif_2_1_0_shape():
     assert res["level"] == "error"
     region = res["locations"][0]["physicalLocation"]["region"]
     assert region == {"startLine": 1, "startColumn": 1}
-    assert res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "m.sql"
+    assert res["locations"][0]["physicalLocation"]["artifactLocation"] == {
+        "uri": "m.sql",
+        "uriBaseId": "%SRCROOT%",
+    }
+    odd = json.loads(render(lint_text("DROP TABLE t;\n", "odd dir/a,b%.sql"), "sarif"))
+    where = odd["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert where["uri"] == "odd%20dir/a%2Cb%25.sql"
 
 
 def test_github_annotations():

@@ -16,10 +16,56 @@ from pgsafe.lint.config import LintConfig
 from pgsafe.lint.context import Context
 from pgsafe.lint.engine import lint_text
 from pgsafe.lint.locks import predict
-from pgsafe.lint.model import LOCKS, Finding, Stmt, describe_lock, range_name, strings
+from pgsafe.lint.model import (
+    LOCKS,
+    Finding,
+    Stmt,
+    describe_lock,
+    lock_hazards,
+    range_name,
+    strings,
+)
 from pgsafe.migrations import Migration, parse_sql, read_sql
 
 RISK_ORDER = ("LOW", "MEDIUM", "HIGH")
+
+
+# Seed 003: these need approval however they are written, suppressed or not.
+_DROPS = {
+    "OBJECT_TABLE": "DROP TABLE",
+    "OBJECT_INDEX": "DROP INDEX",
+    "OBJECT_VIEW": "DROP VIEW",
+    "OBJECT_MATVIEW": "DROP MATERIALIZED VIEW",
+    "OBJECT_SCHEMA": "DROP SCHEMA",
+    "OBJECT_SEQUENCE": "DROP SEQUENCE",
+    "OBJECT_TYPE": "DROP TYPE",
+    "OBJECT_FOREIGN_TABLE": "DROP FOREIGN TABLE",
+}
+
+
+def destructive_kind(stmt: Stmt) -> str | None:
+    """What makes a statement destructive (seed 003), read from the parse tree alone."""
+    n = stmt.node
+    if stmt.kind == "DropStmt":
+        return _DROPS.get(n.get("removeType", ""))
+    if stmt.kind == "TruncateStmt":
+        return "TRUNCATE"
+    if stmt.kind == "DropOwnedStmt":
+        return "DROP OWNED"
+    if stmt.kind == "DropdbStmt":
+        return "DROP DATABASE"
+    if stmt.kind == "AlterTableStmt" and n.get("objtype") == "OBJECT_TYPE":
+        subs = {c.get("AlterTableCmd", {}).get("subtype") for c in n.get("cmds", [])}
+        return "DROP ATTRIBUTE" if "AT_DropColumn" in subs else None
+    if stmt.kind == "AlterTableStmt" and n.get("objtype") == "OBJECT_TABLE":
+        subs = {c.get("AlterTableCmd", {}).get("subtype") for c in n.get("cmds", [])}
+        if "AT_DropColumn" in subs:
+            return "DROP COLUMN"
+        if "AT_AlterColumnType" in subs:
+            return "ALTER COLUMN TYPE"
+    if stmt.kind in ("DeleteStmt", "UpdateStmt") and not n.get("whereClause"):
+        return f"{'DELETE' if stmt.kind == 'DeleteStmt' else 'UPDATE'} without WHERE"
+    return None
 
 
 @dataclass
@@ -33,7 +79,8 @@ class StatementReport:
     predicted_lock: str | None
     relation: str | None
     findings: list[str]
-    observed_locks: list[dict[str, str]] = field(default_factory=list)  # lock tracing (issue 4)
+    destructive: str | None = None  # seed 003: needs approval
+    observed_locks: list[dict[str, str]] = field(default_factory=list)  # from lock tracing
     rewrites: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -47,6 +94,7 @@ class StatementReport:
             "predicted_lock": self.predicted_lock,
             "relation": self.relation,
             "findings": self.findings,
+            "destructive": self.destructive,
             "observed_locks": self.observed_locks,
             "rewrites": self.rewrites,
         }
@@ -69,8 +117,8 @@ class MigrationReport:
         return f"{self.version}_{self.name}"
 
     @property
-    def destructive(self) -> list[Finding]:
-        return [f for f in self.findings if f.destructive]
+    def destructive(self) -> list[StatementReport]:
+        return [s for s in self.statements if s.destructive]
 
     @property
     def strongest(self) -> StatementReport | None:
@@ -149,7 +197,10 @@ class MigrationReport:
             "operations": self.operations(),
             "statements": [s.to_json() for s in self.statements],
             "findings": [f.to_json() for f in self.findings],
-            "destructive": [f.to_json() for f in self.destructive],
+            "destructive": [
+                {"line": s.line, "statement": s.sql, "what": s.destructive}
+                for s in self.destructive
+            ],
             "rollback": {"file": self.down_file, "sql": self.rollback_sql},
         }
 
@@ -210,12 +261,15 @@ def analyse(migration: Migration, config: LintConfig | None = None) -> Migration
     findings = lint_text(text, file, config).findings
     ctx = Context(pg_version=config.pg_version, file=file)
     reports = []
-    for stmt in statements:
+    for pos, stmt in enumerate(statements):
         p = predict(stmt, ctx)
-        mine = [f for f in findings if f.statement == stmt.sql and f.line >= stmt.line]
-        hazards = sorted({h for f in mine for h in f.hazards})
-        if stmt.raw.non_transactional and "not-transactional" not in hazards:
-            hazards.append("not-transactional")
+        # A finding belongs to the statement whose lines it falls in (not to its text: two
+        # identical statements each get their own).
+        last = statements[pos + 1].line if pos + 1 < len(statements) else 1 << 30
+        mine = [f for f in findings if f.statement and stmt.line <= f.line < last]
+        hazards = {h for f in mine for h in f.hazards} | set(lock_hazards(p.lock))
+        if stmt.raw.non_transactional:
+            hazards.add("not-transactional")
         reports.append(
             StatementReport(
                 stmt.sql,
@@ -223,10 +277,11 @@ def analyse(migration: Migration, config: LintConfig | None = None) -> Migration
                 stmt.column,
                 stmt.kind,
                 _operation(stmt),
-                hazards,
+                sorted(hazards),
                 p.lock,
                 p.relation,
                 sorted({f.rule for f in mine}),
+                destructive_kind(stmt),
             )
         )
         ctx.note(stmt)
@@ -313,7 +368,7 @@ class DryRunReport:
         for m in self.migrations:
             out += self._migration_md(m)
         out += ["## Destructive Statement Analysis", ""]
-        destructive = [(m, f) for m in self.migrations for f in m.destructive]
+        destructive = [(m, d) for m in self.migrations for d in m.destructive]
         if not destructive:
             out += ["**NONE DETECTED** ✅", ""]
         else:
@@ -321,9 +376,10 @@ class DryRunReport:
                 "**NEEDS APPROVAL** ⚠️ (seed 003: Backend Lead, and Product Owner in production)",
                 "",
             ]
-            for m, f in destructive:
+            for m, d in destructive:
                 out.append(
-                    f"- `{_md(Path(m.file).name)}` line {f.line}: `{f.rule}`: {_md(f.message)}"
+                    f"- `{_md(Path(m.file).name)}` line {d.line}: {d.destructive}: "
+                    f"`{_md(d.sql[:120])}`"
                 )
             out.append("")
         out += [
@@ -335,10 +391,14 @@ class DryRunReport:
             *self.checksum_lines(),
             "```",
             "",
-            "Verify with: `(cd migrations && sha256sum -c checksum.txt)`",
+            f"Verify with: `(cd {self._folder()} && sha256sum -c checksum.txt)`",
             "",
         ]
         return "\n".join(out)
+
+    def _folder(self) -> str:
+        folders = {str(Path(m.file).parent) for m in self.migrations}
+        return folders.pop() if len(folders) == 1 else "<migrations folder>"
 
     def _recommendation(self) -> str:
         if any(m.status == "Unsafe" for m in self.migrations):

@@ -36,15 +36,38 @@ class LintConfig:
         return any(fnmatch.fnmatch(str(path), pat) for pat in self.exclude)
 
 
+_LINT_KEYS = {"enable", "disable", "severity", "exclude"}
+
+
+def _names(value: Any, key: str, source: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f'{source}: lint.{key} must be a list of strings, e.g. ["rule-id"]')
+    return value
+
+
 def _from_table(table: dict[str, Any], source: str) -> LintConfig:
     cfg = LintConfig(source=source)
-    if "pg_version" in table:
-        cfg.pg_version = int(table["pg_version"])
+    # Only the keys lint reads are checked here; other pgsafe commands own the rest.
+    version = table.get("pg_version", cfg.pg_version)
+    if not isinstance(version, int) or isinstance(version, bool) or not 9 <= version <= 99:
+        raise ConfigError(f"{source}: pg_version must be a PostgreSQL major version such as 15")
+    cfg.pg_version = version
     lint = table.get("lint", {})
-    cfg.disable = set(lint.get("disable", []))
-    cfg.enable = set(lint.get("enable", []))
-    cfg.severities = dict(lint.get("severity", {}))
-    cfg.exclude = list(lint.get("exclude", []))
+    if not isinstance(lint, dict):
+        raise ConfigError(f"{source}: lint must be a table ([tool.pgsafe.lint])")
+    unknown = set(lint) - _LINT_KEYS
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown lint setting {', '.join(sorted(unknown))} "
+            f"(known: {', '.join(sorted(_LINT_KEYS))})"
+        )
+    cfg.disable = set(_names(lint.get("disable", []), "disable", source))
+    cfg.enable = set(_names(lint.get("enable", []), "enable", source))
+    severities = lint.get("severity", {})
+    if not isinstance(severities, dict):
+        raise ConfigError(f'{source}: lint.severity must be a table of rule = "error"|"warning"')
+    cfg.severities = dict(severities)
+    cfg.exclude = _names(lint.get("exclude", []), "exclude", source)
     for name in [*cfg.disable, *cfg.enable, *cfg.severities]:
         if name not in RULES:
             raise ConfigError(f"{source}: unknown rule {name!r}")

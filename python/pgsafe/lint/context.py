@@ -12,8 +12,10 @@ from pgsafe.lint.model import LOCKS, Stmt, alter_cmds, range_name, strings, stro
 TIMEOUTS = ("lock_timeout", "statement_timeout")
 
 
-def _bare(name: str) -> str:
-    return name.rsplit(".", 1)[-1]
+def norm_name(name: str) -> str:
+    """'public.x' and 'x' name the same table on the default search_path; 'app.x' does not
+    match a bare 'x' (erring towards reporting)."""
+    return name[7:] if name.startswith("public.") else name
 
 
 def _timeout_value_enabled(node: dict[str, Any]) -> bool:
@@ -76,21 +78,14 @@ class Context:
         name = (
             rangevar_or_name if isinstance(rangevar_or_name, str) else range_name(rangevar_or_name)
         )
-        return bool(name) and (name in self.created_tables or _bare(name) in self.created_tables)
+        return bool(name) and norm_name(name) in self.created_tables
 
     def is_new_column(self, table: str, column: str) -> bool:
-        return self.is_new_table(table) or (
-            (table, column) in self.created_columns
-            or (_bare(table), column) in self.created_columns
-        )
+        return self.is_new_table(table) or (norm_name(table), column) in self.created_columns
 
     def is_new_relation(self, name: str) -> bool:
         """A table or index this file created."""
-        return (
-            self.is_new_table(name)
-            or name in self.created_indexes
-            or (_bare(name) in self.created_indexes)
-        )
+        return self.is_new_table(name) or norm_name(name) in self.created_indexes
 
     def existing_locks(self, stmt: Stmt) -> dict[str, str]:
         """The locks the statement takes on relations that existed before this file: relation
@@ -116,7 +111,7 @@ class Context:
         """The statements after `stmt` in the file, or None when the engine did not say."""
         if self.file_statements is None:
             return None
-        return [s for s in self.file_statements if s.index > stmt.index]
+        return self.file_statements[stmt.index + 1 :]
 
     # -- updates after each statement ----------------------------------------------------
 
@@ -174,7 +169,7 @@ class Context:
             self._set_timeout(str(setting), _timeout_value_enabled(args[1]), local)
 
     def _note_locks(self, stmt: Stmt) -> None:
-        locks = self.existing_locks(stmt)
+        locks = {norm_name(t): m for t, m in self.existing_locks(stmt).items()}
         for table, mode in locks.items():
             self.held_locks[table] = stronger_lock(self.held_locks.get(table), mode) or mode
             if mode == "AccessExclusiveLock":
@@ -194,22 +189,33 @@ class Context:
         if not stmt.raw.transaction_control:
             self._note_locks(stmt)
         if kind == "CreateStmt":
-            table = range_name(n.get("relation"))
+            table = norm_name(range_name(n.get("relation")))
             self.created_tables.add(table)
             for k, con in walk(n.get("tableElts")):
                 if k == "Constraint" and con.get("conname"):
                     self.created_constraints.add((table, con["conname"]))
         elif kind == "CreateTableAsStmt":
-            self.created_tables.add(range_name((n.get("into") or {}).get("rel")))
+            self.created_tables.add(norm_name(range_name((n.get("into") or {}).get("rel"))))
         elif kind == "IndexStmt" and n.get("idxname"):
-            self.created_indexes.add(n["idxname"])
+            schema = (n.get("relation") or {}).get("schemaname")
+            self.created_indexes.add(
+                norm_name(f"{schema}.{n['idxname']}" if schema else n["idxname"])
+            )
+        elif kind == "RenameStmt" and n.get("renameType") == "OBJECT_TABLE":
+            # A table this file created stays new under its new name.
+            old = norm_name(range_name(n.get("relation")))
+            if old in self.created_tables and n.get("newname"):
+                schema = (n.get("relation") or {}).get("schemaname")
+                self.created_tables.add(
+                    norm_name(f"{schema}.{n['newname']}" if schema else n["newname"])
+                )
         elif kind in ("CreateEnumStmt", "CompositeTypeStmt", "CreateDomainStmt"):
             names = strings(n.get("typeName") or n.get("domainname"))
             if not names and n.get("typevar"):
                 names = [range_name(n["typevar"])]
             if names:
                 self.created_types.add(".".join(names))
-        elif kind == "AlterEnumStmt" and n.get("newVal"):
+        elif kind == "AlterEnumStmt" and n.get("newVal") and not n.get("oldVal"):
             self.enum_values_added.add((".".join(strings(n.get("typeName"))), n["newVal"]))
         elif kind == "TransactionStmt":
             tx = stmt.raw.transaction_control
@@ -222,7 +228,7 @@ class Context:
                 self.transaction_began_at = None
                 self.end_transaction()
         elif kind == "AlterTableStmt":
-            table = range_name(n.get("relation"))
+            table = norm_name(range_name(n.get("relation")))
             self.altered_tables.setdefault(table, []).append(stmt.index)
             for cmd in alter_cmds(stmt):
                 sub = cmd.get("subtype")

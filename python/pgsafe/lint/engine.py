@@ -3,6 +3,7 @@ Context, apply `-- pgsafe: ignore RULE reason: TEXT` suppressions, report unused
 
 from __future__ import annotations
 
+import bisect
 import re
 import sys
 from collections.abc import Iterable
@@ -98,16 +99,24 @@ def _suppressions(
             )
             continue
         file_wide = m["scope"].lower() == "ignore-file"
-        target = None
-        if not file_wide:
-            # The statement the comment is in, or else the next one after it.
-            for s in statements:
-                end = s.offset + len(s.sql.encode())
-                if c.offset < end:
-                    target = s.index
-                    break
+        target = None if file_wide else _statement_for(c, statements)
         out.append(Suppression(names, reason, c.line, c.column, file_wide, target))
     return out, problems
+
+
+def _statement_for(comment: _core.Comment, statements: list[Stmt]) -> int | None:
+    """The statement a suppression comment belongs to: the one it is inside, or the one whose
+    last line it trails (`DROP ...; -- pgsafe: ignore ...`), or else the next one."""
+    trailing = None
+    for s in statements:
+        end = s.offset + len(s.sql.encode())
+        if s.offset <= comment.offset < end:
+            return s.index
+        if end <= comment.offset and s.raw.end_line == comment.line:
+            trailing = s.index
+        if s.offset > comment.offset:
+            return trailing if trailing is not None else s.index
+    return trailing
 
 
 def _meta(file: str, line: int, column: int, rule_id: str, message: str) -> Finding:
@@ -125,12 +134,32 @@ def _meta(file: str, line: int, column: int, rule_id: str, message: str) -> Find
     )
 
 
+class _Positions:
+    """Line and column of byte offsets, from a table of line starts built once per file (the
+    core's line_column scans from the start each time: quadratic over many findings)."""
+
+    def __init__(self, text: str) -> None:
+        self.data = text.encode()
+        self.starts = [0] + [i + 1 for i, b in enumerate(self.data) if b == 0x0A]
+
+    def __call__(self, offset: int) -> tuple[int, int]:
+        line = bisect.bisect_right(self.starts, offset)
+        start = self.starts[line - 1]
+        return line, len(self.data[start:offset].decode("utf-8", "replace")) + 1
+
+
 def _finding(
-    rule: Rule, hit: Hit, stmt: Stmt, text: str, file: str, severity: str, predicted: str | None
+    rule: Rule,
+    hit: Hit,
+    stmt: Stmt,
+    where: _Positions,
+    file: str,
+    severity: str,
+    predicted: str | None,
 ) -> Finding:
     line, column = stmt.line, stmt.column
     if hit.location is not None and hit.location >= stmt.offset:
-        line, column = _core.line_column(text, hit.location)
+        line, column = where(hit.location)
     # DESIGN.md: the strongest lock the statement takes on an object that existed before the
     # migration; the rule's own lock is the fallback for statements the predictor cannot see.
     lock = hit.lock if hit.lock is not None else predicted if predicted is not None else rule.lock
@@ -178,6 +207,7 @@ def lint_text(text: str, file: str = "<stdin>", config: LintConfig | None = None
     suppressions, problems = _suppressions(text, statements, file)
     result.findings.extend(problems)
     ctx = Context(pg_version=config.pg_version, file=file, file_statements=statements)
+    where = _Positions(text)
     for stmt in statements:
         predicted = predict(stmt, ctx).lock
         for rule in RULES.values():
@@ -196,7 +226,7 @@ def lint_text(text: str, file: str = "<stdin>", config: LintConfig | None = None
                     sup.used.add(rule.id)
                     continue
                 result.findings.append(
-                    _finding(rule, hit, stmt, text, file, config.severity(rule), predicted)
+                    _finding(rule, hit, stmt, where, file, config.severity(rule), predicted)
                 )
         ctx.note(stmt)
     for sup in suppressions:

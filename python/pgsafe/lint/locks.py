@@ -26,6 +26,7 @@ _ALTER_LOCKS = {
     "AT_ResetRelOptions": SUE,
     "AT_ValidateConstraint": SUE,
     "AT_AttachPartition": SUE,
+    "AT_DetachPartitionFinalize": SUE,
     "AT_EnableTrig": SRE,
     "AT_EnableAlwaysTrig": SRE,
     "AT_EnableReplicaTrig": SRE,
@@ -79,6 +80,10 @@ def predict(stmt: Stmt, ctx: Context) -> Prediction:
         table = range_name(n.get("relation"))
         for cmd in alter_cmds(stmt):
             p.add(table, _alter_lock(cmd), ctx)
+            if cmd.get("subtype") == "AT_AttachPartition":
+                # The table being attached is locked ACCESS EXCLUSIVE (and scanned).
+                part = (cmd.get("def") or {}).get("PartitionCmd", {}).get("name")
+                p.add(range_name(part), AE, ctx)
         for target in _foreign_targets(n.get("cmds")):
             p.add(target, SRE, ctx)
     elif kind == "CreateStmt":
@@ -144,7 +149,16 @@ def predict(stmt: Stmt, ctx: Context) -> Prediction:
         concurrent = any(
             o.get("DefElem", {}).get("defname") == "concurrently" for o in n.get("params", [])
         )
-        p.add(range_name(n.get("relation")), SUE if concurrent else "ShareLock", ctx)
+        # Without CONCURRENTLY the indexes are locked ACCESS EXCLUSIVE, and every query on the
+        # table needs its indexes during planning: reads block too.
+        p.add(range_name(n.get("relation")), SUE if concurrent else AE, ctx)
+    elif kind == "AlterObjectSchemaStmt" and n.get("relation"):
+        p.add(range_name(n.get("relation")), AE, ctx)
+    elif kind == "CopyStmt" and n.get("is_from") and n.get("relation"):
+        p.add(range_name(n.get("relation")), "RowExclusiveLock", ctx)
+    elif kind == "CreateStatsStmt":
+        for r in n.get("relations", []):
+            p.add(range_name(r.get("RangeVar")), SUE, ctx)
     elif kind == "RefreshMatViewStmt":
         p.add(range_name(n.get("relation")), "ExclusiveLock" if n.get("concurrent") else AE, ctx)
     elif kind == "LockStmt":

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pgsafe import _core
 from pgsafe.lint.engine import LintResult
@@ -66,12 +67,17 @@ def _github(f: Finding) -> str:
     )
 
 
-def _uri(file: str) -> str:
-    path = Path(file)
+def _location(file: str) -> dict[str, str]:
+    """A SARIF artifactLocation: percent-encoded, relative to %SRCROOT% (the working directory,
+    which GitHub's upload action takes as the checkout) when the file is inside it."""
+    if file == "<stdin>":
+        return {"uri": "stdin"}
+    path = Path(file).resolve()
     try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        rel = path.relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
-        return path.as_posix() if not path.is_absolute() else path.resolve().as_uri()
+        return {"uri": path.as_uri()}
+    return {"uri": quote(rel), "uriBaseId": "%SRCROOT%"}
 
 
 def sarif(result: LintResult) -> dict[str, Any]:
@@ -106,7 +112,7 @@ def sarif(result: LintResult) -> dict[str, Any]:
                 "locations": [
                     {
                         "physicalLocation": {
-                            "artifactLocation": {"uri": _uri(f.file)},
+                            "artifactLocation": _location(f.file),
                             "region": {
                                 "startLine": max(f.line, 1),
                                 "startColumn": max(f.column, 1),

@@ -7,6 +7,7 @@ from typing import Any
 
 from pgsafe.lint.context import Context
 from pgsafe.lint.model import Hit, Stmt, alter_cmds, range_name, rule, strings, walk
+from pgsafe.lint.rules._tracking import Tracker, tracked
 from pgsafe.lint.rules.types import col_type
 
 # Built-in and common extension functions that are VOLATILE: PostgreSQL evaluates them once
@@ -65,20 +66,32 @@ def _is_null(expr: dict[str, Any] | None) -> bool:
     return bool(expr.get("A_Const", {}).get("isnull"))
 
 
-def _file_functions(ctx: Context) -> dict[str, str]:
-    """Volatility of the functions this file created (PostgreSQL's default is VOLATILE)."""
-    out = {}
-    for s in ctx.statements:
-        if s.kind != "CreateFunctionStmt":
-            continue
-        name = (strings(s.node.get("funcname")) or [""])[-1].lower()
+class FileObjects(Tracker):
+    """Functions (name -> volatility; PostgreSQL's default is VOLATILE) and views (with and
+    without schema) this file created, as of the statements so far."""
+
+    def __init__(self) -> None:
+        self.functions: dict[str, str] = {}
+        self.views: set[str] = set()
+
+    def feed(self, stmt: Stmt) -> None:
+        if stmt.kind == "ViewStmt":
+            name = range_name(stmt.node.get("view"))
+            self.views |= {name, name.rsplit(".", 1)[-1]}
+        if stmt.kind != "CreateFunctionStmt":
+            return
+        name = (strings(stmt.node.get("funcname")) or [""])[-1].lower()
         volatility = "volatile"
-        for opt in s.node.get("options") or []:
+        for opt in stmt.node.get("options") or []:
             d = opt.get("DefElem", {})
             if d.get("defname") == "volatility":
                 volatility = d.get("arg", {}).get("String", {}).get("sval", volatility)
-        out[name] = volatility
-    return out
+        self.functions[name] = volatility
+
+
+def _file_functions(ctx: Context) -> dict[str, str]:
+    """Volatility of the functions this file created (PostgreSQL's default is VOLATILE)."""
+    return tracked(ctx, FileObjects).functions
 
 
 def _volatile_calls(expr: dict[str, Any], ctx: Context) -> list[str]:
@@ -96,7 +109,49 @@ def _volatile_calls(expr: dict[str, Any], ctx: Context) -> list[str]:
     return out
 
 
+class ConstrainedDomains(Tracker):
+    """Domains this file created or altered with a CHECK or NOT NULL constraint: bare name ->
+    "CHECK" or "NOT NULL" (NOT NULL wins: it also fails on the NULLs of a column without a
+    default)."""
+
+    def __init__(self) -> None:
+        self.domains: dict[str, str] = {}
+
+    def _add(self, names: list[str], kind: str) -> None:
+        if names and self.domains.get(names[-1]) != "NOT NULL":
+            self.domains[names[-1]] = kind
+
+    def feed(self, stmt: Stmt) -> None:
+        n = stmt.node
+        if stmt.kind == "CreateDomainStmt":
+            for c in n.get("constraints") or []:
+                kind = c.get("Constraint", {}).get("contype")
+                if kind in ("CONSTR_CHECK", "CONSTR_NOTNULL"):
+                    self._add(
+                        strings(n.get("domainname")),
+                        "CHECK" if kind == "CONSTR_CHECK" else "NOT NULL",
+                    )
+        elif stmt.kind == "AlterDomainStmt" and n.get("subtype") in ("C", "O"):
+            con = (n.get("def") or {}).get("Constraint", {})
+            kind = "NOT NULL" if n["subtype"] == "O" else "CHECK"
+            if kind == "NOT NULL" or con.get("contype") == "CONSTR_CHECK":
+                self._add(strings(n.get("typeName")), kind)
+
+
+def _domain_constraint(cd: dict[str, Any], ctx: Context) -> tuple[str, str] | None:
+    """(domain, "CHECK" / "NOT NULL") when the column's type is a domain with a constraint,
+    as far as this file shows."""
+    t = col_type(cd.get("typeName"))
+    if t.array:
+        return None  # checked per element, but arrays of domains are rare: not claimed
+    bare = t.name.rsplit(".", 1)[-1]
+    kind = tracked(ctx, ConstrainedDomains).domains.get(bare)
+    return (t.name, kind) if kind else None
+
+
 def _added_columns(stmt: Stmt) -> Iterator[tuple[str, dict[str, Any]]]:
+    if stmt.node.get("objtype") == "OBJECT_TYPE":
+        return  # ALTER TYPE ... ADD ATTRIBUTE: no default, no table of its own
     table = range_name(stmt.node.get("relation"))
     for cmd in alter_cmds(stmt):
         cd = (cmd.get("def") or {}).get("ColumnDef")
@@ -114,6 +169,12 @@ def _fills_every_row(cd: dict[str, Any], ctx: Context) -> str | None:
     if "CONSTR_IDENTITY" in cons:
         return f"{column} is an identity column: the sequence numbers every existing row"
     default = cons.get("CONSTR_DEFAULT", {}).get("raw_expr")
+    domain = _domain_constraint(cd, ctx)
+    if domain is not None and (domain[1] == "CHECK" or not _is_null(default)):
+        return (
+            f"{column} is of domain {domain[0]}, which has a {domain[1]} constraint: PostgreSQL "
+            "checks it by rewriting every row (even a domain created in this file)"
+        )
     if _is_null(default):
         return None
     assert default is not None
@@ -130,12 +191,16 @@ def _fills_every_row(cd: dict[str, Any], ctx: Context) -> str | None:
     severity="error",
     hazards=("rewrites-table",),
     lock="AccessExclusiveLock",
-    summary="ADD COLUMN with a volatile default (or any default before PostgreSQL 11, or a "
-    "serial/identity column) rewrites the table.",
+    summary="ADD COLUMN with a volatile default (or any default before PostgreSQL 11, a "
+    "serial/identity column, or a domain type with a constraint) rewrites the table.",
     why="PostgreSQL 11+ stores a constant or STABLE default (42, 'x', now(), CURRENT_TIMESTAMP) "
     "once in the catalog, but a VOLATILE one (random(), gen_random_uuid(), clock_timestamp(), "
     "nextval() of a serial or identity) must be computed for every row, so the whole table is "
-    "rewritten while ACCESS EXCLUSIVE blocks reads and writes; before 11 every default did this",
+    "rewritten while ACCESS EXCLUSIVE blocks reads and writes; before 11 every default did this. "
+    "A column of a domain with a CHECK constraint (or a NOT NULL one, given a default) is "
+    "rewritten too, default or not, so that every row is checked against the domain (verified "
+    "with pg_relation_filenode on PostgreSQL 15); pgsafe knows a domain's constraints only when "
+    "this file created or altered it",
     fix="add the column without a default (nullable), then ALTER COLUMN SET DEFAULT for new "
     "rows, backfill existing rows in batches (UPDATE ... WHERE id BETWEEN ...), and only then add "
     "NOT NULL (via a CHECK (col IS NOT NULL) NOT VALID constraint, VALIDATE, SET NOT NULL). "
@@ -163,7 +228,8 @@ def adding_field_with_default(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
     lock="AccessExclusiveLock",
     summary="ADD COLUMN ... NOT NULL without a default fails on a table with rows.",
     why="existing rows would get NULL, so the statement fails as soon as the table has a row; "
-    "where it succeeds, every client that inserts without naming the new column starts failing",
+    "where it succeeds, every client that inserts without naming the new column starts failing. "
+    "A column of a NOT NULL domain (created or altered in this file) is the same",
     fix="add the column with a constant DEFAULT (no rewrite on PostgreSQL 11+), or add it "
     "nullable, backfill in batches, then enforce NOT NULL with a CHECK (col IS NOT NULL) NOT "
     "VALID constraint, VALIDATE CONSTRAINT and SET NOT NULL",
@@ -173,7 +239,9 @@ def adding_required_field(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
         if ctx.is_new_table(table):
             continue
         cons = _constraints(cd)
-        if "CONSTR_NOTNULL" not in cons and "CONSTR_PRIMARY" not in cons:
+        domain = _domain_constraint(cd, ctx)
+        not_null = "CONSTR_NOTNULL" in cons or "CONSTR_PRIMARY" in cons
+        if not not_null and (domain is None or domain[1] != "NOT NULL"):
             continue
         default = cons.get("CONSTR_DEFAULT", {}).get("raw_expr")
         filled = (
@@ -183,9 +251,14 @@ def adding_required_field(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
             or col_type(cd.get("typeName")).name in SERIAL_TYPES
         )
         if not filled:
+            column = f"{table}.{cd.get('colname', '')}"
+            what = (
+                f"NOT NULL column {column}"
+                if not_null or domain is None
+                else f"column {column} of NOT NULL domain {domain[0]}"
+            )
             yield Hit(
-                f"adds NOT NULL column {table}.{cd.get('colname', '')} without a default: "
-                "fails if the table has rows",
+                f"adds {what} without a default: fails if the table has rows",
                 location=cd.get("location"),
             )
 
@@ -226,6 +299,8 @@ def _added_earlier(stmt: Stmt, upto: dict[str, Any]) -> set[str]:
 
 
 def _existing_column_cmds(stmt: Stmt, ctx: Context, subtype: str) -> Iterator[tuple[str, str]]:
+    if stmt.node.get("objtype") == "OBJECT_TYPE":
+        return  # ALTER TYPE ... DROP ATTRIBUTE: see ban-drop-attribute
     table = range_name(stmt.node.get("relation"))
     for cmd in alter_cmds(stmt):
         if cmd.get("subtype") != subtype:
@@ -254,6 +329,44 @@ def ban_drop_column(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
 
 
 @rule(
+    "ban-drop-attribute",
+    severity="error",
+    hazards=("deletes-data", "breaks-clients"),
+    lock=None,
+    summary="ALTER TYPE ... DROP ATTRIBUTE removes a field from a composite type, and from every "
+    "value of that type stored in tables.",
+    why="values of the attribute stored in columns of the composite type become unreadable at "
+    "once (the column keeps the other fields), with no lock on those tables and no error; with "
+    "CASCADE the column is also dropped from every typed table (CREATE TABLE ... OF type), with "
+    "its data, under ACCESS EXCLUSIVE. Without CASCADE PostgreSQL refuses it only when a typed "
+    "table exists (verified on PostgreSQL 15)",
+    fix="stop reading and writing the attribute first, copy its values out if they are needed, "
+    "then drop it in a later migration; a composite type created in the same file is not "
+    "reported",
+    destructive=True,
+)
+def ban_drop_attribute(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
+    if stmt.node.get("objtype") != "OBJECT_TYPE":
+        return
+    name = range_name(stmt.node.get("relation"))
+    if name in ctx.created_types or name.rsplit(".", 1)[-1] in ctx.created_types:
+        return  # nothing stores values of a type this file creates yet
+    for cmd in alter_cmds(stmt):
+        if cmd.get("subtype") != "AT_DropColumn":
+            continue
+        cascade = (
+            f", and through CASCADE the column {cmd.get('name', '')} of every typed table of "
+            f"{name} with its data"
+            if cmd.get("behavior") == "DROP_CASCADE"
+            else ""
+        )
+        yield Hit(
+            f"drops attribute {cmd.get('name', '')} of composite type {name}: its values in "
+            f"every column of type {name} are lost{cascade}"
+        )
+
+
+@rule(
     "ban-drop-not-null",
     severity="warning",
     hazards=("breaks-clients",),
@@ -277,12 +390,7 @@ _RELATIONS = {
 
 
 def _created_views(ctx: Context) -> set[str]:
-    out = set()
-    for s in ctx.statements:
-        if s.kind == "ViewStmt":
-            name = range_name(s.node.get("view"))
-            out |= {name, name.rsplit(".", 1)[-1]}
-    return out
+    return tracked(ctx, FileObjects).views
 
 
 @rule(

@@ -1,17 +1,20 @@
 """Lint rules: constraints (primary keys, unique, foreign keys, checks, exclusion, NOT NULL) and
 domains with constraints.
 
-A constraint on a table created earlier in the same file, or only on columns added earlier in
-the same file, is not reported: the table is empty and invisible to other sessions, and the
-column holds only NULLs or its default (the ADD COLUMN already took its lock)."""
+A constraint on a table created earlier in the same file is not reported: the table is empty
+and invisible to other sessions. A constraint on a column added earlier in the same file to an
+existing table is: the column holds only NULLs or its default, but PostgreSQL still builds the
+index over, or checks, every existing row (and a primary key or NOT NULL fails on the NULLs)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from pgsafe.lint.context import Context
 from pgsafe.lint.model import Hit, Stmt, alter_cmds, range_name, rule, strings, walk
+from pgsafe.lint.rules._tracking import Tracker, tracked
 
 
 def _bare(name: str) -> str:
@@ -40,9 +43,15 @@ def _constraint_columns(con: dict[str, Any]) -> list[str]:
     return strings(con.get("keys"))
 
 
-def _only_new_columns(ctx: Context, table: str, con: dict[str, Any]) -> bool:
+def _new_columns_note(ctx: Context, table: str, con: dict[str, Any]) -> str:
+    """A note for a constraint only on columns added earlier in this file: new, yet checked."""
     cols = _constraint_columns(con)
-    return bool(cols) and all(ctx.is_new_column(table, c) for c in cols)
+    if not cols or not all(ctx.is_new_column(table, c) for c in cols):
+        return ""
+    return (
+        f" ({', '.join(dict.fromkeys(cols))} {'was' if len(set(cols)) == 1 else 'were'} added "
+        f"earlier in this file, but {table} is not new: its existing rows are still checked)"
+    )
 
 
 def _added_constraints(stmt: Stmt) -> Iterator[tuple[str, dict[str, Any], str | None]]:
@@ -63,13 +72,10 @@ def _added_constraints(stmt: Stmt) -> Iterator[tuple[str, dict[str, Any], str | 
                     yield table, c["Constraint"], col.get("colname")
 
 
-def _reportable(ctx: Context, table: str, con: dict[str, Any], column: str | None) -> bool:
-    """Whether adding this constraint touches existing rows of an existing table."""
-    if ctx.is_new_table(table):
-        return False
-    if column is not None:
-        return True  # ADD COLUMN ... CONSTRAINT: this very statement scans the table
-    return not _only_new_columns(ctx, table, con)
+def _reportable(ctx: Context, table: str) -> bool:
+    """Whether adding a constraint to `table` touches existing rows: unless this file created
+    the table, it may have rows, and even a column this file added is checked in every one."""
+    return not ctx.is_new_table(table)
 
 
 def _label(con: dict[str, Any], what: str) -> str:
@@ -89,12 +95,25 @@ def _index_building(stmt: Stmt, ctx: Context, contype: str, what: str) -> Iterat
     for table, con, column in _added_constraints(stmt):
         if con.get("contype") != contype or con.get("indexname"):
             continue
-        if not _reportable(ctx, table, con, column):
+        if not _reportable(ctx, table):
             continue
         where = f" on new column {column}" if column else ""
+        note = "" if column else _new_columns_note(ctx, table, con)
+        if note and contype == "CONSTR_PRIMARY":
+            facts = tracked(ctx, FileConstraints)
+            empty = [
+                c
+                for c in dict.fromkeys(_constraint_columns(con))
+                if not _filled(facts.added_columns.get((_bare(table), c), {}))
+            ]
+            if empty:
+                note += (
+                    f"; every existing row holds NULL in {', '.join(empty)}, so the primary key "
+                    "fails unless the table is empty"
+                )
         yield Hit(
             f"adds {_label(con, what)}{where} to {table}: builds its index under an ACCESS "
-            "EXCLUSIVE lock, blocking reads and writes for the whole build",
+            f"EXCLUSIVE lock, blocking reads and writes for the whole build{note}",
             location=con.get("location"),
         )
 
@@ -146,10 +165,11 @@ def disallowed_unique_constraint(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
 )
 def ban_exclusion_constraint(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
     for table, con, column in _added_constraints(stmt):
-        if con.get("contype") == "CONSTR_EXCLUSION" and _reportable(ctx, table, con, column):
+        if con.get("contype") == "CONSTR_EXCLUSION" and _reportable(ctx, table):
+            note = "" if column else _new_columns_note(ctx, table, con)
             yield Hit(
                 f"adds {_label(con, 'exclusion constraint')} to {table} under an ACCESS "
-                "EXCLUSIVE lock while its index is built",
+                f"EXCLUSIVE lock while its index is built{note}",
                 location=con.get("location"),
             )
 
@@ -177,7 +197,7 @@ def adding_foreign_key_constraint(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
     for table, con, column in _added_constraints(stmt):
         if con.get("contype") != "CONSTR_FOREIGN" or con.get("skip_validation"):
             continue
-        if not _reportable(ctx, table, con, column):
+        if not _reportable(ctx, table):
             continue
         other = range_name(con.get("pktable"))
         if column is not None:
@@ -191,7 +211,8 @@ def adding_foreign_key_constraint(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
         else:
             yield Hit(
                 f"adds {_label(con, 'foreign key')} from {table} to {other} without NOT "
-                "VALID: checks every row while writes to both tables are blocked",
+                "VALID: checks every row while writes to both tables are blocked"
+                + _new_columns_note(ctx, table, con),
                 location=con.get("location"),
             )
 
@@ -214,7 +235,7 @@ def constraint_missing_not_valid(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
     for table, con, column in _added_constraints(stmt):
         if con.get("contype") != "CONSTR_CHECK" or con.get("skip_validation"):
             continue
-        if not _reportable(ctx, table, con, column):
+        if not _reportable(ctx, table):
             continue
         if column is not None:
             yield Hit(
@@ -225,18 +246,59 @@ def constraint_missing_not_valid(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
         else:
             yield Hit(
                 f"adds {_label(con, 'check constraint')} to {table} without NOT VALID: "
-                "every row is checked under an ACCESS EXCLUSIVE lock",
+                "every row is checked under an ACCESS EXCLUSIVE lock"
+                + _new_columns_note(ctx, table, con),
                 location=con.get("location"),
             )
 
 
+class FileConstraints(Tracker):
+    """What the statements so far did with constraints (see _tracking): keyed by bare table
+    name, then matched with _same_name, so a lookup costs the same however long the file is."""
+
+    def __init__(self) -> None:
+        # (bare table, constraint) -> [(table, Constraint)], oldest first
+        self.added: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+        # bare table -> [(table, Constraint)] of table CHECKs added without NOT VALID
+        self.checks: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        # bare table -> [(table, constraint)] of every VALIDATE CONSTRAINT
+        self.validated: dict[str, list[tuple[str, str]]] = {}
+        # (bare table, column) -> ColumnDef of the latest ADD COLUMN of it
+        self.added_columns: dict[tuple[str, str], dict[str, Any]] = {}
+        self.domains: list[str] = []  # domains created
+
+    def feed(self, stmt: Stmt) -> None:
+        for table, con, column in _added_constraints(stmt):
+            if con.get("conname"):
+                self.added.setdefault((_bare(table), con["conname"]), []).append((table, con))
+            if (
+                column is None
+                and con.get("contype") == "CONSTR_CHECK"
+                and not con.get("skip_validation")
+            ):
+                self.checks.setdefault(_bare(table), []).append((table, con))
+        for table, name in _validated(stmt):
+            self.validated.setdefault(_bare(table), []).append((table, name))
+        if stmt.kind == "AlterTableStmt":
+            table = _bare(range_name(stmt.node.get("relation")))
+            for cmd in alter_cmds(stmt):
+                cd = (cmd.get("def") or {}).get("ColumnDef")
+                if cmd.get("subtype") == "AT_AddColumn" and cd and cd.get("colname"):
+                    self.added_columns[(table, cd["colname"])] = cd
+        elif stmt.kind == "CreateDomainStmt":
+            self.domains.append(".".join(strings(stmt.node.get("domainname"))))
+
+    def find(self, table: str, name: str) -> dict[str, Any] | None:
+        """The latest definition of constraint `name` on `table` added so far, if any."""
+        for t, con in reversed(self.added.get((_bare(table), name), [])):
+            if _same_name(t, table):
+                return con
+        return None
+
+
 def _find_added_constraint(ctx: Context, table: str, name: str) -> dict[str, Any] | None:
     """The definition of constraint `name` on `table` added earlier in this file, if any."""
-    for earlier in reversed(ctx.statements):
-        for t, con, _column in _added_constraints(earlier):
-            if con.get("conname") == name and _same_name(t, table):
-                return con
-    return None
+    return tracked(ctx, FileConstraints).find(table, name)
 
 
 def _validated(stmt: Stmt) -> Iterator[tuple[str, str]]:
@@ -245,6 +307,15 @@ def _validated(stmt: Stmt) -> Iterator[tuple[str, str]]:
     for cmd in alter_cmds(stmt):
         if cmd.get("subtype") == "AT_ValidateConstraint" and cmd.get("name"):
             yield table, cmd["name"]
+
+
+def _pending_not_valid(ctx: Context, table: str, name: str) -> bool:
+    """Whether this transaction added constraint `name` to `table` NOT VALID (and has not
+    committed since)."""
+    pending = ctx.not_valid_constraints
+    # Every spelling of the table it can be pending under was used by an ADD of this file.
+    added = tracked(ctx, FileConstraints).added.get((_bare(table), name), [])
+    return any((t, name) in pending and _same_name(t, table) for t, _ in added)
 
 
 @rule(
@@ -256,37 +327,55 @@ def _validated(stmt: Stmt) -> Iterator[tuple[str, str]]:
     why="the ADD took its lock (ACCESS EXCLUSIVE for a CHECK, SHARE ROW EXCLUSIVE on both tables "
     "for a foreign key) and holds it until the transaction ends, so the validation scan runs "
     "under it: exactly what NOT VALID was meant to avoid. pgsafe runs a whole file as one "
-    "transaction unless the file has its own BEGIN/COMMIT",
+    "transaction unless the file has its own BEGIN/COMMIT; ADD ... NOT VALID, VALIDATE "
+    "CONSTRAINT in one ALTER TABLE is the same thing in one statement",
     fix="put VALIDATE CONSTRAINT in the next migration file (or after the COMMIT of the "
     "transaction that added the constraint); on its own it only takes SHARE UPDATE EXCLUSIVE",
 )
 def ban_validate_in_same_transaction(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
-    for table, name in _validated(stmt):
-        if ctx.is_new_table(table):
+    if stmt.kind != "AlterTableStmt":
+        return
+    table = range_name(stmt.node.get("relation"))
+    if ctx.is_new_table(table):
+        return
+    here: dict[str, dict[str, Any]] = {}  # added NOT VALID by an earlier subcommand of stmt
+    for cmd in alter_cmds(stmt):
+        sub = cmd.get("subtype")
+        if sub == "AT_AddConstraint":
+            con = (cmd.get("def") or {}).get("Constraint", {})
+            if con.get("skip_validation") and con.get("conname"):
+                here[con["conname"]] = con
             continue
-        pending = any(n == name and _same_name(t, table) for t, n in ctx.not_valid_constraints)
-        if not pending:
+        name = cmd.get("name")
+        if sub != "AT_ValidateConstraint" or not name:
             continue
-        con = _find_added_constraint(ctx, table, name) or {}
+        if name in here:
+            con, when = here[name], "in the ALTER TABLE that adds it NOT VALID"
+        elif _pending_not_valid(ctx, table, name):
+            con = _find_added_constraint(ctx, table, name) or {}
+            when = "in the transaction that added it"
+        else:
+            continue
         if con.get("contype") == "CONSTR_FOREIGN":
             other = range_name(con.get("pktable"))
             yield Hit(
-                f"validates {name} in the transaction that added it: the scan of {table} "
-                f"runs while writes to {table} and {other} are blocked",
+                f"validates {name} {when}: the scan of {table} runs while writes to {table} "
+                f"and {other} are blocked",
                 lock="ShareRowExclusiveLock",
                 hazards=("blocks-writes",),
             )
         else:
             yield Hit(
-                f"validates {name} in the transaction that added it: the scan of {table} "
-                "runs under the ACCESS EXCLUSIVE lock the ADD took",
+                f"validates {name} {when}: the scan of {table} runs under the ACCESS "
+                "EXCLUSIVE lock the ADD took",
                 lock="AccessExclusiveLock",
             )
 
 
 # -- SET NOT NULL ------------------------------------------------------------------------------
 
-_NOT_NULL_MARKERS = ("not_null", "notnull", "nonnull", "non_null")
+_NOT_NULL = r"(?:not_?null|non_?null|nn)"
+_CHECK = r"(?:chk|ck|check)"
 
 
 def _proves_not_null(con: dict[str, Any], column: str) -> bool:
@@ -306,36 +395,73 @@ def _proves_not_null(con: dict[str, Any], column: str) -> bool:
     return False
 
 
-def _looks_like_not_null_check(name: str, column: str) -> bool:
-    """A constraint defined in an earlier migration, named for this column's NOT NULL check
-    (`orders_customer_id_not_null`, `customer_id_nn`)."""
-    lowered = name.lower()
-    if column.lower() not in lowered:
-        return False
-    return any(m in lowered for m in _NOT_NULL_MARKERS) or lowered.endswith("_nn")
+def _looks_like_not_null_check(name: str, table: str, column: str) -> bool:
+    """A constraint defined in an earlier migration, named for this column's NOT NULL check:
+    the column's whole name next to the marker, with at most the table's name and a chk/check
+    word around them (`orders_customer_id_not_null`, `customer_id_nn`, `chk_customer_id_notnull`;
+    not `users_org_id_not_null` for users.id, nor `email_not_null` for mail)."""
+    col = re.escape(column.lower())
+    tab = re.escape(_bare(table).lower())
+    pattern = rf"(?:{_CHECK}_)?(?:{tab}_)?(?:{col}_{_NOT_NULL}|{_NOT_NULL}_{col})(?:_{_CHECK})?"
+    return re.fullmatch(pattern, name.lower()) is not None
 
 
 def _validated_not_null_check(ctx: Context, table: str, column: str) -> bool:
     """An earlier statement of the file left a validated CHECK (column IS NOT NULL) on table."""
-    for earlier in ctx.statements:
-        for t, con, col in _added_constraints(earlier):
-            if (
-                col is None
-                and _same_name(t, table)
-                and not con.get("skip_validation")
-                and _proves_not_null(con, column)
-            ):
+    facts = tracked(ctx, FileConstraints)
+    for t, con in facts.checks.get(_bare(table), []):
+        if _same_name(t, table) and _proves_not_null(con, column):
+            return True
+    for t, name in facts.validated.get(_bare(table), []):
+        if not _same_name(t, table):
+            continue
+        found = facts.find(t, name)
+        if found is not None:
+            if _proves_not_null(found, column):
                 return True
-        for t, name in _validated(earlier):
-            if not _same_name(t, table):
-                continue
-            found = _find_added_constraint(ctx, t, name)
-            if found is not None:
-                if _proves_not_null(found, column):
-                    return True
-            elif _looks_like_not_null_check(name, column):
-                return True  # added NOT VALID by an earlier migration
+        elif _looks_like_not_null_check(name, t, column):
+            return True  # added NOT VALID by an earlier migration
     return False
+
+
+def _column_added(
+    stmt: Stmt, ctx: Context, upto: dict[str, Any], table: str, column: str
+) -> dict[str, Any] | None:
+    """The ColumnDef that added table.column to an existing table, earlier in this file or by
+    an earlier subcommand of this ALTER TABLE; None when the column is not new."""
+    found = None
+    if ctx.is_new_column(table, column):
+        found = tracked(ctx, FileConstraints).added_columns.get((_bare(table), column), {})
+    for cmd in alter_cmds(stmt):
+        if cmd is upto:
+            break
+        cd = (cmd.get("def") or {}).get("ColumnDef")
+        if cmd.get("subtype") == "AT_AddColumn" and cd and cd.get("colname") == column:
+            found = cd
+    return found
+
+
+def _filled(cd: dict[str, Any]) -> bool:
+    """Whether ADD COLUMN gives the existing rows a value (a non-null default, an identity or a
+    generated column)."""
+    for c in cd.get("constraints") or []:
+        con = c.get("Constraint", {})
+        kind = con.get("contype")
+        if kind in ("CONSTR_IDENTITY", "CONSTR_GENERATED"):
+            return True
+        if kind == "CONSTR_DEFAULT":
+            expr = con.get("raw_expr") or {}
+            expr = expr.get("TypeCast", {}).get("arg", expr)
+            if not expr.get("A_Const", {}).get("isnull"):
+                return True
+    return strings((cd.get("typeName") or {}).get("names"))[-1:] in (
+        ["serial"],
+        ["bigserial"],
+        ["smallserial"],
+        ["serial2"],
+        ["serial4"],
+        ["serial8"],
+    )
 
 
 @rule(
@@ -343,32 +469,51 @@ def _validated_not_null_check(ctx: Context, table: str, column: str) -> bool:
     severity="error",
     hazards=("blocks-reads", "blocks-writes", "may-fail-on-data"),
     lock="AccessExclusiveLock",
-    summary="ALTER COLUMN ... SET NOT NULL on an existing column scans the whole table under an "
+    summary="ALTER COLUMN ... SET NOT NULL on an existing table scans the whole table under an "
     "ACCESS EXCLUSIVE lock.",
     why="reads and writes are blocked while every row is checked for NULL, and the statement "
-    "fails if one is found. Since PostgreSQL 12 the scan is skipped when a validated CHECK "
-    "(col IS NOT NULL) already proves it; pgsafe does not report that case when an earlier "
+    "fails if one is found: on a column added earlier in the same file without a default, "
+    "every existing row holds NULL. Since PostgreSQL 12 the scan is skipped when a validated "
+    "CHECK (col IS NOT NULL) already proves it; pgsafe does not report that case when an earlier "
     "statement of the file validated such a check (or a check named like <table>_<col>_not_null)",
     fix="migration 1: ALTER TABLE t ADD CONSTRAINT t_col_not_null CHECK (col IS NOT NULL) NOT "
     "VALID; migration 2: ALTER TABLE t VALIDATE CONSTRAINT t_col_not_null; ALTER TABLE t ALTER "
     "COLUMN col SET NOT NULL; ALTER TABLE t DROP CONSTRAINT t_col_not_null (PostgreSQL 12 and "
-    "later; before 12 keep the CHECK instead of SET NOT NULL)",
+    "later; before 12 keep the CHECK instead of SET NOT NULL). For a new column, declare it "
+    "NOT NULL with a constant DEFAULT in the ADD COLUMN itself: no scan on PostgreSQL 11+",
 )
 def setting_not_nullable_field(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
     if stmt.kind != "AlterTableStmt":
         return
     table = range_name(stmt.node.get("relation"))
+    if ctx.is_new_table(table):
+        return  # empty: nothing to scan
     for cmd in alter_cmds(stmt):
         column = cmd.get("name")
         if cmd.get("subtype") != "AT_SetNotNull" or not column:
             continue
-        if ctx.is_new_column(table, column):
-            continue
         if ctx.pg_version >= 12 and _validated_not_null_check(ctx, table, column):
             continue
-        yield Hit(
-            f"sets {table}.{column} NOT NULL: every row is scanned under an ACCESS EXCLUSIVE lock"
-        )
+        added = _column_added(stmt, ctx, cmd, table, column)
+        if added is not None and not _filled(added):
+            yield Hit(
+                f"sets {table}.{column} NOT NULL, but {column} was added in this file without "
+                f"a default: every existing row of {table} holds NULL, so it fails unless the "
+                "table is empty or a backfill filled them, after scanning it under an ACCESS "
+                "EXCLUSIVE lock",
+                hazards=("may-fail-on-data", "blocks-reads", "blocks-writes"),
+            )
+        elif added is not None:
+            yield Hit(
+                f"sets {table}.{column} NOT NULL: {column} was added in this file with a "
+                f"default, yet every row of {table} is scanned under an ACCESS EXCLUSIVE lock "
+                "(NOT NULL in the ADD COLUMN itself needs no scan)"
+            )
+        else:
+            yield Hit(
+                f"sets {table}.{column} NOT NULL: every row is scanned under an ACCESS "
+                "EXCLUSIVE lock"
+            )
 
 
 # -- domains -----------------------------------------------------------------------------------
@@ -401,11 +546,7 @@ def ban_create_domain_with_constraint(stmt: Stmt, ctx: Context) -> Iterator[Hit]
 
 
 def _domain_created_here(ctx: Context, name: str) -> bool:
-    return any(
-        earlier.kind == "CreateDomainStmt"
-        and _same_name(".".join(strings(earlier.node.get("domainname"))), name)
-        for earlier in ctx.statements
-    )
+    return any(_same_name(d, name) for d in tracked(ctx, FileConstraints).domains)
 
 
 @rule(

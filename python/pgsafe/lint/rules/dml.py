@@ -13,15 +13,39 @@ from pgsafe.lint.model import Hit, Stmt, range_name, rule, walk
 _DEFINES = frozenset({"CreateFunctionStmt", "RuleStmt", "PrepareStmt"})
 
 
+def _option_on(option: dict[str, Any]) -> bool:
+    """The value of a boolean option as PostgreSQL's defGetBoolean reads it: no value, true,
+    on or 1 is on; false, off or 0 is off."""
+    arg = option.get("arg")
+    if not arg:
+        return True
+    if "Integer" in arg:
+        return bool(arg["Integer"].get("ival", 0))  # libpg_query leaves out a zero
+    if "Boolean" in arg:
+        return bool(arg["Boolean"].get("boolval", False))
+    text = str(arg.get("String", {}).get("sval", "")).lower()
+    # parse_bool: any prefix of "false" or "no", "of"/"off", "0"
+    return not (text in ("0", "of", "off", "n", "no") or (text and "false".startswith(text)))
+
+
+def _explain_analyze(node: dict[str, Any]) -> bool:
+    """Whether an EXPLAIN runs its statement: EXPLAIN ANALYZE or (ANALYZE [true]), the last
+    ANALYZE option winning; plain EXPLAIN and (ANALYZE false) only plan it."""
+    on = False
+    for option in node.get("options") or []:
+        d = option.get("DefElem", {})
+        if d.get("defname") == "analyze":
+            on = _option_on(d)
+    return on
+
+
 def _nodes(stmt: Stmt, kind: str) -> list[dict[str, Any]]:
     """The statement's own node if it is `kind`, and every `kind` node nested in it (CTEs),
     when the statement runs them now: not a function body (BEGIN ATOMIC), rule or prepared
     statement, nor a plain EXPLAIN."""
     if stmt.kind in _DEFINES:
         return []
-    if stmt.kind == "ExplainStmt" and not any(
-        o.get("DefElem", {}).get("defname") == "analyze" for o in stmt.node.get("options", [])
-    ):
+    if stmt.kind == "ExplainStmt" and not _explain_analyze(stmt.node):
         return []
     found = [stmt.node] if stmt.kind == kind else []
     return found + [n for k, n in walk(stmt.node) if k == kind]

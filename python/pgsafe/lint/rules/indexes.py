@@ -8,18 +8,27 @@ from typing import Any
 
 from pgsafe.lint.context import Context
 from pgsafe.lint.model import Hit, Stmt, alter_cmds, range_name, rule, strings
+from pgsafe.lint.rules._tracking import Tracker, tracked
 
 
 def _bare(name: str) -> str:
     return name.rsplit(".", 1)[-1]
 
 
+class CreatedIndexes(Tracker):
+    """Index name -> the table of the latest CREATE INDEX of that name in this file."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, str] = {}
+
+    def feed(self, stmt: Stmt) -> None:
+        if stmt.kind == "IndexStmt" and stmt.node.get("idxname"):
+            self.tables[stmt.node["idxname"]] = range_name(stmt.node.get("relation"))
+
+
 def _index_table(ctx: Context, index: str) -> str | None:
     """The table of an index created earlier in this file, or None when it is not ours."""
-    for earlier in reversed(ctx.statements):
-        if earlier.kind == "IndexStmt" and earlier.node.get("idxname") == _bare(index):
-            return range_name(earlier.node.get("relation"))
-    return None
+    return tracked(ctx, CreatedIndexes).tables.get(_bare(index))
 
 
 def _on_new_table(ctx: Context, index: str) -> bool:
@@ -42,6 +51,33 @@ def _reindex_concurrently(node: dict[str, Any]) -> bool:
     )
 
 
+class Partitioned(Tracker):
+    """Tables this file shows to be partitioned: created PARTITION BY, given a partition
+    (CREATE TABLE ... PARTITION OF), or attaching or detaching one. Bare name -> the line of
+    the first statement that showed it."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, int] = {}
+
+    def _add(self, name: str, stmt: Stmt) -> None:
+        if name:
+            self.tables.setdefault(_bare(name), stmt.line)
+
+    def feed(self, stmt: Stmt) -> None:
+        n = stmt.node
+        if stmt.kind == "CreateStmt":
+            if n.get("partspec"):
+                self._add(range_name(n.get("relation")), stmt)
+            if n.get("partbound"):
+                for parent in n.get("inhRelations") or []:
+                    self._add(range_name(parent.get("RangeVar")), stmt)
+        elif any(
+            c.get("subtype") in ("AT_AttachPartition", "AT_DetachPartition")
+            for c in alter_cmds(stmt)
+        ):
+            self._add(range_name(n.get("relation")), stmt)
+
+
 @rule(
     "require-concurrent-index",
     severity="error",
@@ -49,17 +85,37 @@ def _reindex_concurrently(node: dict[str, Any]) -> bool:
     lock="ShareLock",
     summary="CREATE INDEX without CONCURRENTLY blocks writes to the table while it builds.",
     why="the SHARE lock blocks INSERT, UPDATE and DELETE for the whole build, which on a large "
-    "table takes minutes",
+    "table takes minutes. CREATE INDEX ... ON ONLY a partitioned table builds nothing (it only "
+    "records an invalid index on the parent) and is not reported; on a partitioned table "
+    "CONCURRENTLY is refused, so the index is built partition by partition",
     fix="CREATE INDEX CONCURRENTLY (pgsafe runs it outside the transaction for you and cleans "
-    "up an INVALID index if the build fails)",
+    "up an INVALID index if the build fails). On a partitioned table: CREATE INDEX name ON ONLY "
+    "parent (...); then for each partition CREATE INDEX CONCURRENTLY part_name ON partition "
+    "(...) and ALTER INDEX name ATTACH PARTITION part_name (the parent index becomes valid once "
+    "every partition's is attached)",
 )
 def require_concurrent_index(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
     if stmt.kind != "IndexStmt" or stmt.node.get("concurrent"):
         return
-    table = range_name(stmt.node.get("relation"))
+    relation = stmt.node.get("relation") or {}
+    table = range_name(relation)
     if ctx.is_new_table(table):
         return  # an empty table nobody else can see yet
+    if not relation.get("inh", False):
+        # ON ONLY: on a partitioned table it builds nothing and only writes the catalog (on a
+        # plain table ONLY would change nothing; nobody writes it there).
+        return
     name = stmt.node.get("idxname") or "an index"
+    line = tracked(ctx, Partitioned).tables.get(_bare(table))
+    if line is not None:
+        yield Hit(
+            f"builds {name} on every partition of {table} (partitioned, see line {line}) under "
+            "SHARE locks, blocking writes until it is done; CONCURRENTLY is refused on a "
+            f"partitioned table: CREATE INDEX {stmt.node.get('idxname') or 'name'} ON ONLY "
+            f"{table} (...), CREATE INDEX CONCURRENTLY on each partition, then ALTER INDEX ... "
+            "ATTACH PARTITION each of them"
+        )
+        return
     yield Hit(f"builds {name} on {table} under a SHARE lock, blocking writes until it is done")
 
 

@@ -4,10 +4,13 @@ length, and statements that make a half-applied migration impossible to re-run."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from pgsafe.lint.context import Context
 from pgsafe.lint.model import Hit, Stmt, alter_cmds, range_name, rule, strings, type_name, walk
+from pgsafe.lint.rules._tracking import Tracker, per_file, tracked
+from pgsafe.lint.rules.types import file_column_type
 
 # -- rewrites for maintenance --------------------------------------------------------------
 
@@ -88,8 +91,8 @@ def _enum_type(stmt: Stmt) -> str:
     "AFTER '<last value>' to record that on purpose",
 )
 def require_enum_value_ordering(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
-    if stmt.kind != "AlterEnumStmt" or not stmt.node.get("newVal"):
-        return
+    if stmt.kind != "AlterEnumStmt" or not stmt.node.get("newVal") or stmt.node.get("oldVal"):
+        return  # RENAME VALUE keeps the value's place
     if stmt.node.get("newValNeighbor"):
         return
     name = _enum_type(stmt)
@@ -98,32 +101,110 @@ def require_enum_value_ordering(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
     yield Hit(f"appends {stmt.node['newVal']!r} after every existing value of {name}")
 
 
-def _literals(node: Any, out: list[tuple[str, str | None, int | None]]) -> None:
-    """String constants with the type they are cast to, if any."""
-    if isinstance(node, list):
-        for item in node:
-            _literals(item, out)
-        return
+class AddedEnumValues(Tracker):
+    """(enum, value) of every value ALTER TYPE ... ADD VALUE added in this file, and the new
+    names of those values renamed afterwards. RENAME VALUE of an older value adds nothing:
+    PostgreSQL lets the renamed value be used at once."""
+
+    def __init__(self) -> None:
+        self.added: set[tuple[str, str]] = set()
+        self.by_bare: dict[tuple[str, str], set[str]] = {}  # (bare enum, value) -> enums
+
+    def feed(self, stmt: Stmt) -> None:
+        n = stmt.node
+        if stmt.kind != "AlterEnumStmt" or not n.get("newVal"):
+            return
+        enum = _enum_type(stmt)
+        if not n.get("oldVal") or (enum, n["oldVal"]) in self.added:
+            self.added.add((enum, n["newVal"]))
+            self.by_bare.setdefault((enum.rsplit(".", 1)[-1], n["newVal"]), set()).add(enum)
+
+
+def _const_text(node: Any) -> tuple[str, int | None] | None:
+    """A string constant's text and location."""
     if not isinstance(node, dict):
-        return
-    for key, value in node.items():
-        if key == "TypeCast" and isinstance(value, dict):
-            arg = value.get("arg", {})
-            const = arg.get("A_Const") if isinstance(arg, dict) else None
-            if const is not None and "sval" in const:
-                out.append(
-                    (
-                        const["sval"].get("sval", ""),
-                        type_name(value.get("typeName")),
-                        const.get("location"),
-                    )
-                )
-            else:
-                _literals(arg, out)
-        elif key == "A_Const" and isinstance(value, dict) and "sval" in value:
-            out.append((value["sval"].get("sval", ""), None, value.get("location")))
-        else:
-            _literals(value, out)
+        return None
+    const = node.get("A_Const")
+    if isinstance(const, dict) and "sval" in const:
+        return str(const["sval"].get("sval", "")), const.get("location")
+    return None
+
+
+def _relation_names(node: Any, out: set[str]) -> None:
+    """Every relation named in a parse tree: RangeVar nodes and RangeVar-shaped fields."""
+    if isinstance(node, dict):
+        if "relname" in node:
+            out.add(range_name(node))
+        for value in node.values():
+            _relation_names(value, out)
+    elif isinstance(node, list):
+        for item in node:
+            _relation_names(item, out)
+
+
+def _enum_literals(stmt: Stmt, ctx: Context) -> list[tuple[str, str, int | None]]:
+    """(type, text, location) of the string constants the statement gives an enum type: cast to
+    a type by name ('x'::status, CAST('x' AS status)), or assigned to, compared with or made the
+    default of a column whose type this file shows. Type names are bare, as written."""
+    out: list[tuple[str, str, int | None]] = []
+    root = {stmt.kind: stmt.node}
+    relations: set[str] = set()
+    _relation_names(root, relations)
+
+    def column_type(column: str, table: str | None = None) -> str | None:
+        for t in [table] if table else sorted(relations):
+            found = file_column_type(ctx, t, column)
+            if found is not None and not found.array:
+                return found.name.rsplit(".", 1)[-1]
+        return None
+
+    def constant(node: Any, typ: str | None) -> None:
+        found = _const_text(node)
+        if found is not None and typ is not None:
+            out.append((typ, found[0], found[1]))
+
+    def ref_name(node: Any) -> str | None:
+        ref = node.get("ColumnRef") if isinstance(node, dict) else None
+        names = strings(ref.get("fields")) if ref else []
+        return names[-1] if names else None
+
+    for kind, n in walk(root):
+        if kind == "TypeCast":
+            constant(n.get("arg"), type_name(n.get("typeName")).rsplit(".", 1)[-1])
+        elif kind == "ColumnDef":
+            for c in n.get("constraints") or []:
+                con = c.get("Constraint", {})
+                if con.get("contype") == "CONSTR_DEFAULT":
+                    constant(con.get("raw_expr"), type_name(n.get("typeName")))
+        elif kind == "A_Expr":
+            left, right = n.get("lexpr"), n.get("rexpr")
+            for col_side, other in ((left, right), (right, left)):
+                column = ref_name(col_side)
+                if column is None:
+                    continue
+                items = other.get("List", {}).get("items", []) if isinstance(other, dict) else []
+                for item in items or [other]:
+                    constant(item, column_type(column))
+        elif kind == "UpdateStmt" or (kind == "OnConflictClause" and n.get("targetList")):
+            table = range_name(n.get("relation")) if kind == "UpdateStmt" else None
+            for t in n.get("targetList") or []:
+                target = t.get("ResTarget", {})
+                if target.get("name") and not target.get("indirection"):
+                    constant(target.get("val"), column_type(target["name"], table))
+        elif kind == "InsertStmt":
+            table = range_name(n.get("relation"))
+            cols = [t.get("ResTarget", {}).get("name") for t in n.get("cols") or []]
+            select = (n.get("selectStmt") or {}).get("SelectStmt", {})
+            for row in select.get("valuesLists") or []:
+                for column, value in zip(cols, row.get("List", {}).get("items", []), strict=False):
+                    if column:
+                        constant(value, column_type(column, table))
+    if stmt.kind == "AlterTableStmt":
+        table = range_name(stmt.node.get("relation"))
+        for cmd in alter_cmds(stmt):
+            if cmd.get("subtype") == "AT_ColumnDefault" and cmd.get("name"):
+                constant(cmd.get("def"), column_type(cmd["name"], table))
+    return out
 
 
 @rule(
@@ -135,24 +216,26 @@ def _literals(node: Any, out: list[tuple[str, str | None, int | None]]) -> None:
     "that added it commits.",
     why="PostgreSQL refuses to use a new enum value until it is committed (ERROR: unsafe use "
     "of new value ... New enum values must be committed before they can be used), and pgsafe "
-    "runs the whole file as one transaction, so the migration fails",
+    "runs the whole file as one transaction, so the migration fails. pgsafe reports the value "
+    "where it can tell it is the enum's: cast to the enum type ('x'::status, CAST('x' AS "
+    "status)), or assigned to, compared with or made the default of a column this file shows "
+    "to be of that type; the same text in a text column is no use of the enum",
     fix="add the value in one migration and use it (defaults, backfills, CHECK constraints, "
     "index predicates) in a later one: each migration commits on its own",
 )
 def ban_enum_value_used_in_same_transaction(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
     if not ctx.enum_values_added or ctx.autocommit_step(stmt) or stmt.raw.transaction_control:
         return
-    found: list[tuple[str, str | None, int | None]] = []
-    _literals({stmt.kind: stmt.node}, found)
+    added = tracked(ctx, AddedEnumValues).by_bare
     reported = set()
-    for text, cast, location in found:
-        for enum, value in ctx.enum_values_added:
-            bare = enum.rsplit(".", 1)[-1]
-            if text != value or (cast is not None and cast != bare) or (enum, value) in reported:
+    for typ, text, location in _enum_literals(stmt, ctx):
+        for enum in sorted(added.get((typ, text), ())):
+            # ctx.enum_values_added: added in this transaction (the tracker: by ADD VALUE)
+            if (enum, text) not in ctx.enum_values_added or (enum, text) in reported:
                 continue
-            reported.add((enum, value))
+            reported.add((enum, text))
             yield Hit(
-                f"uses {value!r}, added to {enum} earlier in this transaction: PostgreSQL "
+                f"uses {text!r}, added to {enum} earlier in this transaction: PostgreSQL "
                 "rejects it until that transaction commits",
                 location=location,
             )
@@ -209,12 +292,12 @@ def _ident_byte(b: int) -> bool:
 
 
 def _written_as(stmt: Stmt, name: str) -> tuple[str, int] | None:
-    """The longer identifier in the source that the parser truncated to `name`, if any, with
-    its byte offset in the file."""
+    """The longer identifier in the source that the parser truncated to `name`, if any, as
+    PostgreSQL reads it (a quoted identifier's "" is one "), with its byte offset in the file."""
     source = stmt.sql.encode()
     lowered = source.lower()  # unquoted identifiers are folded (ASCII only, like PostgreSQL)
-    needle = name.encode()
-    for hay in (source, lowered):
+    # A quoted identifier writes each " of the name as "".
+    for hay, needle in ((source, name.replace('"', '""').encode()), (lowered, name.encode())):
         start = 0
         while (i := hay.find(needle, start)) >= 0:
             start = i + 1
@@ -235,7 +318,8 @@ def _written_as(stmt: Stmt, name: str) -> tuple[str, int] | None:
                 while end < len(source) and _ident_byte(source[end]):
                     end += 1
             if cut:
-                return source[i:end].decode(errors="replace"), stmt.offset + i
+                written = source[i:end].replace(b'""', b'"') if quoted else source[i:end]
+                return written.decode(errors="replace"), stmt.offset + i
     return None
 
 
@@ -388,29 +472,64 @@ def _fragile(stmt: Stmt, ctx: Context) -> list[str]:
 _COMMITS = ("commit", "prepare transaction")
 
 
-def _committed_with(stmt: Stmt, ctx: Context) -> list[Stmt] | None:
+@dataclass
+class _Commits:
+    """Where the file's statements commit, computed once per file (prefer-robust-stmts asks
+    for every fragile statement): by position in the file, the next autocommit step or COMMIT
+    after each statement, whether any work (a statement that is not transaction control)
+    follows each position, and where each object is dropped."""
+
+    position: dict[int, int] = field(default_factory=dict)  # Stmt.index -> position
+    next_step: list[int] = field(default_factory=list)  # position of the next autocommit step
+    next_commit: list[int] = field(default_factory=list)  # ... and of the next COMMIT
+    work_after: list[bool] = field(default_factory=list)
+    drops: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # positions
+
+
+def _commits(statements: list[Stmt]) -> _Commits:
+    out = _Commits()
+    count = len(statements)
+    out.next_step = [count] * count
+    out.next_commit = [count] * count
+    out.work_after = [False] * count
+    step = commit = count
+    work = False
+    for pos in range(count - 1, -1, -1):
+        s = statements[pos]
+        out.next_step[pos], out.next_commit[pos], out.work_after[pos] = step, commit, work
+        if s.raw.non_transactional:
+            step = pos
+        if s.raw.transaction_control in _COMMITS:
+            commit = pos
+        if not s.raw.transaction_control:
+            work = True
+    for pos, s in enumerate(statements):
+        out.position[s.index] = pos
+        if s.kind == "DropStmt":
+            for o in s.node.get("objects", []):
+                key = (s.node.get("removeType", ""), _object_name(o))
+                out.drops.setdefault(key, []).append(pos)
+    return out
+
+
+def _committed_with(stmt: Stmt, ctx: Context) -> tuple[_Commits, int, int] | None:
     """When this statement is committed before a later step of the same migration runs (it is
-    an autocommit step with work after it, or an autocommit step or a COMMIT comes later), the
-    statements after it that commit together with it; None when nothing commits early. A
-    failure in the later step leaves this one applied, and the re-run meets it again."""
-    later = ctx.later_statements(stmt)
-    if later is None:
+    an autocommit step with work after it, or an autocommit step or a COMMIT comes later): the
+    file's commit map and the positions (start, end) such that the statements strictly between
+    them commit together with it; None when nothing commits early. A failure in the later step
+    leaves this one applied, and the re-run meets it again."""
+    commits = per_file(ctx, _commits)
+    if commits is None or stmt.index not in commits.position:
         return None
-    together: list[Stmt] = []
-    rest = later
-    if not stmt.raw.non_transactional:
-        for i, s in enumerate(later):
-            if s.raw.non_transactional:
-                return together
-            if s.raw.transaction_control in _COMMITS:
-                rest = later[i + 1 :]
-                break
-            together.append(s)
-        else:
-            return None  # all of it commits at the end, at once
-    if any(not s.raw.transaction_control for s in rest):
-        return together
-    return None
+    pos = commits.position[stmt.index]
+    if stmt.raw.non_transactional:
+        return (commits, pos, pos + 1) if commits.work_after[pos] else None
+    step, commit = commits.next_step[pos], commits.next_commit[pos]
+    if step < commit:
+        return commits, pos, step  # the autocommit step commits what came before it
+    if commit < len(commits.next_step) and commits.work_after[commit]:
+        return commits, pos, commit
+    return None  # all of it commits at the end, at once
 
 
 def _created(stmt: Stmt) -> tuple[str, str] | None:
@@ -428,14 +547,9 @@ def _created(stmt: Stmt) -> tuple[str, str] | None:
     return None
 
 
-def _dropped_in(statements: list[Stmt], what: tuple[str, str]) -> bool:
-    remove, name = what
-    return any(
-        s.kind == "DropStmt"
-        and s.node.get("removeType") == remove
-        and name in [_object_name(o) for o in s.node.get("objects", [])]
-        for s in statements
-    )
+def _dropped_in(commits: _Commits, start: int, end: int, what: tuple[str, str]) -> bool:
+    """Whether a statement strictly between positions start and end drops `what`."""
+    return any(start < pos < end for pos in commits.drops.get(what, []))
 
 
 @rule(
@@ -463,7 +577,7 @@ def prefer_robust_stmts(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
     if together is None:
         return
     created = _created(stmt)
-    if created is not None and _dropped_in(together, created):
+    if created is not None and _dropped_in(*together, created):
         return  # a scratch object, gone again by the time this part commits
     for problem in problems:
         yield Hit(

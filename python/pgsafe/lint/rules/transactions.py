@@ -4,11 +4,13 @@ early is held until the file ends, and the file's own BEGIN/COMMIT can only wrap
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
 from pgsafe.lint.context import Context
 from pgsafe.lint.model import LOCKS, Hit, Stmt, alter_cmds, range_name, rule, stronger_lock
+from pgsafe.lint.rules._tracking import Tracker, tracked
 
 _BEGIN = ("begin", "start transaction")
 _END = ("commit", "rollback", "prepare transaction")
@@ -195,6 +197,9 @@ def _long_work(stmt: Stmt, ctx: Context) -> bool:
     )
 
 
+_SHOWN_LOCKS = 5  # tables named in a statements-after-access-exclusive message
+
+
 @rule(
     "statements-after-access-exclusive",
     severity="warning",
@@ -218,8 +223,12 @@ def statements_after_access_exclusive(stmt: Stmt, ctx: Context) -> Iterator[Hit]
     new_waits = sorted(t for t in locks if t not in ctx.access_exclusive)
     if not new_waits and not _long_work(stmt, ctx):
         return
-    held = sorted(ctx.access_exclusive.items(), key=lambda kv: kv[1])
-    what = ", ".join(f"{t} (taken {_line(ctx, i)})" for t, i in held)
+    # access_exclusive is filled in statement order: its first entries are the oldest locks.
+    held = list(itertools.islice(ctx.access_exclusive.items(), _SHOWN_LOCKS + 1))
+    held.sort(key=lambda kv: kv[1])
+    what = ", ".join(f"{t} (taken {_line(ctx, i)})" for t, i in held[:_SHOWN_LOCKS])
+    if len(ctx.access_exclusive) > _SHOWN_LOCKS:
+        what += f" and {len(ctx.access_exclusive) - _SHOWN_LOCKS} more table(s)"
     doing = f"waits for locks on {', '.join(new_waits)}" if new_waits else "can run for a long time"
     yield Hit(
         f"runs while this transaction holds ACCESS EXCLUSIVE on {what}: it {doing}, and "
@@ -230,13 +239,6 @@ def statements_after_access_exclusive(stmt: Stmt, ctx: Context) -> Iterator[Hit]
 
 # ALTER TABLE forms that cannot share a statement with other subcommands (PostgreSQL grammar).
 _ALONE = frozenset({"AT_AttachPartition", "AT_DetachPartition", "AT_DetachPartitionFinalize"})
-
-
-def _mentions(stmt: Stmt, table: str) -> bool:
-    bare = table.rsplit(".", 1)[-1]
-    if stmt.kind in ("DoStmt", "CallStmt"):
-        return True  # cannot see inside: assume it uses the table
-    return any(name in (table, bare) for name in _relations(stmt.node))
 
 
 def _combinable(stmt: Stmt) -> bool:
@@ -293,6 +295,44 @@ def _mergeable(first: Stmt, second: Stmt) -> bool:
     return True
 
 
+class AlterHistory(Tracker):
+    """For multiple-alter-table (see _tracking): the index of the last statement that mentions
+    each relation name, of the last DO / CALL (which may use any table), and whether each
+    ALTER TABLE can be merged with others."""
+
+    def __init__(self) -> None:
+        self.mentioned: dict[str, int] = {}
+        self.opaque = -1
+        self.combinable: dict[int, Stmt] = {}  # index -> each combinable ALTER TABLE
+        # table -> (its ctx.altered_tables list, how much of it was read, last combinable index)
+        self.last: dict[str, tuple[list[int], int, int | None]] = {}
+
+    def feed(self, stmt: Stmt) -> None:
+        if stmt.kind in ("DoStmt", "CallStmt"):
+            self.opaque = stmt.index  # cannot see inside: assume it uses every table
+        for name in _relations(stmt.node):
+            self.mentioned[name] = stmt.index
+        if stmt.kind == "AlterTableStmt" and _combinable(stmt):
+            self.combinable[stmt.index] = stmt
+
+    def last_combinable(self, table: str, altered: list[int]) -> int | None:
+        """The last combinable ALTER TABLE of `table` in this transaction (`altered` is its
+        ctx.altered_tables list, which only grows until the transaction ends)."""
+        seen, read, last = self.last.get(table, (altered, 0, None))
+        if seen is not altered or read > len(altered):
+            read, last = 0, None  # a new transaction
+        for index in altered[read:]:
+            if index in self.combinable:
+                last = index
+        self.last[table] = (altered, len(altered), last)
+        return last
+
+    def mentioned_after(self, table: str, index: int) -> bool:
+        """Whether a statement after `index` (and before the current one) uses the table."""
+        bare = table.rsplit(".", 1)[-1]
+        return max(self.mentioned.get(table, -1), self.mentioned.get(bare, -1), self.opaque) > index
+
+
 @rule(
     "multiple-alter-table",
     severity="warning",
@@ -313,14 +353,13 @@ def multiple_alter_table(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
     table = range_name(stmt.node.get("relation"))
     if ctx.is_new_table(table):
         return
-    earlier = [i for i in ctx.altered_tables.get(table, []) if _combinable(ctx.statements[i])]
-    if not earlier:
+    history = tracked(ctx, AlterHistory)
+    last = history.last_combinable(table, ctx.altered_tables.get(table, []))
+    if last is None:
         return
-    last = earlier[-1]
     # A statement in between that uses the table (a backfill, say) may need the first ALTER
     # done: then the two cannot be merged.
-    between = ctx.statements[last + 1 : stmt.index]
-    if any(_mentions(s, table) for s in between) or not _mergeable(ctx.statements[last], stmt):
+    if history.mentioned_after(table, last) or not _mergeable(history.combinable[last], stmt):
         return
     yield Hit(
         f"another ALTER TABLE {table} in this transaction (the last {_line(ctx, last)}): "

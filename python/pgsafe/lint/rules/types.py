@@ -10,6 +10,7 @@ from typing import Any
 
 from pgsafe.lint.context import Context
 from pgsafe.lint.model import Hit, Stmt, alter_cmds, range_name, rule, strings, walk
+from pgsafe.lint.rules._tracking import Tracker, tracked
 
 # -- column types as the parser wrote them ---------------------------------------------------
 
@@ -90,29 +91,46 @@ def column_defs(stmt: Stmt) -> Iterator[tuple[str, str, dict[str, Any]]]:
                 yield table, cmd.get("name", ""), cd
 
 
-def known_types(statements: list[Stmt]) -> dict[tuple[str, str], ColType]:
-    """The type of every column the given statements defined, as of their end: CREATE TABLE,
-    ADD COLUMN and ALTER COLUMN TYPE set it, DROP COLUMN forgets it, renames follow it.
-    Keyed by (bare table name, column)."""
-    types: dict[tuple[str, str], ColType] = {}
-    for stmt in statements:
-        for table, column, cd in column_defs(stmt):
-            types[(_bare(table), column)] = col_type(cd["typeName"])
-        if stmt.kind == "AlterTableStmt":
-            table = _bare(range_name(stmt.node.get("relation")))
-            for cmd in alter_cmds(stmt):
-                if cmd.get("subtype") == "AT_DropColumn":
-                    types.pop((table, cmd.get("name", "")), None)
-        elif stmt.kind == "RenameStmt":
-            table = _bare(range_name(stmt.node.get("relation")))
-            kind = stmt.node.get("renameType")
-            new = stmt.node.get("newname", "")
-            if kind == "OBJECT_COLUMN" and (table, stmt.node.get("subname", "")) in types:
-                types[(table, new)] = types.pop((table, stmt.node.get("subname", "")))
-            elif kind == "OBJECT_TABLE":
-                for key in [k for k in types if k[0] == table]:
-                    types[(new, key[1])] = types.pop(key)
-    return types
+def _note_types(types: dict[tuple[str, str], ColType], stmt: Stmt) -> None:
+    """Update `types` with what one statement does to column types: CREATE TABLE, ADD COLUMN
+    and ALTER COLUMN TYPE set a column's type, DROP COLUMN forgets it, renames follow it."""
+    for table, column, cd in column_defs(stmt):
+        types[(_bare(table), column)] = col_type(cd["typeName"])
+    if stmt.kind == "AlterTableStmt":
+        table = _bare(range_name(stmt.node.get("relation")))
+        for cmd in alter_cmds(stmt):
+            if cmd.get("subtype") == "AT_DropColumn":
+                types.pop((table, cmd.get("name", "")), None)
+    elif stmt.kind == "RenameStmt":
+        table = _bare(range_name(stmt.node.get("relation")))
+        kind = stmt.node.get("renameType")
+        new = stmt.node.get("newname", "")
+        if kind == "OBJECT_COLUMN" and (table, stmt.node.get("subname", "")) in types:
+            types[(table, new)] = types.pop((table, stmt.node.get("subname", "")))
+        elif kind == "OBJECT_TABLE":
+            for key in [k for k in types if k[0] == table]:
+                types[(new, key[1])] = types.pop(key)
+
+
+class FileTypes(Tracker):
+    """The type of every column the statements so far defined, keyed by (bare table name,
+    column), and whether the session time zone is UTC; kept up to date statement by statement
+    (see _tracking)."""
+
+    def __init__(self) -> None:
+        self.types: dict[tuple[str, str], ColType] = {}
+        self.utc = False  # an earlier SET TIME ZONE left the session in UTC
+
+    def feed(self, stmt: Stmt) -> None:
+        _note_types(self.types, stmt)
+        if stmt.kind == "VariableSetStmt":
+            self.utc = _utc_after(stmt, self.utc)
+
+
+def file_column_type(ctx: Context, table: str, column: str) -> ColType | None:
+    """The type of table.column as the statements before this one left it, when this file
+    shows it."""
+    return tracked(ctx, FileTypes).types.get((_bare(table), column))
 
 
 def _type_before(
@@ -120,22 +138,20 @@ def _type_before(
 ) -> ColType | None:
     """The column's type just before the ALTER TABLE command `upto`, when this file shows it
     (earlier statements, or earlier commands of the same ALTER TABLE)."""
-    earlier = []
-    for c in stmt.node.get("cmds", []):
-        if c.get("AlterTableCmd") is upto:
+    found = file_column_type(ctx, table, column)
+    for cmd in alter_cmds(stmt):
+        if cmd is upto:
             break
-        earlier.append(c)
-    partial = Stmt(
-        stmt.index,
-        stmt.sql,
-        stmt.line,
-        stmt.column,
-        stmt.offset,
-        stmt.kind,
-        {**stmt.node, "cmds": earlier},
-        stmt.raw,
-    )
-    return known_types([*ctx.statements, partial]).get((_bare(table), column))
+        sub = cmd.get("subtype")
+        cd = (cmd.get("def") or {}).get("ColumnDef")
+        if sub == "AT_AddColumn" and cd and cd.get("typeName") and cd.get("colname") == column:
+            found = col_type(cd["typeName"])
+        elif sub == "AT_AlterColumnType" and cd and cd.get("typeName"):
+            if cmd.get("name") == column:
+                found = col_type(cd["typeName"])
+        elif sub == "AT_DropColumn" and cmd.get("name") == column:
+            found = None
+    return found
 
 
 _UTC = {
@@ -156,26 +172,25 @@ _UTC = {
 }
 
 
+def _utc_after(stmt: Stmt, utc: bool) -> bool:
+    """Whether the session is in UTC after the SET statement `stmt`, given whether it was."""
+    n = stmt.node
+    if n.get("kind") == "VAR_RESET_ALL":
+        utc = False
+    if n.get("name") != "timezone":
+        return utc
+    args = n.get("args") or []
+    if n.get("kind") != "VAR_SET_VALUE" or len(args) != 1 or "A_Const" not in args[0]:
+        return False
+    const = args[0]["A_Const"]
+    if "sval" in const:
+        return bool(const["sval"].get("sval", "").lower() in _UTC)
+    return _int_const(args[0]) == 0
+
+
 def _session_in_utc(ctx: Context) -> bool:
     """Whether an earlier SET TIME ZONE of this file left the session in UTC."""
-    utc = False
-    for s in ctx.statements:
-        if s.kind != "VariableSetStmt":
-            continue
-        if s.node.get("kind") == "VAR_RESET_ALL":
-            utc = False
-        if s.node.get("name") != "timezone":
-            continue
-        args = s.node.get("args") or []
-        if s.node.get("kind") != "VAR_SET_VALUE" or len(args) != 1 or "A_Const" not in args[0]:
-            utc = False
-            continue
-        const = args[0]["A_Const"]
-        if "sval" in const:
-            utc = const["sval"].get("sval", "").lower() in _UTC
-        else:
-            utc = _int_const(args[0]) == 0
-    return utc
+    return tracked(ctx, FileTypes).utc
 
 
 _BOUNDED = ("varchar", "varbit", "timestamp", "timestamptz", "time", "timetz")
@@ -214,11 +229,17 @@ def no_rewrite(old: ColType, new: ColType, ctx: Context) -> bool:
     return False
 
 
-# Targets assumed to be a relaxation when the file does not show the old type: dropping the
-# length limit of a varchar (the overwhelmingly common reason to change a column to text).
-# Likewise a change to timestamptz in a UTC session on PostgreSQL 12+ is taken to be the
-# timestamp -> timestamptz fix, which then needs no rewrite.
-_ASSUMED_RELAXED = (ColType("text", (), False), ColType("varchar", (), False))
+def _assumed_timestamptz_fix(new: ColType, ctx: Context) -> bool:
+    """A change to timestamptz in a UTC session on PostgreSQL 12+, when the file does not show
+    the old type, is taken to be the timestamp -> timestamptz fix prefer-timestamptz recommends,
+    which then needs no rewrite. (No such guess for text or varchar: int, numeric or date ->
+    text rewrites as surely as any other change.)"""
+    return (
+        new.name == "timestamptz"
+        and not new.array
+        and ctx.pg_version >= 12
+        and _session_in_utc(ctx)
+    )
 
 
 def _column_ref(expr: dict[str, Any] | None, column: str) -> bool:
@@ -238,7 +259,15 @@ def _plain_using(using: dict[str, Any] | None, column: str, new: ColType) -> boo
     )
 
 
-def _type_changes(stmt: Stmt) -> Iterator[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+def _type_changes(
+    stmt: Stmt, *, composite: bool = False
+) -> Iterator[tuple[str, str, dict[str, Any], dict[str, Any]]]:
+    """(table, column, ColumnDef, AlterTableCmd) of every ALTER COLUMN TYPE of an ALTER TABLE.
+    ALTER FOREIGN TABLE changes no stored data; ALTER TYPE ... ALTER ATTRIBUTE (a composite
+    type) only with `composite`."""
+    objtype = stmt.node.get("objtype")
+    if objtype != "OBJECT_TABLE" and not (composite and objtype == "OBJECT_TYPE"):
+        return
     table = range_name(stmt.node.get("relation"))
     for cmd in alter_cmds(stmt):
         cd = (cmd.get("def") or {}).get("ColumnDef")
@@ -258,19 +287,34 @@ def _type_changes(stmt: Stmt) -> Iterator[tuple[str, str, dict[str, Any], dict[s
     "/ varchar / text, text -> varchar, numeric(p,s) -> numeric(p'>=p,s) / numeric, cidr -> inet, "
     "bit varying and timestamp/time precision widening, and timestamp <-> timestamptz on "
     "PostgreSQL 12+ when the session time zone is UTC. pgsafe checks these against the column's "
-    "type as this file defines it; when the file does not show it, only a change to text or "
-    "unbounded varchar (or to timestamptz in a UTC session) is taken to be such a relaxation",
+    "type as this file defines it; when the file does not show it, the change is reported, "
+    "since pgsafe cannot prove it binary-coercible (int -> text, say, rewrites), except a change "
+    "to timestamptz in a UTC session, taken to be the timestamp -> timestamptz fix. ALTER TYPE "
+    "... ALTER ATTRIBUTE ... CASCADE rewrites every typed table (CREATE TABLE ... OF) of the "
+    "composite type the same way",
     fix="add a new column of the new type, keep it in sync with a trigger, backfill it in "
     "batches, switch the application over, then drop the old column (expand/contract); "
     "for a varchar limit, change to text and add a CHECK (length(col) <= n) NOT VALID "
-    "constraint validated in a later step",
+    "constraint validated in a later step. To drop a varchar limit without a report, state the "
+    "old type in a suppression reason: -- pgsafe: ignore changing-column-type reason: "
+    "varchar(n) -> text is binary-coercible",
     destructive=True,
 )
 def changing_column_type(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
-    for table, column, cd, cmd in _type_changes(stmt):
+    for table, column, cd, cmd in _type_changes(stmt, composite=True):
+        new = col_type(cd.get("typeName"))
+        if stmt.node.get("objtype") == "OBJECT_TYPE":
+            # Without CASCADE it changes the type only (or fails, if a table uses it).
+            if cmd.get("behavior") == "DROP_CASCADE" and table not in ctx.created_types:
+                yield Hit(
+                    f"changes attribute {column} of composite type {table} to {new} with "
+                    f"CASCADE: rewrites every typed table of {table} (CREATE TABLE ... OF "
+                    f"{table}) and rebuilds its indexes under ACCESS EXCLUSIVE",
+                    location=cd.get("location"),
+                )
+            continue
         if ctx.is_new_table(table):
             continue  # an empty table nobody else can see yet
-        new = col_type(cd.get("typeName"))
         old = _type_before(stmt, ctx, cmd, table, column)
         using = cd.get("raw_default")
         plain = _plain_using(using, column, new) and not cd.get("collClause")
@@ -280,23 +324,20 @@ def changing_column_type(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
             old is None
             and using is None
             and not cd.get("collClause")
-            and (
-                new in _ASSUMED_RELAXED
-                or (
-                    new.name == "timestamptz"
-                    and not new.array
-                    and ctx.pg_version >= 12
-                    and _session_in_utc(ctx)
-                )
-            )
+            and _assumed_timestamptz_fix(new, ctx)
         ):
             continue
         rewrite = f"rewrites {table} and rebuilds its indexes"
         if old is None:
             detail = (
-                f"{rewrite} unless the change is binary-coercible, which pgsafe cannot prove: "
-                "the column's current type is not in this file"
+                f"{rewrite} unless the change is binary-coercible, which pgsafe cannot prove "
+                f"without the old type: the column's current type is not in this file"
             )
+            if new.name in ("text", "varchar") and not new.array and not new.mods and plain:
+                detail += (
+                    " (from varchar or text it would be free; from int, numeric, date or any "
+                    "other type it rewrites)"
+                )
         elif cd.get("collClause") and old == new:
             detail = "the new collation rebuilds every index on the column"
         elif no_rewrite(old, new, ctx):

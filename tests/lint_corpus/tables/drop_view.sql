@@ -1,0 +1,3 @@
+-- expect: ban-drop-view
+-- hazards: breaks-clients
+DROP VIEW IF EXISTS active_customers;

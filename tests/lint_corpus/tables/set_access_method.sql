@@ -1,0 +1,3 @@
+-- expect: ban-rewriting-alter-table
+-- hazards: rewrites-table
+ALTER TABLE measurements SET ACCESS METHOD columnar;

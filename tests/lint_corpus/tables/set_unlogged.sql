@@ -1,0 +1,3 @@
+-- expect: ban-rewriting-alter-table
+-- hazards: rewrites-table
+ALTER TABLE page_views SET UNLOGGED;
