@@ -60,42 +60,25 @@ def _suppressions(
         body = c.text.lstrip("-/* ").rstrip()
         if not body.lower().startswith("pgsafe:"):
             continue
+
+        def problem(message: str, c: _core.Comment = c) -> None:
+            problems.append(_meta(file, c.line, c.column, "invalid-suppression", message))
+
         m = _SUPPRESS.search(body)
         if m is None:
-            problems.append(
-                _meta(
-                    file,
-                    c.line,
-                    c.column,
-                    "invalid-suppression",
-                    f"cannot read this pgsafe comment: {body!r}; expected "
-                    "'pgsafe: ignore RULE reason: TEXT'",
-                )
+            problem(
+                f"cannot read this pgsafe comment: {body!r}; expected "
+                "'pgsafe: ignore RULE reason: TEXT'"
             )
             continue
         names = [r.strip() for r in m["rules"].split(",") if r.strip()]
         unknown = [r for r in names if r not in RULES]
         if unknown:
-            problems.append(
-                _meta(
-                    file,
-                    c.line,
-                    c.column,
-                    "invalid-suppression",
-                    f"unknown rule {', '.join(unknown)} in a suppression",
-                )
-            )
+            problem(f"unknown rule {', '.join(unknown)} in a suppression")
         reason = (m["reason"] or "").strip()
         if not reason:
-            problems.append(
-                _meta(
-                    file,
-                    c.line,
-                    c.column,
-                    "invalid-suppression",
-                    "a suppression needs a reason: "
-                    f"'-- pgsafe: ignore {', '.join(names)} reason: TEXT'",
-                )
+            problem(
+                f"a suppression needs a reason: '-- pgsafe: ignore {', '.join(names)} reason: TEXT'"
             )
             continue
         file_wide = m["scope"].lower() == "ignore-file"
