@@ -233,6 +233,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
+        "checksum",
+        help="write or verify migrations/checksum.txt (sha256sum -c format)",
+        description="--write records the SHA-256 of every up and down file in PATH/checksum.txt, "
+        "in the format `sha256sum -c` and `shasum -a 256 -c` accept from that directory; "
+        "--check verifies it and exits 1 naming each changed, missing or unlisted file.",
+    )
+    p.add_argument(
+        "path", nargs="?", default="migrations", help="migrations directory (default: ./migrations)"
+    )
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--write", action="store_true", help="write PATH/checksum.txt")
+    g.add_argument("--check", action="store_true", help="verify PATH/checksum.txt")
+    p.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+
+    p = sub.add_parser(
         "status",
         help="applied, pending, dirty and changed migrations",
         description="Show each migration's state in the target's ledger.",
@@ -423,14 +440,46 @@ def _dry_run(args: argparse.Namespace) -> int:
     else:
         print(text)
     if args.write_checksums:
-        path = Path(args.path) / "checksum.txt"
-        path.write_text("\n".join(report.checksum_lines()) + "\n")
+        from pgsafe.checksums import write_manifest
+
+        # Every file, not only the pending ones the report covers: `pgsafe checksum --check`
+        # and `sha256sum -c` verify the whole directory.
+        write_manifest(args.path)
     return EXIT_UNSAFE if report.failed else EXIT_OK
+
+
+def _checksum(args: argparse.Namespace) -> int:
+    from pgsafe.checksums import check_manifest, write_manifest
+
+    if args.write:
+        path = write_manifest(args.path)
+        count = sum(1 for line in path.read_text().splitlines() if line)
+        _say(f"wrote {path} ({count} files)")
+        return EXIT_OK
+    result = check_manifest(args.path)
+    for line in result.lines():
+        _say(line)
+    if result.ok:
+        _say(f"{result.manifest}: {len(result.verified)} files OK")
+        return EXIT_OK
+    counts = [
+        f"{len(names)} {what}"
+        for names, what in [
+            (result.changed, "changed"),
+            (result.missing, "missing"),
+            (result.extra, "not listed"),
+        ]
+        if names
+    ]
+    print(f"pgsafe: {result.manifest} does not match: {', '.join(counts)}", file=sys.stderr)
+    return EXIT_UNSAFE
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "lint":
         return _lint(args)
+    if args.command == "checksum":
+        return _checksum(args)
     if args.command == "dry-run":
         return _dry_run(args)
     if args.command == "rules":
