@@ -11,5 +11,6 @@ void register_conn(pybind11::module_& m);
 void register_sql(pybind11::module_& m);
 void register_checksum(pybind11::module_& m);
 void register_executor(pybind11::module_& m);
+void register_datafp(pybind11::module_& m);
 
 }  // namespace pgsafe::py

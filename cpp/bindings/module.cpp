@@ -14,4 +14,5 @@ PYBIND11_MODULE(_core, m) {
   pgsafe::py::register_sql(m);
   pgsafe::py::register_checksum(m);
   pgsafe::py::register_executor(m);
+  pgsafe::py::register_datafp(m);
 }

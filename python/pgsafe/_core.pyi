@@ -172,3 +172,37 @@ class MigrationLock:
     def held(self) -> bool: ...
 
 def migration_lock_key(ledger_schema: str) -> int: ...
+
+class RowDigest:
+    def __init__(self) -> None: ...
+    def add(self, row: bytes) -> None: ...
+    def merge(self, other: RowDigest) -> None: ...
+    @property
+    def rows(self) -> int: ...
+    def hex(self) -> str: ...
+
+class TableFingerprint:
+    table: str
+    rows: int
+    digest: str
+    bytes: int
+    seconds: float
+    chunks: int
+
+class FingerprintProgress:
+    chunks_done: int
+    chunks_total: int
+    rows: int
+    bytes: int
+
+DEFAULT_CHUNK_PAGES: int
+
+def fingerprint_tables(
+    dsn: str,
+    tables: Sequence[str] = ...,
+    exclude_schemas: Sequence[str] = ...,
+    workers: int = 2,
+    chunk_pages: int = 0,
+    application_name: str = "pgsafe-fingerprint",
+    progress: Callable[[FingerprintProgress], None] | None = None,
+) -> list[TableFingerprint]: ...
