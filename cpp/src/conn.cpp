@@ -675,10 +675,11 @@ CopyStats Connection::copy_out(const std::string& sql, const CopyRowCallback& on
   if (callback_error) std::rethrow_exception(callback_error);
   if (interrupted && error) throw Interrupted();
   if (interrupted) g_interrupt_pending = true;  // too late to cancel: it completed; stop next
-  if (error) impl_->raise_result_error(error.get(), sql);
-  if (refused || !streamed) {
+  // Checked before `error`: refusing a COPY FROM STDIN is what made the server fail it.
+  if (refused || (!streamed && !error)) {
     throw ConfigError("copy_out runs one COPY ... TO STDOUT statement, not: " + sql.substr(0, 80));
   }
+  if (error) impl_->raise_result_error(error.get(), sql);
   const char* tag = last ? PQcmdTuples(last.get()) : nullptr;
   if (tag && *tag && std::atoll(tag) != stats.rows) {
     throw Error("COPY reported " + std::string(tag) + " rows but " + std::to_string(stats.rows) +

@@ -215,13 +215,19 @@ std::string chunk_sql(const TableInfo& t, const Chunk& c) {
   return sql + ") TO STDOUT";
 }
 
-// Everything the threads share; guarded by `mutex` unless atomic.
+// Everything the threads share, guarded by `mutex`.
 struct Scan {
   std::mutex mutex;
   std::condition_variable changed;
   std::vector<Chunk> chunks;
-  std::vector<TableAcc> acc;
   size_t next = 0;
+  // Chunks that only the coordinating connection may scan: it holds every table's lock since
+  // before the snapshot, while another worker asking for one now could queue behind a rewrite
+  // that waits for the coordinator: a deadlock the server cannot see.
+  std::vector<Chunk> deferred;
+  std::vector<bool> contended;  // per table: a worker could not lock it without waiting
+  int helpers_running = 0;      // workers other than the coordinating one
+  std::vector<TableAcc> acc;
   bool abort = false;
   std::exception_ptr error;
   std::vector<Connection*> running;  // connections that may be mid-COPY, for cancel()
@@ -235,60 +241,129 @@ struct Scan {
     abort = true;
     changed.notify_all();
   }
+
+  // The next chunk for a worker, or false when it is done. The coordinating worker takes
+  // deferred chunks first and, once the queue is empty, waits for helpers that may still defer.
+  bool take(bool coordinating, Chunk& out) {
+    std::unique_lock<std::mutex> lock(mutex);
+    for (;;) {
+      if (abort) return false;
+      if (coordinating && !deferred.empty()) {
+        out = deferred.back();
+        deferred.pop_back();
+        return true;
+      }
+      if (next < chunks.size()) {
+        out = chunks[next++];
+        return true;
+      }
+      if (!coordinating || helpers_running == 0) return false;
+      changed.wait(lock);
+    }
+  }
+
+  void defer(const Chunk& chunk) {
+    std::lock_guard<std::mutex> guard(mutex);
+    contended[chunk.table] = true;
+    deferred.push_back(chunk);
+    changed.notify_all();
+  }
 };
 
-void run_worker(Scan& scan, const std::vector<TableInfo>& tables, Connection* conn,
+// A helper's ACCESS SHARE lock on a table, only if it is granted at once. A failed NOWAIT is
+// rolled back to a savepoint, so the transaction, and the imported snapshot, live on.
+bool try_lock(Connection& conn, const TableInfo& t) {
+  if (!(t.relkind == 'r' || t.relkind == 'p' || t.relkind == 'v')) return false;
+  try {
+    conn.execute("SAVEPOINT pgsafe_lock; LOCK TABLE " + t.name +
+                 " IN ACCESS SHARE MODE NOWAIT; RELEASE SAVEPOINT pgsafe_lock");
+    return true;
+  } catch (const DbError& e) {
+    if (e.sqlstate() != "55P03" || !e.fields().connection_usable) throw;
+    conn.execute("ROLLBACK TO SAVEPOINT pgsafe_lock");
+    log::core()->info("fingerprint: {} is contended; the coordinating connection scans it", t.name);
+    return false;
+  }
+}
+
+void scan_chunks(Scan& scan, const std::vector<TableInfo>& tables, Connection& conn,
+                 bool coordinating) {
+  // The coordinating connection locked every table before the snapshot was taken.
+  std::vector<bool> locked(tables.size(), coordinating);
+  Chunk chunk;
+  while (scan.take(coordinating, chunk)) {
+    if (!locked[chunk.table]) {
+      bool contended = false;
+      {
+        std::lock_guard<std::mutex> guard(scan.mutex);
+        contended = scan.contended[chunk.table];
+      }
+      if (contended || !try_lock(conn, tables[chunk.table])) {
+        scan.defer(chunk);
+        continue;
+      }
+      locked[chunk.table] = true;
+    }
+    RowDigest digest;
+    const auto started = Clock::now();
+    CopyStats stats = conn.copy_out(chunk_sql(tables[chunk.table], chunk),
+                                    [&digest](std::string_view row) { digest.add(row); });
+    const auto ended = Clock::now();
+    std::lock_guard<std::mutex> guard(scan.mutex);
+    TableAcc& acc = scan.acc[chunk.table];
+    acc.digest.merge(digest);
+    acc.bytes += stats.bytes;
+    acc.first = acc.started ? std::min(acc.first, started) : started;
+    acc.last = acc.started ? std::max(acc.last, ended) : ended;
+    acc.started = true;
+    ++acc.chunks;
+    ++scan.progress.chunks_done;
+    scan.progress.rows += stats.rows;
+    scan.progress.bytes += stats.bytes;
+    scan.changed.notify_all();
+  }
+}
+
+// `coordinator` is the connection holding the snapshot for worker 0, null for a helper, which
+// opens its own connection and imports the snapshot.
+void run_worker(Scan& scan, const std::vector<TableInfo>& tables, Connection* coordinator,
                 const std::string& dsn, const std::string& application_name,
                 const std::string& snapshot) {
-  ScopedNoInterruptCheck quiet;  // the coordinator watches for interrupts and cancels us
+  ScopedNoInterruptCheck quiet;  // the calling thread watches for interrupts and cancels us
   std::unique_ptr<Connection> own;
-  try {
-    if (conn == nullptr) {
+  Connection* conn = coordinator;
+  if (conn == nullptr) {
+    try {
       own = std::make_unique<Connection>(dsn, application_name);
       own->execute(std::string(kSessionSettings) +
                    "; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; "
                    "SET TRANSACTION SNAPSHOT " +
                    sql_literal(snapshot));
       conn = own.get();
+    } catch (const std::exception& e) {
+      // No connection to spare (max_connections, a pooler): the others do the work.
+      log::core()->warn("fingerprint: a worker could not start, continuing without it: {}",
+                        e.what());
     }
+  }
+  if (conn != nullptr) {
     {
       std::lock_guard<std::mutex> guard(scan.mutex);
       scan.running.push_back(conn);
     }
-    for (;;) {
-      Chunk chunk;
-      {
-        std::lock_guard<std::mutex> guard(scan.mutex);
-        if (scan.abort || scan.next >= scan.chunks.size()) break;
-        chunk = scan.chunks[scan.next++];
-      }
-      RowDigest digest;
-      const auto started = Clock::now();
-      CopyStats stats = conn->copy_out(chunk_sql(tables[chunk.table], chunk),
-                                       [&digest](std::string_view row) { digest.add(row); });
-      const auto ended = Clock::now();
-      std::lock_guard<std::mutex> guard(scan.mutex);
-      TableAcc& acc = scan.acc[chunk.table];
-      acc.digest.merge(digest);
-      acc.bytes += stats.bytes;
-      acc.first = acc.started ? std::min(acc.first, started) : started;
-      acc.last = acc.started ? std::max(acc.last, ended) : ended;
-      acc.started = true;
-      ++acc.chunks;
-      ++scan.progress.chunks_done;
-      scan.progress.rows += stats.rows;
-      scan.progress.bytes += stats.bytes;
-      scan.changed.notify_all();
+    try {
+      scan_chunks(scan, tables, *conn, coordinator != nullptr);
+    } catch (...) {
+      scan.fail(std::current_exception());
     }
-  } catch (...) {
-    scan.fail(std::current_exception());
   }
   std::lock_guard<std::mutex> guard(scan.mutex);
   scan.running.erase(std::remove(scan.running.begin(), scan.running.end(), conn),
                      scan.running.end());
+  if (coordinator == nullptr) --scan.helpers_running;
   ++scan.finished;
   scan.changed.notify_all();
-  // `own` closes after this, outside the coordinator's reach: it is no longer in `running`.
+  // `own` closes after this, out of the calling thread's reach: it is no longer in `running`.
 }
 
 }  // namespace
@@ -334,6 +409,7 @@ std::vector<TableFingerprint> fingerprint_tables(const std::string& dsn,
   std::string snapshot = freeze(coordinator, tables, parallel);
   scan.chunks = plan_chunks(tables, chunk_pages);
   scan.acc.resize(tables.size());
+  scan.contended.assign(tables.size(), false);
   scan.progress.chunks_total = static_cast<int>(scan.chunks.size());
   const size_t nthreads = std::min(static_cast<size_t>(options.workers), scan.chunks.size());
   log::core()->debug("fingerprint: {} tables, {} chunks of up to {} pages, {} workers",
@@ -341,6 +417,7 @@ std::vector<TableFingerprint> fingerprint_tables(const std::string& dsn,
 
   std::vector<std::thread> threads;
   threads.reserve(nthreads);
+  scan.helpers_running = static_cast<int>(nthreads) - 1;
   try {
     for (size_t i = 0; i < nthreads; ++i) {
       // The coordinating connection scans too: it already holds the snapshot.
@@ -350,6 +427,8 @@ std::vector<TableFingerprint> fingerprint_tables(const std::string& dsn,
     }
   } catch (...) {  // no thread to be had: stop the ones that started before reporting it
     scan.fail(std::current_exception());
+    std::lock_guard<std::mutex> guard(scan.mutex);
+    scan.helpers_running -= static_cast<int>(nthreads - threads.size());
   }
   bool interrupted = false;
   int reported = 0;
@@ -365,6 +444,7 @@ std::vector<TableFingerprint> fingerprint_tables(const std::string& dsn,
           log::core()->warn("interrupted: cancelling the fingerprint's COPY on the server");
           interrupted = true;
           scan.abort = true;
+          scan.changed.notify_all();
         }
       }
       if (scan.abort) {
