@@ -619,14 +619,31 @@ CopyStats Connection::copy_out(const std::string& sql, const CopyRowCallback& on
     }
     if (!PQconsumeInput(c)) impl_->fail_connection("connection lost while running a COPY");
   };
+  // While rows stream, more input is usually waiting already: it is read before paying for a
+  // poll(), and the clock decides when to consult the interrupt check and the cancel deadline.
+  auto read_ahead = [&] {
+    const auto now = Clock::now();
+    if (!cancelled && now >= next_check) {
+      next_check = now + std::chrono::milliseconds(kSliceMs);
+      if (interrupt_requested()) on_interrupt();
+    }
+    if (cancelled && now >= cancel_deadline) {
+      impl_->conn.reset();
+      if (callback_error) std::rethrow_exception(callback_error);
+      throw Interrupted();
+    }
+    if (!PQconsumeInput(c)) impl_->fail_connection("connection lost while running a COPY");
+  };
   CopyStats stats;
   // Rows go to `on_row` until it throws; after that (or for a COPY nobody asked for) they are
   // read and dropped, so the protocol reaches its end and the connection stays usable.
   auto stream = [&](bool deliver) {
+    bool read_ahead_tried = false;
     for (;;) {
       char* raw = nullptr;
       int n = PQgetCopyData(c, &raw, 1);
       if (n > 0) {
+        read_ahead_tried = false;
         CopyBufferPtr row(raw);
         if (!deliver || callback_error) continue;
         ++stats.rows;
@@ -638,7 +655,12 @@ CopyStats Connection::copy_out(const std::string& sql, const CopyRowCallback& on
           request_cancel();
         }
       } else if (n == 0) {
-        await_input();
+        if (read_ahead_tried) {
+          await_input();
+        } else {
+          read_ahead();
+        }
+        read_ahead_tried = !read_ahead_tried;
       } else if (n == -1) {
         return;
       } else {
