@@ -20,11 +20,14 @@ from pgsafe import errors as e
 
 MIB = 1 << 20
 
-SIZES = [0, 1, 3, 55, 56, 63, 64, 65, 1000, MIB - 1, MIB, MIB + 1, 3 * MIB + 12345]
+BLOCK = 128 << 10  # the core's read size
+
+SIZES = [0, 1, 3, 55, 56, 63, 64, 65, 1000, BLOCK - 1, BLOCK, BLOCK + 1]
+SIZES += [MIB - 1, MIB, MIB + 1, 3 * MIB + 12345]
 
 
 def payload(size: int) -> bytes:
-    # Deterministic, not periodic at the 1 MiB block size the core reads with.
+    # Deterministic, not periodic at the block size the core reads with.
     block = hashlib.sha256(str(size).encode()).digest() * 4096
     out = bytearray()
     counter = 0

@@ -66,6 +66,23 @@ void register_conn(pyb::module_& m) {
           pyb::arg("sql"), pyb::arg("params") = pyb::none(),
           pyb::call_guard<pyb::gil_scoped_release>(),
           "Run one command; Ctrl-C cancels it on the server.")
+      .def(
+          "copy_out",
+          [](Connection& c, const std::string& sql, const pyb::function& on_row) {
+            CopyStats stats;
+            {
+              pyb::gil_scoped_release release;
+              stats = c.copy_out(sql, [&on_row](std::string_view row) {
+                pyb::gil_scoped_acquire gil;
+                on_row(pyb::bytes(row.data(), row.size()));
+              });
+              if (consume_pending_interrupt()) throw Interrupted();
+            }
+            return stats.rows;
+          },
+          pyb::arg("sql"), pyb::arg("on_row"),
+          "Run COPY ... TO STDOUT, calling on_row(bytes) per row (newline included); returns "
+          "the row count. Ctrl-C, or an exception from on_row, cancels it on the server.")
       .def("cancel", &Connection::cancel, pyb::call_guard<pyb::gil_scoped_release>())
       .def("close", &Connection::close, pyb::call_guard<pyb::gil_scoped_release>())
       .def_property_readonly("closed", [](const Connection& c) { return !c.is_open(); })

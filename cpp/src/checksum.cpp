@@ -1,10 +1,13 @@
-// SHA-256 through OpenSSL's EVP interface, streaming files in 1 MiB blocks.
+// SHA-256 through OpenSSL's EVP interface. Files are read with read(2) on a raw descriptor into
+// a buffer small enough to stay in the L2 cache while it is hashed (bench/bench_checksum.py keeps
+// this within a few percent of `openssl dgst -sha256`).
 #include "pgsafe/checksum.hpp"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -20,10 +23,23 @@ struct MdCtxDeleter {
 };
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
 
-struct FileCloser {
-  void operator()(FILE* f) const noexcept { std::fclose(f); }
+// 128 KiB: large enough that syscalls cost nothing, small enough that the block is still in
+// L2 when the hash reads it (1 MiB blocks measured a few percent slower).
+constexpr size_t kReadBlock = size_t{128} << 10;
+
+class Fd {
+ public:
+  explicit Fd(int fd) noexcept : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const noexcept { return fd_; }
+
+ private:
+  int fd_;
 };
-using FilePtr = std::unique_ptr<FILE, FileCloser>;
 
 MdCtxPtr new_sha256() {
   MdCtxPtr ctx(EVP_MD_CTX_new());
@@ -57,18 +73,21 @@ std::string sha256_hex(std::string_view data) {
 }
 
 std::string sha256_file(const std::string& path) {
-  FilePtr file(std::fopen(path.c_str(), "rb"));
-  if (!file) throw FileError(path, std::strerror(errno));
+  Fd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (file.get() < 0) throw FileError(path, std::strerror(errno));
+  // Only a hint: the kernel reads further ahead. Failure (a pipe, a special file) is harmless.
+  (void)::posix_fadvise(file.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   auto ctx = new_sha256();
-  std::vector<char> buffer(1 << 20);
+  std::vector<unsigned char> buffer(kReadBlock);
   for (;;) {
-    size_t n = std::fread(buffer.data(), 1, buffer.size(), file.get());
-    if (n > 0 && EVP_DigestUpdate(ctx.get(), buffer.data(), n) != 1) {
-      throw Error("OpenSSL: SHA-256 failed");
+    ssize_t n = ::read(file.get(), buffer.data(), buffer.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw FileError(path, std::strerror(errno));
     }
-    if (n < buffer.size()) {
-      if (std::ferror(file.get())) throw FileError(path, std::strerror(errno));
-      break;
+    if (n == 0) break;
+    if (EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(n)) != 1) {
+      throw Error("OpenSSL: SHA-256 failed");
     }
   }
   return finish_hex(ctx.get());

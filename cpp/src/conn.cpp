@@ -12,7 +12,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <mutex>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -39,14 +41,23 @@ using ConnPtr = std::unique_ptr<PGconn, ConnDeleter>;
 using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
 using ConninfoPtr = std::unique_ptr<PQconninfoOption, ConninfoDeleter>;
 using CancelPtr = std::unique_ptr<PGcancel, CancelDeleter>;
+struct FreememDeleter {
+  void operator()(char* p) const noexcept { PQfreemem(p); }
+};
+using CopyBufferPtr = std::unique_ptr<char, FreememDeleter>;
+using Clock = std::chrono::steady_clock;
 
 constexpr int kSliceMs = 100;
 
 std::mutex g_check_mutex;
 std::shared_ptr<InterruptCheck> g_check;
 std::atomic<bool> g_interrupt_pending{false};
+thread_local bool t_no_interrupt_check = false;
+
+}  // namespace
 
 bool interrupt_requested() {
+  if (t_no_interrupt_check) return false;
   if (g_interrupt_pending.exchange(false)) return true;
   std::shared_ptr<InterruptCheck> check;
   {
@@ -55,6 +66,14 @@ bool interrupt_requested() {
   }
   return check && *check && (*check)();
 }
+
+ScopedNoInterruptCheck::ScopedNoInterruptCheck() noexcept : previous_(t_no_interrupt_check) {
+  t_no_interrupt_check = true;
+}
+
+ScopedNoInterruptCheck::~ScopedNoInterruptCheck() { t_no_interrupt_check = previous_; }
+
+namespace {
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
@@ -253,6 +272,63 @@ struct Connection::Impl {
     }
   }
 
+  // Like wait(false, ...) for a stream of input: consults the interrupt check at most once per
+  // slice (not once per network read, which is tens of thousands of times a second in a COPY).
+  bool wait_readable(Clock::time_point& next_check, bool check_interrupt,
+                     Clock::time_point deadline) const {
+    int sock = PQsocket(conn.get());
+    if (sock < 0) fail_connection("connection lost");
+    for (;;) {
+      const auto now = Clock::now();
+      if (check_interrupt && now >= next_check) {
+        next_check = now + std::chrono::milliseconds(kSliceMs);
+        if (interrupt_requested()) return false;
+      }
+      if (now >= deadline) return true;  // the caller checks the deadline itself
+      pollfd pfd{sock, POLLIN, 0};
+      int rc = ::poll(&pfd, 1, kSliceMs);
+      if (rc > 0) return true;
+      if (rc < 0 && errno != EINTR) fail_connection("poll failed");
+    }
+  }
+
+  // Throws the DbError a failed command's result describes, scrubbed of passwords.
+  [[noreturn]] void raise_result_error(const PGresult* r, const std::string& sql) const {
+    DbErrorFields f;
+    f.sqlstate = field(r, PG_DIAG_SQLSTATE);
+    f.severity = field(r, PG_DIAG_SEVERITY_NONLOCALIZED);
+    f.message = field(r, PG_DIAG_MESSAGE_PRIMARY);
+    if (f.message.empty()) f.message = trim(PQresultErrorMessage(r));
+    f.detail = field(r, PG_DIAG_MESSAGE_DETAIL);
+    f.hint = field(r, PG_DIAG_MESSAGE_HINT);
+    f.context = field(r, PG_DIAG_CONTEXT);
+    f.schema_name = field(r, PG_DIAG_SCHEMA_NAME);
+    f.table_name = field(r, PG_DIAG_TABLE_NAME);
+    f.column_name = field(r, PG_DIAG_COLUMN_NAME);
+    f.constraint_name = field(r, PG_DIAG_CONSTRAINT_NAME);
+    std::string pos = field(r, PG_DIAG_STATEMENT_POSITION);
+    f.position = pos.empty() ? 0 : std::atoi(pos.c_str());
+    f.statement = sql;
+    f.connection_usable = conn && PQstatus(conn.get()) == CONNECTION_OK;
+    if (f.sqlstate.empty()) f.sqlstate = f.connection_usable ? "XX000" : "08006";
+    for (auto* s : {&f.message, &f.detail, &f.hint, &f.context}) {
+      *s = scrub(*s);
+    }
+    throw DbError(std::move(f));
+  }
+
+  // Declared right after taking `mutex`, so it runs first on the way out: carries out a
+  // close() asked for while a command ran.
+  struct DeferredClose {
+    Impl* impl;
+    explicit DeferredClose(Impl* i) : impl(i) {}
+    DeferredClose(const DeferredClose&) = delete;
+    DeferredClose& operator=(const DeferredClose&) = delete;
+    ~DeferredClose() {
+      if (impl->close_requested.exchange(false)) impl->conn.reset();
+    }
+  };
+
   void cancel() const {
     if (!cancel_handle) return;
     char err[256];
@@ -405,13 +481,7 @@ Result Connection::execute(const std::string& sql, const std::vector<Value>& par
     }
   }
   std::lock_guard<std::mutex> busy(impl_->mutex);
-  // Declared after the lock, so it runs first on the way out: a close() asked for meanwhile.
-  struct DeferredClose {
-    Impl* impl;
-    ~DeferredClose() {
-      if (impl->close_requested.exchange(false)) impl->conn.reset();
-    }
-  } deferred_close{impl_.get()};
+  Impl::DeferredClose deferred_close(impl_.get());
   if (!is_open()) throw ConfigError("connection is closed");
   PGconn* c = impl_->conn.get();
   int ok;
@@ -474,30 +544,7 @@ Result Connection::execute(const std::string& sql, const std::vector<Value>& par
   }
   if (interrupted && error) throw Interrupted();
   if (interrupted) g_interrupt_pending = true;  // too late to cancel: it completed; stop next
-  if (error) {
-    DbErrorFields f;
-    const PGresult* r = error.get();
-    f.sqlstate = field(r, PG_DIAG_SQLSTATE);
-    f.severity = field(r, PG_DIAG_SEVERITY_NONLOCALIZED);
-    f.message = field(r, PG_DIAG_MESSAGE_PRIMARY);
-    if (f.message.empty()) f.message = trim(PQresultErrorMessage(r));
-    f.detail = field(r, PG_DIAG_MESSAGE_DETAIL);
-    f.hint = field(r, PG_DIAG_MESSAGE_HINT);
-    f.context = field(r, PG_DIAG_CONTEXT);
-    f.schema_name = field(r, PG_DIAG_SCHEMA_NAME);
-    f.table_name = field(r, PG_DIAG_TABLE_NAME);
-    f.column_name = field(r, PG_DIAG_COLUMN_NAME);
-    f.constraint_name = field(r, PG_DIAG_CONSTRAINT_NAME);
-    std::string pos = field(r, PG_DIAG_STATEMENT_POSITION);
-    f.position = pos.empty() ? 0 : std::atoi(pos.c_str());
-    f.statement = sql;
-    f.connection_usable = PQstatus(c) == CONNECTION_OK;
-    if (f.sqlstate.empty()) f.sqlstate = f.connection_usable ? "XX000" : "08006";
-    for (auto* s : {&f.message, &f.detail, &f.hint, &f.context}) {
-      *s = impl_->scrub(*s);
-    }
-    throw DbError(std::move(f));
-  }
+  if (error) impl_->raise_result_error(error.get(), sql);
   Result out;
   if (!last) return out;
   const PGresult* r = last.get();
@@ -526,6 +573,141 @@ Result Connection::execute(const std::string& sql, const std::vector<Value>& par
     out.rowcount = (n && *n) ? std::atol(n) : -1;
   }
   return out;
+}
+
+CopyStats Connection::copy_out(const std::string& sql, const CopyRowCallback& on_row) {
+  if (sql.find('\0') != std::string::npos) {
+    throw ConfigError("SQL text contains a NUL character; PostgreSQL would silently cut it there");
+  }
+  std::lock_guard<std::mutex> busy(impl_->mutex);
+  Impl::DeferredClose deferred_close(impl_.get());
+  if (!is_open()) throw ConfigError("connection is closed");
+  PGconn* c = impl_->conn.get();
+  if (!PQsendQuery(c, sql.c_str())) impl_->fail_connection("cannot send statement");
+  const auto forever = Clock::time_point::max();
+  bool interrupted = false;
+  bool cancelled = false;
+  std::exception_ptr callback_error;
+  auto cancel_deadline = forever;
+  auto next_check = Clock::now();
+  auto request_cancel = [&] {
+    if (cancelled) return;
+    cancelled = true;
+    impl_->cancel();
+    cancel_deadline = Clock::now() + std::chrono::seconds(10);
+  };
+  auto on_interrupt = [&] {
+    if (interrupted) return;
+    interrupted = true;
+    log::core()->warn("interrupted: cancelling the running COPY on the server");
+    request_cancel();
+  };
+  while (PQflush(c) == 1) {
+    if (!impl_->wait(true, forever, !interrupted)) on_interrupt();
+  }
+  // Blocks until more input is in libpq's buffer; after a cancel the server gets 10 s to stop
+  // before the session is dropped instead.
+  auto await_input = [&] {
+    if (!impl_->wait_readable(next_check, !cancelled, cancel_deadline)) {
+      on_interrupt();
+      return;
+    }
+    if (cancelled && Clock::now() >= cancel_deadline) {
+      impl_->conn.reset();
+      if (callback_error) std::rethrow_exception(callback_error);
+      throw Interrupted();
+    }
+    if (!PQconsumeInput(c)) impl_->fail_connection("connection lost while running a COPY");
+  };
+  // While rows stream, more input is usually waiting already: it is read before paying for a
+  // poll(), and the clock decides when to consult the interrupt check and the cancel deadline.
+  auto read_ahead = [&] {
+    const auto now = Clock::now();
+    if (!cancelled && now >= next_check) {
+      next_check = now + std::chrono::milliseconds(kSliceMs);
+      if (interrupt_requested()) on_interrupt();
+    }
+    if (cancelled && now >= cancel_deadline) {
+      impl_->conn.reset();
+      if (callback_error) std::rethrow_exception(callback_error);
+      throw Interrupted();
+    }
+    if (!PQconsumeInput(c)) impl_->fail_connection("connection lost while running a COPY");
+  };
+  CopyStats stats;
+  // Rows go to `on_row` until it throws; after that (or for a COPY nobody asked for) they are
+  // read and dropped, so the protocol reaches its end and the connection stays usable.
+  auto stream = [&](bool deliver) {
+    bool read_ahead_tried = false;
+    for (;;) {
+      char* raw = nullptr;
+      int n = PQgetCopyData(c, &raw, 1);
+      if (n > 0) {
+        read_ahead_tried = false;
+        CopyBufferPtr row(raw);
+        if (!deliver || callback_error) continue;
+        ++stats.rows;
+        stats.bytes += static_cast<unsigned long long>(n);
+        try {
+          on_row(std::string_view(row.get(), static_cast<size_t>(n)));
+        } catch (...) {
+          callback_error = std::current_exception();
+          request_cancel();
+        }
+      } else if (n == 0) {
+        if (read_ahead_tried) {
+          await_input();
+        } else {
+          read_ahead();
+        }
+        read_ahead_tried = !read_ahead_tried;
+      } else if (n == -1) {
+        return;
+      } else {
+        impl_->fail_connection("connection lost while running a COPY");
+      }
+    }
+  };
+  ResultPtr error;
+  ResultPtr last;
+  bool streamed = false;
+  bool refused = false;
+  for (;;) {
+    while (PQisBusy(c)) await_input();
+    ResultPtr res(PQgetResult(c));
+    if (!res) break;
+    ExecStatusType st = PQresultStatus(res.get());
+    if (st == PGRES_COPY_OUT) {
+      stream(!streamed && !refused && !error);
+      streamed = true;
+      continue;
+    }
+    if (st == PGRES_COPY_IN) {
+      PQputCopyEnd(c, "pgsafe does not feed COPY FROM STDIN");
+      refused = true;
+      continue;
+    }
+    if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR) {
+      if (!error) error = std::move(res);
+      continue;
+    }
+    if (!streamed) refused = true;  // a statement that is not a COPY TO STDOUT ran first
+    last = std::move(res);
+  }
+  if (callback_error) std::rethrow_exception(callback_error);
+  if (interrupted && error) throw Interrupted();
+  if (interrupted) g_interrupt_pending = true;  // too late to cancel: it completed; stop next
+  // Checked before `error`: refusing a COPY FROM STDIN is what made the server fail it.
+  if (refused || (!streamed && !error)) {
+    throw ConfigError("copy_out runs one COPY ... TO STDOUT statement, not: " + sql.substr(0, 80));
+  }
+  if (error) impl_->raise_result_error(error.get(), sql);
+  const char* tag = last ? PQcmdTuples(last.get()) : nullptr;
+  if (tag && *tag && std::atoll(tag) != stats.rows) {
+    throw Error("COPY reported " + std::string(tag) + " rows but " + std::to_string(stats.rows) +
+                " arrived");
+  }
+  return stats;
 }
 
 bool Connection::cancel() {

@@ -1,4 +1,4 @@
-// Unit tests for pgsafe::sha256_hex / sha256_file: published vectors, the 1 MiB streaming
+// Unit tests for pgsafe::sha256_hex / sha256_file: published vectors, the 128 KiB streaming
 // boundary, and FileError for paths that are not readable files.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -15,6 +15,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr size_t kMiB = size_t{1} << 20;
+constexpr size_t kKiB128 = size_t{128} << 10;
 
 // A private directory for one test, removed afterwards.
 class TempDir {
@@ -43,7 +44,7 @@ std::string write_file(const fs::path& path, const std::string& data) {
   return path.string();
 }
 
-// Bytes that do not repeat with the 1 MiB block size the file reader uses.
+// Bytes that do not repeat with the 128 KiB block size the file reader uses.
 std::string pattern(size_t size) {
   std::string data(size, '\0');
   uint32_t x = 2463534242u;
@@ -93,7 +94,8 @@ TEST(Sha256File, PublishedVectorFromFile) {
 
 TEST(Sha256File, StreamingMatchesOneShotAroundTheBlockSize) {
   TempDir dir;
-  for (size_t size : {kMiB - 1, kMiB, kMiB + 1, 2 * kMiB, 3 * kMiB + 12345}) {
+  for (size_t size :
+       {kKiB128 - 1, kKiB128, kKiB128 + 1, kMiB - 1, kMiB, kMiB + 1, 2 * kMiB, 3 * kMiB + 12345}) {
     std::string data = pattern(size);
     std::string path = write_file(dir.path() / ("f" + std::to_string(size)), data);
     EXPECT_EQ(pgsafe::sha256_file(path), pgsafe::sha256_hex(data)) << "size " << size;

@@ -55,6 +55,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def table_list(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"empty table name in {text!r}")
+    return names
+
+
 def version(text: str) -> str:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(
@@ -69,7 +76,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_CONFIG, f"pgsafe: error: {message}\n")
 
 
-def _add_target(p: argparse.ArgumentParser, with_path: bool = True) -> None:
+def _add_target(
+    p: argparse.ArgumentParser, with_path: bool = True, with_log_dir: bool = True
+) -> None:
     # -v also after the command; SUPPRESS keeps the top-level count when it is not repeated here.
     p.add_argument(
         "-v",
@@ -91,6 +100,8 @@ def _add_target(p: argparse.ArgumentParser, with_path: bool = True) -> None:
         help="target database; default DATABASE_URL, then libpq's PG* variables and "
         "service files, then an embedded throwaway server",
     )
+    if not with_log_dir:
+        return
     p.add_argument(
         "--log-dir",
         default="logs",
@@ -251,6 +262,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
     )
+
+    p = sub.add_parser(
+        "checksum",
+        help="write or verify migrations/checksum.txt (sha256sum -c format)",
+        description="--write records the SHA-256 of every up and down file in PATH/checksum.txt, "
+        "in the format `sha256sum -c` and `shasum -a 256 -c` accept from that directory; "
+        "--check verifies it and exits 1 naming each changed, missing or unlisted file.",
+    )
+    p.add_argument(
+        "path", nargs="?", default="migrations", help="migrations directory (default: ./migrations)"
+    )
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--write", action="store_true", help="write PATH/checksum.txt")
+    g.add_argument("--check", action="store_true", help="verify PATH/checksum.txt")
+    p.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+
+    p = sub.add_parser(
+        "fingerprint",
+        help="row counts and order-independent digests of table data, from one snapshot",
+        description="Fingerprint each table's data: its row count and a digest of its rows "
+        "that no rewrite (VACUUM FULL, CLUSTER, dump and restore) changes but any lost, added "
+        "or altered row does. Large tables are scanned in ctid ranges on several connections "
+        "sharing one snapshot. Read-only.",
+    )
+    _add_target(p, with_path=False, with_log_dir=False)
+    p.add_argument(
+        "--tables",
+        type=table_list,
+        metavar="T,...",
+        help="tables to fingerprint (default: every table outside the pgsafe and system schemas)",
+    )
+    p.add_argument(
+        "--workers", type=positive_int, default=2, metavar="N", help="connections (default 2)"
+    )
+    p.add_argument("--chunk-pages", type=positive_int, metavar="N", help=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser(
         "status",
@@ -484,8 +533,11 @@ def _dry_run(args: argparse.Namespace) -> int:
     else:
         print(text)
     if args.write_checksums:
-        path = Path(args.path) / "checksum.txt"
-        path.write_text("\n".join(report.checksum_lines()) + "\n")
+        from pgsafe.checksums import write_manifest
+
+        # Every file, not only the pending ones the report covers: `pgsafe checksum --check`
+        # and `sha256sum -c` verify the whole directory.
+        write_manifest(args.path)
     return EXIT_UNSAFE if report.failed else EXIT_OK
 
 
@@ -565,9 +617,97 @@ def _schema(args: argparse.Namespace) -> int:
     return EXIT_UNSAFE if differences else EXIT_OK
 
 
+def _checksum(args: argparse.Namespace) -> int:
+    from pgsafe.checksums import check_manifest, write_manifest
+
+    if args.write:
+        path = write_manifest(args.path)
+        count = sum(1 for line in path.read_text().splitlines() if line)
+        _say(f"wrote {path} ({count} files)")
+        return EXIT_OK
+    result = check_manifest(args.path)
+    for line in result.lines():
+        _say(line)
+    if result.ok:
+        _say(f"{result.manifest}: {len(result.verified)} files OK")
+        return EXIT_OK
+    counts = [
+        f"{len(names)} {what}"
+        for names, what in [
+            (result.changed, "changed"),
+            (result.missing, "missing"),
+            (result.extra, "not listed"),
+        ]
+        if names
+    ]
+    print(f"pgsafe: {result.manifest} does not match: {', '.join(counts)}", file=sys.stderr)
+    return EXIT_UNSAFE
+
+
+def _fingerprint(args: argparse.Namespace) -> int:
+    import time
+
+    from pgsafe.datafp import fingerprint
+
+    show_progress = not args.json and sys.stderr.isatty()
+
+    def progress(p: _core.FingerprintProgress) -> None:
+        print(
+            f"\rfingerprint: {p.chunks_done}/{p.chunks_total} chunks, {p.rows:,} rows, "
+            f"{p.bytes / (1 << 20):,.0f} MiB",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    with _target(args) as (dsn, label):
+        started = time.monotonic()
+        try:
+            found = fingerprint(
+                dsn,
+                args.tables,
+                args.workers,
+                chunk_pages=args.chunk_pages,
+                progress=progress if show_progress else None,
+            )
+        finally:
+            if show_progress:
+                print(file=sys.stderr)
+        seconds = time.monotonic() - started
+    if args.json:
+        doc = {
+            "tables": [f.to_json() for f in found],
+            "workers": args.workers,
+            "seconds": round(seconds, 6),
+        }
+        print(json.dumps(doc, indent=2))
+        return EXIT_OK
+    if not found:
+        _say(f"no tables to fingerprint on {label}")
+        return EXIT_OK
+    width = max(len("table"), *(len(f.table) for f in found))
+    _say(f"{'table':<{width}}  {'rows':>12}  {'MiB':>9}  {'seconds':>8}  digest")
+    for f in found:
+        _say(
+            f"{f.table:<{width}}  {f.rows:>12,}  {f.bytes / (1 << 20):>9.1f}  "
+            f"{f.seconds:>8.3f}  {f.digest}"
+        )
+    total_rows = sum(f.rows for f in found)
+    total_mib = sum(f.bytes for f in found) / (1 << 20)
+    _say(
+        f"{len(found)} tables, {total_rows:,} rows, {total_mib:,.1f} MiB in {seconds:.2f}s "
+        f"({args.workers} workers) on {label}"
+    )
+    return EXIT_OK
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "fingerprint":
+        return _fingerprint(args)
     if args.command == "lint":
         return _lint(args)
+    if args.command == "checksum":
+        return _checksum(args)
     if args.command == "dry-run":
         return _dry_run(args)
     if args.command == "rules":
@@ -613,6 +753,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 _FAILURE_CODE = {"apply": EXIT_MIGRATION, "rollback": EXIT_ROLLBACK}
+_READ_ONLY = {"fingerprint", "checksum"}
 
 
 def _exit_code(command: str, exc: Error) -> int:
@@ -648,6 +789,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pgsafe: error: {mask_password(str(exc))}", file=sys.stderr)
         return _exit_code(args.command, exc)
     except KeyboardInterrupt:
+        if args.command in _READ_ONLY:
+            print(
+                "pgsafe: interrupted: the running scan was cancelled on the server", file=sys.stderr
+            )
+            return 130
         print(
             "pgsafe: interrupted: any running statement was cancelled on the server; "
             "`pgsafe status` shows what was committed",

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pgsafe {
@@ -21,10 +22,35 @@ struct Result {
   long rowcount = -1;  // rows affected or returned; -1 when not applicable
 };
 
+// What copy_out() streamed: rows handed to the callback (checked against the server's "COPY n"
+// tag) and their bytes, newlines included.
+struct CopyStats {
+  long long rows = 0;
+  unsigned long long bytes = 0;
+};
+// Receives one data row of COPY output: a whole line of COPY text with its trailing newline,
+// valid only during the call.
+using CopyRowCallback = std::function<void(std::string_view row)>;
+
 // Called about every 100 ms while the core waits on the network or sleeps. Returns true to ask
 // the core to stop: the running statement is cancelled and Interrupted is thrown.
 using InterruptCheck = std::function<bool()>;
 void set_interrupt_check(InterruptCheck check);
+// Consults the interrupt check once (taking a pending interrupt): true means stop.
+bool interrupt_requested();
+// While alive, the core's waits on this thread do not consult the interrupt check: for worker
+// threads whose coordinator watches for interrupts and cancels their statements itself (the
+// check runs Python's signal handlers, which only the main thread can run).
+class ScopedNoInterruptCheck {
+ public:
+  ScopedNoInterruptCheck() noexcept;
+  ~ScopedNoInterruptCheck();
+  ScopedNoInterruptCheck(const ScopedNoInterruptCheck&) = delete;
+  ScopedNoInterruptCheck& operator=(const ScopedNoInterruptCheck&) = delete;
+
+ private:
+  bool previous_;
+};
 // Sleeps for `seconds`, polling the interrupt check; throws Interrupted.
 void interruptible_sleep(double seconds);
 // An interrupt that arrived while a statement was finishing successfully is not lost: the
@@ -53,6 +79,12 @@ class Connection {
 
   // Runs one command (several only without params, via the simple protocol). Throws DbError.
   Result execute(const std::string& sql, const std::vector<Value>& params = {});
+  // Runs one `COPY ... TO STDOUT` (text or csv) and hands each row to `on_row` as it arrives,
+  // without buffering the result. Interrupts cancel it as for execute(). An exception thrown by
+  // `on_row` cancels the COPY on the server, drains what is in flight so the connection stays
+  // usable, and is rethrown. Throws ConfigError, with nothing left running, for a statement
+  // that does not start a COPY TO STDOUT; DbError for a server error, before or mid-stream.
+  CopyStats copy_out(const std::string& sql, const CopyRowCallback& on_row);
   // Sends a cancel request for whatever the connection is running; safe from any thread.
   bool cancel();
   // Closes now, or, if a command is running (on another thread, or in a signal handler called
