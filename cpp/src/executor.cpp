@@ -271,11 +271,23 @@ void Executor::check_lock() {
   throw DbError(std::move(f));
 }
 
+namespace {
+
+// The table a CREATE INDEX names, resolved like the statement itself resolves it: $n is the
+// schema (may be empty), $n+1 the table.
+std::string indexed_table(int n) {
+  const std::string schema = "$" + std::to_string(n);
+  const std::string table = "$" + std::to_string(n + 1);
+  return "to_regclass(CASE WHEN " + schema + " = '' THEN quote_ident(" + table +
+         ") ELSE quote_ident(" + schema + ") || '.' || quote_ident(" + table + ") END)";
+}
+
+}  // namespace
+
 std::string Executor::index_oids(const Statement& stmt) {
   auto r = conn_.execute(
-      "SELECT coalesce(array_agg(indexrelid)::text, '{}') FROM pg_index WHERE indrelid ="
-      " to_regclass(CASE WHEN $1 = '' THEN quote_ident($2)"
-      " ELSE quote_ident($1) || '.' || quote_ident($2) END)",
+      "SELECT coalesce(array_agg(indexrelid)::text, '{}') FROM pg_index WHERE indrelid = " +
+          indexed_table(1),
       {stmt.index_schema, stmt.index_table});
   return r.rows.empty() ? "{}" : r.rows[0][0].value_or("{}");
 }
@@ -285,9 +297,8 @@ std::vector<std::string> Executor::new_invalid_indexes(const Statement& stmt,
   auto r = conn_.execute(
       "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_index i"
       " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
-      " WHERE NOT i.indisvalid AND NOT (i.indexrelid = ANY ($3::oid[])) AND i.indrelid ="
-      " to_regclass(CASE WHEN $1 = '' THEN quote_ident($2)"
-      " ELSE quote_ident($1) || '.' || quote_ident($2) END)",
+      " WHERE NOT i.indisvalid AND NOT (i.indexrelid = ANY ($3::oid[])) AND i.indrelid = " +
+          indexed_table(1),
       {stmt.index_schema, stmt.index_table, before});
   std::vector<std::string> out;
   for (const auto& row : r.rows) out.push_back(row[0].value_or(""));
@@ -319,27 +330,21 @@ void Executor::restore_ledger_row(const std::string& version, const std::optiona
                 params);
 }
 
-bool Executor::index_is_invalid(const Statement& stmt) {
-  if (stmt.index_name.empty() || !conn_.is_open()) return false;
+std::optional<std::string> Executor::invalid_index(const Statement& stmt) {
+  if (stmt.index_name.empty() || !conn_.is_open()) return std::nullopt;
   auto r = conn_.execute(
-      "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-      " WHERE c.relname = $1 AND c.relnamespace = (SELECT relnamespace FROM pg_class"
-      " WHERE oid = to_regclass(CASE WHEN $2 = '' THEN quote_ident($3)"
-      " ELSE quote_ident($2) || '.' || quote_ident($3) END))",
+      "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_index i"
+      " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
+      " WHERE NOT i.indisvalid AND c.relname = $1 AND c.relnamespace ="
+      " (SELECT relnamespace FROM pg_class WHERE oid = " +
+          indexed_table(2) + ")",
       {stmt.index_name, stmt.index_schema, stmt.index_table});
-  return !r.rows.empty() && r.rows[0][0] == "t";
+  if (r.rows.empty() || !r.rows[0][0]) return std::nullopt;
+  return *r.rows[0][0];
 }
 
-void Executor::drop_invalid_index(const Statement& stmt, const MigrationPlan& plan,
+void Executor::drop_invalid_index(const std::string& qualified, const MigrationPlan& plan,
                                   ExecResult& result) {
-  auto r = conn_.execute(
-      "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c"
-      " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = $1 AND c.relnamespace ="
-      " (SELECT relnamespace FROM pg_class WHERE oid = to_regclass(CASE WHEN $2 = ''"
-      " THEN quote_ident($3) ELSE quote_ident($2) || '.' || quote_ident($3) END))",
-      {stmt.index_name, stmt.index_schema, stmt.index_table});
-  if (r.rows.empty() || !r.rows[0][0]) return;
-  const std::string qualified = *r.rows[0][0];
   log::core()->warn("{}: index {} is INVALID (left by a failed build): dropping and rebuilding it",
                     plan.version, qualified);
   conn_.execute("DROP INDEX CONCURRENTLY IF EXISTS " + qualified);
@@ -440,15 +445,16 @@ void Executor::run_autocommit_statement(const MigrationPlan& plan, const Stateme
       check_lock();
       std::string current_class;
       set_timeouts(stmt, false, current_class);
-      if (index_build && !stmt.index_name.empty() && index_is_invalid(stmt)) {
-        drop_invalid_index(stmt, plan, result);  // left by an earlier run
+      if (index_build) {
+        if (auto left = invalid_index(stmt))
+          drop_invalid_index(*left, plan, result);  // earlier run
       }
       drop_leftovers("index_rebuilt");
       const std::string before = index_build ? index_oids(stmt) : "{}";
       double t0 = now_s();
       try {
         conn_.execute(stmt.sql);
-        if (index_build && !stmt.index_name.empty() && index_is_invalid(stmt)) {
+        if (index_build && invalid_index(stmt)) {
           // A build that "succeeded" but left the index unusable must not count as applied.
           DbErrorFields f;
           f.sqlstate = "55000";

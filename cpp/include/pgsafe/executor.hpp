@@ -124,8 +124,10 @@ class Executor {
                     int retries, const std::string& reason, bool history = true);
   std::optional<Row> read_ledger_row(const std::string& version);
   void restore_ledger_row(const std::string& version, const std::optional<Row>& previous);
-  void drop_invalid_index(const Statement& stmt, const MigrationPlan& plan, ExecResult& result);
-  bool index_is_invalid(const Statement& stmt);
+  // The schema-qualified name of the statement's named index when it exists and is INVALID.
+  std::optional<std::string> invalid_index(const Statement& stmt);
+  void drop_invalid_index(const std::string& qualified, const MigrationPlan& plan,
+                          ExecResult& result);
   std::string index_oids(const Statement& stmt);
   std::vector<std::string> new_invalid_indexes(const Statement& stmt, const std::string& before);
   void check_lock();
