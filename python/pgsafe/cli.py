@@ -70,23 +70,24 @@ def version(text: str) -> str:
     return text
 
 
+_VERBOSE_HELP = "more log output (-vv for the core's debug lines)"
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # usage errors are config errors: exit 5
         self.print_usage(sys.stderr)
         self.exit(EXIT_CONFIG, f"pgsafe: error: {message}\n")
 
 
+def _add_verbose(p: argparse.ArgumentParser, help: str = _VERBOSE_HELP) -> None:
+    """-v also after the command; SUPPRESS keeps the top-level count when it is not repeated."""
+    p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=help)
+
+
 def _add_target(
     p: argparse.ArgumentParser, with_path: bool = True, with_log_dir: bool = True
 ) -> None:
-    # -v also after the command; SUPPRESS keeps the top-level count when it is not repeated here.
-    p.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=argparse.SUPPRESS,
-        help="more log output (-vv for the core's debug lines)",
-    )
+    _add_verbose(p)
     if with_path:
         p.add_argument(
             "path",
@@ -200,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose",
         action="count",
         default=0,
-        help="more log output (-vv for the core's debug lines)",
+        help=_VERBOSE_HELP,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -226,9 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="PostgreSQL major version of the target (default 15, or pg_version in the config)",
     )
-    p.add_argument(
-        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-    )
+    _add_verbose(p, help=argparse.SUPPRESS)
 
     p = sub.add_parser(
         "dry-run",
@@ -249,9 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write PATH/checksum.txt (sha256sum -c format)",
     )
     p.add_argument("--pg-version", type=int, metavar="N", help="target PostgreSQL major")
-    p.add_argument(
-        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-    )
+    _add_verbose(p, help=argparse.SUPPRESS)
 
     p = sub.add_parser(
         "rules",
@@ -259,9 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Without an argument, list every rule; with one, print its page.",
     )
     p.add_argument("rule", nargs="?", help="a rule id, e.g. ban-drop-column")
-    p.add_argument(
-        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-    )
+    _add_verbose(p, help=argparse.SUPPRESS)
 
     p = sub.add_parser(
         "checksum",
@@ -276,9 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--write", action="store_true", help="write PATH/checksum.txt")
     g.add_argument("--check", action="store_true", help="verify PATH/checksum.txt")
-    p.add_argument(
-        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-    )
+    _add_verbose(p, help=argparse.SUPPRESS)
 
     p = sub.add_parser(
         "fingerprint",
@@ -375,9 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
         "indexes, views, functions, triggers, sequences, types, RLS and policies, grants, "
         "comments, extensions), or compare two. Exit codes: 0 equal, 1 different, 5 config.",
     )
-    p.add_argument(
-        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-    )
+    _add_verbose(p, help=argparse.SUPPRESS)
     schema_sub = p.add_subparsers(
         dest="schema_command", metavar="SUBCOMMAND", parser_class=_Parser, required=True
     )
@@ -402,9 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("b", metavar="B", help="database URL/DSN, or a saved fingerprint JSON file")
     q.add_argument("--json", action="store_true", help="the differences as JSON")
     _add_exclude(q)
-    q.add_argument(
-        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-    )
+    _add_verbose(q, help=argparse.SUPPRESS)
     return parser
 
 
