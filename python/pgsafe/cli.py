@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib
 import json
 import logging
 import re
@@ -185,6 +186,12 @@ def _add_exclude(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="fingerprint the ledger schema too",
     )
+
+
+# Commands that live in their own module under pgsafe.commands: each has
+# ``register(sub)``, which adds its subparser and sets ``handler`` (args -> exit code).
+# Imported lazily, so those modules can use this module's helpers (_add_target, _target, ...).
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -394,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="the differences as JSON")
     _add_exclude(q)
     _add_verbose(q, help=argparse.SUPPRESS)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -691,6 +700,9 @@ def _fingerprint(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    handler = getattr(args, "handler", None)
+    if handler is not None:  # commands registered by their own modules (COMMAND_MODULES)
+        return int(handler(args))
     if args.command == "fingerprint":
         return _fingerprint(args)
     if args.command == "lint":
