@@ -17,7 +17,7 @@ from helpers import pgsafe, query, spawn, wait_for, write
 from pgsafe import _core
 from pgsafe import errors as e
 from pgsafe.commands.locks import pending_relations
-from pgsafe.probe import ProbeReport, VacuumRun, probe
+from pgsafe.probe import ProbeBlocked, ProbeReport, VacuumRun, probe
 from pgsafe.server import TemporaryDatabase
 
 
@@ -238,6 +238,10 @@ def test_probe_gives_up_instead_of_waiting(pgsafe_db: TemporaryDatabase) -> None
         locker.execute("LOCK TABLE pg_catalog.pg_database IN ACCESS EXCLUSIVE MODE")
         with pytest.raises(e.LockNotAvailable):
             _core.probe(conn)
+        assert conn.transaction_status == "idle"
+        with pytest.raises(ProbeBlocked, match="lock_timeout 1s") as info:
+            probe(conn)
+        assert info.value.exit_code == 1
         locker.execute("ROLLBACK")
         assert conn.transaction_status == "idle"  # the probe's transaction was ended
         assert _core.probe(conn).probe_pid == conn.backend_pid
@@ -366,7 +370,7 @@ def test_cli_text_and_json(table: TemporaryDatabase, tmp_path: Path) -> None:
 
         text = pgsafe("locks", str(tmp_path / "migrations"), "--db", table.url)
         assert text.returncode == 1, text.stderr
-        assert text.stdout.startswith("pgsafe locks\nUNSAFE: 2 blocking problem(s), 1 warning(s)")
+        assert text.stdout.startswith("pgsafe locks\nUNSAFE: 2 problem(s), 1 warning(s)")
         assert "Relations probed: t" in text.stdout
         blocking = text.stdout.split("\nBlocking\n")[1].split("\n\n")[0]
         row = next(line for line in blocking.splitlines() if line.startswith(str(waiter.pid)))

@@ -12,12 +12,14 @@ from typing import Any, Literal
 
 from pgsafe import _core
 from pgsafe.config import Settings
+from pgsafe.errors import LockNotAvailable, QueryCanceled, UnsafeError
 from pgsafe.render import Report, Section, Table, Text
 
 __all__ = [
     "BlockingEdge",
     "LockEntry",
     "LockQueue",
+    "ProbeBlocked",
     "ProbeReport",
     "Problem",
     "ReplicaLag",
@@ -33,6 +35,11 @@ PROBE_LOCK_TIMEOUT_MS = 1_000
 PROBE_STATEMENT_TIMEOUT_MS = 5_000
 #: Replay lag above which a replica is reported (a migration's WAL adds to it).
 REPLICA_LAG_WARN_SECONDS = 60.0
+
+
+class ProbeBlocked(UnsafeError):
+    """The probe hit its own lock_timeout or statement_timeout: something holds a lock on a
+    catalog it reads, or the server is too busy to answer in time. Unsafe to migrate."""
 
 
 @dataclass(frozen=True)
@@ -300,7 +307,7 @@ class ProbeReport(Report):
         fails = sum(p.severity == "fail" for p in problems)
         warns = len(problems) - fails
         verdict = (
-            f"UNSAFE: {fails} blocking problem(s), {warns} warning(s)"
+            f"UNSAFE: {fails} problem(s), {warns} warning(s)"
             if fails
             else f"OK: nothing blocking, {warns} warning(s)"
             if warns
@@ -607,14 +614,23 @@ def probe(
     closed here) or an open idle connection (kept open: `pgsafe locks --watch` reuses one).
     `relations` are table or index names, schema-qualified or resolved with the search_path;
     names that do not exist are listed in `unknown_relations`. Read-only; it waits at most
-    1 s for any lock and 5 s for any statement, and fails rather than block."""
+    1 s for any lock and 5 s for any statement, and raises ProbeBlocked (exit 1) rather than
+    block."""
     names = [relations] if isinstance(relations, str) else list(dict.fromkeys(relations))
     if isinstance(dsn, str):
         from pgsafe.runner import connect  # runner imports much more; keep this module light
 
         with contextlib.closing(connect(dsn, settings or Settings(), "probe")) as conn:
             return probe(conn, relations=names, long_tx_seconds=long_tx_seconds, target=target)
-    result = _core.probe(
-        dsn, names, long_tx_seconds, PROBE_LOCK_TIMEOUT_MS, PROBE_STATEMENT_TIMEOUT_MS
-    )
+    try:
+        result = _core.probe(
+            dsn, names, long_tx_seconds, PROBE_LOCK_TIMEOUT_MS, PROBE_STATEMENT_TIMEOUT_MS
+        )
+    except (LockNotAvailable, QueryCanceled) as exc:
+        raise ProbeBlocked(
+            f"the probe of {target or dsn.dsn} gave up within its own limits (lock_timeout "
+            f"{PROBE_LOCK_TIMEOUT_MS / 1000:g}s, statement_timeout "
+            f"{PROBE_STATEMENT_TIMEOUT_MS / 1000:g}s): {exc.message}; a catalog is locked or the "
+            "server is overloaded, so a migration would wait too"
+        ) from exc
     return _from_core(result, target or dsn.dsn)

@@ -23,7 +23,8 @@ catalog and statistics views only, its own session left out.
 
 exit codes: 0 nothing blocking (warnings may be printed: idle sessions, ordinary autovacuum,
 replica lag); 1 unsafe to migrate now: a blocked session, a transaction older than --long-tx,
-waiters queued on a probed relation, or an anti-wraparound vacuum on one; 5 bad PATH, DSN or
+waiters queued on a probed relation, an anti-wraparound vacuum on one, or the probe itself
+gave up within its timeouts; 5 bad PATH, DSN or
 option (the password is masked). With --watch, the code of the last refresh."""
 
 
