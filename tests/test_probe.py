@@ -421,3 +421,14 @@ def test_cli_bad_input(pgsafe_server, password_user: str, tmp_path: Path) -> Non
     assert "nowhere: migrations directory not found" in missing.stderr
     bad = pgsafe("locks", "--long-tx", "-1", "--db", pgsafe_server.url())
     assert bad.returncode == 5 and "--long-tx" in bad.stderr
+
+
+def test_cli_embedded_default(tmp_path: Path) -> None:
+    """No --db, DATABASE_URL or PG*: the embedded throwaway server is probed, and the note
+    saying so goes to stderr, so stdout stays one JSON document."""
+    out = pgsafe("locks", "--format", "json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["ok"] is True and doc["relations"] == [] and doc["problems"] == []
+    assert doc["target"].startswith("embedded throwaway server")
+    assert "throwaway local PostgreSQL" in out.stderr
