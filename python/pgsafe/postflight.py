@@ -50,8 +50,16 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+_PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
 def _qualified(schema: str, name: str) -> str:
-    return f"{_ident(schema)}.{_ident(name)}"
+    """schema.name, quoted only where SQL needs it (as quote_ident does)."""
+
+    def q(part: str) -> str:
+        return part if _PLAIN.fullmatch(part) else _ident(part)
+
+    return f"{q(schema)}.{q(name)}"
 
 
 # -- expectations file ---------------------------------------------------------------------

@@ -196,8 +196,33 @@ def _xml(text: str) -> str:
 DataState = dict[str, TableFingerprint]  # by quoted schema-qualified name
 
 
+# The object to name first: the container before what hangs off it (a table, not its columns).
+_KIND_ORDER = [
+    "schema",
+    "extension",
+    "enum",
+    "domain",
+    "composite type",
+    "range type",
+    "table",
+    "view",
+    "materialized view",
+    "sequence",
+    "function",
+    "procedure",
+    "aggregate",
+    "column",
+    "constraint",
+    "index",
+    "trigger",
+    "policy",
+    "rule",
+]
+
+
 def _first(differences: list[Difference]) -> str:
-    d = differences[0]
+    rank = {k: i for i, k in enumerate(_KIND_ORDER)}
+    d = min(differences, key=lambda x: rank.get(x.kind, len(rank)))
     return f"{d.change} {d.label}"
 
 
@@ -616,6 +641,7 @@ class _Run:
                 self.schema(db),
                 f"{m.label} applied again vs the first time",
                 started,
+                set(leftovers),  # already blamed on the down that left them
             )
 
     def stairway(self, *, data: bool, idempotency: bool) -> None:

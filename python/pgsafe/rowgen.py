@@ -64,7 +64,7 @@ def _value(col: dict[str, Any], table: str) -> str | None:
         "float4": "(g * 1.5)",
         "float8": "(g * 1.5)",
         "money": "g",
-        "numeric": "(g % 10)",
+        "numeric": "((g % 40) / 4.0)",
         "text": "('v' || g)",
         "varchar": "('v' || g)",
         "bpchar": "('v' || g)",
