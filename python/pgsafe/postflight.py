@@ -705,7 +705,7 @@ def _check_rls(ctx: _Context) -> Check:
                     f"owner {r['owner']} bypasses the policies: if the application connects as "
                     f"{r['owner']}, ALTER TABLE {name} FORCE ROW LEVEL SECURITY"
                 )
-            advice.append({"table": name, "problem": "advice", "fix": note})
+            advice.append({"table": name, "problem": "the owner bypasses RLS", "fix": note})
     for wanted in ctx.expect.rls:
         schema, _, table = wanted.rpartition(".")
         found = [r for k, r in by_name.items() if k[1] == table and (not schema or k[0] == schema)]
