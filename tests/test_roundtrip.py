@@ -179,3 +179,24 @@ def test_cli_passes_on_repository_migrations(tmp_path: Path, fmt: str) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     doc = json.loads(res.stdout)
     assert doc["passed"] is True and doc["failures"] == 0
+
+
+def test_generated_rows_respect_checks_and_unfillable_tables_are_named(
+    pgsafe_server, tmp_path: Path
+) -> None:
+    src = write(
+        tmp_path / "m",
+        {
+            "001_t.up.sql": "CREATE TABLE jobs (id int PRIMARY KEY, state text NOT NULL\n"
+            "  CHECK (state IN ('queued', 'done')), kind text CHECK (kind = ANY\n"
+            "  (ARRAY['a', 'b'])));\n"
+            "CREATE TABLE devices (mac macaddr NOT NULL);\n",
+            "001_t.down.sql": "DROP TABLE devices;\nDROP TABLE jobs;\n",
+            "002_n.up.sql": "ALTER TABLE jobs ADD COLUMN note text;\n",
+            "002_n.down.sql": "ALTER TABLE jobs DROP COLUMN note;\n",
+        },
+    )
+    report = run_tests(src, server=pgsafe_server, rows=3, stairway=False)
+    assert report.ok, report.to_text()
+    assert list(report.unfilled_tables) == ["public.devices"]
+    assert "mac (macaddr): no value generator" in report.unfilled_tables["public.devices"]

@@ -433,7 +433,13 @@ class _Run:
         error = None
         if any(s.non_transactional for s in statements):
             # Cannot run in a transaction block: run it on a scratch copy instead.
-            scratch = self.server.new_database(template=db.name, prefix="pgsafe_scratch")
+            try:
+                scratch = self._clone(db)
+            except Error as exc:
+                self.add(
+                    CheckResult("idempotency", "rerun", m.label, "warn", f"could not check: {exc}")
+                )
+                return
             try:
                 with contextlib.closing(scratch.connect("pgsafe-test")) as conn:
                     conn.execute("SET lock_timeout = '5s'")
@@ -477,6 +483,18 @@ class _Run:
                     seconds,
                 )
             )
+
+    def _clone(self, db: TemporaryDatabase) -> TemporaryDatabase:
+        """A scratch copy of `db`. The backend of a session that just closed may still be
+        attached for a moment, and CREATE DATABASE ... TEMPLATE refuses while it is."""
+        for attempt in range(100):
+            try:
+                return self.server.new_database(template=db.name, prefix="pgsafe_scratch")
+            except DatabaseError as exc:
+                if exc.sqlstate != "55006" or attempt == 99:
+                    raise
+                time.sleep(0.02)
+        raise AssertionError("unreachable")
 
     # phases ----------------------------------------------------------------------------
 

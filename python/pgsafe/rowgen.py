@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgsafe import _core
-from pgsafe.errors import DatabaseError
+from pgsafe.errors import DatabaseError, Error
 
 _SYSTEM = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
 
@@ -29,6 +29,7 @@ class _Table:
     name: str
     cols: list[dict[str, Any]]
     fks: list[dict[str, Any]] = field(default_factory=list)
+    allowed: dict[str, list[str]] = field(default_factory=dict)  # column -> CHECK IN values
 
     @property
     def qualified(self) -> str:
@@ -91,6 +92,53 @@ def _value(col: dict[str, Any], table: str) -> str | None:
     return f"({expr})::{fmt}"
 
 
+def _const(node: Any) -> str | None:
+    if isinstance(node, dict) and "TypeCast" in node:
+        node = node["TypeCast"].get("arg")
+    if not isinstance(node, dict) or "A_Const" not in node:
+        return None
+    c = node["A_Const"]
+    for key, inner in (("sval", "sval"), ("ival", "ival"), ("fval", "fval")):
+        if key in c:
+            value = c[key].get(inner, 0) if isinstance(c[key], dict) else c[key]
+            return str(value)
+    return None
+
+
+def _walk(node: Any) -> Any:
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from _walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk(v)
+
+
+def _allowed_values(expr: str) -> dict[str, list[str]]:
+    """{column: values} for the `col IN (...)` / `col = ANY (ARRAY[...])` parts of a CHECK
+    expression, read from its parse tree, so generated rows can satisfy it."""
+    try:
+        [stmt] = _core.split_statements(f"SELECT {expr}")
+        tree = json.loads(stmt.parse_tree_json)
+    except (Error, ValueError):
+        return {}
+    out: dict[str, list[str]] = {}
+    for node in _walk(tree):
+        a = node.get("A_Expr") if isinstance(node, dict) else None
+        if not isinstance(a, dict) or a.get("kind") not in ("AEXPR_IN", "AEXPR_OP_ANY"):
+            continue
+        fields = a.get("lexpr", {}).get("ColumnRef", {}).get("fields", [])
+        if len(fields) != 1 or "String" not in fields[0]:
+            continue
+        rexpr = a.get("rexpr", {})
+        items = rexpr.get("List", {}).get("items") or rexpr.get("A_ArrayExpr", {}).get("elements")
+        values = [v for v in (_const(i) for i in items or []) if v is not None]
+        if values and len(values) == len(items):
+            out[fields[0]["String"]["sval"]] = values
+    return out
+
+
 def _tables(conn: _core.Connection, exclude: tuple[str, ...]) -> list[_Table]:
     skip = ", ".join(_lit(s) for s in exclude) or "''"
     rows = conn.execute(
@@ -111,7 +159,9 @@ def _tables(conn: _core.Connection, exclude: tuple[str, ...]) -> list[_Table]:
         "'ref_cols', (SELECT json_agg(a.attname ORDER BY x.i) FROM unnest(k.confkey) WITH "
         "ORDINALITY x(attnum, i) JOIN pg_attribute a ON a.attrelid = k.confrelid "
         "AND a.attnum = x.attnum))) FROM pg_constraint k "
-        "WHERE k.conrelid = c.oid AND k.contype = 'f')) "
+        "WHERE k.conrelid = c.oid AND k.contype = 'f'), "
+        "'checks', (SELECT json_agg(pg_get_expr(k.conbin, k.conrelid)) FROM pg_constraint k "
+        "WHERE k.conrelid = c.oid AND k.contype = 'c')) "
         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         f"WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND {_SYSTEM} "
         f"AND n.nspname NOT IN ({skip}) ORDER BY n.nspname, c.relname"
@@ -119,7 +169,11 @@ def _tables(conn: _core.Connection, exclude: tuple[str, ...]) -> list[_Table]:
     out = []
     for (doc,) in rows:
         d = json.loads(str(doc))
-        out.append(_Table(int(d["oid"]), d["schema"], d["name"], d["cols"] or [], d["fks"] or []))
+        t = _Table(int(d["oid"]), d["schema"], d["name"], d["cols"] or [], d["fks"] or [])
+        for expr in d["checks"] or []:
+            for col, values in _allowed_values(expr).items():
+                t.allowed.setdefault(col, values)
+        out.append(t)
     return out
 
 
@@ -174,7 +228,12 @@ def _insert_sql(
             continue
         if minimal and not col["notnull"]:
             continue
-        expr = _value(col, f"{t.schema}.{t.name}")
+        allowed = t.allowed.get(col["name"])
+        if allowed:
+            arr = ", ".join(_lit(v) for v in allowed)
+            expr: str | None = f"((ARRAY[{arr}])[1 + g % {len(allowed)}])::{col['type']}"
+        else:
+            expr = _value(col, f"{t.schema}.{t.name}")
         if expr is None:
             if col["notnull"]:
                 raise ValueError(f"column {col['name']} ({col['type']}): no value generator")
