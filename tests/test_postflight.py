@@ -12,7 +12,7 @@ import pytest
 
 from helpers import pgsafe, query, write
 from pgsafe import Runner
-from pgsafe.errors import ConfigError, DatabaseError
+from pgsafe.errors import ConfigError, DatabaseError, PostflightError
 from pgsafe.postflight import (
     last_fingerprint,
     load_expectations,
@@ -118,6 +118,9 @@ def test_missing_expected_view_from_expectations_file(pgsafe_db, tmp_path: Path)
     assert check.status == "fail"
     found = {e["object"]: e["found"] for e in check.evidence}
     assert found == {"tenants": "ok", "active_tenants": "missing", "mv_revenue": "ok"}
+    with pytest.raises(PostflightError, match="expected-objects: 1 of 3") as info:
+        postflight(pgsafe_db.dsn, expectations=expect).raise_on_failure()
+    assert info.value.exit_code == 3
 
     run(pgsafe_db, "CREATE VIEW active_tenants AS SELECT id FROM tenants WHERE active")
     assert postflight(pgsafe_db.dsn, expectations=expect).check("expected-objects").status == (

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pgsafe import _core
 from pgsafe.config import Settings
-from pgsafe.errors import ConfigError, DatabaseError, Error
+from pgsafe.errors import ConfigError, DatabaseError, Error, PostflightError
 from pgsafe.fingerprints import (
     RecordedFingerprint,
     applied_versions,
@@ -260,6 +260,14 @@ class PostflightReport(Report):
     @property
     def status(self) -> str:
         return "fail" if self.failed else "pass"
+
+    def raise_on_failure(self) -> None:
+        """Raises PostflightError (exit code 3) naming the failed checks, if any failed."""
+        failed = [c for c in self.checks if c.status == "fail"]
+        if failed:
+            raise PostflightError(
+                "postflight failed: " + "; ".join(f"{c.name}: {c.message}" for c in failed)
+            )
 
     def check(self, name: str) -> Check:
         for c in self.checks:
