@@ -857,17 +857,19 @@ def _check_tenants(ctx: _Context) -> Check:
         item: dict[str, Any] = {"table": table, "role": probe.role}
         try:
             owner = conn.execute(
-                "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass($1)",
+                "SELECT pg_get_userbyid(relowner), oid::regclass::text FROM pg_class "
+                "WHERE oid = to_regclass($1)",
                 [table],
             ).rows
             if not owner:
                 raise ConfigError(f"table {table} does not exist")
+            rel = str(owner[0][1])  # quoted by the server: the config never becomes SQL text
             if owner[0][0] == probe.role:
                 raise ConfigError(f"{probe.role} owns {table}: owners bypass RLS unless FORCE")
             tenants = probe.tenants or [
                 str(r[0])
                 for r in conn.execute(
-                    f"SELECT DISTINCT {_ident(column)}::text FROM {table} "
+                    f"SELECT DISTINCT {_ident(column)}::text FROM {rel} "
                     f"WHERE {_ident(column)} IS NOT NULL ORDER BY 1 LIMIT 3"
                 ).rows
             ]
@@ -886,7 +888,7 @@ def _check_tenants(ctx: _Context) -> Check:
                         f"SELECT count(*) FILTER (WHERE {_ident(column)}::text = $1), "
                         f"count(*) FILTER (WHERE {_ident(column)}::text IS DISTINCT FROM $1), "
                         f"min({_ident(column)}::text) FILTER (WHERE {_ident(column)}::text "
-                        f"IS DISTINCT FROM $1) FROM {table}",
+                        f"IS DISTINCT FROM $1) FROM {rel}",
                         [tenant],
                     ).rows[0]
                 finally:
