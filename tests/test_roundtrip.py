@@ -200,3 +200,22 @@ def test_generated_rows_respect_checks_and_unfillable_tables_are_named(
     assert report.ok, report.to_text()
     assert list(report.unfilled_tables) == ["public.devices"]
     assert "mac (macaddr): no value generator" in report.unfilled_tables["public.devices"]
+
+
+def test_irreversible_migration_stops_the_rollback(pgsafe_server, tmp_path: Path) -> None:
+    src = write(
+        tmp_path / "m",
+        {
+            "001_base.sql": "CREATE TABLE base (id int);\n",  # no down file: irreversible
+            "002_more.up.sql": "CREATE TABLE more (id int);\n",
+            "002_more.down.sql": "DROP TABLE more;\n",
+        },
+    )
+    report = run_tests(src, server=pgsafe_server, rows=2)
+    assert report.ok, report.to_text()
+    skipped = {(r.phase, r.check, r.migration) for r in report.results if r.status == "skip"}
+    assert ("roundtrip", "down", "001_base") in skipped
+    assert ("stairway", "down-parity", "001_base") in skipped
+    assert not any(r.check == "baseline-parity" for r in report.results)
+    passed = {(r.phase, r.check, r.migration) for r in report.results if r.status == "pass"}
+    assert ("roundtrip", "reapply-parity", "002_more") in passed
