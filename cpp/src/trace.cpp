@@ -478,7 +478,12 @@ class Tracer {
     observer_.execute("BEGIN ISOLATION LEVEL REPEATABLE READ");
     observer_.execute("SELECT 1");
     for (const std::string& rel : relations) {
-      Result r = observer_.execute("SELECT pg_catalog.to_regclass($1)::text", {rel});
+      // An index is gated through its table (LOCK TABLE refuses indexes).
+      Result r = observer_.execute(
+          "SELECT COALESCE((SELECT i.indrelid FROM pg_catalog.pg_index i"
+          " WHERE i.indexrelid = pg_catalog.to_regclass($1)), pg_catalog.to_regclass($1))"
+          "::regclass::text",
+          {rel});
       if (r.rows.empty() || !r.rows[0][0]) continue;
       observer_.execute("SAVEPOINT pgsafe_gate");
       try {
