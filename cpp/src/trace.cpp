@@ -471,9 +471,10 @@ class Tracer {
     return st;
   }
 
-  // A snapshot (CREATE INDEX / REINDEX CONCURRENTLY wait for older snapshots) and ACCESS SHARE
-  // on the relations the statement names (a stronger request waits): either wait shows the
-  // statement's request in pg_locks before it is granted.
+  // SHARE UPDATE EXCLUSIVE on the relations the statement names, and an old snapshot (CREATE
+  // INDEX / REINDEX CONCURRENTLY wait for those): its first request of SHARE UPDATE EXCLUSIVE or
+  // stronger queues behind the gate (the weak locks of name lookups pass), so pg_locks shows it
+  // however fast the statement is; the gate opens as soon as the wait is seen.
   bool open_gate(const std::vector<std::string>& relations) {
     observer_.execute("BEGIN ISOLATION LEVEL REPEATABLE READ");
     observer_.execute("SELECT 1");
@@ -487,7 +488,7 @@ class Tracer {
       if (r.rows.empty() || !r.rows[0][0]) continue;
       observer_.execute("SAVEPOINT pgsafe_gate");
       try {
-        observer_.execute("LOCK TABLE " + *r.rows[0][0] + " IN ACCESS SHARE MODE NOWAIT");
+        observer_.execute("LOCK TABLE " + *r.rows[0][0] + " IN SHARE UPDATE EXCLUSIVE MODE NOWAIT");
         observer_.execute("RELEASE SAVEPOINT pgsafe_gate");
       } catch (const DbError& e) {
         log::core()->debug("trace: no gate on {}: {}", rel, e.what());

@@ -40,6 +40,7 @@ __all__ = [
     "assert_max_lock",
     "assert_no_rewrite",
     "trace",
+    "trace_sql",
 ]
 
 log = logging.getLogger("pgsafe")
@@ -390,6 +391,7 @@ def copy_schema(target_dsn: str, server: Any, dbname: str, ledger_schema: str = 
     """pg_dump --schema-only of the target, loaded with psql into `dbname` on `server` (both
     programs from the server's bindir, so the dump format matches)."""
     bindir = Path(server.bindir)
+    _copy_roles(target_dsn, server.dsn(dbname))
     with tempfile.TemporaryDirectory(prefix="pgsafe-trace-") as tmp:
         dump = Path(tmp) / "schema.sql"
         _run_tool(
@@ -422,6 +424,25 @@ def copy_schema(target_dsn: str, server: Any, dbname: str, ledger_schema: str = 
             ],
             "loading the target's schema into the throwaway database",
         )
+
+
+def _copy_roles(target_dsn: str, dsn: str) -> None:
+    """Roles are cluster-wide, so a database's dump lacks them, yet its grants and policies
+    name them: create each (NOLOGIN, no password) on the throwaway server when missing."""
+    from pgsafe.config import Settings
+    from pgsafe.runner import connect
+
+    with contextlib.closing(connect(target_dsn, Settings(), "trace")) as conn:
+        roles = conn.execute(
+            "SELECT rolname, rolbypassrls FROM pg_roles WHERE rolname !~ '^pg_'"
+        ).rows
+    with contextlib.closing(_core.Connection(dsn, "pgsafe-trace-setup")) as conn:
+        for name, bypass in roles:
+            ident = '"' + str(name).replace('"', '""') + '"'
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = $1", [name]).rows
+            if not exists:
+                extra = " BYPASSRLS" if bypass == "t" else ""
+                conn.execute(f"CREATE ROLE {ident} NOLOGIN{extra}")
 
 
 @contextlib.contextmanager
@@ -692,6 +713,7 @@ def _trace_one(
     dsn: str | None,
     setup: str | None,
     server: Any | None,
+    check: bool = True,
 ) -> MigrationTrace:
     unit, earlier = _target_unit(migration)
     if dsn is not None:
@@ -713,12 +735,25 @@ def _trace_one(
         result = report.migrations[-1] if report.migrations else None
         if result is None or result.label != unit.label:
             raise AssertionError(f"{unit.label}: an earlier migration failed: {report.error}")
-    if result.error:
+    if result.error and check:
         failed = next(s for s in result.statements if s.error)
         raise AssertionError(
             f"{unit.label}: line {failed.line} failed while tracing: {result.error}\n  {failed.sql}"
         )
     return result
+
+
+def trace_sql(
+    migration: Migration | str | os.PathLike[str],
+    *,
+    dsn: str | None = None,
+    setup: str | None = None,
+    server: Any | None = None,
+) -> MigrationTrace:
+    """Trace one migration (a Migration, a migration file, or SQL text) on `dsn` (a throwaway
+    database: the statements really run) or on a throwaway server of its own. A migration file
+    gets the migrations before it in its directory applied first; `setup` is SQL run first."""
+    return _trace_one(migration, dsn, setup, server, check=False)
 
 
 def assert_max_lock(

@@ -89,9 +89,9 @@ struct TraceOptions {
   std::string application_name = "pgsafe-trace";
   int lock_timeout_ms = 10000;  // nothing else uses the throwaway database: a wait is a bug
   int statement_timeout_ms = 0;
-  // Autocommit statements: hold a snapshot and ACCESS SHARE on these relations (per statement,
-  // see trace_migration) so that a statement waiting for older snapshots or a conflicting lock
-  // shows its request in pg_locks; released as soon as the wait is seen or after gate_max_s.
+  // Autocommit statements: a snapshot and SHARE UPDATE EXCLUSIVE on the relations it names (per
+  // statement, see trace_migration) make its first strong lock request wait, visibly, in
+  // pg_locks; the gate opens as soon as the wait is seen, or after gate_max_s.
   double gate_max_s = 2.0;
   bool commit = true;  // false: roll back at the end (the database is left as it was)
 };
