@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import pgsafe, query, write
 
+from helpers import pgsafe, query, write
 from pgsafe.trace import assert_max_lock, assert_no_rewrite, trace, trace_sql
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -82,8 +82,7 @@ void register_trace(pyb::module_& m) {
   m.def(
       "trace_migration",
       [](const std::string& dsn, const std::vector<Statement>& statements,
-         const std::vector<std::vector<std::string>>& gate_relations,
-         const TraceOptions& options) {
+         const std::vector<std::vector<std::string>>& gate_relations, const TraceOptions& options) {
         MigrationTrace out = trace_migration(dsn, statements, gate_relations, options);
         if (consume_pending_interrupt()) throw Interrupted();
         return out;

@@ -77,8 +77,8 @@ struct ConInfo {
 };
 
 struct Catalog {
-  std::map<std::string, RelInfo> rels;                        // by oid
-  std::map<std::string, std::string> oid_by_name;             // display name -> oid
+  std::map<std::string, RelInfo> rels;                          // by oid
+  std::map<std::string, std::string> oid_by_name;               // display name -> oid
   std::map<std::pair<std::string, std::string>, ColInfo> cols;  // (relid, attnum)
   std::map<std::pair<std::string, std::string>, ConInfo> cons;  // (relid, conname)
 };
@@ -96,7 +96,8 @@ Catalog read_catalog(Connection& conn) {
   }
   r = conn.execute(std::string("SELECT a.attrelid::text, a.attnum::text, a.attname::text,"
                                " pg_catalog.format_type(a.atttypid, a.atttypmod),"
-                               " CASE WHEN a.attnotnull THEN 't' ELSE 'f' END, pg_catalog.pg_get_expr(d.adbin, d.adrelid)"
+                               " CASE WHEN a.attnotnull THEN 't' ELSE 'f' END, "
+                               "pg_catalog.pg_get_expr(d.adbin, d.adrelid)"
                                " FROM pg_catalog.pg_attribute a"
                                " LEFT JOIN pg_catalog.pg_attrdef d"
                                " ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
@@ -107,11 +108,13 @@ Catalog read_catalog(Connection& conn) {
     cat.cols[{val(row, 0), val(row, 1)}] =
         ColInfo{val(row, 0), val(row, 2), val(row, 3), val(row, 4), val(row, 5)};
   }
-  r = conn.execute(std::string("SELECT k.conrelid::text, k.conname::text, k.contype::text,"
-                               " CASE WHEN k.convalidated THEN 't' ELSE 'f' END, pg_catalog.pg_get_constraintdef(k.oid)"
-                               " FROM pg_catalog.pg_constraint k WHERE k.conrelid IN"
-                               " (SELECT c.oid") +
-                   kUserRelations + ")");
+  r = conn.execute(
+      std::string(
+          "SELECT k.conrelid::text, k.conname::text, k.contype::text,"
+          " CASE WHEN k.convalidated THEN 't' ELSE 'f' END, pg_catalog.pg_get_constraintdef(k.oid)"
+          " FROM pg_catalog.pg_constraint k WHERE k.conrelid IN"
+          " (SELECT c.oid") +
+      kUserRelations + ")");
   for (const Row& row : r.rows) {
     cat.cons[{val(row, 0), val(row, 1)}] =
         ConInfo{val(row, 0), val(row, 1), val(row, 2), val(row, 3), val(row, 4)};
@@ -204,7 +207,8 @@ ObservedLock observed(const Catalog& before, const std::string& oid, const std::
 
 std::vector<ObservedLock> to_locks(const Catalog& before, const LockSet& set) {
   std::vector<ObservedLock> out;
-  for (const auto& [key, granted] : set) out.push_back(observed(before, key.first, key.second, granted));
+  for (const auto& [key, granted] : set)
+    out.push_back(observed(before, key.first, key.second, granted));
   // Strongest first, then by relation: the first entry is what a reader wants.
   std::stable_sort(out.begin(), out.end(), [](const ObservedLock& a, const ObservedLock& b) {
     int ra = lock_mode_rank(a.mode);
@@ -285,8 +289,8 @@ void diff_catalog(const Catalog& origin, const Catalog& before, const Catalog& a
   }
   for (const auto& [key, con] : before.cons) {
     if (origin.rels.count(key.first) == 0 || after.cons.count(key) != 0) continue;
-    out.constraint_changes.push_back({relname(key.first), con.name, con.type, "dropped", con.def,
-                                      con.validated == "t"});
+    out.constraint_changes.push_back(
+        {relname(key.first), con.name, con.type, "dropped", con.def, con.validated == "t"});
   }
 }
 
@@ -405,8 +409,8 @@ class Tracer {
     }
   }
 
-  StatementTrace run_sampled(const Statement& stmt, int index,
-                             const std::vector<std::string>& gate, Catalog& current) {
+  StatementTrace run_sampled(const Statement& stmt, int index, const std::vector<std::string>& gate,
+                             Catalog& current) {
     StatementTrace st;
     st.index = index;
     st.line = stmt.line;
