@@ -85,39 +85,38 @@ struct Catalog {
 
 std::string val(const Row& row, size_t i) { return i < row.size() && row[i] ? *row[i] : ""; }
 
+// One round trip after every statement (this is most of the tracing overhead): relations,
+// columns and constraints of the user's schemas as rows tagged r / a / c.
 Catalog read_catalog(Connection& conn) {
+  static const std::string kSql =
+      std::string("WITH rel AS (SELECT c.oid, ") + kDisplayName + " AS name, c.relkind" +
+      kUserRelations +
+      ") SELECT 'r', rel.oid::text, rel.name, rel.relkind::text,"
+      " pg_catalog.pg_relation_filenode(rel.oid)::text, NULL, NULL FROM rel"
+      " UNION ALL SELECT 'a', a.attrelid::text, a.attnum::text, a.attname::text,"
+      " pg_catalog.format_type(a.atttypid, a.atttypmod),"
+      " CASE WHEN a.attnotnull THEN 't' ELSE 'f' END,"
+      " pg_catalog.pg_get_expr(d.adbin, d.adrelid)"
+      " FROM rel JOIN pg_catalog.pg_attribute a ON a.attrelid = rel.oid"
+      " LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+      " WHERE rel.relkind IN ('r', 'p', 'm', 'f', 'v') AND a.attnum > 0 AND NOT a.attisdropped"
+      " UNION ALL SELECT 'c', k.conrelid::text, k.conname::text, k.contype::text,"
+      " CASE WHEN k.convalidated THEN 't' ELSE 'f' END,"
+      " pg_catalog.pg_get_constraintdef(k.oid), NULL"
+      " FROM rel JOIN pg_catalog.pg_constraint k ON k.conrelid = rel.oid";
   Catalog cat;
-  Result r = conn.execute(std::string("SELECT c.oid::text, ") + kDisplayName +
-                          ", c.relkind::text, pg_catalog.pg_relation_filenode(c.oid)::text" +
-                          kUserRelations);
-  for (const Row& row : r.rows) {
-    cat.rels[val(row, 0)] = RelInfo{val(row, 1), val(row, 2), val(row, 3)};
-    cat.oid_by_name[val(row, 1)] = val(row, 0);
-  }
-  r = conn.execute(std::string("SELECT a.attrelid::text, a.attnum::text, a.attname::text,"
-                               " pg_catalog.format_type(a.atttypid, a.atttypmod),"
-                               " CASE WHEN a.attnotnull THEN 't' ELSE 'f' END, "
-                               "pg_catalog.pg_get_expr(d.adbin, d.adrelid)"
-                               " FROM pg_catalog.pg_attribute a"
-                               " LEFT JOIN pg_catalog.pg_attrdef d"
-                               " ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
-                               " WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attrelid IN"
-                               " (SELECT c.oid") +
-                   kUserRelations + " AND c.relkind IN ('r', 'p', 'm', 'f', 'v'))");
-  for (const Row& row : r.rows) {
-    cat.cols[{val(row, 0), val(row, 1)}] =
-        ColInfo{val(row, 0), val(row, 2), val(row, 3), val(row, 4), val(row, 5)};
-  }
-  r = conn.execute(
-      std::string(
-          "SELECT k.conrelid::text, k.conname::text, k.contype::text,"
-          " CASE WHEN k.convalidated THEN 't' ELSE 'f' END, pg_catalog.pg_get_constraintdef(k.oid)"
-          " FROM pg_catalog.pg_constraint k WHERE k.conrelid IN"
-          " (SELECT c.oid") +
-      kUserRelations + ")");
-  for (const Row& row : r.rows) {
-    cat.cons[{val(row, 0), val(row, 1)}] =
-        ConInfo{val(row, 0), val(row, 1), val(row, 2), val(row, 3), val(row, 4)};
+  for (const Row& row : conn.execute(kSql).rows) {
+    const std::string tag = val(row, 0);
+    if (tag == "r") {
+      cat.rels[val(row, 1)] = RelInfo{val(row, 2), val(row, 3), val(row, 4)};
+      cat.oid_by_name[val(row, 2)] = val(row, 1);
+    } else if (tag == "a") {
+      cat.cols[{val(row, 1), val(row, 2)}] =
+          ColInfo{val(row, 1), val(row, 3), val(row, 4), val(row, 5), val(row, 6)};
+    } else {
+      cat.cons[{val(row, 1), val(row, 2)}] =
+          ConInfo{val(row, 1), val(row, 2), val(row, 3), val(row, 4), val(row, 5)};
+    }
   }
   return cat;
 }

@@ -569,6 +569,10 @@ def _trace_dry_run(
         _note(f"not traced: {mask_password(str(exc)).splitlines()[0]}")
         report.trace_note = "no throwaway PostgreSQL server could be started"
         return
+    except ConfigError as exc:  # e.g. the schema copy failed: the static report still stands
+        _note(f"not traced: {mask_password(str(exc)).splitlines()[0]}")
+        report.trace_note = mask_password(str(exc)).splitlines()[0]
+        return
     attach_trace(report, traced)
     if traced.error:
         _note(f"tracing stopped: {traced.error}")

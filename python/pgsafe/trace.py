@@ -542,6 +542,11 @@ def _trace_unit(
     return MigrationTrace(unit.label, unit.file, statements, fks, core.duration_s, core.error)
 
 
+def _norm(name: str) -> str:
+    """A relation name as the tracer prints it (public is implied, as on the default path)."""
+    return name.removeprefix("public.")
+
+
 def _scales(s: TracedStatement) -> bool:
     """Does its cost grow with the table (a rewrite, a scan, an index build)?"""
     if s.rewrites or s.index_rebuilds or s.kind in _SCANNING_KINDS:
@@ -563,8 +568,8 @@ def _estimate(
     own: list[float] = []
     bases: list[list[str]] = []
     for s in m.statements:
-        rel = s.observed_relation or s.predicted_relation
-        target = sizes.get(rel or "")
+        rel = _norm(s.observed_relation or s.predicted_relation or "")
+        target = sizes.get(rel)
         table = target.table if target else rel
         tsize = sizes.get(table or "")
         seconds, basis = s.duration_s, [f"took {fmt_seconds(s.duration_s)} on the throwaway db"]
@@ -585,8 +590,7 @@ def _estimate(
             while j < len(m.statements) and not m.statements[j].non_transactional:
                 hold += own[j]
                 j += 1
-        rel = s.observed_relation
-        tsize = sizes.get(rel or "")
+        tsize = sizes.get(_norm(s.observed_relation or ""))
         owner = sizes.get(tsize.table) if tsize else None
         blocks_reads = any(x["blocks_select"] for x in s.locks)
         blocks_writes = any(x["blocks_writes"] for x in s.locks)
@@ -668,7 +672,8 @@ def _trace_units(
                     r for u in units for _, _, rels in _predictions(u, version) for r in rels
                 }
                 for rel in sorted(touched):
-                    if rel in sizes or sizes.get(f"public.{rel}"):
+                    size = sizes.get(_norm(rel))
+                    if size is not None and size.table == size.name:  # tables, not indexes
                         generate_sample(conn, rel, sample_rows)
                 sample = read_sizes(conn)
         for pos, unit in enumerate(units):
