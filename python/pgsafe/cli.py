@@ -576,10 +576,6 @@ def _trace_dry_run(
     attach_trace(report, traced)
     if traced.error:
         _note(f"tracing stopped: {traced.error}")
-    if target_dsn is not None:
-        report.environment += "; locks traced on a schema-only copy, estimates at its sizes"
-    else:
-        report.environment = "Locks traced on a throwaway database (migrations from scratch)"
 
 
 def _note(message: str) -> None:

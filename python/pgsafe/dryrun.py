@@ -682,6 +682,11 @@ def dry_run(
 
 
 def attach_trace(report: DryRunReport, trace: TraceReport) -> None:
+    """Joins a TraceReport to the report's migrations and says so in the environment line."""
+    if trace.target is not None:
+        report.environment += "; locks traced on a schema-only copy, estimates at its sizes"
+    elif report.environment == DryRunReport.environment:
+        report.environment = "Locks traced on a throwaway database (migrations from scratch)"
     traced = {m.label: m for m in trace.migrations}
     for m in report.migrations:
         if m.label in traced:
