@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import pgsafe, query, write
+from pgsafe.errors import ConfigError
 from pgsafe.trace import assert_max_lock, assert_no_rewrite, trace, trace_sql
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,6 +237,8 @@ def test_assertions_on_migration_files_apply_earlier_ones(tmp_path):
     assert_max_lock(d / "002_idx.sql", SUE)
     with pytest.raises(AssertionError, match="003_type: rewrites acct"):
         assert_no_rewrite(d / "003_type.sql", "acct")
+    with pytest.raises(ConfigError, match=r"004_missing\.sql: migration file not found"):
+        assert_no_rewrite(str(d / "004_missing.sql"), "acct")
 
 
 def test_trace_from_scratch_on_the_example_migrations(pgsafe_server):

@@ -710,6 +710,8 @@ def _target_unit(migration: Migration | str | os.PathLike[str]) -> tuple[_Unit, 
         if found:
             return _target_unit(found[0])
         return _sql_unit(read_sql(path), str(path)), []
+    if path is not None and path.suffix == ".sql" and " " not in text:
+        raise ConfigError(f"{path}: migration file not found")
     return _sql_unit(text), []
 
 
