@@ -51,12 +51,6 @@ double now_s() {
   return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
 }
 
-// The user's relations: everything outside the system schemas.
-constexpr const char* kUserRelations =
-    " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-    " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
-    " AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'";
-
 // A name that reads the same whatever search_path the migration sets.
 constexpr const char* kDisplayName =
     "CASE WHEN n.nspname = 'public' THEN pg_catalog.quote_ident(c.relname) ELSE "
@@ -66,6 +60,7 @@ struct RelInfo {
   std::string name;
   std::string relkind;
   std::string filenode;
+  std::string table;  // its own oid, or the table an index belongs to
 };
 
 struct ColInfo {
@@ -85,14 +80,24 @@ struct Catalog {
 
 std::string val(const Row& row, size_t i) { return i < row.size() && row[i] ? *row[i] : ""; }
 
-// One round trip after every statement (this is most of the tracing overhead): relations,
-// columns and constraints of the user's schemas as rows tagged r / a / c.
-Catalog read_catalog(Connection& conn) {
-  static const std::string kSql =
-      std::string("WITH rel AS (SELECT c.oid, ") + kDisplayName + " AS name, c.relkind" +
-      kUserRelations +
+// Relations, columns and constraints of the user's schemas in one round trip, as rows tagged
+// r / a / c. With `scope` (oids), only those relations, the tables they are indexes of, and
+// those tables' indexes: a statement can only change what it locked.
+Catalog read_catalog(Connection& conn, const std::set<std::string>* scope = nullptr) {
+  static const std::string kRel =
+      std::string("WITH rel AS (SELECT c.oid, ") + kDisplayName +
+      " AS name, c.relkind, COALESCE(i.indrelid, c.oid) AS tbl"
+      " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+      " LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid"
+      " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
+      " AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'";
+  static const std::string kScoped =
+      " AND (c.oid = ANY($1::oid[]) OR COALESCE(i.indrelid, c.oid) = ANY($1::oid[])"
+      " OR COALESCE(i.indrelid, c.oid) IN (SELECT x.indrelid FROM pg_catalog.pg_index x"
+      " WHERE x.indexrelid = ANY($1::oid[])))";
+  static const std::string kRest =
       ") SELECT 'r', rel.oid::text, rel.name, rel.relkind::text,"
-      " pg_catalog.pg_relation_filenode(rel.oid)::text, NULL, NULL FROM rel"
+      " pg_catalog.pg_relation_filenode(rel.oid)::text, rel.tbl::text, NULL FROM rel"
       " UNION ALL SELECT 'a', a.attrelid::text, a.attnum::text, a.attname::text,"
       " pg_catalog.format_type(a.atttypid, a.atttypmod),"
       " CASE WHEN a.attnotnull THEN 't' ELSE 'f' END,"
@@ -104,11 +109,19 @@ Catalog read_catalog(Connection& conn) {
       " CASE WHEN k.convalidated THEN 't' ELSE 'f' END,"
       " pg_catalog.pg_get_constraintdef(k.oid), NULL"
       " FROM rel JOIN pg_catalog.pg_constraint k ON k.conrelid = rel.oid";
+  Result r;
+  if (scope == nullptr) {
+    r = conn.execute(kRel + kRest);
+  } else {
+    std::string oids = "{";
+    for (const std::string& oid : *scope) oids += (oids.size() > 1 ? "," : "") + oid;
+    r = conn.execute(kRel + kScoped + kRest, {oids + "}"});
+  }
   Catalog cat;
-  for (const Row& row : conn.execute(kSql).rows) {
+  for (const Row& row : r.rows) {
     const std::string tag = val(row, 0);
     if (tag == "r") {
-      cat.rels[val(row, 1)] = RelInfo{val(row, 2), val(row, 3), val(row, 4)};
+      cat.rels[val(row, 1)] = RelInfo{val(row, 2), val(row, 3), val(row, 4), val(row, 5)};
       cat.oid_by_name[val(row, 2)] = val(row, 1);
     } else if (tag == "a") {
       cat.cols[{val(row, 1), val(row, 2)}] =
@@ -119,6 +132,36 @@ Catalog read_catalog(Connection& conn) {
     }
   }
   return cat;
+}
+
+// `current` with what read_catalog(conn, &scope) returned in place of what it knew about the
+// same relations (the scoped ones, their tables and those tables' indexes).
+Catalog merged(const Catalog& current, const std::set<std::string>& scope, Catalog part) {
+  std::set<std::string> tables;
+  for (const std::string& oid : scope) {
+    auto it = current.rels.find(oid);
+    tables.insert(it != current.rels.end() ? it->second.table : oid);
+  }
+  Catalog out = current;
+  std::set<std::string> gone;
+  for (const auto& [oid, rel] : current.rels) {
+    if (scope.count(oid) != 0 || tables.count(rel.table) != 0) gone.insert(oid);
+  }
+  for (const auto& [oid, rel] : part.rels) gone.insert(oid);
+  for (const std::string& oid : gone) {
+    auto it = out.rels.find(oid);
+    if (it == out.rels.end()) continue;
+    auto by_name = out.oid_by_name.find(it->second.name);
+    if (by_name != out.oid_by_name.end() && by_name->second == oid) out.oid_by_name.erase(by_name);
+    out.rels.erase(it);
+  }
+  std::erase_if(out.cols, [&](const auto& kv) { return gone.count(kv.first.first) != 0; });
+  std::erase_if(out.cons, [&](const auto& kv) { return gone.count(kv.first.first) != 0; });
+  out.rels.merge(part.rels);
+  for (auto& [name, oid] : part.oid_by_name) out.oid_by_name[name] = oid;
+  out.cols.merge(part.cols);
+  out.cons.merge(part.cons);
+  return out;
 }
 
 std::vector<UnindexedForeignKey> unindexed_foreign_keys(Connection& conn) {
@@ -394,9 +437,14 @@ class Tracer {
       st.locks = to_locks(origin_, fresh);
       st.held = to_locks(origin_, after);
       held = std::move(after);
-      Catalog next = read_catalog(tracer_);
-      diff_catalog(origin_, current, next, st);
-      current = std::move(next);
+      // Only a relation it locked can have changed (DDL locks what it alters).
+      std::set<std::string> scope;
+      for (const auto& entry : held) scope.insert(entry.first.first);
+      if (!scope.empty()) {
+        Catalog next = merged(current, scope, read_catalog(tracer_, &scope));
+        diff_catalog(origin_, current, next, st);
+        current = std::move(next);
+      }
       out.statements.push_back(std::move(st));
     }
     double t0 = now_s();
