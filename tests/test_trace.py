@@ -295,3 +295,20 @@ def test_dry_run_with_db_uses_target_sizes(pgsafe_db, tmp_path):
     md = pgsafe("dry-run", str(copy), "--db", pgsafe_db.dsn)
     assert "**Observed Locks**" in md.stdout and "**Estimate basis:**" in md.stdout
     assert "50,000 rows on the target" in md.stdout
+
+
+def test_sample_rows_by_column_type(pgsafe_db):
+    from pgsafe.estimate import generate_sample
+
+    query(
+        pgsafe_db,
+        "CREATE TYPE mood AS ENUM ('a', 'b');"
+        "CREATE TABLE gen (id serial PRIMARY KEY, m mood NOT NULL, u uuid NOT NULL,"
+        " at timestamptz NOT NULL, v varchar(3) NOT NULL, ok bool, k int CHECK (k < 0));"
+        "CREATE TABLE shape (p point NOT NULL)",
+    )
+    with pgsafe_db.connect(application_name="pgsafe-test") as conn:
+        # k's generated values break its CHECK: the second try leaves the nullable ones NULL.
+        assert generate_sample(conn, "gen", 300) == 300
+        assert generate_sample(conn, "shape", 300) == 0  # no generator for point
+    assert query(pgsafe_db, "SELECT count(DISTINCT u), count(k) FROM gen") == [("300", "0")]

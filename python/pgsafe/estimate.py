@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgsafe import _core
+from pgsafe.errors import DatabaseError
 
 log = logging.getLogger("pgsafe")
 
@@ -134,48 +135,48 @@ def _ident(name: str) -> str:
 
 def generate_sample(conn: _core.Connection, table: str, rows: int) -> int:
     """Inserts `rows` generated rows into `table` (on the throwaway database) and returns how
-    many went in: 0 when a column that must be filled has a type this cannot generate or the
-    rows break a constraint. Foreign keys and triggers are off for the insert
-    (session_replication_role = replica)."""
-    cols = conn.execute(_COLUMNS_SQL, [table]).rows
-    names, exprs = [], []
-    for name, typ, category, notnull, has_default, _domain in cols:
-        if has_default == "t":
-            continue
-        expr = _generator(str(name), str(typ), str(category))
-        if expr is None:
-            if notnull == "t":
-                log.info("trace: no sample rows for %s: cannot generate %s %s", table, name, typ)
-                return 0
-            continue
-        names.append(_ident(str(name)))
-        exprs.append(expr)
+    many went in. Columns with a default fill themselves; the others get values by type. When
+    the rows break a constraint, a second try fills only the NOT NULL columns; 0 when that
+    fails too, or a NOT NULL column has a type this cannot generate. Foreign keys and triggers
+    are off for the insert (session_replication_role = replica)."""
     qualified = conn.execute("SELECT to_regclass($1)::text", [table]).rows[0][0]
     if qualified is None:
         return 0
-    target = f"{qualified} ({', '.join(names)})" if names else f"{qualified}"
-    select = ", ".join(exprs) if exprs else ""
-    sql = (
-        f"INSERT INTO {target} SELECT {select} FROM generate_series(1, {int(rows)}) g"
-        if names
-        else f"INSERT INTO {qualified} SELECT FROM generate_series(1, {int(rows)}) g"
-    )
+    required: list[tuple[str, str]] = []
+    optional: list[tuple[str, str]] = []
+    for name, typ, category, notnull, has_default, _domain in conn.execute(
+        _COLUMNS_SQL, [table]
+    ).rows:
+        if has_default == "t":
+            continue
+        expr = _generator(str(name), str(typ), str(category))
+        if expr is None and notnull == "t":
+            log.info("trace: no sample rows for %s: cannot generate %s %s", table, name, typ)
+            return 0
+        if expr is not None:
+            (required if notnull == "t" else optional).append((_ident(str(name)), expr))
+    attempts = [required + optional, required] if optional else [required]
     conn.execute("SET session_replication_role = replica")
     try:
-        done = conn.execute(sql).rowcount
-        conn.execute(f"ANALYZE {qualified}")
-    except _core_errors() as exc:
-        log.info("trace: no sample rows for %s: %s", table, exc)
+        for columns in attempts:
+            names = ", ".join(n for n, _ in columns)
+            exprs = ", ".join(e for _, e in columns)
+            sql = (
+                f"INSERT INTO {qualified} ({names}) SELECT {exprs} "
+                f"FROM generate_series(1, {int(rows)}) g"
+                if columns
+                else f"INSERT INTO {qualified} SELECT FROM generate_series(1, {int(rows)}) g"
+            )
+            try:
+                done = conn.execute(sql).rowcount
+            except DatabaseError as exc:
+                log.info("trace: sample rows for %s: %s", table, exc)
+                continue
+            conn.execute(f"ANALYZE {qualified}")
+            return int(done)
         return 0
     finally:
         conn.execute("SET session_replication_role = DEFAULT")
-    return int(done)
-
-
-def _core_errors() -> type[Exception]:
-    from pgsafe.errors import DatabaseError
-
-    return DatabaseError
 
 
 # -- estimates ----------------------------------------------------------------------------
