@@ -311,3 +311,76 @@ def probe(
     lock_timeout_ms: int = 1000,
     statement_timeout_ms: int = 5000,
 ) -> ProbeResult: ...
+
+# Lock tracing (cpp/bindings/trace_py.cpp).
+class ObservedLock:
+    relation: str
+    relkind: str
+    mode: str
+    granted: bool
+    blocks_select: bool
+    blocks_writes: bool
+    blocks_for_update: bool
+
+class ColumnChange:
+    relation: str
+    column: str
+    what: str
+    before: str
+    after: str
+
+class ConstraintChange:
+    relation: str
+    name: str
+    type: str
+    what: str
+    definition: str
+    validated: bool
+
+class StatementTrace:
+    index: int
+    line: int
+    sql: str
+    non_transactional: bool
+    sampled: bool
+    samples: int
+    duration_s: float
+    lock_hold_s: float
+    locks: list[ObservedLock]
+    held: list[ObservedLock]
+    rewrites: list[str]
+    index_rebuilds: list[str]
+    column_changes: list[ColumnChange]
+    constraint_changes: list[ConstraintChange]
+    error: str
+    sqlstate: str
+
+class UnindexedForeignKey:
+    relation: str
+    constraint_name: str
+    columns: list[str]
+    references: str
+
+class MigrationTrace:
+    statements: list[StatementTrace]
+    unindexed_foreign_keys: list[UnindexedForeignKey]
+    duration_s: float
+    committed: bool
+    error: str
+
+class TraceOptions:
+    application_name: str
+    lock_timeout_ms: int
+    statement_timeout_ms: int
+    gate_max_s: float
+    commit: bool
+    def __init__(self) -> None: ...
+
+def lock_mode_rank(mode: str) -> int: ...
+def lock_conflicts(held: str, requested: str) -> bool: ...
+def trace_migration(
+    dsn: str,
+    statements: Sequence[Statement],
+    gate_relations: Sequence[Sequence[str]] = ...,
+    options: TraceOptions = ...,
+) -> MigrationTrace: ...
