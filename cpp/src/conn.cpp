@@ -710,6 +710,67 @@ CopyStats Connection::copy_out(const std::string& sql, const CopyRowCallback& on
   return stats;
 }
 
+long long Connection::copy_in(const std::string& sql, std::string_view data) {
+  if (sql.find('\0') != std::string::npos) {
+    throw ConfigError("SQL text contains a NUL character; PostgreSQL would silently cut it there");
+  }
+  std::lock_guard<std::mutex> busy(impl_->mutex);
+  Impl::DeferredClose deferred_close(impl_.get());
+  if (!is_open()) throw ConfigError("connection is closed");
+  PGconn* c = impl_->conn.get();
+  if (!PQsendQuery(c, sql.c_str())) impl_->fail_connection("cannot send statement");
+  const auto forever = Clock::time_point::max();
+  auto next_result = [&]() -> ResultPtr {
+    while (PQisBusy(c)) {
+      impl_->wait(false, forever, false);
+      if (!PQconsumeInput(c)) impl_->fail_connection("connection lost while running a COPY");
+    }
+    return ResultPtr(PQgetResult(c));
+  };
+  ResultPtr error;
+  ResultPtr last;
+  bool fed = false;
+  for (;;) {
+    ResultPtr res = next_result();
+    if (!res) break;
+    ExecStatusType st = PQresultStatus(res.get());
+    if (st == PGRES_COPY_IN) {
+      if (fed) {
+        PQputCopyEnd(c, "pgsafe feeds one COPY FROM STDIN per call");
+        continue;
+      }
+      fed = true;
+      // Blocking sends in large pieces: the server parses while the next piece is on its way.
+      constexpr size_t kPiece = 1 << 20;
+      for (size_t pos = 0; pos < data.size(); pos += kPiece) {
+        size_t n = std::min(kPiece, data.size() - pos);
+        if (PQputCopyData(c, data.data() + pos, static_cast<int>(n)) != 1) {
+          impl_->fail_connection("connection lost while sending COPY data");
+        }
+      }
+      if (PQputCopyEnd(c, nullptr) != 1) impl_->fail_connection("cannot end COPY");
+      while (PQflush(c) == 1) impl_->wait(true, forever, false);
+      continue;
+    }
+    if (st == PGRES_COPY_OUT) {
+      char* buf = nullptr;
+      while (PQgetCopyData(c, &buf, 0) > 0) PQfreemem(buf);
+      continue;
+    }
+    if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR) {
+      if (!error) error = std::move(res);
+      continue;
+    }
+    last = std::move(res);
+  }
+  if (!fed && !error) {
+    throw ConfigError("copy_in runs one COPY ... FROM STDIN statement, not: " + sql.substr(0, 80));
+  }
+  if (error) impl_->raise_result_error(error.get(), sql);
+  const char* tag = last ? PQcmdTuples(last.get()) : nullptr;
+  return tag && *tag ? std::atoll(tag) : 0;
+}
+
 bool Connection::cancel() {
   if (!is_open()) return false;
   impl_->cancel();
