@@ -595,6 +595,21 @@ def _complete_backups(out_dir: Path) -> list[tuple[dt.datetime, Path]]:
     return sorted(out)
 
 
+def _remove_stale_partials(out_dir: Path) -> None:
+    """Deletes partial files whose writer process is gone (killed mid-backup)."""
+    for p in out_dir.glob(".backup-*.partial-*"):
+        pid = p.name.rpartition("-")[2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                p.unlink()
+        except PermissionError:
+            pass
+
+
 def _retain(
     out_dir: Path, keep: int | None, max_age: dt.timedelta | None, newest: Path
 ) -> list[Path]:
@@ -617,7 +632,7 @@ def _retain(
             removed.append(path)
     if removed:
         _fsync_dir(out_dir)
-    return removed
+    return removed[::-1]  # oldest first
 
 
 def _roles(dsn: str) -> list[str]:
@@ -664,12 +679,15 @@ def backup(
         raise ConfigError("tables is empty: name at least one table, or pass None for all")
     if any(not t for t in names):
         raise ConfigError("empty table name")
+    masked = _core.mask_dsn(dsn)
+    roles = _roles(dsn)  # connects first: a bad target creates nothing
     directory = Path(out_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise ConfigError(f"{directory}: cannot create the backup directory: {exc.strerror}") from None
 
+    _remove_stale_partials(directory)
     started = time.monotonic()
     created = _utcnow()
     suffix = _SUFFIX[compress] + (_ENCRYPTED_SUFFIX if key else "")
@@ -677,7 +695,6 @@ def backup(
     final = directory / name
     partial = directory / f".{name}.partial-{os.getpid()}"
     file_id = secrets.token_hex(16)
-    masked = _core.mask_dsn(dsn)
     bar: Progress | None = None
 
     def on_progress(p: _core.BackupProgress) -> None:
@@ -736,7 +753,6 @@ def backup(
             del writer
         size = partial.stat().st_size
         sha = _core.sha256_file(str(partial))
-        roles = _roles(dsn)
         entries = [
             TableEntry(t.table, t.rows, t.digest, t.bytes, t.chunks, t.columns, t.has_generated)
             for t in infos
