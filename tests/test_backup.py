@@ -55,7 +55,7 @@ def make_schema(db: TemporaryDatabase, rows: int = 3000) -> None:
         "CASE WHEN g % 7 = 0 THEN NULL ELSE E'tab\\there\\nnewline \\\\ back' END, "
         "jsonb_build_object('g', g), '\\x00ff'::bytea, g * interval '1 s', g / 3.0 "
         f"FROM generate_series(1, {rows}) g",
-        'INSERT INTO "Odd ""Name"" t" VALUES (\'a\', NULL), (\'\', \'\\\\.\')',
+        "INSERT INTO \"Odd \"\"Name\"\" t\" VALUES ('a', NULL), ('', '\\\\.')",
         "DELETE FROM orders WHERE id % 11 = 0",
         "CREATE INDEX orders_placed ON orders (placed)",
         "CREATE VIEW big_orders AS SELECT * FROM orders WHERE amount > 100",
@@ -109,9 +109,7 @@ def test_backup_restore_gives_equal_schema_and_data(
     assert restored.rows == sum(t["rows"] for t in doc["tables"])
     assert_same(pgsafe_db, target)
     # Grants and the generated column are really there.
-    assert query(target, f"SELECT has_table_privilege('{ROLE}', 'customers', 'SELECT')") == [
-        ("t",)
-    ]
+    assert query(target, f"SELECT has_table_privilege('{ROLE}', 'customers', 'SELECT')") == [("t",)]
     assert query(target, "SELECT doubled FROM customers WHERE id = 21") == [("42",)]
 
 
@@ -217,7 +215,7 @@ def test_damaged_chunk_stops_restore(
     make_schema(pgsafe_db, rows=1500)
     result = bk.backup(pgsafe_db.dsn, out_dir=tmp_path, chunk_pages=4)
     doc = json.loads(result.manifest_path.read_text())
-    victim = [c for c in doc["chunks"] if c["kind"] == "data"][0]
+    victim = next(c for c in doc["chunks"] if c["kind"] == "data")
     _flip(result.path, victim["offset"] + 5)
     r = pgsafe("restore", str(result.path), "--db", target.dsn)
     assert r.returncode == 4
@@ -320,7 +318,9 @@ def test_restore_refuses_non_empty_target_unless_forced(
 ) -> None:
     run(pgsafe_db, "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 10)")
     result = bk.backup(pgsafe_db.dsn, out_dir=tmp_path, tables=["t"])
-    run(target, "CREATE TABLE t (id int)", "INSERT INTO t VALUES (-1)", "CREATE TABLE other (x int)")
+    run(
+        target, "CREATE TABLE t (id int)", "INSERT INTO t VALUES (-1)", "CREATE TABLE other (x int)"
+    )
     r = pgsafe("restore", str(result.path), "--db", target.dsn)
     assert r.returncode == 1 and "not empty" in r.stderr
     assert query(target, "SELECT array_agg(id) FROM t") == [("{-1}",)]

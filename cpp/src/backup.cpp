@@ -81,8 +81,7 @@ std::string errno_text() { return std::strerror(errno); }
 void pwrite_all(int fd, const std::string& path, std::string_view data, unsigned long long at) {
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done,
-                         static_cast<off_t>(at + done));
+    ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(at + done));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throw FileError(path, "cannot write: " + errno_text());
     done += static_cast<size_t>(n);
@@ -211,52 +210,79 @@ class Compressor {
   unsigned long long raw_ = 0;
 };
 
-std::string decompress(Compression kind, std::string_view data) {
-  std::string out;
-  if (kind == Compression::kZstd) {
-    ZstdDCtxPtr ctx(ZSTD_createDCtx());
-    if (!ctx) throw Error("zstd: out of memory");
-    ZSTD_inBuffer in{data.data(), data.size(), 0};
-    size_t ret = 1;
-    while (in.pos < in.size) {
-      size_t have = out.size();
-      size_t room = std::max<size_t>(ZSTD_DStreamOutSize(), data.size() * 4);
-      out.resize(have + room);
-      ZSTD_outBuffer ob{out.data() + have, room, 0};
-      ret = ZSTD_decompressStream(ctx.get(), &ob, &in);
-      out.resize(have + ob.pos);
-      if (ZSTD_isError(ret)) throw Error(std::string("zstd: ") + ZSTD_getErrorName(ret));
-      if (ret == 0 && in.pos < in.size) throw Error("bytes after the end of the zstd frame");
-      if (ret != 0 && in.pos == in.size && ob.pos < room) break;
+// Streams one zstd frame or gzip member out of memory in pieces; the whole input must be
+// exactly one complete frame or member.
+class Decompressor {
+ public:
+  Decompressor(Compression kind, std::string_view data) : kind_(kind), data_(data) {
+    if (kind_ == Compression::kZstd) {
+      zctx_.reset(ZSTD_createDCtx());
+      if (!zctx_) throw Error("zstd: out of memory");
+      zin_ = ZSTD_inBuffer{data_.data(), data_.size(), 0};
+    } else {
+      if (inflateInit2(&zs_, 15 + 16) != Z_OK) throw Error("zlib: cannot initialise inflate");
+      zlib_ready_ = true;
+      zs_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data_.data()));
+      zs_.avail_in = static_cast<uInt>(data_.size());
     }
-    if (ret != 0) throw Error("the zstd frame is cut short");
-    return out;
   }
-  z_stream zs{};
-  if (inflateInit2(&zs, 15 + 16) != Z_OK) throw Error("zlib: cannot initialise inflate");
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  zs.avail_in = static_cast<uInt>(data.size());
-  int rc = Z_OK;
-  while (rc != Z_STREAM_END) {
-    size_t have = out.size();
-    size_t room = std::max<size_t>(1 << 16, data.size() * 4);
+  ~Decompressor() {
+    if (zlib_ready_) inflateEnd(&zs_);
+  }
+  Decompressor(const Decompressor&) = delete;
+  Decompressor& operator=(const Decompressor&) = delete;
+
+  // Appends up to about `room` bytes to `out`; false once the frame has ended and was checked.
+  bool next(std::string& out, size_t room = 1 << 20) {
+    if (done_) return false;
+    const size_t have = out.size();
     out.resize(have + room);
-    zs.next_out = reinterpret_cast<Bytef*>(out.data() + have);
-    zs.avail_out = static_cast<uInt>(room);
-    rc = inflate(&zs, Z_NO_FLUSH);
-    out.resize(have + room - zs.avail_out);
-    if (rc == Z_BUF_ERROR && zs.avail_in == 0) break;
-    if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
-      std::string why = zs.msg ? zs.msg : "corrupt data";
-      inflateEnd(&zs);
-      throw Error("gzip: " + why);
+    size_t produced = 0;
+    if (kind_ == Compression::kZstd) {
+      ZSTD_outBuffer ob{out.data() + have, room, 0};
+      size_t ret = ZSTD_decompressStream(zctx_.get(), &ob, &zin_);
+      produced = ob.pos;
+      out.resize(have + produced);
+      if (ZSTD_isError(ret)) throw Error(std::string("zstd: ") + ZSTD_getErrorName(ret));
+      if (ret == 0) {
+        if (zin_.pos < zin_.size) throw Error("bytes after the end of the zstd frame");
+        done_ = true;
+      } else if (zin_.pos == zin_.size && ob.pos < room) {
+        throw Error("the zstd frame is cut short");
+      }
+    } else {
+      zs_.next_out = reinterpret_cast<Bytef*>(out.data() + have);
+      zs_.avail_out = static_cast<uInt>(room);
+      int rc = inflate(&zs_, Z_NO_FLUSH);
+      produced = room - zs_.avail_out;
+      out.resize(have + produced);
+      if (rc == Z_STREAM_END) {
+        if (zs_.avail_in != 0) throw Error("bytes after the end of the gzip member");
+        done_ = true;
+      } else if (rc == Z_BUF_ERROR || (rc == Z_OK && zs_.avail_in == 0 && zs_.avail_out != 0)) {
+        throw Error("the gzip member is cut short");
+      } else if (rc != Z_OK) {
+        throw Error(std::string("gzip: ") + (zs_.msg ? zs_.msg : "corrupt data"));
+      }
     }
+    return produced > 0 || !done_;
   }
-  bool complete = rc == Z_STREAM_END;
-  bool trailing = zs.avail_in != 0;
-  inflateEnd(&zs);
-  if (!complete) throw Error("the gzip member is cut short");
-  if (trailing) throw Error("bytes after the end of the gzip member");
+
+ private:
+  Compression kind_;
+  std::string_view data_;
+  ZstdDCtxPtr zctx_;
+  ZSTD_inBuffer zin_{};
+  z_stream zs_{};
+  bool zlib_ready_ = false;
+  bool done_ = false;
+};
+
+std::string decompress(Compression kind, std::string_view data) {
+  Decompressor d(kind, data);
+  std::string out;
+  while (d.next(out, std::max<size_t>(1 << 20, data.size() * 4))) {
+  }
   return out;
 }
 
@@ -271,7 +297,8 @@ std::string seal(const std::string& key, const std::string& aad, std::string_vie
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) != 1 ||
       EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr,
                          reinterpret_cast<const unsigned char*>(key.data()), nonce) != 1 ||
-      EVP_EncryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
+      EVP_EncryptUpdate(ctx.get(), nullptr, &len,
+                        reinterpret_cast<const unsigned char*>(aad.data()),
                         static_cast<int>(aad.size())) != 1 ||
       EVP_EncryptUpdate(ctx.get(), ct, &len, reinterpret_cast<const unsigned char*>(plain.data()),
                         static_cast<int>(plain.size())) != 1 ||
@@ -291,17 +318,18 @@ std::string open_sealed(const std::string& key, const std::string& aad, std::str
   CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   int len = 0;
   auto* pt = reinterpret_cast<unsigned char*>(out.data());
-  bool ok =
-      ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) == 1 &&
-      EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr,
-                         reinterpret_cast<const unsigned char*>(key.data()), nonce) == 1 &&
-      EVP_DecryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
-                        static_cast<int>(aad.size())) == 1 &&
-      EVP_DecryptUpdate(ctx.get(), pt, &len, nonce + kNonceBytes, static_cast<int>(n)) == 1 &&
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes,
-                          const_cast<unsigned char*>(nonce + kNonceBytes + n)) == 1 &&
-      EVP_DecryptFinal_ex(ctx.get(), pt + len, &len) == 1;
+  bool ok = ctx &&
+            EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) == 1 &&
+            EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr,
+                               reinterpret_cast<const unsigned char*>(key.data()), nonce) == 1 &&
+            EVP_DecryptUpdate(ctx.get(), nullptr, &len,
+                              reinterpret_cast<const unsigned char*>(aad.data()),
+                              static_cast<int>(aad.size())) == 1 &&
+            EVP_DecryptUpdate(ctx.get(), pt, &len, nonce + kNonceBytes, static_cast<int>(n)) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes,
+                                const_cast<unsigned char*>(nonce + kNonceBytes + n)) == 1 &&
+            EVP_DecryptFinal_ex(ctx.get(), pt + len, &len) == 1;
   if (!ok) throw Error("authentication failed (wrong key, or the chunk was altered or moved)");
   return out;
 }
@@ -356,8 +384,8 @@ struct Pool {
 
 // Runs `threads` on the calling thread's behalf: watches for interrupts (only this thread may
 // run Python's signal handlers), reports progress, cancels every connection when one fails.
-void supervise(Pool& pool, std::vector<std::thread>& threads,
-               const std::function<void()>& report, const char* what) {
+void supervise(Pool& pool, std::vector<std::thread>& threads, const std::function<void()>& report,
+               const char* what) {
   bool interrupted = false;
   int reported = -1;
   {
@@ -419,9 +447,9 @@ std::string chunk_aad(const std::string& file_id, int index, bool last) {
 
 ChunkError::ChunkError(const BackupChunk& chunk, const std::string& reason)
     : Error("chunk " + std::to_string(chunk.index) + " (" +
-                         (chunk.table.empty() ? chunk.kind : chunk.table) + ", offset " +
-                         std::to_string(chunk.offset) + ", " + std::to_string(chunk.length) +
-                         " bytes): " + reason),
+            (chunk.table.empty() ? chunk.kind : chunk.table) + ", offset " +
+            std::to_string(chunk.offset) + ", " + std::to_string(chunk.length) +
+            " bytes): " + reason),
       index_(chunk.index),
       table_(chunk.table.empty() ? chunk.kind : chunk.table),
       offset_(chunk.offset),
@@ -445,8 +473,11 @@ struct BackupWriter::Impl {
   std::vector<RowDigest> digests;
   bool finished = false;
 
-  Impl(const std::string& d, const std::string& p, const BackupOptions& o)
-      : dsn(d), path(p), options(o), coordinator(d, o.application_name) {}
+  Impl(std::string d, std::string p, BackupOptions o)
+      : dsn(std::move(d)),
+        path(std::move(p)),
+        options(std::move(o)),
+        coordinator(dsn, options.application_name) {}
 
   // Reserves the chunk's place in the file, then seals, hashes and writes it there.
   BackupChunk place(BackupChunk chunk, std::string& compressed, bool last) {
@@ -474,7 +505,7 @@ struct BackupWriter::Impl {
   }
 
   void resolve_tables() {
-    const char* kSelect =
+    const char* select =
         "SELECT c.oid, pg_catalog.quote_ident(n.nspname) || '.' || "
         "pg_catalog.quote_ident(c.relname), c.relkind, "
         "(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' "
@@ -490,7 +521,7 @@ struct BackupWriter::Impl {
     if (options.tables.empty()) {
       // What pg_dump dumps the data of: ordinary tables, not an extension's own.
       Result r = coordinator.execute(
-          std::string(kSelect) +
+          std::string(select) +
               "WHERE c.relkind = 'r' AND n.nspname <> ALL ($1::pg_catalog.text[]) "
               "AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' "
               "AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid = "
@@ -501,13 +532,14 @@ struct BackupWriter::Impl {
     } else {
       for (const std::string& name : options.tables) {
         Result r = coordinator.execute(
-            std::string(kSelect) + "WHERE c.oid = pg_catalog.to_regclass($1)", {name});
+            std::string(select) + "WHERE c.oid = pg_catalog.to_regclass($1)", {name});
         if (r.rows.empty()) {
           throw ConfigError("no table named " + name + " in database " + coordinator.dbname());
         }
         if ((*r.rows[0][2])[0] != 'r') {
-          throw ConfigError(name + " is not an ordinary table (back up a partitioned table's "
-                                   "partitions by name)");
+          throw ConfigError(name +
+                            " is not an ordinary table (back up a partitioned table's "
+                            "partitions by name)");
         }
         bool seen = std::any_of(rows.begin(), rows.end(),
                                 [&](const Row& o) { return *o[0] == *r.rows[0][0]; });
@@ -637,8 +669,8 @@ void BackupWriter::copy_data() {
     }
     for (long long first = 0; first < pages; first += chunk_pages) {
       bool last = first + chunk_pages >= pages;
-      tasks.push_back({i, first, last ? -1 : first + chunk_pages, false,
-                       std::min(chunk_pages, pages - first)});
+      tasks.push_back(
+          {i, first, last ? -1 : first + chunk_pages, false, std::min(chunk_pages, pages - first)});
     }
   }
   std::stable_sort(tasks.begin(), tasks.end(),
@@ -705,7 +737,8 @@ void BackupWriter::copy_data() {
       std::string sql = "COPY (SELECT * FROM ONLY " + t.table;
       if (!task.whole) {
         sql += " WHERE ";
-        if (task.first_page > 0) sql += "ctid >= '(" + std::to_string(task.first_page) + ",0)'::tid";
+        if (task.first_page > 0)
+          sql += "ctid >= '(" + std::to_string(task.first_page) + ",0)'::tid";
         if (task.first_page > 0 && task.end_page >= 0) sql += " AND ";
         if (task.end_page >= 0) sql += "ctid < '(" + std::to_string(task.end_page) + ",0)'::tid";
       }
@@ -729,9 +762,8 @@ void BackupWriter::copy_data() {
         std::string_view body = row.substr(0, row.size() - (row.ends_with('\n') ? 1 : 0));
         for (;;) {
           size_t tab = body.find('\t', start);
-          std::string_view value = body.substr(start, tab == std::string_view::npos
-                                                          ? std::string_view::npos
-                                                          : tab - start);
+          std::string_view value = body.substr(
+              start, tab == std::string_view::npos ? std::string_view::npos : tab - start);
           if (col >= keep.size() || keep[col]) {
             if (!first) kept += '\t';
             first = false;
@@ -780,8 +812,7 @@ void BackupWriter::copy_data() {
                      sql_literal(m.snapshot));
         conn = own.get();
       } catch (const std::exception& e) {
-        log::core()->warn("backup: a worker could not start, continuing without it: {}",
-                          e.what());
+        log::core()->warn("backup: a worker could not start, continuing without it: {}", e.what());
       }
     }
     if (conn != nullptr) {
@@ -863,6 +894,67 @@ std::string read_chunk(const std::string& path, const BackupChunk& chunk, Compre
   }
 }
 
+namespace {
+
+// Checks, opens and streams one data chunk into its table: decompression runs while the
+// server parses the previous piece.
+long long load_chunk(Connection& conn, const std::string& path, const BackupChunk& chunk,
+                     const RestoreOptions& options) {
+  std::string bytes = read_range(path, chunk);
+  if (sha256_hex(bytes) != chunk.sha256) {
+    throw ChunkError(chunk, "SHA-256 mismatch (the bytes were altered)");
+  }
+  try {
+    if (!options.key.empty()) {
+      bytes = open_sealed(options.key, chunk_aad(options.file_id, chunk.index, false), bytes);
+    }
+    Decompressor d(options.compression, bytes);
+    std::string buf;
+    size_t nl;
+    while ((nl = buf.find('\n')) == std::string::npos) {
+      if (!d.next(buf, 1 << 16)) throw Error("does not start with a COPY header");
+    }
+    std::string header = buf.substr(0, nl);
+    buf.erase(0, nl + 1);
+    const std::string_view tail = " FROM stdin;";
+    if (header.compare(0, 5, "COPY ") != 0 || !std::string_view(header).ends_with(tail)) {
+      throw Error("does not start with a COPY header");
+    }
+    header.pop_back();
+    // The end marker `\.` and the blank line after it stay behind until the frame ends.
+    constexpr size_t kHold = 8;
+    bool ended = false;
+    char last_sent = '\n';  // nothing sent yet counts as the start of a line
+    return conn.copy_in(header, [&](std::string& piece) {
+      if (ended) return false;
+      for (;;) {
+        if (!d.next(buf)) break;
+        if (buf.size() > kHold + (1 << 20)) {
+          piece.assign(buf, 0, buf.size() - kHold);
+          buf.erase(0, buf.size() - kHold);
+          last_sent = piece.back();
+          return true;
+        }
+      }
+      ended = true;
+      const std::string_view marker = "\\.\n\n";
+      if (!std::string_view(buf).ends_with(marker)) throw Error("has no end-of-data marker");
+      size_t end = buf.size() - marker.size();
+      if ((end > 0 ? buf[end - 1] : last_sent) != '\n') throw Error("has no end-of-data marker");
+      piece.assign(buf, 0, end);
+      return true;
+    });
+  } catch (const ChunkError&) {
+    throw;
+  } catch (const DbError&) {
+    throw;
+  } catch (const Error& e) {
+    throw ChunkError(chunk, e.what());
+  }
+}
+
+}  // namespace
+
 long long restore_chunks(const std::string& dsn, const std::string& path,
                          const std::vector<BackupChunk>& chunks, const RestoreOptions& options) {
   if (options.workers < 1) throw ConfigError("workers must be 1 or more");
@@ -896,27 +988,14 @@ long long restore_chunks(const std::string& dsn, const std::string& path,
     try {
       for (;;) {
         size_t i;
+        long long rows = 0;
         {
           std::lock_guard<std::mutex> guard(pool.mutex);
           if (pool.abort || next >= order.size()) break;
           i = order[next++];
         }
         const BackupChunk& chunk = chunks[i];
-        std::string text =
-            read_chunk(path, chunk, options.compression, options.key, options.file_id);
-        size_t nl = text.find('\n');
-        const std::string_view end_marker = "\\.\n";
-        if (nl == std::string::npos || text.compare(0, 5, "COPY ") != 0) {
-          throw ChunkError(chunk, "does not start with a COPY header");
-        }
-        size_t end = text.rfind(end_marker);
-        if (end == std::string::npos || end <= nl || (end != nl + 1 && text[end - 1] != '\n')) {
-          throw ChunkError(chunk, "has no end-of-data marker");
-        }
-        std::string header = text.substr(0, nl);
-        if (!header.empty() && header.back() == ';') header.pop_back();
-        long long rows = conn->copy_in(
-            header, std::string_view(text).substr(nl + 1, end - nl - 1));
+        rows = load_chunk(*conn, path, chunk, options);
         if (rows != chunk.rows) {
           throw ChunkError(chunk, "loaded " + std::to_string(rows) + " rows, the manifest says " +
                                       std::to_string(chunk.rows));

@@ -711,6 +711,17 @@ CopyStats Connection::copy_out(const std::string& sql, const CopyRowCallback& on
 }
 
 long long Connection::copy_in(const std::string& sql, std::string_view data) {
+  bool sent = false;
+  return copy_in(sql, [&](std::string& piece) {
+    if (sent) return false;
+    piece.assign(data);
+    sent = true;
+    return true;
+  });
+}
+
+long long Connection::copy_in(const std::string& sql,
+                              const std::function<bool(std::string& piece)>& next) {
   if (sql.find('\0') != std::string::npos) {
     throw ConfigError("SQL text contains a NUL character; PostgreSQL would silently cut it there");
   }
@@ -740,13 +751,32 @@ long long Connection::copy_in(const std::string& sql, std::string_view data) {
         continue;
       }
       fed = true;
-      // Blocking sends in large pieces: the server parses while the next piece is on its way.
-      constexpr size_t kPiece = 1 << 20;
-      for (size_t pos = 0; pos < data.size(); pos += kPiece) {
-        size_t n = std::min(kPiece, data.size() - pos);
-        if (PQputCopyData(c, data.data() + pos, static_cast<int>(n)) != 1) {
-          impl_->fail_connection("connection lost while sending COPY data");
+      // Blocking sends: the server parses one piece while the next is being produced.
+      std::string piece;
+      std::exception_ptr producer_error;
+      for (;;) {
+        bool more = false;
+        try {
+          piece.clear();
+          more = next(piece);
+        } catch (...) {
+          producer_error = std::current_exception();
         }
+        if (producer_error || !more) break;
+        constexpr size_t kPiece = 1 << 20;
+        for (size_t pos = 0; pos < piece.size(); pos += kPiece) {
+          size_t n = std::min(kPiece, piece.size() - pos);
+          if (PQputCopyData(c, piece.data() + pos, static_cast<int>(n)) != 1) {
+            impl_->fail_connection("connection lost while sending COPY data");
+          }
+        }
+      }
+      if (producer_error) {
+        PQputCopyEnd(c, "pgsafe: the COPY input could not be produced");
+        while (PQflush(c) == 1) impl_->wait(true, forever, false);
+        for (ResultPtr r = next_result(); r; r = next_result()) {
+        }
+        std::rethrow_exception(producer_error);
       }
       if (PQputCopyEnd(c, nullptr) != 1) impl_->fail_connection("cannot end COPY");
       while (PQflush(c) == 1) impl_->wait(true, forever, false);

@@ -272,7 +272,9 @@ def _tool(name: str) -> str:
     except ConfigError:
         found = shutil.which(name)
         if found is None:
-            raise ConfigError(f"{name} not found (install the PostgreSQL client programs)") from None
+            raise ConfigError(
+                f"{name} not found (install the PostgreSQL client programs)"
+            ) from None
         return found
     if not path.exists():
         found = shutil.which(name)
@@ -325,8 +327,12 @@ def _psql(dsn: str, sql: bytes, what: str) -> None:
     proc = subprocess.run(argv, input=sql, capture_output=True, env=env, check=False)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
-        first = next((ln for ln in lines if "ERROR" in ln or "FATAL" in ln), lines[0] if lines else "")
-        raise RollbackError(f"restoring the {what} failed (nothing of it kept): {mask_password(first)}")
+        first = next(
+            (ln for ln in lines if "ERROR" in ln or "FATAL" in ln), lines[0] if lines else ""
+        )
+        raise RollbackError(
+            f"restoring the {what} failed (nothing of it kept): {mask_password(first)}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -639,7 +645,7 @@ def _roles(dsn: str) -> list[str]:
     with _core.Connection(dsn, application_name="pgsafe-backup") as conn:
         rows = conn.execute(
             "SELECT rolname FROM pg_catalog.pg_roles WHERE rolname !~ '^pg_' "
-            "ORDER BY rolname COLLATE \"C\""
+            'ORDER BY rolname COLLATE "C"'
         ).rows
     return [str(r[0]) for r in rows]
 
@@ -685,7 +691,9 @@ def backup(
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
-        raise ConfigError(f"{directory}: cannot create the backup directory: {exc.strerror}") from None
+        raise ConfigError(
+            f"{directory}: cannot create the backup directory: {exc.strerror}"
+        ) from None
 
     _remove_stale_partials(directory)
     started = time.monotonic()
@@ -723,9 +731,11 @@ def backup(
             dumps: dict[str, bytes] = {}
             errors: list[BaseException] = []
 
+            snap = writer.snapshot
+
             def dump(section: str) -> None:
                 try:
-                    dumps[section] = _pg_dump(dsn, writer.snapshot, section, chosen)
+                    dumps[section] = _pg_dump(dsn, snap, section, chosen)
                 except BaseException as exc:  # reported on the calling thread
                     errors.append(exc)
 
@@ -855,7 +865,9 @@ def _chunks(doc: dict[str, Any]) -> list[_core.BackupChunk]:
         raise ConfigError(f"malformed manifest: chunk entry {exc}") from None
 
 
-def _layout_problems(path: Path, doc: dict[str, Any], chunks: list[_core.BackupChunk]) -> list[Problem]:
+def _layout_problems(
+    path: Path, doc: dict[str, Any], chunks: list[_core.BackupChunk]
+) -> list[Problem]:
     """Truncation, extension and gaps, found from sizes alone."""
     problems = []
     size = path.stat().st_size
@@ -864,7 +876,9 @@ def _layout_problems(path: Path, doc: dict[str, Any], chunks: list[_core.BackupC
         start = len(_core.ENCRYPTED_MAGIC) + len(doc["file_id"]) + 1
     for c in sorted(chunks, key=lambda c: c.offset):
         if c.offset != start:
-            problems.append(Problem(c.index, c.table or c.kind, c.offset, "not where the previous chunk ends"))
+            problems.append(
+                Problem(c.index, c.table or c.kind, c.offset, "not where the previous chunk ends")
+            )
         if c.offset + c.length > size:
             problems.append(
                 Problem(
@@ -877,8 +891,77 @@ def _layout_problems(path: Path, doc: dict[str, Any], chunks: list[_core.BackupC
             )
         start = c.offset + c.length
     if size > start:
-        problems.append(Problem(None, "", start, f"{size - start} unexpected bytes after the last chunk"))
+        problems.append(
+            Problem(None, "", start, f"{size - start} unexpected bytes after the last chunk")
+        )
     return problems
+
+
+_ITEM_HEADER = re.compile(
+    rb"^--\n-- (?:Data for )?Name: [^\n]*?; Type: ([^;\n]+);[^\n]*\n--\n", re.MULTILINE
+)
+# Post-data items that depend only on their own table: built in parallel, like pg_restore -j.
+_PARALLEL_ITEMS = frozenset({b"INDEX", b"CONSTRAINT"})
+
+
+def _split_items(sql: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """pg_dump's plain output as (preamble, [(type, item text)]), split at its item headers."""
+    marks = list(_ITEM_HEADER.finditer(sql))
+    if not marks:
+        return sql, []
+    items = []
+    for i, m in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(sql)
+        items.append((m.group(1).strip(), sql[m.start() : end]))
+    return sql[: marks[0].start()], items
+
+
+def _post_data(dsn: str, sql: bytes, workers: int, weight: dict[str, int]) -> None:
+    """Index and constraint builds on `workers` connections at once (largest table first),
+    then everything else (foreign keys, triggers, rules, policies, comments, sequence values,
+    grants) in one psql transaction, in pg_dump's order."""
+    preamble, items = _split_items(sql)
+    parallel = [text for kind, text in items if kind in _PARALLEL_ITEMS and b"\n\\" not in text]
+    rest = preamble + b"".join(
+        text for kind, text in items if not (kind in _PARALLEL_ITEMS and b"\n\\" not in text)
+    )
+    if len(parallel) > 1 and workers > 1:
+        settings = b"\n".join(
+            line for line in preamble.splitlines() if line.startswith((b"SET ", b"SELECT "))
+        ).decode()
+
+        def size(text: bytes) -> int:
+            m = re.search(rb"(?:ON|TABLE ONLY|TABLE) ([^\s(]+)", text.split(b"\n--\n", 1)[-1])
+            return weight.get(m.group(1).decode(), 0) if m else 0
+
+        queue = sorted(parallel, key=size, reverse=True)
+        lock = threading.Lock()
+        failures: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                with _core.Connection(dsn, application_name="pgsafe-restore") as conn:
+                    conn.execute(settings)
+                    while True:
+                        with lock:
+                            if not queue or failures:
+                                return
+                            text = queue.pop(0)
+                        conn.execute(text.decode())
+            except BaseException as exc:  # reported on the calling thread
+                with lock:
+                    failures.append(exc)
+
+        threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if failures:
+            raise RollbackError(f"building indexes and constraints failed: {failures[0]}")
+    else:
+        rest = sql
+    _psql(dsn, rest, "indexes, constraints, triggers and sequence values (post-data)")
 
 
 def _user_tables(dsn: str) -> list[str]:
@@ -955,7 +1038,11 @@ def restore(
     post = [c for c in chunks if c.kind == "post-data"]
     data = [c for c in chunks if c.kind == "data"]
     for c in pre:
-        _psql(dsn, _core.read_backup_chunk(str(file), c, compress, opened, file_id), "schema (pre-data)")
+        _psql(
+            dsn,
+            _core.read_backup_chunk(str(file), c, compress, opened, file_id),
+            "schema (pre-data)",
+        )
     bar: Progress | None = None
 
     def on_progress(p: _core.RestoreProgress) -> None:
@@ -973,12 +1060,10 @@ def restore(
             raise
         except Error as exc:
             raise RollbackError(f"loading the data failed: {exc}") from exc
+    weight = {str(t["table"]): int(t.get("bytes") or 0) for t in doc.get("tables", [])}
     for c in post:
-        _psql(
-            dsn,
-            _core.read_backup_chunk(str(file), c, compress, opened, file_id),
-            "indexes, constraints, triggers and sequence values (post-data)",
-        )
+        text = _core.read_backup_chunk(str(file), c, compress, opened, file_id)
+        _post_data(dsn, text, workers, weight)
     return RestoreResult(
         path=file,
         database=_core.mask_dsn(dsn),
@@ -1060,7 +1145,11 @@ def verify_backup(
     tables = list(doc.get("tables", []))
     checks: list[TableCheck] = []
     with contextlib.ExitStack() as stack:
-        dsn = target_dsn if target_dsn is not None else stack.enter_context(_throwaway(doc.get("roles") or []))
+        dsn = (
+            target_dsn
+            if target_dsn is not None
+            else stack.enter_context(_throwaway(doc.get("roles") or []))
+        )
         try:
             restore(file, dsn, workers=workers, key=opened or None, progress=progress)
         except CorruptChunk as exc:

@@ -19,16 +19,16 @@ Compression parse_compression(const std::string& name);  // "zstd" | "gzip"; Con
 
 // A chunk as the file and the manifest describe it.
 struct BackupChunk {
-  int index = 0;         // position in the file, 0-based; the AEAD binds it
-  std::string kind;      // "pre-data", "data", "post-data"
-  std::string table;     // data chunks: schema-qualified, quoted where SQL needs it
+  int index = 0;             // position in the file, 0-based; the AEAD binds it
+  std::string kind;          // "pre-data", "data", "post-data"
+  std::string table;         // data chunks: schema-qualified, quoted where SQL needs it
   long long first_page = 0;  // data chunks: ctid >= (first_page,0)
   long long end_page = -1;   // ctid < (end_page,0); -1 none
   unsigned long long offset = 0;
   unsigned long long length = 0;  // bytes in the file (compressed, sealed when encrypted)
   long long rows = 0;
   unsigned long long raw_bytes = 0;  // plain SQL text before compression
-  std::string sha256;               // of the `length` bytes at `offset`
+  std::string sha256;                // of the `length` bytes at `offset`
 };
 
 struct BackupTableInfo {
@@ -37,7 +37,7 @@ struct BackupTableInfo {
   bool has_generated = false;
   long long pages = 0;
   long long rows = 0;
-  std::string digest;  // RowDigest::hex() of the rows streamed (the data fingerprint)
+  std::string digest;            // RowDigest::hex() of the rows streamed (the data fingerprint)
   unsigned long long bytes = 0;  // COPY text
   int chunks = 0;
 };
@@ -56,8 +56,8 @@ struct BackupOptions {
   int workers = 2;
   long long chunk_pages = 0;  // 0: kDefaultChunkPages
   Compression compression = Compression::kZstd;
-  int level = 0;    // 0: the codec's default here (zstd 3, gzip 3)
-  std::string key;  // 32 raw bytes: AES-256-GCM; empty: plain
+  int level = 0;        // 0: the codec's default here (zstd 3, gzip 3)
+  std::string key;      // 32 raw bytes: AES-256-GCM; empty: plain
   std::string file_id;  // bound into every chunk's associated data
   std::string application_name = "pgsafe-backup";
   std::function<void(const BackupProgress&)> on_progress;
