@@ -20,6 +20,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -959,13 +960,13 @@ long long restore_chunks(const std::string& dsn, const std::string& path,
                          const std::vector<BackupChunk>& chunks, const RestoreOptions& options) {
   if (options.workers < 1) throw ConfigError("workers must be 1 or more");
   if (chunks.empty()) return 0;
-  // Largest first, so the last to finish is a small one.
+  // Largest (as SQL text: what the server parses) first, so the last to finish is a small one.
   std::vector<size_t> order(chunks.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return chunks[a].length > chunks[b].length; });
+                   [&](size_t a, size_t b) { return chunks[a].raw_bytes > chunks[b].raw_bytes; });
+  std::map<std::string, int> active;  // table -> workers loading it now
   Pool pool;
-  size_t next = 0;
   RestoreProgress progress;
   progress.chunks_total = static_cast<int>(chunks.size());
 
@@ -990,12 +991,23 @@ long long restore_chunks(const std::string& dsn, const std::string& path,
         size_t i;
         long long rows = 0;
         {
+          // Largest first, but a table nobody is loading before a second COPY into one that
+          // is: concurrent COPYs into one table queue on its extension lock.
           std::lock_guard<std::mutex> guard(pool.mutex);
-          if (pool.abort || next >= order.size()) break;
-          i = order[next++];
+          if (pool.abort || order.empty()) break;
+          auto pick = std::find_if(order.begin(), order.end(),
+                                   [&](size_t k) { return active[chunks[k].table] == 0; });
+          if (pick == order.end()) pick = order.begin();
+          i = *pick;
+          order.erase(pick);
+          ++active[chunks[i].table];
         }
         const BackupChunk& chunk = chunks[i];
         rows = load_chunk(*conn, path, chunk, options);
+        {
+          std::lock_guard<std::mutex> guard(pool.mutex);
+          --active[chunk.table];
+        }
         if (rows != chunk.rows) {
           throw ChunkError(chunk, "loaded " + std::to_string(rows) + " rows, the manifest says " +
                                       std::to_string(chunk.rows));
