@@ -750,7 +750,7 @@ def backup(
             if errors:
                 raise errors[0]
             writer.add_section("pre-data", dumps["pre-data"])
-            with Progress("backup", total=None, unit="chunks") as bar:
+            with Progress("backup", unit="chunks", mode="auto" if progress else "off") as bar:
                 writer.copy_data()
             sequences = writer.sequence_values_sql().encode()
             post = b"-- sequence values\n" + sequences + b"\n" + dumps["post-data"]
@@ -1052,7 +1052,8 @@ def restore(
     rows = 0
     if data:
         try:
-            with Progress("restore", total=len(data), unit="chunks") as bar:
+            mode = "auto" if progress else "off"
+            with Progress("restore", total=len(data), unit="chunks", mode=mode) as bar:
                 rows = _core.restore_backup_chunks(
                     dsn, str(file), data, workers, compress, opened, file_id, on_progress
                 )
