@@ -3,6 +3,7 @@
 #include <pybind11/functional.h>
 #include <pybind11/stl.h>
 
+#include <map>
 #include <optional>
 
 #include "bindings.hpp"
@@ -132,8 +133,10 @@ void register_backup(pyb::module_& m) {
       [](const std::string& dsn, const std::string& path, const std::vector<BackupChunk>& chunks,
          int workers, const std::string& compression, const pyb::bytes& key,
          const std::string& file_id,
-         const std::optional<std::function<void(const RestoreProgress&)>>& progress) {
+         const std::optional<std::function<void(const RestoreProgress&)>>& progress,
+         const std::map<std::string, std::vector<std::string>>& after_table) {
         RestoreOptions o;
+        o.after_table = after_table;
         o.workers = workers;
         o.compression = parse_compression(compression);
         o.key = std::string(key);
@@ -146,7 +149,9 @@ void register_backup(pyb::module_& m) {
       },
       pyb::arg("dsn"), pyb::arg("path"), pyb::arg("chunks"), pyb::arg("workers") = 2,
       pyb::arg("compression") = "zstd", pyb::arg("key") = pyb::bytes(), pyb::arg("file_id") = "",
-      pyb::arg("progress") = pyb::none(), "Loads data chunks in parallel; rows loaded.");
+      pyb::arg("progress") = pyb::none(),
+      pyb::arg("after_table") = std::map<std::string, std::vector<std::string>>{},
+      "Loads data chunks in parallel, and each table's index builds once it is loaded; rows.");
 }
 
 }  // namespace pgsafe::py

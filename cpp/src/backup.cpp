@@ -593,7 +593,7 @@ BackupWriter::BackupWriter(const std::string& dsn, const std::string& path,
     throw ConfigError("an AES-256 key is 32 bytes, not " + std::to_string(options.key.size()));
   }
   Impl& m = *impl_;
-  if (m.options.level == 0) m.options.level = 3;
+  if (m.options.level == 0) m.options.level = m.options.compression == Compression::kZstd ? 1 : 3;
   m.resolve_tables();
   m.freeze();
   m.digests.resize(m.tables.size());
@@ -965,7 +965,10 @@ long long restore_chunks(const std::string& dsn, const std::string& path,
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return chunks[a].raw_bytes > chunks[b].raw_bytes; });
-  std::map<std::string, int> active;  // table -> workers loading it now
+  std::map<std::string, int> active;     // table -> workers loading it now
+  std::map<std::string, int> remaining;  // table -> chunks not loaded yet
+  for (const BackupChunk& c : chunks) ++remaining[c.table];
+  std::vector<std::string> ddl_queue;
   Pool pool;
   RestoreProgress progress;
   progress.chunks_total = static_cast<int>(chunks.size());
@@ -988,25 +991,43 @@ long long restore_chunks(const std::string& dsn, const std::string& path,
     pool.enter(conn.get());
     try {
       for (;;) {
-        size_t i;
+        size_t i = 0;
         long long rows = 0;
+        std::string ddl;
         {
-          // Largest first, but a table nobody is loading before a second COPY into one that
+          // Index builds of loaded tables first; then data, largest (as SQL text: what the
+          // server parses) first, a table nobody is loading before a second COPY into one that
           // is: concurrent COPYs into one table queue on its extension lock.
           std::lock_guard<std::mutex> guard(pool.mutex);
-          if (pool.abort || order.empty()) break;
-          auto pick = std::find_if(order.begin(), order.end(),
-                                   [&](size_t k) { return active[chunks[k].table] == 0; });
-          if (pick == order.end()) pick = order.begin();
-          i = *pick;
-          order.erase(pick);
-          ++active[chunks[i].table];
+          if (pool.abort) break;
+          if (!ddl_queue.empty()) {
+            ddl = std::move(ddl_queue.front());
+            ddl_queue.erase(ddl_queue.begin());
+          } else {
+            if (order.empty()) break;
+            auto pick = std::find_if(order.begin(), order.end(),
+                                     [&](size_t k) { return active[chunks[k].table] == 0; });
+            if (pick == order.end()) pick = order.begin();
+            i = *pick;
+            order.erase(pick);
+            ++active[chunks[i].table];
+          }
+        }
+        if (!ddl.empty()) {
+          conn->execute(ddl);
+          continue;
         }
         const BackupChunk& chunk = chunks[i];
         rows = load_chunk(*conn, path, chunk, options);
         {
           std::lock_guard<std::mutex> guard(pool.mutex);
           --active[chunk.table];
+          if (--remaining[chunk.table] == 0) {
+            auto found = options.after_table.find(chunk.table);
+            if (found != options.after_table.end()) {
+              for (const std::string& sql : found->second) ddl_queue.push_back(sql);
+            }
+          }
         }
         if (rows != chunk.rows) {
           throw ChunkError(chunk, "loaded " + std::to_string(rows) + " rows, the manifest says " +

@@ -306,4 +306,5 @@ def restore_backup_chunks(
     key: bytes = b"",
     file_id: str = "",
     progress: Callable[[RestoreProgress], None] | None = None,
+    after_table: dict[str, list[str]] = ...,
 ) -> int: ...

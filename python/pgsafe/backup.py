@@ -916,52 +916,70 @@ def _split_items(sql: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     return sql[: marks[0].start()], items
 
 
-def _post_data(dsn: str, sql: bytes, workers: int, weight: dict[str, int]) -> None:
-    """Index and constraint builds on `workers` connections at once (largest table first),
-    then everything else (foreign keys, triggers, rules, policies, comments, sequence values,
-    grants) in one psql transaction, in pg_dump's order."""
+_TABLE_OF_ITEM = re.compile(rb"\b(?:ON|TABLE ONLY|TABLE) ([^\s(]+)")
+
+
+def _item_table(text: bytes) -> str:
+    m = _TABLE_OF_ITEM.search(text.split(b"\n--\n", 1)[-1])
+    return m.group(1).decode() if m else ""
+
+
+def _plan_post_data(
+    sql: bytes, data_tables: set[str]
+) -> tuple[dict[str, list[str]], list[bytes], bytes, bytes]:
+    """Splits pg_dump's post-data into: index and key builds per loaded table (run as soon as
+    that table is loaded), other such builds (run in parallel after the data), everything else
+    (foreign keys, triggers, rules, policies, comments, sequence values, grants: one psql
+    transaction, in pg_dump's order), and the preamble's settings."""
     preamble, items = _split_items(sql)
-    parallel = [text for kind, text in items if kind in _PARALLEL_ITEMS and b"\n\\" not in text]
-    rest = preamble + b"".join(
-        text for kind, text in items if not (kind in _PARALLEL_ITEMS and b"\n\\" not in text)
+    after: dict[str, list[str]] = {}
+    parallel: list[bytes] = []
+    rest = [preamble]
+    for kind, text in items:
+        if kind not in _PARALLEL_ITEMS or b"\n\\" in text:
+            rest.append(text)
+            continue
+        table = _item_table(text)
+        if table in data_tables:
+            after.setdefault(table, []).append(text.decode())
+        else:
+            parallel.append(text)
+    settings = b"\n".join(
+        line
+        for line in preamble.splitlines()
+        if line.startswith((b"SET ", b"SELECT pg_catalog.set_config("))
     )
-    if len(parallel) > 1 and workers > 1:
-        settings = b"\n".join(
-            line for line in preamble.splitlines() if line.startswith((b"SET ", b"SELECT "))
-        ).decode()
+    return after, parallel, b"".join(rest), settings
 
-        def size(text: bytes) -> int:
-            m = re.search(rb"(?:ON|TABLE ONLY|TABLE) ([^\s(]+)", text.split(b"\n--\n", 1)[-1])
-            return weight.get(m.group(1).decode(), 0) if m else 0
 
-        queue = sorted(parallel, key=size, reverse=True)
-        lock = threading.Lock()
-        failures: list[BaseException] = []
+def _run_parallel(dsn: str, items: list[bytes], workers: int, settings: bytes) -> None:
+    if not items:
+        return
+    queue = list(items)
+    lock = threading.Lock()
+    failures: list[BaseException] = []
 
-        def work() -> None:
-            try:
-                with _core.Connection(dsn, application_name="pgsafe-restore") as conn:
-                    conn.execute(settings)
-                    while True:
-                        with lock:
-                            if not queue or failures:
-                                return
-                            text = queue.pop(0)
-                        conn.execute(text.decode())
-            except BaseException as exc:  # reported on the calling thread
-                with lock:
-                    failures.append(exc)
+    def work() -> None:
+        try:
+            with _core.Connection(dsn, application_name="pgsafe-restore") as conn:
+                conn.execute(settings.decode() or "SELECT")
+                while True:
+                    with lock:
+                        if not queue or failures:
+                            return
+                        text = queue.pop(0)
+                    conn.execute(text.decode())
+        except BaseException as exc:  # reported on the calling thread
+            with lock:
+                failures.append(exc)
 
-        threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if failures:
-            raise RollbackError(f"building indexes and constraints failed: {failures[0]}")
-    else:
-        rest = sql
-    _psql(dsn, rest, "indexes, constraints, triggers and sequence values (post-data)")
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(min(workers, len(items)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise RollbackError(f"building indexes and constraints failed: {failures[0]}")
 
 
 def _user_tables(dsn: str) -> list[str]:
@@ -1049,22 +1067,25 @@ def restore(
         if bar is not None:
             bar.update(p.chunks_done, p.chunks_total)
 
+    post_sql = b"".join(
+        _core.read_backup_chunk(str(file), c, compress, opened, file_id) for c in post
+    )
+    after, parallel, rest, settings = _plan_post_data(post_sql, {c.table for c in data})
     rows = 0
     if data:
         try:
             mode = "auto" if progress else "off"
             with Progress("restore", total=len(data), unit="chunks", mode=mode) as bar:
                 rows = _core.restore_backup_chunks(
-                    dsn, str(file), data, workers, compress, opened, file_id, on_progress
+                    dsn, str(file), data, workers, compress, opened, file_id, on_progress, after
                 )
         except (CorruptChunk, ConfigError):
             raise
         except Error as exc:
             raise RollbackError(f"loading the data failed: {exc}") from exc
-    weight = {str(t["table"]): int(t.get("bytes") or 0) for t in doc.get("tables", [])}
-    for c in post:
-        text = _core.read_backup_chunk(str(file), c, compress, opened, file_id)
-        _post_data(dsn, text, workers, weight)
+    _run_parallel(dsn, parallel, workers, settings)
+    if post:
+        _psql(dsn, rest, "indexes, constraints, triggers and sequence values (post-data)")
     return RestoreResult(
         path=file,
         database=_core.mask_dsn(dsn),

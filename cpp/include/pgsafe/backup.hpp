@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -56,7 +57,7 @@ struct BackupOptions {
   int workers = 2;
   long long chunk_pages = 0;  // 0: kDefaultChunkPages
   Compression compression = Compression::kZstd;
-  int level = 0;        // 0: the codec's default here (zstd 3, gzip 3)
+  int level = 0;        // 0: zstd 1, gzip 3 (the server, not the codec, should set the pace)
   std::string key;      // 32 raw bytes: AES-256-GCM; empty: plain
   std::string file_id;  // bound into every chunk's associated data
   std::string application_name = "pgsafe-backup";
@@ -108,6 +109,9 @@ struct RestoreOptions {
   std::string key;
   std::string file_id;
   std::string application_name = "pgsafe-restore";
+  // Per table: statements (its index and key builds) run on a worker connection as soon as
+  // every chunk of the table is loaded, while other tables are still loading.
+  std::map<std::string, std::vector<std::string>> after_table;
   std::function<void(const RestoreProgress&)> on_progress;
 };
 
