@@ -982,7 +982,9 @@ long long restore_chunks(const std::string& dsn, const std::string& path,
           "SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET search_path = ''; "
           "SET statement_timeout = 0; SET lock_timeout = 0; "
           "SET idle_in_transaction_session_timeout = 0; SET standard_conforming_strings = on; "
-          "SET check_function_bodies = false; SET synchronous_commit = off");
+          "SET check_function_bodies = false; SET synchronous_commit = off; "
+          // Index builds sort in memory rather than in many on-disk runs.
+          "SET maintenance_work_mem = '256MB'");
     } catch (...) {
       pool.fail(std::current_exception());
       pool.leave(nullptr);

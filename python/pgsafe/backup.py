@@ -963,6 +963,7 @@ def _run_parallel(dsn: str, items: list[bytes], workers: int, settings: bytes) -
         try:
             with _core.Connection(dsn, application_name="pgsafe-restore") as conn:
                 conn.execute(settings.decode() or "SELECT")
+                conn.execute("SET maintenance_work_mem = '256MB'")
                 while True:
                     with lock:
                         if not queue or failures:
