@@ -960,12 +960,19 @@ long long restore_chunks(const std::string& dsn, const std::string& path,
                          const std::vector<BackupChunk>& chunks, const RestoreOptions& options) {
   if (options.workers < 1) throw ConfigError("workers must be 1 or more");
   if (chunks.empty()) return 0;
-  // Largest (as SQL text: what the server parses) first, so the last to finish is a small one.
+  // The largest table (as SQL text: what the server parses) first, on every worker: its index
+  // builds, the longest, then start while the smaller tables load.
+  std::map<std::string, unsigned long long> table_bytes;
+  for (const BackupChunk& c : chunks) table_bytes[c.table] += c.raw_bytes;
   std::vector<size_t> order(chunks.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return chunks[a].raw_bytes > chunks[b].raw_bytes; });
-  std::map<std::string, int> active;     // table -> workers loading it now
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    unsigned long long ta = table_bytes[chunks[a].table];
+    unsigned long long tb = table_bytes[chunks[b].table];
+    if (ta != tb) return ta > tb;
+    if (chunks[a].table != chunks[b].table) return chunks[a].table < chunks[b].table;
+    return chunks[a].raw_bytes > chunks[b].raw_bytes;
+  });
   std::map<std::string, int> remaining;  // table -> chunks not loaded yet
   for (const BackupChunk& c : chunks) ++remaining[c.table];
   std::vector<std::string> ddl_queue;
@@ -997,9 +1004,7 @@ long long restore_chunks(const std::string& dsn, const std::string& path,
         long long rows = 0;
         std::string ddl;
         {
-          // Index builds of loaded tables first; then data, largest (as SQL text: what the
-          // server parses) first, a table nobody is loading before a second COPY into one that
-          // is: concurrent COPYs into one table queue on its extension lock.
+          // Index builds of loaded tables first, then data in `order`.
           std::lock_guard<std::mutex> guard(pool.mutex);
           if (pool.abort) break;
           if (!ddl_queue.empty()) {
@@ -1007,12 +1012,8 @@ long long restore_chunks(const std::string& dsn, const std::string& path,
             ddl_queue.erase(ddl_queue.begin());
           } else {
             if (order.empty()) break;
-            auto pick = std::find_if(order.begin(), order.end(),
-                                     [&](size_t k) { return active[chunks[k].table] == 0; });
-            if (pick == order.end()) pick = order.begin();
-            i = *pick;
-            order.erase(pick);
-            ++active[chunks[i].table];
+            i = order.front();
+            order.erase(order.begin());
           }
         }
         if (!ddl.empty()) {
@@ -1023,7 +1024,6 @@ long long restore_chunks(const std::string& dsn, const std::string& path,
         rows = load_chunk(*conn, path, chunk, options);
         {
           std::lock_guard<std::mutex> guard(pool.mutex);
-          --active[chunk.table];
           if (--remaining[chunk.table] == 0) {
             auto found = options.after_table.find(chunk.table);
             if (found != options.after_table.end()) {
