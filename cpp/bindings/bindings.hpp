@@ -15,5 +15,6 @@ void register_schema(pybind11::module_& m);
 void register_datafp(pybind11::module_& m);
 void register_probe(pybind11::module_& m);
 void register_trace(pybind11::module_& m);
+void register_backup(pybind11::module_& m);
 
 }  // namespace pgsafe::py

@@ -197,6 +197,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pgsafe.commands.locks",
     "pgsafe.commands.postflight",
     "pgsafe.commands.test",
+    "pgsafe.commands.backup",
 )
 
 
@@ -800,6 +801,9 @@ _FAILURE_CODE = {
     "apply": EXIT_MIGRATION,
     "rollback": EXIT_ROLLBACK,
     "postflight": EXIT_POSTFLIGHT,
+    "backup": EXIT_MIGRATION,
+    "restore": EXIT_ROLLBACK,
+    "verify-backup": EXIT_MIGRATION,
 }
 _READ_ONLY = {"fingerprint", "checksum"}
 
