@@ -223,7 +223,7 @@ class AddColumnNotNullSafeOp(MigrateOperation):
 
 @Operations.implementation_for(AddColumnNotNullSafeOp)
 def _add_column_not_null_safe(operations: Operations, op: AddColumnNotNullSafeOp) -> None:
-    col = op.column.copy()
+    col = op.column._copy()  # a copy: the caller's Column keeps its nullable=False
     col.nullable = True
     operations.add_column(op.table_name, col, schema=op.schema)
     table = _table(operations, op.table_name, op.schema)

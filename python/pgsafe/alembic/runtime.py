@@ -202,14 +202,17 @@ def _take_lock(
             waited = True
         time.sleep(0.2)
 
+    held = [True]
+
     def release(dbapi_connection: Any, record: Any) -> None:
-        if dbapi_connection is not dbapi:
+        # SQLAlchemy forbids removing a listener while it runs: it stays, idle, once released.
+        if dbapi_connection is not dbapi or not held[0]:
             return
+        held[0] = False
         try:
             _raw(dbapi, "SELECT pg_advisory_unlock(%s)", (key,))
         except Exception as exc:  # the session is gone, and the lock with it
             log.debug("releasing the migration lock: %s", exc)
-        event.remove(connection.engine, "checkin", release)
 
     event.listen(connection.engine, "checkin", release)
 
