@@ -23,7 +23,9 @@ def upgrade() -> None:
         GROUP BY tenant_id, date_trunc('hour', recorded_at)
         """
     )
-    op.execute("CREATE UNIQUE INDEX mv_realtime_revenue_key ON mv_realtime_revenue (tenant_id, hour)")
+    op.execute(
+        "CREATE UNIQUE INDEX mv_realtime_revenue_key ON mv_realtime_revenue (tenant_id, hour)"
+    )
     op.execute(
         """
         CREATE MATERIALIZED VIEW mv_reconciliation_status AS

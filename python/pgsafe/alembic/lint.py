@@ -7,11 +7,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from pgsafe.alembic.project import Project, Rendered, Revision, analyse
 from pgsafe.lint.config import LintConfig
 from pgsafe.lint.engine import LintResult, lint_text
 from pgsafe.lint.model import RULES, Finding
-
-from pgsafe.alembic.project import Project, Rendered, Revision, analyse
 
 
 def _finding(file: Path, line: int, rule: str, severity: str, message: str, fix: str) -> Finding:
@@ -79,7 +78,10 @@ def graph_findings(project: Project) -> list[Finding]:
                     "take a backup before applying it (pgsafe backup)",
                 )
             )
-        for direction, error in (("upgrade", rev.upgrade_error), ("downgrade", rev.downgrade_error)):
+        for direction, error in (
+            ("upgrade", rev.upgrade_error),
+            ("downgrade", rev.downgrade_error),
+        ):
             if error and not (direction == "downgrade" and rev.downgrade_def == "raises"):
                 out.append(
                     _finding(

@@ -314,9 +314,7 @@ class DropIndexConcurrentlyOp(MigrateOperation):
         self._reverse = _reverse
 
     @classmethod
-    def drop_index_concurrently(
-        cls, operations: Operations, index_name: str, **kw: Any
-    ) -> None:
+    def drop_index_concurrently(cls, operations: Operations, index_name: str, **kw: Any) -> None:
         operations.invoke(cls(index_name, **kw))
 
     def reverse(self) -> CreateIndexConcurrentlyOp:

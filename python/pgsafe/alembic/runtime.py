@@ -147,9 +147,7 @@ def configure(
     def after_step(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
         _after_step(run, ctx, step)
 
-    context.configure(
-        connection=connection, on_version_apply=[*callbacks, after_step], **options
-    )
+    context.configure(connection=connection, on_version_apply=[*callbacks, after_step], **options)
 
 
 # -- the lock ---------------------------------------------------------------------------------
@@ -196,7 +194,9 @@ def _take_lock(
                 (key, key),
                 commit,
             )
-            raise MigrationLockTimeout(timeout_s=wait_s, holder_pid=holder[0][0] if holder else None)
+            raise MigrationLockTimeout(
+                timeout_s=wait_s, holder_pid=holder[0][0] if holder else None
+            )
         if not waited:
             log.warning("waiting for the migration lock (another migration run holds it)")
             waited = True
@@ -234,7 +234,9 @@ def _set_local(dbapi: Any, run: _Run) -> None:
     cur = dbapi.cursor()
     try:
         cur.execute(
-            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+            # set_config(..., true) is SET LOCAL with bind parameters.
+            "SELECT set_config('lock_timeout', %s, true),"
+            " set_config('statement_timeout', %s, true)",
             (run.lock_timeout, run.statement_timeout),
         )
     finally:
