@@ -211,18 +211,33 @@ class Revision:
 
 
 def _render(
-    cfg_path: str | Path, rev: Script, direction: str, start: str, dest: str
+    cfg_path: str | Path,
+    rev: Script,
+    direction: str,
+    start: tuple[str, ...],
+    dest: str,
 ) -> tuple[Rendered | None, str | None]:
-    from alembic import command
+    """One revision's SQL, as `alembic upgrade/downgrade START:DEST --sql` writes it (START may
+    be several heads: a merge, or a revision on a branch next to another)."""
+    from alembic.runtime.environment import EnvironmentContext
 
     capture = _Capture(rev.path)
     cfg = load_config(cfg_path, capture)
+    script = script_directory(cfg)
+
+    def steps(current: Any, context: Any) -> Any:
+        if direction == "upgrade":
+            return script._upgrade_revs(dest, current)
+        return script._downgrade_revs(dest, current)
+
     try:
-        with _logging_kept():
-            if direction == "upgrade":
-                command.upgrade(cfg, f"{start}:{dest}", sql=True)
-            else:
-                command.downgrade(cfg, f"{start}:{dest}", sql=True)
+        with (
+            _logging_kept(),
+            EnvironmentContext(
+                cfg, script, fn=steps, as_sql=True, starting_rev=start, destination_rev=dest
+            ),
+        ):
+            script.run_env()
     except NotImplementedError as exc:
         return None, f"{direction}() raises NotImplementedError{f': {exc}' if str(exc) else ''}"
     except Exception as exc:
@@ -270,6 +285,7 @@ def analyse(path: str | Path, render: bool = True) -> Project:
     script = script_directory(cfg)
     revs = revisions_in_order(script)
     out: list[Revision] = []
+    heads: tuple[str, ...] = ()  # the database's heads when this revision is applied in order
     for order, rev in enumerate(revs, start=1):
         down = tuple(rev._normalized_down_revisions)  # merges have several
         kind, lines = downgrade_kind(Path(rev.path))
@@ -284,12 +300,12 @@ def analyse(path: str | Path, render: bool = True) -> Project:
             function_lines=lines,
         )
         if render:
-            start = ",".join(down) if down else "base"
-            r.upgrade, r.upgrade_error = _render(path, rev, "upgrade", start, rev.revision)
-            if kind not in ("missing",):
+            r.upgrade, r.upgrade_error = _render(path, rev, "upgrade", heads, rev.revision)
+            if kind != "missing":
                 r.downgrade, r.downgrade_error = _render(
-                    path, rev, "downgrade", rev.revision, start if down else "base"
+                    path, rev, "downgrade", (rev.revision,), down[0] if down else "base"
                 )
+        heads = (*(h for h in heads if h not in down), rev.revision)
         out.append(r)
     return Project(
         Path(path),
