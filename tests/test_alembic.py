@@ -16,17 +16,25 @@ import pytest
 
 pytest.importorskip("alembic")
 
-from alembic import command  # noqa: E402
-from alembic.config import Config  # noqa: E402
-from helpers import pgsafe, query  # noqa: E402
-from sqlalchemy import create_engine  # noqa: E402
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine
 
-from pgsafe import _core  # noqa: E402
-from pgsafe.alembic import InvariantViolation  # noqa: E402
-from pgsafe.schema import fingerprint  # noqa: E402
+from helpers import pgsafe, query
+from pgsafe import _core
+from pgsafe.alembic import InvariantViolation
+from pgsafe.schema import fingerprint
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "alembic_project"
 REVISIONS = ["0001", "0002", "0003", "0004", "0005"]
+
+
+@pytest.fixture(autouse=True)
+def _keep_logging():
+    """env.py's logging.config.fileConfig disables every existing logger (pgsafe's among them):
+    the tests that run Alembic in this process must not take the other tests' logs away."""
+    with _logging_kept():
+        yield
 
 
 def _project(tmp_path: Path, extra: dict[str, str] | None = None) -> Path:
@@ -217,13 +225,19 @@ def test_lint_attributes_create_index_on_existing_table_to_the_revision_file(tmp
     root = _project(tmp_path, {"0006_events_type.py": body})
     res = pgsafe("lint", str(root / "alembic.ini"), "--format", "json")
     assert res.returncode == 1, res.stderr
-    found = [f for f in json.loads(res.stdout)["findings"] if f["rule"] == "require-concurrent-index"]
+    found = [
+        f for f in json.loads(res.stdout)["findings"] if f["rule"] == "require-concurrent-index"
+    ]
     assert len(found) == 1
     f = found[0]
     assert f["file"] == str(root / "versions" / "0006_events_type.py")
-    assert f["line"] == body.splitlines().index(
-        '    op.create_index("ix_events_type", "attribution_events", ["event_type"])'
-    ) + 1
+    assert (
+        f["line"]
+        == body.splitlines().index(
+            '    op.create_index("ix_events_type", "attribution_events", ["event_type"])'
+        )
+        + 1
+    )
     assert "upgrade() of revision 0006" in f["message"]
     # The example itself has no errors; the directory works like the ini.
     assert pgsafe("lint", str(EXAMPLE)).returncode == 0
@@ -234,7 +248,9 @@ def test_lint_flags_a_pass_downgrade_and_two_heads(tmp_path):
         tmp_path,
         {
             "0006_a.py": _revision("0006", "0005", 'op.execute("SELECT 1")', "pass"),
-            "0007_b.py": _revision("0007", "0005", 'op.execute("SELECT 2")', 'op.execute("SELECT 3")'),
+            "0007_b.py": _revision(
+                "0007", "0005", 'op.execute("SELECT 2")', 'op.execute("SELECT 3")'
+            ),
         },
     )
     res = pgsafe("lint", str(root / "alembic.ini"), "--format", "json")
@@ -260,7 +276,9 @@ def test_round_trip_through_pgsafe_apply_and_rollback_has_catalog_parity(pgsafe_
     assert query(pgsafe_db, "SELECT version_num FROM alembic_version") == [("0005",)]
     rows = query(pgsafe_db, "SELECT version, checksum FROM pgsafe.migrations ORDER BY 1")
     assert rows == [(f.name[:4], _sha(f)) for f in sorted((EXAMPLE / "versions").glob("0*.py"))]
-    down = pgsafe("rollback", ini, "--db", pgsafe_db.url, "--steps", "5", "--apply", "--log-dir", "")
+    down = pgsafe(
+        "rollback", ini, "--db", pgsafe_db.url, "--steps", "5", "--apply", "--log-dir", ""
+    )
     assert down.returncode == 0, down.stderr
     assert _schema(pgsafe_db) == base
     again = pgsafe("apply", ini, "--db", pgsafe_db.url, "--apply", "--log-dir", "")
@@ -275,7 +293,9 @@ def test_a_downgrade_that_leaves_an_enum_behind_breaks_parity(tmp_path, pgsafe_d
     ini = str(root / "alembic.ini")
     base = fingerprint(pgsafe_db.dsn, ("pgsafe",))
     assert pgsafe("apply", ini, "--db", pgsafe_db.url, "--apply", "--log-dir", "").returncode == 0
-    down = pgsafe("rollback", ini, "--db", pgsafe_db.url, "--steps", "5", "--apply", "--log-dir", "")
+    down = pgsafe(
+        "rollback", ini, "--db", pgsafe_db.url, "--steps", "5", "--apply", "--log-dir", ""
+    )
     assert down.returncode == 0, down.stderr
     after = fingerprint(pgsafe_db.dsn, ("pgsafe",))
     assert after.sha256 != base.sha256
@@ -318,3 +338,80 @@ def test_a_plain_alembic_project_works_with_lint_and_dry_run(tmp_path):
         _sha(versions / "a1_orders.py"),
         _sha(versions / "b2_orders_customer.py"),
     ]
+
+
+def test_the_migration_lock_excludes_alembic_while_pgsafe_holds_it(tmp_path, pgsafe_db):
+    from pgsafe.errors import MigrationLockTimeout
+
+    with pgsafe_db.connect() as conn:
+        lock = _core.MigrationLock(conn, _core.migration_lock_key("pgsafe"))
+        assert lock.try_acquire()
+        with pytest.raises(MigrationLockTimeout, match="held by backend pid"):
+            command.upgrade(_config(EXAMPLE, pgsafe_db.url, ["lock_wait=300ms"]), "head")
+        lock.release()
+    assert query(pgsafe_db, "SELECT to_regclass('alembic_version')") == [(None,)]
+
+
+def test_backfill_batches_resume_after_the_last_committed_cursor(tmp_path, pgsafe_db):
+    root = _project(
+        tmp_path,
+        {
+            "0006_fill.py": _revision(
+                "0006",
+                "0005",
+                """
+                import pgsafe.alembic  # noqa: F401
+                op.create_table("items", sa.Column("id", sa.BigInteger, primary_key=True),
+                                sa.Column("label", sa.Text))
+                op.execute("INSERT INTO items SELECT g, NULL FROM generate_series(1, 1000) g")
+                op.execute(
+                    "CREATE SCHEMA IF NOT EXISTS pgsafe;"
+                    " CREATE TABLE IF NOT EXISTS pgsafe.backfill_cursors"
+                    " (name text PRIMARY KEY, last_key text, rows bigint NOT NULL DEFAULT 0,"
+                    " updated_at timestamptz NOT NULL DEFAULT clock_timestamp());"
+                    " INSERT INTO pgsafe.backfill_cursors VALUES ('items-label', '600', 600)"
+                )
+                op.backfill("items", {"label": "'filled'"}, where="label IS NULL",
+                            batch_size=150, name="items-label")
+                """,
+                'op.drop_table("items")',
+            )
+        },
+    )
+    _upgrade_with_connection(root, pgsafe_db.url)
+    # An interrupted run had committed up to id 600: only the rest was updated, in batches.
+    assert query(pgsafe_db, "SELECT count(*), min(id) FROM items WHERE label = 'filled'") == [
+        ("400", "601")
+    ]
+    assert query(pgsafe_db, "SELECT count(*) FROM pgsafe.backfill_cursors") == [("0",)]
+
+
+def test_create_index_concurrently_replaces_an_invalid_leftover(tmp_path, pgsafe_db):
+    root = _project(
+        tmp_path,
+        {
+            "0006_ix.py": _revision(
+                "0006",
+                "0005",
+                """
+                import pgsafe.alembic  # noqa: F401
+                op.create_index_concurrently("ix_dead_reason", "dead_events", ["reason"])
+                """,
+                'op.drop_index_concurrently("ix_dead_reason")',
+            )
+        },
+    )
+    _upgrade_with_connection(root, pgsafe_db.url, "0005")
+    with pgsafe_db.connect() as conn:  # what a failed CREATE INDEX CONCURRENTLY leaves
+        conn.execute("CREATE INDEX ix_dead_reason ON dead_events (event_id)")
+        conn.execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'ix_dead_reason'::regclass"
+        )
+    _upgrade_with_connection(root, pgsafe_db.url)
+    assert query(
+        pgsafe_db,
+        "SELECT indisvalid, pg_get_indexdef(indexrelid) LIKE '%(reason)' FROM pg_index"
+        " WHERE indexrelid = 'ix_dead_reason'::regclass",
+    ) == [("t", "t")]
+    command.downgrade(_config(root, pgsafe_db.url), "0005")
+    assert query(pgsafe_db, "SELECT to_regclass('ix_dead_reason')") == [(None,)]
