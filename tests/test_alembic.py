@@ -23,6 +23,7 @@ from sqlalchemy import create_engine
 from helpers import pgsafe, query
 from pgsafe import _core
 from pgsafe.alembic import InvariantViolation
+from pgsafe.alembic.project import _logging_kept
 from pgsafe.schema import fingerprint
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "alembic_project"
