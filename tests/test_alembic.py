@@ -74,14 +74,18 @@ def _config(root: Path, url: str | None = None, x: list[str] | None = None) -> C
     return cfg
 
 
-def _upgrade_with_connection(root: Path, url: str, target: str = "head") -> None:
-    """Alembic's documented pattern: the caller's connection in config.attributes."""
+def _upgrade_with_connection(root: Path, url: str, target: str = "head") -> str:
+    """Alembic's documented pattern: the caller's connection in config.attributes. Returns
+    the lock_timeout the caller's next transaction on that connection sees."""
     engine = create_engine(_sa(url))
     try:
         with engine.connect() as conn:
             cfg = _config(root)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, target)
+            after = conn.exec_driver_sql("SHOW lock_timeout").scalar()
+            conn.rollback()
+            return str(after)
     finally:
         engine.dispose()
 
@@ -91,7 +95,8 @@ def _sha(path: Path) -> str:
 
 
 def test_upgrade_head_writes_ledger_rows_and_releases_the_lock(pgsafe_db):
-    _upgrade_with_connection(EXAMPLE, pgsafe_db.url)
+    # The timeouts were SET LOCAL in the revisions' transactions, not left on the connection.
+    assert _upgrade_with_connection(EXAMPLE, pgsafe_db.url) == "0"
     rows = query(
         pgsafe_db, "SELECT version, name, checksum, status FROM pgsafe.migrations ORDER BY 1"
     )

@@ -140,7 +140,7 @@ def configure(
         run.baseline_invalid = {r[0] for r in _raw(dbapi, _INVALID_INDEXES, commit=own)}
         run.baseline_not_valid = {r[0] for r in _raw(dbapi, _NOT_VALID, commit=own)}
     _before_run(connection, preflight, backup)
-    _listen_begin(connection, run)
+    _listen_begin(connection, run, context)
     if connection.in_transaction():  # the caller's own transaction: one for the whole run
         _set_local(connection.connection.dbapi_connection, run)
 
@@ -243,13 +243,19 @@ def _set_local(dbapi: Any, run: _Run) -> None:
         cur.close()
 
 
-def _listen_begin(connection: Any, run: _Run) -> None:
+def _listen_begin(connection: Any, run: _Run, context: Any) -> None:
     """SET LOCAL the timeouts as each revision's transaction begins (Alembic has no hook at a
     step's start; SQLAlchemy's begin event is the documented one). On the DBAPI connection,
     whose implicit BEGIN then opens the very transaction the revision runs in."""
+    import alembic.context
     from sqlalchemy import event
 
+    # env.py passes the alembic.context module, a proxy of this run's EnvironmentContext.
+    env = getattr(context, "_proxy", None) or context
+
     def on_begin(conn: Any) -> None:
+        if getattr(alembic.context, "_proxy", None) is not env:
+            return  # the run is over: a caller's own connection gets its transactions back
         run.step_started = time.monotonic()
         _set_local(conn.connection.dbapi_connection, run)
 
