@@ -421,3 +421,37 @@ def test_create_index_concurrently_replaces_an_invalid_leftover(tmp_path, pgsafe
     ) == [("t", "t")]
     command.downgrade(_config(root, pgsafe_db.url), "0005")
     assert query(pgsafe_db, "SELECT to_regclass('ix_dead_reason')") == [(None,)]
+
+
+def test_a_merged_branch_lints_clean_and_applies_with_the_right_alembic_version(
+    tmp_path, pgsafe_db
+):
+    merge = (
+        '"""merge"""\nrevision = "0008"\ndown_revision = ("0006", "0007")\n'
+        "branch_labels = None\ndepends_on = None\n\n\ndef upgrade():\n    pass\n\n\n"
+        "def downgrade():\n    pass\n"
+    )
+    root = _project(
+        tmp_path,
+        {
+            "0006_a.py": _revision(
+                "0006", "0005", 'op.execute("CREATE TABLE a (id int)")', 'op.drop_table("a")'
+            ),
+            "0007_b.py": _revision(
+                "0007", "0005", 'op.execute("CREATE TABLE b (id int)")', 'op.drop_table("b")'
+            ),
+            "0008_merge.py": merge,
+        },
+    )
+    ini = str(root / "alembic.ini")
+    lint = pgsafe("lint", ini)
+    assert lint.returncode == 0, lint.stdout  # a no-op merge may have a `pass` downgrade
+    up = pgsafe("apply", ini, "--db", pgsafe_db.url, "--apply", "--log-dir", "")
+    assert up.returncode == 0, up.stderr
+    assert query(pgsafe_db, "SELECT version_num FROM alembic_version") == [("0008",)]
+    down = pgsafe(
+        "rollback", ini, "--db", pgsafe_db.url, "--steps", "2", "--apply", "--log-dir", ""
+    )
+    assert down.returncode == 0, down.stderr
+    # Rolled back the merge and the branch applied last: one head of the other branch is left.
+    assert len(query(pgsafe_db, "SELECT version_num FROM alembic_version")) == 1

@@ -206,7 +206,8 @@ class Revision:
     downgrade: Rendered | None = None
     upgrade_error: str | None = None
     downgrade_error: str | None = None
-    downgrade_def: str = "real"  # real | pass | missing | raises
+    downgrade_def: str = "real"  # real | pass | missing | raises | noop
+    heads_before: tuple[str, ...] = ()  # the database's heads when it is applied in order
     function_lines: dict[str, int] = field(default_factory=dict)
 
 
@@ -245,29 +246,35 @@ def _render(
     return Rendered(capture.getvalue(), capture), None
 
 
-def downgrade_kind(path: Path) -> tuple[str, dict[str, int]]:
-    """How the revision file defines downgrade(): 'real', 'pass' (a body of only pass, ... or
-    a docstring), 'raises' (only raises) or 'missing'; and the line of each top-level def."""
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    except (OSError, SyntaxError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the revision file: {exc}") from None
-    lines = {n.name: n.lineno for n in tree.body if isinstance(n, ast.FunctionDef)}
-    fn = next(
-        (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "downgrade"), None
-    )
+def _kind(fn: ast.FunctionDef | None) -> str:
     if fn is None:
-        return "missing", lines
+        return "missing"
     body = [
         n
         for n in fn.body
         if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))  # docstring, ...
     ]
     if all(isinstance(n, ast.Pass) for n in body):
-        return "pass", lines
+        return "pass"
     if all(isinstance(n, ast.Raise) for n in body):
-        return "raises", lines
-    return "real", lines
+        return "raises"
+    return "real"
+
+
+def downgrade_kind(path: Path) -> tuple[str, dict[str, int]]:
+    """How the revision file defines downgrade(): 'real', 'pass' (a body of only pass, ... or
+    a docstring), 'raises' (only raises), 'missing', or 'noop' when upgrade() does nothing
+    either (a merge or baseline revision); and the line of each top-level def."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, SyntaxError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the revision file: {exc}") from None
+    defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    lines = {name: n.lineno for name, n in defs.items()}
+    kind = _kind(defs.get("downgrade"))
+    if kind == "pass" and _kind(defs.get("upgrade")) == "pass":
+        return "noop", lines
+    return kind, lines
 
 
 @dataclass
@@ -298,6 +305,7 @@ def analyse(path: str | Path, render: bool = True) -> Project:
             order,
             downgrade_def=kind,
             function_lines=lines,
+            heads_before=heads,
         )
         if render:
             r.upgrade, r.upgrade_error = _render(path, rev, "upgrade", heads, rev.revision)
@@ -331,11 +339,7 @@ def discover_alembic(path: str | Path) -> list[Migration]:
     for r in project.revisions:
         if r.upgrade is None:
             raise ConfigError(f"{r.path}: {r.upgrade_error}")
-        down_sql = r.downgrade.sql if r.downgrade is not None else None
-        if down_sql is not None and not r.down_revisions:
-            # Alembic creates alembic_version before the first revision and (since 1.16) keeps
-            # it after the last downgrade; pgsafe's rollback returns the database to base.
-            down_sql += "\nDROP TABLE IF EXISTS alembic_version;\n"
+        down_sql = _downgrade_sql(r) if r.downgrade is not None else None
         reversible = down_sql is not None and r.downgrade_def not in ("missing", "raises")
         out.append(
             Migration(
@@ -350,3 +354,29 @@ def discover_alembic(path: str | Path) -> list[Migration]:
             )
         )
     return out
+
+
+def _downgrade_sql(r: Revision) -> str:
+    """The downgrade's own statements, then the alembic_version rows as they were before the
+    revision was applied. Alembic renders a downgrade from the revision alone and so cannot
+    know the other branches' heads; pgsafe rolls back in the reverse of the order it applied."""
+    from pgsafe.migrations import parse_sql
+
+    assert r.downgrade is not None
+    text = r.downgrade.sql
+    data = text.encode()
+    kept = []
+    for stmt in parse_sql(text, f"{r.path} downgrade()"):
+        offset = len(data[: stmt.offset].decode("utf-8", "replace"))
+        if r.downgrade.capture.line_at(offset) is None and not stmt.transaction_control:
+            continue  # Alembic's bookkeeping (alembic_version) or pgsafe's own SET statements
+        kept.append(stmt.sql.rstrip().rstrip(";") + ";")
+    kept.append(f"DELETE FROM alembic_version WHERE version_num = '{r.revision}';")
+    for head in r.heads_before:
+        if head in r.down_revisions:
+            kept.append(f"INSERT INTO alembic_version (version_num) VALUES ('{head}');")
+    if not r.down_revisions:
+        # Alembic creates alembic_version before the first revision and (since 1.16) keeps it
+        # after the last downgrade; pgsafe's rollback returns the database to base.
+        kept.append("DROP TABLE IF EXISTS alembic_version;")
+    return "\n\n".join(kept) + "\n"
