@@ -455,3 +455,41 @@ def test_a_merged_branch_lints_clean_and_applies_with_the_right_alembic_version(
     assert down.returncode == 0, down.stderr
     # Rolled back the merge and the branch applied last: one head of the other branch is left.
     assert len(query(pgsafe_db, "SELECT version_num FROM alembic_version")) == 1
+
+
+def test_a_failing_preflight_hook_stops_the_run_before_any_revision(tmp_path, pgsafe_db):
+    from pgsafe.errors import UnsafeError
+
+    root = _project(tmp_path)
+    env = root / "env.py"
+    env.write_text(
+        env.read_text().replace(
+            "pgsafe.alembic.configure(context, connection, target_metadata=target_metadata)",
+            "pgsafe.alembic.configure(context, connection, target_metadata=target_metadata,"
+            ' preflight=config.attributes["preflight"])',
+        )
+    )
+    seen: list[str] = []
+
+    class Report:
+        failed = True
+
+        def __str__(self) -> str:
+            return "1 long-running transaction"
+
+    def preflight(dsn: str) -> Report:
+        seen.append(dsn)
+        return Report()
+
+    engine = create_engine(_sa(pgsafe_db.url))
+    try:
+        with engine.connect() as conn:
+            cfg = _config(root)
+            cfg.attributes.update(connection=conn, preflight=preflight)
+            with pytest.raises(UnsafeError, match="preflight failed: 1 long-running"):
+                command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()
+    assert seen and pgsafe_db.name in seen[0]
+    assert query(pgsafe_db, "SELECT to_regclass('tenants')") == [(None,)]
+    assert query(pgsafe_db, "SELECT to_regnamespace('pgsafe')") == [(None,)]

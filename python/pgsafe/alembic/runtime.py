@@ -134,12 +134,12 @@ def configure(
     dbapi = connection.connection.dbapi_connection
     own = not connection.in_transaction()
     _take_lock(connection, dbapi, ledger_schema, _seconds(settings["lock_wait"]), own)
+    _before_run(connection, preflight, backup)  # before pgsafe writes anything itself
     if ledger:
         _raw(dbapi, _ledger_ddl(ledger_schema), commit=own)
     if check_invariants:
         run.baseline_invalid = {r[0] for r in _raw(dbapi, _INVALID_INDEXES, commit=own)}
         run.baseline_not_valid = {r[0] for r in _raw(dbapi, _NOT_VALID, commit=own)}
-    _before_run(connection, preflight, backup)
     _listen_begin(connection, run, context)
     if connection.in_transaction():  # the caller's own transaction: one for the whole run
         _set_local(connection.connection.dbapi_connection, run)
