@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from pgsafe.server import TemporaryDatabase
+from pgsafe.server import TemporaryDatabase, TemporaryServer
 
 MIGRATIONS = {
     "001_items.up.sql": "CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL);\n",
@@ -241,3 +241,46 @@ def test_xdist_workers_get_unique_database_names(
     servers = {w: {r["server"] for r in runs if r["worker"] == w} for w in workers}
     assert all(len(s) == 1 for s in servers.values())
     assert len({next(iter(s)) for s in servers.values()}) == len(workers)
+
+
+PYTEST_POSTGRESQL_CONFTEST = """
+import pytest
+from pytest_postgresql import factories
+
+postgresql = factories.postgresql("postgresql_noproc")
+
+
+@pytest.fixture
+def pgsafe_target(postgresql):
+    return postgresql.info.dsn
+"""
+
+PYTEST_POSTGRESQL_TESTS = """
+from pgsafe.testing import assert_schema_parity
+
+
+def test_on_their_database(postgresql, pgsafe_migrations, request):
+    pgsafe_migrations.apply()
+    with postgresql.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pgsafe.migrations")
+        assert cur.fetchone() == (2,)
+    postgresql.rollback()
+    assert_schema_parity(postgresql, pgsafe_migrations)
+    assert "pgsafe_server" not in request.fixturenames
+"""
+
+
+def test_coexists_with_pytest_postgresql(
+    project: pytest.Pytester, pgsafe_server: TemporaryServer
+) -> None:
+    project.makeconftest(PYTEST_POSTGRESQL_CONFTEST)
+    project.makepyfile(PYTEST_POSTGRESQL_TESTS)
+    result = project.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        f"--postgresql-host={pgsafe_server.host}",
+        f"--postgresql-port={pgsafe_server.port}",
+        f"--postgresql-user={pgsafe_server.user}",
+        "--postgresql-dbname=theirs",
+    )
+    result.assert_outcomes(passed=1)
