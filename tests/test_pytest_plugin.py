@@ -187,16 +187,16 @@ def test_dsn_option_points_the_harness_at_an_existing_database(
 
 
 def test_user_fixture_can_be_the_target(project: pytest.Pytester) -> None:
-    # What a pytest-postgresql user writes: pgsafe_target returns their fixture's DSN.
+    # Any fixture of the user's that gives a database: pgsafe_target returns its DSN.
     project.makeconftest(
         "import pytest\n"
         "@pytest.fixture\n"
-        "def postgresql(pgsafe_server):\n"
+        "def users_db(pgsafe_server):\n"
         "    with pgsafe_server.new_database(name='users_own_db') as db:\n"
         "        yield db\n"
         "@pytest.fixture\n"
-        "def pgsafe_target(postgresql):\n"
-        "    return postgresql.dsn\n"
+        "def pgsafe_target(users_db):\n"
+        "    return users_db.dsn\n"
     )
     project.makepyfile(
         "def test_apply(pgsafe_migrations, request):\n"
