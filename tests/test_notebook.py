@@ -40,7 +40,7 @@ def kernel_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         )
     )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    monkeypatch.setenv("PGSAFE_NO_PROGRESS", "1")
+    monkeypatch.delenv("PGSAFE_NO_PROGRESS", raising=False)
     return KERNEL
 
 
@@ -74,6 +74,9 @@ def test_runbook_runs_clean(kernel_name: str) -> None:
     # The report objects rendered as HTML: lint result and status reports at least.
     assert any("pgsafe lint" in h for h in html)
     assert sum("pgsafe status" in h for h in html) >= 3
+    # Progress drew itself with plain IPython.display (no ipywidgets) and finished at 100%.
+    progress = [h for h in html if h.startswith("<pre>data fingerprint [")]
+    assert progress and "100.0%" in progress[-1]
     text = "".join(o.get("text", "") for o in outputs)
     assert "rollback restored the schema and the data exactly" in text
 
