@@ -122,12 +122,14 @@ class MigrationHarness:
         """Row counts and data digests of ``tables`` (default: every user table)."""
         return datafp.fingerprint(self.dsn, tables, exclude_schemas=(self.settings.ledger_schema,))
 
-    def trace(self, *args: Any, **kwargs: Any) -> Any:
-        """Lock tracing of a migration on this database: delegates to ``pgsafe.trace.trace``
-        (integration point: that module comes with lock tracing)."""
+    def trace(self, **kwargs: Any) -> Any:
+        """Traces the migrations still pending on this database (on a throwaway copy of its
+        schema, with sample rows): the locks each statement takes, rewrites and estimates, as
+        ``pgsafe.trace.trace(source, target_dsn=dsn, **kwargs)`` returns them (a TraceReport).
+        Integration point: ``pgsafe.trace`` comes with lock tracing."""
         from pgsafe import trace as _trace  # type: ignore[attr-defined,unused-ignore]
 
-        return _trace.trace(*args, dsn=self.dsn, **kwargs)
+        return _trace.trace(self.source, target_dsn=self.dsn, **kwargs)
 
 
 # -- schema parity -------------------------------------------------------------------------------
