@@ -191,7 +191,11 @@ def _add_exclude(p: argparse.ArgumentParser) -> None:
 # Commands that live in their own module under pgsafe.commands: each has
 # ``register(sub)``, which adds its subparser and sets ``handler`` (args -> exit code).
 # Imported lazily, so those modules can use this module's helpers (_add_target, _target, ...).
-COMMAND_MODULES: tuple[str, ...] = ("pgsafe.commands.locks",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "pgsafe.commands.locks",
+    "pgsafe.commands.postflight",
+    "pgsafe.commands.test",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -753,7 +757,11 @@ def _run(args: argparse.Namespace) -> int:
     raise ConfigError(f"unknown command {args.command}")
 
 
-_FAILURE_CODE = {"apply": EXIT_MIGRATION, "rollback": EXIT_ROLLBACK}
+_FAILURE_CODE = {
+    "apply": EXIT_MIGRATION,
+    "rollback": EXIT_ROLLBACK,
+    "postflight": EXIT_POSTFLIGHT,
+}
 _READ_ONLY = {"fingerprint", "checksum"}
 
 
