@@ -71,10 +71,14 @@ def test_runbook_runs_clean(kernel_name: str) -> None:
 
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
-    # The report objects rendered as HTML: lint result, live probe, postflight and status reports.
+    # The report objects rendered as HTML: lint, dry-run, probe, backup,
+    # verify-backup, postflight and status reports.
     assert any("pgsafe lint" in h for h in html)
     assert any("pgsafe locks" in h and "OK: nothing blocking" in h for h in html)  # probe
     assert any("pgsafe postflight" in h for h in html)
+    assert any("Migration Dry-Run Report" in h for h in html)
+    assert any("<h3>pgsafe backup</h3>" in h for h in html)
+    assert any("<h3>pgsafe verify-backup</h3>" in h for h in html)
     assert sum("pgsafe status" in h for h in html) >= 3
     # Progress drew itself with plain IPython.display (no ipywidgets) and finished at 100%.
     progress = [h for h in html if h.startswith("<pre>data fingerprint [")]

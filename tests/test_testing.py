@@ -3,8 +3,11 @@ that a DSN's password never reaches a failure message."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from helpers import write
 from pgsafe.schema import fingerprint
 from pgsafe.server import TemporaryDatabase, TemporaryServer
 from pgsafe.testing import (
@@ -82,3 +85,25 @@ def test_data_loss_names_gone_and_changed_tables(pgsafe_db: TemporaryDatabase) -
         assert_no_data_loss(after_update, pgsafe_db, counts_only=True)
         with pytest.raises(DataLossError):
             assert_no_data_loss(after_update, pgsafe_db)
+
+
+def test_lock_assertions_and_harness_trace_come_from_pgsafe_trace(
+    tmp_path: Path, pgsafe_server: TemporaryServer, pgsafe_db: TemporaryDatabase
+) -> None:
+    from pgsafe import testing, trace
+
+    assert testing.assert_max_lock is trace.assert_max_lock
+    assert testing.assert_no_rewrite is trace.assert_no_rewrite
+    src = write(
+        tmp_path / "m",
+        {
+            "001_t.up.sql": "CREATE TABLE t (id int);\n",
+            "002_idx.up.sql": "CREATE INDEX t_id ON t (id);\n",
+        },
+    )
+    harness = MigrationHarness(src, pgsafe_db.dsn)
+    harness.apply(to="001")
+    report = harness.trace(server=pgsafe_server)  # only 002 is pending on the test database
+    assert [(s.sql.strip(), s.observed_lock) for s in report.statements] == [
+        ("CREATE INDEX t_id ON t (id)", "ShareLock")
+    ]
