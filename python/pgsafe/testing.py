@@ -15,6 +15,7 @@ from pgsafe import _core, datafp, schema
 from pgsafe.config import Settings
 from pgsafe.runner import Runner, StatusReport, StepResult, connect
 from pgsafe.schema import DEFAULT_EXCLUDE, SchemaFingerprint
+from pgsafe.trace import TraceReport, assert_max_lock, assert_no_rewrite, trace
 
 if TYPE_CHECKING:
     from pgsafe.datafp import TableFingerprint
@@ -32,18 +33,6 @@ __all__ = [
 
 # How many differing objects a failure message shows before "... and N more".
 MAX_SHOWN = 5
-
-# Lock assertions belong to lock tracing (pgsafe.trace); they are re-exported here lazily so
-# `from pgsafe.testing import assert_max_lock` works as soon as that module is installed.
-_FROM_TRACE = ("assert_max_lock", "assert_no_rewrite")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _FROM_TRACE:
-        import importlib
-
-        return getattr(importlib.import_module("pgsafe.trace"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _HasDsn(Protocol):
@@ -122,14 +111,12 @@ class MigrationHarness:
         """Row counts and data digests of ``tables`` (default: every user table)."""
         return datafp.fingerprint(self.dsn, tables, exclude_schemas=(self.settings.ledger_schema,))
 
-    def trace(self, **kwargs: Any) -> Any:
+    def trace(self, **kwargs: Any) -> TraceReport:
         """Traces the migrations still pending on this database (on a throwaway copy of its
         schema, with sample rows): the locks each statement takes, rewrites and estimates, as
         ``pgsafe.trace.trace(source, target_dsn=dsn, **kwargs)`` returns them (a TraceReport).
-        Integration point: ``pgsafe.trace`` comes with lock tracing."""
-        from pgsafe import trace as _trace  # type: ignore[attr-defined,unused-ignore]
-
-        return _trace.trace(self.source, target_dsn=self.dsn, **kwargs)
+        """
+        return trace(self.source, target_dsn=self.dsn, **kwargs)
 
 
 # -- schema parity -------------------------------------------------------------------------------
@@ -263,8 +250,3 @@ def no_data_loss(
     before = _data_of(target, tables)
     yield before
     assert_no_data_loss(before, target)
-
-
-if TYPE_CHECKING:  # re-exported lazily from pgsafe.trace by __getattr__ above
-    assert_max_lock: Any
-    assert_no_rewrite: Any
