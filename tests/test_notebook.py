@@ -109,7 +109,7 @@ def _run(kc: Any, code: str, timeout: float = 30) -> tuple[dict[str, Any], str]:
         if msg["msg_type"] == "stream":
             printed.append(msg["content"]["text"])
 
-    reply = kc.execute_interactive(code, timeout=timeout, output_hook=hook)
+    reply = kc.execute_interactive(code, timeout=timeout, output_hook=hook, stop_on_error=False)
     return reply["content"], "".join(printed)
 
 
@@ -131,7 +131,8 @@ def test_interrupting_the_kernel_cancels_the_statement_on_the_server(
         return bool(rows) and rows[0][0] == "active" and "pg_sleep" in rows[0][1]
 
     with pgsafe_db.connect() as admin:
-        msg_id = kc.execute("conn.execute('SELECT pg_sleep(60)')")
+        # stop_on_error=False: the kernel must not abort the requests queued after this one.
+        msg_id = kc.execute("conn.execute('SELECT pg_sleep(60)')", stop_on_error=False)
         wait_for(lambda: running(admin), timeout=20, what="pg_sleep running in the kernel")
 
         km.interrupt_kernel()
