@@ -25,6 +25,7 @@ from pgsafe.errors import (
 )
 from pgsafe.events import EventLog
 from pgsafe.migrations import Migration, Statement, discover
+from pgsafe.render import Report, Section, Table
 
 log = logging.getLogger("pgsafe")
 
@@ -83,10 +84,12 @@ class MigrationState:
 
 
 @dataclass
-class StatusReport:
+class StatusReport(Report):
     target: str
     ledger_schema: str
     migrations: list[MigrationState]
+
+    title = "pgsafe status"
 
     def count(self, state: str) -> int:
         return sum(1 for m in self.migrations if m.state == state)
@@ -102,6 +105,23 @@ class StatusReport:
             "missing_file": self.count("missing-file"),
             "migrations": [m.to_json() for m in self.migrations],
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.to_json()
+
+    def summary(self) -> str:
+        return (
+            f"{self.target}: {self.count('applied')} applied, {self.count('pending')} pending, "
+            f"{self.count('dirty')} dirty, {self.count('changed')} changed"
+        )
+
+    def sections(self) -> list[Section]:
+        rows = [
+            (m.version, m.name, m.state, m.applied_at, m.duration_s, m.retries, m.dirty_reason)
+            for m in self.migrations
+        ]
+        columns = ("version", "name", "state", "applied at", "seconds", "retries", "dirty reason")
+        return [Section("Migrations", [Table(columns, rows, "no migrations")])]
 
     def render_text(self) -> str:
         lines = [f"database: {self.target}"]

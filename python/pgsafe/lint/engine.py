@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pgsafe import _core
 from pgsafe.errors import ConfigError, ParseError
@@ -18,6 +19,7 @@ from pgsafe.lint.context import Context
 from pgsafe.lint.locks import predict
 from pgsafe.lint.model import RULES, Finding, Hit, Rule, Stmt, lock_hazards
 from pgsafe.migrations import is_alembic_project, parse_sql, read_sql
+from pgsafe.render import Report, Section, Table, Text
 
 # "-- pgsafe: ignore rule-a, rule-b reason: why" (statement) or "ignore-file" (whole file).
 _SUPPRESS = re.compile(
@@ -39,9 +41,11 @@ class Suppression:
 
 
 @dataclass
-class LintResult:
+class LintResult(Report):
     findings: list[Finding] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+
+    title = "pgsafe lint"
 
     @property
     def failed(self) -> bool:
@@ -49,6 +53,40 @@ class LintResult:
 
     def to_json(self) -> dict[str, object]:
         return {"findings": [f.to_json() for f in self.findings]}
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.to_json()
+
+    def summary(self) -> str:
+        errors = sum(1 for f in self.findings if f.severity == "error")
+        verdict = "FAILED" if errors else "passed"
+        return (
+            f"{verdict}: {len(self.files)} file(s), {errors} error(s), "
+            f"{len(self.findings) - errors} warning(s)"
+        )
+
+    def sections(self) -> list[Section]:
+        rows = [
+            (f"{f.file}:{f.line}:{f.column}", f.severity, f.rule, f.lock, f.message)
+            for f in self.findings
+        ]
+        out = [
+            Section(
+                "Findings",
+                [Table(("where", "severity", "rule", "lock", "message"), rows, "no findings")],
+            )
+        ]
+        fixes = [(f"{f.file}:{f.line}", f.rule, f.fix) for f in self.findings if f.fix]
+        if fixes:
+            out.append(Section("Safer recipes", [Table(("where", "rule", "fix"), fixes)]))
+        if any(f.destructive for f in self.findings):
+            out.append(
+                Section(
+                    "Destructive",
+                    [Text("Destructive statements need approval before they run in production.")],
+                )
+            )
+        return out
 
 
 def _suppressions(
