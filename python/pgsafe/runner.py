@@ -5,6 +5,7 @@ retries, ledger) under the migration lock."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -135,6 +136,25 @@ class StepResult:
     statements: int
     retries: int
     rebuilt_indexes: list[str]
+    estimate: str | None = None  # the dry-run's runtime estimate, shown beside the actual
+    slow: bool = False  # ran longer than the slow-migration threshold (seed 002: 5 min)
+
+
+# Seed 002 warns on migrations that run longer than 5 minutes.
+SLOW_MIGRATION_S = 300.0
+
+# The schema fingerprint after every run that changed the schema, so preflight can tell a
+# manual change (drift) from one pgsafe made. Kept beside the C++ ledger's tables.
+SCHEMA_LOG = "schema_log"
+
+
+@dataclass
+class RecordedSchema:
+    at: str
+    action: str
+    versions: str
+    sha256: str
+    fingerprint: Any  # pgsafe.schema.SchemaFingerprint (imported lazily)
 
 
 class Runner:
@@ -147,8 +167,13 @@ class Runner:
         events: EventLog | None = None,
         progress: Progress | None = None,
         target_label: str | None = None,
+        slow_migration_s: float = SLOW_MIGRATION_S,
+        estimates: dict[str, str] | None = None,
     ) -> None:
         self.source = Path(source)
+        self.slow_migration_s = slow_migration_s
+        # version -> the dry-run's runtime estimate, reported beside the measured duration
+        self.estimates: dict[str, str] = dict(estimates or {})
         self.dsn = dsn
         self.settings = settings or Settings()
         self.events = events or EventLog(None)
@@ -319,12 +344,95 @@ class Runner:
             pending = self._select_pending(migs, states, to)
             if not pending:
                 self.progress("nothing to apply: the database is up to date")
-            for mig in pending:
-                lock.check_alive()
-                results.append(self._run(conn, mig, parsed[mig.version], "up"))
-                self._reset_session(conn)
+            try:
+                for mig in pending:
+                    lock.check_alive()
+                    results.append(self._run(conn, mig, parsed[mig.version], "up"))
+                    self._reset_session(conn)
+            except Error:
+                self._record_schema(conn, "apply", [r.version for r in results], not results)
+                raise
+            self._record_schema(conn, "apply", [r.version for r in results], not results)
         self.events.write("apply_done", applied=[r.version for r in results])
         return results
+
+    # -- schema fingerprint record ----------------------------------------------------------
+
+    def _schema_table(self) -> str:
+        return f'"{self.settings.ledger_schema}".{SCHEMA_LOG}'
+
+    def _record_schema(
+        self,
+        conn: _core.Connection,
+        action: str,
+        versions: list[str],
+        only_if_missing: bool = False,
+    ) -> None:
+        """Records the schema fingerprint left by this run (best effort: a failure here is
+        logged, never allowed to hide the run's own outcome). `only_if_missing`: a run that
+        changed nothing records a baseline only when there is none yet."""
+        from pgsafe import schema
+
+        create = (
+            f"CREATE TABLE IF NOT EXISTS {self._schema_table()} (\n"
+            "  id bigserial PRIMARY KEY,\n"
+            "  at timestamptz NOT NULL DEFAULT clock_timestamp(),\n"
+            "  action text NOT NULL,\n"
+            "  versions text NOT NULL,\n"
+            "  sha256 text NOT NULL,\n"
+            "  by text NOT NULL,\n"
+            "  fingerprint jsonb NOT NULL\n"
+            ")"
+        )
+        insert = (
+            f"INSERT INTO {self._schema_table()} (action, versions, sha256, by, fingerprint)"
+            " VALUES ($1, $2, $3, $4, $5::jsonb)"
+        )
+        try:
+            if conn.transaction_status in ("in_transaction", "in_error"):
+                conn.execute("ROLLBACK")
+            if only_if_missing and self.recorded_schema(conn) is not None:
+                return
+            # Reading index and constraint definitions takes ACCESS SHARE locks: never queue
+            # behind a session that holds a table (the run's own outcome must not wait on it).
+            conn.execute("SET lock_timeout = '2s'")
+            try:
+                fp = schema.fingerprint(conn, (self.settings.ledger_schema,))
+                sha, doc = fp.sha256, fp.to_json()
+                doc["database"] = ""  # the DSN may hold a password
+            except DatabaseError as exc:
+                if conn.transaction_status in ("in_transaction", "in_error"):
+                    conn.execute("ROLLBACK")
+                # An empty digest says "unknown": preflight warns instead of reporting drift.
+                log.warning("could not fingerprint the schema after %s: %s", action, exc)
+                sha, doc = "", {}
+            conn.execute(create)
+            conn.execute(insert, [action, ",".join(versions), sha, applied_by(), json.dumps(doc)])
+            conn.execute("RESET lock_timeout")
+            self.events.write("schema_recorded", action=action, sha256=sha or None)
+        except Error as exc:
+            log.warning("could not record the schema fingerprint after %s: %s", action, exc)
+
+    def recorded_schema(self, conn: _core.Connection) -> RecordedSchema | None:
+        """The fingerprint recorded after the last apply, rollback or repair, or None."""
+        from pgsafe.schema import SchemaFingerprint
+
+        exists = conn.execute("SELECT to_regclass($1) IS NOT NULL", [self._schema_table()])
+        if exists.rows != [("t",)]:
+            return None
+        r = conn.execute(
+            "SELECT at::text, action, versions, sha256, fingerprint::text FROM "
+            f"{self._schema_table()} ORDER BY id DESC LIMIT 1"
+        )
+        if not r.rows:
+            return None
+        at, action, versions, sha, doc = (v or "" for v in r.rows[0])
+        fp = (
+            SchemaFingerprint.from_json(json.loads(doc), f"{self._schema_table()} ({at})")
+            if sha
+            else None
+        )
+        return RecordedSchema(at, action, versions, sha, fp)
 
     def _run(
         self, conn: _core.Connection, mig: Migration, statements: list[Statement], direction: str
@@ -411,10 +519,30 @@ class Runner:
             retries=res.retries,
             statements=res.statements,
         )
+        estimate = self.estimates.get(mig.version)
         self.progress(
             f"  {res.status} in {res.duration_s:.3f}s"
             + (f" after {res.retries} retries" if res.retries else "")
+            + (f" (dry-run estimate: {estimate})" if estimate else "")
         )
+        slow = res.duration_s > self.slow_migration_s
+        if slow:
+            # Seed 002: slow migrations are flagged, so the next one is planned accordingly.
+            message = (
+                f"{mig.label} took {_duration(res.duration_s)}, longer than "
+                f"{_duration(self.slow_migration_s)}"
+                + (f" (dry-run estimate: {estimate})" if estimate else "")
+            )
+            log.warning("%s", message)
+            self.progress(f"  warning: {message}")
+            self.events.write(
+                "slow_migration",
+                version=mig.version,
+                direction=direction,
+                seconds=round(res.duration_s, 6),
+                threshold_s=self.slow_migration_s,
+                estimate=estimate,
+            )
         return StepResult(
             mig.version,
             mig.name,
@@ -424,6 +552,8 @@ class Runner:
             res.statements,
             res.retries,
             list(res.rebuilt_indexes),
+            estimate,
+            slow,
         )
 
     # -- rolling back ----------------------------------------------------------------------
@@ -473,10 +603,17 @@ class Runner:
             chosen = self._select_rollback(migs, states, steps, to)
             if not chosen:
                 self.progress("nothing to roll back")
-            for mig in chosen:
-                lock.check_alive()
-                results.append(self._run(conn, mig, downs[mig.version], "down"))
-                self._reset_session(conn)
+            try:
+                for mig in chosen:
+                    lock.check_alive()
+                    results.append(self._run(conn, mig, downs[mig.version], "down"))
+                    self._reset_session(conn)
+            except Error:
+                if results:
+                    self._record_schema(conn, "rollback", [r.version for r in results])
+                raise
+            if results:
+                self._record_schema(conn, "rollback", [r.version for r in results])
         self.events.write("rollback_done", rolled_back=[r.version for r in results])
         return results
 
@@ -496,6 +633,7 @@ class Runner:
                         f"version {version}: no file in {self.source} to rebaseline to"
                     )
                 self.ledger.set_checksum(conn, version, mig.checksum, reason, applied_by())
+                self._record_schema(conn, "rebaseline", [version])
                 self.events.write(
                     "rebaseline", version=version, checksum=mig.checksum, reason=reason
                 )
@@ -510,8 +648,17 @@ class Runner:
                     status,
                 )
             self.ledger.set_status(conn, version, status, reason, applied_by())
+            # The database was fixed by hand: its schema now is the accepted one.
+            self._record_schema(conn, "repair", [version])
             self.events.write("repair", version=version, status=status, reason=reason)
             return f"{version}: marked {status} ({reason})"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.3g}s" if seconds < 10 else f"{seconds:.0f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}min {secs}s" if secs else f"{minutes}min"
 
 
 def _locate(path: Path | None, statements: list[Statement], exc: DatabaseError) -> str:
