@@ -281,6 +281,7 @@ def apply_pipeline(
     try:
         report.results = runner.apply(to)
     except Error as exc:
+        report.results = runner.results
         if isinstance(exc, ConfigError):
             raise
         stop(Step("apply", "failed", str(exc), time.monotonic() - started), exc, 2)

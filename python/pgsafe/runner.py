@@ -181,6 +181,7 @@ class Runner:
         self.ledger = _core.Ledger(self.settings.ledger_schema)
         self.target_label = target_label or (_core.mask_dsn(dsn) if dsn else "libpq defaults")
         self._lock_pid = 0
+        self.results: list[StepResult] = []  # of the last apply or rollback, even a failed one
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -335,7 +336,9 @@ class Runner:
         migs = self.migrations()
         self._check_to(migs, to)
         parsed = {m.version: m.up_statements() for m in migs}  # bad SQL: fail before touching
+        # Kept on the runner too, so a caller still sees what was applied when a later one fails.
         results: list[StepResult] = []
+        self.results = results
         self.events.write("apply_start", database=self.target_label, source=str(self.source))
         with self._locked() as (conn, lock):
             self.ledger.ensure(conn)
@@ -595,6 +598,7 @@ class Runner:
         # Every down file parsed before anything is touched: bad SQL is a config error.
         downs = {m.version: m.down_statements() for m in migs if m.down_path is not None}
         results: list[StepResult] = []
+        self.results = results
         self.events.write("rollback_start", database=self.target_label, source=str(self.source))
         with self._locked() as (conn, lock):
             self.ledger.ensure(conn)
