@@ -247,7 +247,12 @@ def apply_pipeline(
     status = "ok" if pre.ok and not pre.warnings else "warn"
     if pre.forced:
         status = "forced"
-    report.steps.append(Step("preflight", status, pre.summary(), pre_time))
+    detail = pre.summary()
+    if pre.warnings:
+        detail += "; warnings: " + ", ".join(c.name for c in pre.warnings)
+    if pre.forced:
+        detail += "; failures overridden by --force: " + ", ".join(c.name for c in pre.failures)
+    report.steps.append(Step("preflight", status, detail, pre_time))
     wanted = [p for p in pre.pending if to is None or int(p.version) <= int(to)]
     runner.estimates = {p.version: p.estimate for p in wanted if p.estimate}
 

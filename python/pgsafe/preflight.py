@@ -122,7 +122,7 @@ class PreflightReport(Report):
                 details += [Text(f"  {e}") for e in c.evidence]
         if details:
             out.append(Section("Evidence", details))
-        pend = [[p.label, len(p.tables) and ", ".join(p.tables), p.estimate] for p in self.pending]
+        pend = [[p.label, ", ".join(p.tables) or "none", p.estimate] for p in self.pending]
         out.append(
             Section(
                 "Pending migrations",
