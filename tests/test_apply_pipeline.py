@@ -244,6 +244,7 @@ def test_exit_4_irreversible_and_5_config(pgsafe_db, tmp_path):
     res = run("rollback", str(migs), "--db", pgsafe_db.dsn, "--apply", "--yes", cwd=tmp_path)
     assert res.returncode == 4
     assert "001_a: no down file (irreversible)" in res.stderr
+    # A backup can undo it: without one (or without pgsafe.backup) nothing is touched.
     res = run(
         "rollback",
         str(migs),
@@ -254,7 +255,11 @@ def test_exit_4_irreversible_and_5_config(pgsafe_db, tmp_path):
         "--yes",
         cwd=tmp_path,
     )
-    assert res.returncode == 4  # refused before the backup is even looked at
+    if importlib.util.find_spec("pgsafe.backup") is None:
+        assert res.returncode == 5 and "needs pgsafe.backup" in res.stderr
+    else:
+        assert res.returncode == 4 and "no backup in backups/migrations" in res.stderr
+    assert query(pgsafe_db, "SELECT to_regclass('a') IS NOT NULL") == [("t",)]
     res = run("apply", str(migs), "--db", pgsafe_db.dsn, "--apply", "--env", "qa")
     assert res.returncode == 5 and "invalid choice: 'qa'" in res.stderr
     (tmp_path / "pgsafe.toml").write_text("[policy.local]\nbackup = 'sometimes'\n")

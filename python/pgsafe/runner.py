@@ -562,7 +562,12 @@ class Runner:
     # -- rolling back ----------------------------------------------------------------------
 
     def _select_rollback(
-        self, migs: list[Migration], states: list[MigrationState], steps: int | None, to: str | None
+        self,
+        migs: list[Migration],
+        states: list[MigrationState],
+        steps: int | None,
+        to: str | None,
+        require_down: bool = True,
     ) -> list[Migration]:
         if steps is not None and steps < 1:
             raise ConfigError(f"--steps {steps}: must be 1 or more")
@@ -575,7 +580,7 @@ class Runner:
         else:
             chosen = applied[: steps if steps is not None else 1]
         missing = [m.label for m in chosen if m.down_path is None]
-        if missing:
+        if missing and require_down:
             raise RollbackError(
                 "cannot roll back " + ", ".join(missing) + ": no down file (irreversible); "
                 "restore from a backup instead"
@@ -583,12 +588,25 @@ class Runner:
         return chosen
 
     def plan_rollback(
-        self, steps: int | None = None, to: str | None = None
+        self, steps: int | None = None, to: str | None = None, require_down: bool = True
     ) -> list[tuple[Migration, list[Statement]]]:
+        """The migrations a rollback would undo with their down statements (none for one
+        without a down file, allowed only with `require_down=False`: a restore from backup)."""
         report = self.status()
         self._check_clean(report.migrations)
-        chosen = self._select_rollback(self.migrations(), report.migrations, steps, to)
-        return [(m, m.down_statements()) for m in chosen]
+        chosen = self._select_rollback(
+            self.migrations(), report.migrations, steps, to, require_down
+        )
+        return [(m, m.down_statements() if m.down_path else []) for m in chosen]
+
+    def mark_rolled_back(self, versions: list[str], reason: str) -> None:
+        """Records `versions` as rolled back without running their down files (the database
+        was restored from a backup), and the schema the restore left."""
+        with self._locked() as (conn, _lock):
+            for version in versions:
+                self.ledger.set_status(conn, version, "rolled_back", reason, applied_by())
+                self.events.write("restored", version=version, reason=reason)
+            self._record_schema(conn, "restore", versions)
 
     def rollback(self, steps: int | None = None, to: str | None = None) -> list[StepResult]:
         migs = self.migrations()

@@ -222,7 +222,8 @@ def run_rollback(args: argparse.Namespace) -> int:
         runner = Runner(
             args.path, dsn, settings=settings, events=events, progress=_say, target_label=label
         )
-        plan = runner.plan_rollback(args.steps, args.to)  # irreversible ones refused here (4)
+        # Irreversible ones (no down file) are refused here (4), unless restored from a backup.
+        plan = runner.plan_rollback(args.steps, args.to, require_down=not args.from_backup)
         losses = rollback_data_loss(dsn, plan, settings) if plan else []
         for loss in losses:
             _say(f"warning: data loss: {loss.describe()}")
@@ -257,11 +258,17 @@ def run_rollback(args: argparse.Namespace) -> int:
 def _from_backup(
     args: argparse.Namespace, runner: Any, plan: Any, dsn: str, label: str, events: Any
 ) -> int:
-    """Integration point for pgsafe.backup.restore (the backup issue): restores the tables the
-    rolled-back migrations touched from the newest verified backup."""
+    """Restores the tables the rolled-back migrations touched from the newest verified backup
+    (pgsafe.backup: taken by apply --apply before those migrations ran), then records the
+    migrations as rolled back. Objects the migrations created elsewhere are listed, not
+    dropped: the backup does not know them."""
+    import datetime as dt
     import importlib
+    import re
 
-    from pgsafe.errors import ConfigError
+    from pgsafe.cli import EXIT_OK, _say
+    from pgsafe.errors import ConfigError, Error, RollbackError
+    from pgsafe.preflight import touched_tables
 
     try:
         backup = importlib.import_module("pgsafe.backup")
@@ -272,4 +279,46 @@ def _from_backup(
             "--from-backup needs pgsafe.backup (restore, latest_backup), which is not in this "
             "build; nothing was touched"
         )
-    raise ConfigError("--from-backup: not wired to pgsafe.backup yet; nothing was touched")
+    info = backup.latest_backup(args.backup_dir)
+    if info is None:
+        raise RollbackError(f"--from-backup: no backup in {args.backup_dir}; nothing was touched")
+    if info.verified_at is None:
+        raise RollbackError(
+            f"--from-backup: the newest backup {info.path} is not verified (`pgsafe "
+            "verify-backup` it first); nothing was touched"
+        )
+    states = {s.version: s for s in runner.status().migrations}
+    for mig, _stmts in plan:
+        applied = states[mig.version].applied_at or ""
+        text = re.sub(r"([+-]\d\d)$", r"\1:00", applied.replace(" ", "T"))
+        try:
+            applied_at = dt.datetime.fromisoformat(text)
+        except ValueError:
+            continue
+        if info.created_at > applied_at:
+            raise RollbackError(
+                f"--from-backup: the newest verified backup {info.path} was taken after "
+                f"{mig.label} was applied ({applied}): restoring it would not undo it; "
+                "nothing was touched"
+            )
+    needed = {t.split(".")[-1] for mig, _ in plan for t in touched_tables(mig)}
+    held = {t.split(".")[-1] for t in info.tables}
+    if needed - held:
+        raise RollbackError(
+            f"--from-backup: {info.path} does not hold "
+            + ", ".join(sorted(needed - held))
+            + "; nothing was touched"
+        )
+    _say(f"restoring {', '.join(info.tables) or 'the whole database'} from {info.path}")
+    events.write("restore_start", path=str(info.path), tables=list(info.tables))
+    try:
+        backup.restore(str(info.path), dsn, force=True)
+    except ConfigError:
+        raise
+    except Error as exc:
+        raise RollbackError(f"--from-backup: restore of {info.path} failed: {exc}") from exc
+    versions = [m.version for m, _ in plan]
+    runner.mark_rolled_back(versions, f"restored from backup {info.path}")
+    _say(f"rolled back {len(versions)} migration(s) by restoring {info.path}")
+    _say(runner.status().render_text())
+    return EXIT_OK
