@@ -266,3 +266,55 @@ def test_exit_4_irreversible_and_5_config(pgsafe_db, tmp_path):
     res = apply(pgsafe_db, migs, tmp_path)
     assert res.returncode == 5
     assert "pgsafe.toml: policy.local.backup must be one of" in res.stderr
+
+
+def _on_terminal(argv: list[str], answer: bytes, cwd: Path) -> tuple[int, str]:
+    """Runs the CLI with a pseudo-terminal as stdin/stdout, answers its prompt with `answer`."""
+    import os
+    import pty
+    import subprocess
+    import time
+
+    from helpers import PGSAFE, cli_env
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [str(PGSAFE), *argv], stdin=slave, stdout=slave, stderr=slave, env=cli_env(), cwd=cwd
+    )
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + 60
+    try:
+        while b"Type 'yes'" not in out:
+            assert time.monotonic() < deadline, out
+            out += os.read(master, 4096)
+        os.write(master, answer)
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        return proc.wait(timeout=60), out.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_rollback_confirmation_at_a_terminal(pgsafe_db, tmp_path):
+    migs = write(tmp_path / "m", ITEMS)
+    assert apply(pgsafe_db, migs, tmp_path, "--log-dir", "").returncode == 0
+    argv = ["rollback", str(migs), "--db", pgsafe_db.dsn, "--apply", "--env", "production"]
+    code, out = _on_terminal(argv, b"no\n", tmp_path)
+    assert code == 5 and "not confirmed; nothing was touched" in out, out
+    assert "items.note: 2 non-null values lost" in out
+    assert query(pgsafe_db, "SELECT count(note) FROM items") == [("2",)]
+    code, out = _on_terminal(argv, b"yes\n", tmp_path)
+    assert code == 0 and "rolled back 1 migration(s)" in out, out
+    assert query(pgsafe_db, "SELECT count(*) FROM pgsafe.migrations WHERE status = 'applied'") == [
+        ("1",)
+    ]
