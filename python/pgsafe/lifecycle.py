@@ -225,6 +225,7 @@ def apply_pipeline(
             target_label=label,
             events=events,
             log_dir=log_dir,
+            to=to,
         )
     except ConfigError:
         raise

@@ -207,9 +207,11 @@ class _Preflight:
         backup_dir: Path,
         backup_planned: bool,
         approvals_path: Path,
+        to: str | None = None,
     ) -> None:
         from pgsafe.runner import Runner
 
+        self.to = to
         self.conn = conn
         self.source = source
         self.policy = policy
@@ -263,7 +265,11 @@ class _Preflight:
         rows = self.runner.ledger.rows(self.conn)
         states = self.runner._states(self.migrations, rows)
         by_version = {m.version: m for m in self.migrations}
-        self.pending = [by_version[s.version] for s in states if s.state == "pending"]
+        self.pending = [
+            by_version[s.version]
+            for s in states
+            if s.state == "pending" and (self.to is None or int(s.version) <= int(self.to))
+        ]
         bad = [s for s in states if s.state in ("dirty", "changed", "missing-file")]
         self.dirty = [(s.version, s.name, s.dirty_reason or "") for s in bad if s.state == "dirty"]
         evidence = []
@@ -865,11 +871,13 @@ def preflight(
     target_label: str | None = None,
     events: EventLog | None = None,
     log_dir: str | Path | None = None,
+    to: str | None = None,
 ) -> PreflightReport:
     """Runs every preflight check against `dsn` (read-only) and returns the report; writes it to
     ``log_dir/preflight-report-<timestamp>.json`` when `log_dir` is given. `force` overrides
     failures (recorded in the report and the event log) when the policy allows it.
-    `backup_planned`: the caller (apply --apply) takes a backup next, so recency is moot."""
+    `backup_planned`: the caller (apply --apply) takes a backup next, so recency is moot.
+    `to`: only migrations up to this version count as pending (apply --to)."""
     from pgsafe.migrations import discover
     from pgsafe.runner import connect
 
@@ -897,6 +905,7 @@ def preflight(
             Path(backup_dir),
             backup_planned,
             Path(approvals) if approvals else root / APPROVALS_FILE,
+            to,
         )
         checks, pending = pf.run()
         dirty = pf.dirty

@@ -140,6 +140,7 @@ def run_apply(args: argparse.Namespace) -> int:
                 backup_planned=args.backup is not False and policy.backup != "off",
                 approvals=args.approvals,
                 target_label=label,
+                to=args.to,
             )
             _say(pre.to_text().rstrip())
             ledger = pre.check("ledger")
