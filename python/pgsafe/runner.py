@@ -169,8 +169,11 @@ class Runner:
         target_label: str | None = None,
         slow_migration_s: float = SLOW_MIGRATION_S,
         estimates: dict[str, str] | None = None,
+        record_schema: bool = True,
     ) -> None:
         self.source = Path(source)
+        # Record the schema fingerprint after each run, for preflight's drift check.
+        self.record_schema = record_schema
         self.slow_migration_s = slow_migration_s
         # version -> the dry-run's runtime estimate, reported beside the measured duration
         self.estimates: dict[str, str] = dict(estimates or {})
@@ -376,6 +379,8 @@ class Runner:
         changed nothing records a baseline only when there is none yet."""
         from pgsafe import schema
 
+        if not self.record_schema:
+            return
         create = (
             f"CREATE TABLE IF NOT EXISTS {self._schema_table()} (\n"
             "  id bigserial PRIMARY KEY,\n"
