@@ -237,6 +237,7 @@ class _Preflight:
             self.drift,
             self.activity,
             self.blocking,
+            self.maintenance,
             self.migration_lock,
             self.sizes,
             self.backup,
@@ -438,67 +439,78 @@ class _Preflight:
                 )
         return self._probe_report
 
-    def activity(self) -> Check:
+    def _problems(self, kinds: tuple[str, ...]) -> list[Any] | None:
+        """The probe's problems of these kinds, pgsafe's own sessions left out (the migration
+        lock already orders pgsafe runs); None when this build has no probe."""
         report = self._probe()
         if report is None:
-            return Check(
-                "long-transactions",
-                SKIP,
-                "skipped: probe not available (pgsafe.probe is not in this build)",
-            )
+            return None
         own = _pgsafe_pids(self.conn)
-        rows = [
-            *getattr(report, "long_transactions", []),
-            *getattr(report, "idle_in_transaction", []),
-        ]
-        found = [r for r in rows if _field(r, "pid") not in own]
-        if not found:
-            return Check(
-                "long-transactions",
-                PASS,
-                f"no transaction open longer than {self.policy.long_transaction_s:g}s",
+        # Blocked or blocking sessions of pgsafe runs, and lock queues only pgsafe waits in.
+        own_edges = {
+            _field(e, "blocked_pid")
+            for e in getattr(report, "blocking", [])
+            if _field(e, "blocked_pid") in own or _field(e, "blocking_pid") in own
+        }
+        own_queues = {
+            _field(q, "relation")
+            for q in getattr(report, "lock_queues", [])
+            if all(
+                str(_field(w, "application_name") or "").startswith("pgsafe")
+                for w in _field(q, "waiters") or ()
             )
-        evidence = [_describe(r) for r in found[:_EVIDENCE_LIMIT]]
-        return Check(
+        }
+        out = []
+        for p in report.problems():
+            if p.kind not in kinds:
+                continue
+            if p.pid is not None and (
+                p.pid in own or (p.kind == "blocking" and p.pid in own_edges)
+            ):
+                continue
+            if p.kind == "lock-queue" and p.relation in own_queues:
+                continue
+            out.append(p)
+        return out
+
+    def _from_probe(self, name: str, kinds: tuple[str, ...], ok: str, what: str) -> Check:
+        found = self._problems(kinds)
+        if found is None:
+            return Check(
+                name, SKIP, "skipped: probe not available (pgsafe.probe is not in this build)"
+            )
+        if not found:
+            return Check(name, PASS, ok)
+        fails = [p for p in found if p.severity == "fail"]
+        evidence = [p.evidence for p in found[:_EVIDENCE_LIMIT]]
+        if fails:
+            return Check(name, FAIL, f"{len(fails)} {what}: {fails[0].evidence}", evidence)
+        return Check(name, WARN, f"{len(found)} to look at: {found[0].evidence}", evidence)
+
+    def activity(self) -> Check:
+        return self._from_probe(
             "long-transactions",
-            FAIL,
-            f"{len(found)} transactions open longer than {self.policy.long_transaction_s:g}s "
-            "(they hold locks the migration would queue behind)",
-            evidence,
+            ("long-transaction", "idle-in-transaction"),
+            f"no transaction open longer than {self.policy.long_transaction_s:g}s",
+            f"transactions open longer than {self.policy.long_transaction_s:g}s (they hold "
+            "locks a migration would queue behind)",
         )
 
     def blocking(self) -> Check:
-        report = self._probe()
-        if report is None:
-            return Check(
-                "blocking-locks",
-                SKIP,
-                "skipped: probe not available (pgsafe.probe is not in this build)",
-            )
-        own = _pgsafe_pids(self.conn)
-        chains = [
-            b
-            for b in getattr(report, "blocking", [])
-            if _field(b, "blocking_pid") not in own and _field(b, "blocked_pid") not in own
-        ]
-        queues = [q for q in getattr(report, "lock_queues", []) if _field(q, "pid") not in own]
-        evidence = [_describe(b) for b in chains[:_EVIDENCE_LIMIT]]
-        evidence += [_describe(q) for q in queues[:_EVIDENCE_LIMIT]]
-        if chains:
-            return Check(
-                "blocking-locks",
-                FAIL,
-                f"{len(chains)} sessions are blocked by others right now",
-                evidence,
-            )
-        if queues:
-            return Check(
-                "blocking-locks",
-                WARN,
-                f"{len(queues)} lock queue entries on tables the migrations touch",
-                evidence,
-            )
-        return Check("blocking-locks", PASS, "no session is waiting for a lock")
+        return self._from_probe(
+            "blocking-locks",
+            ("blocking", "lock-queue"),
+            "no session is blocked, no lock queue on the tables the migrations touch",
+            "lock conflicts right now",
+        )
+
+    def maintenance(self) -> Check:
+        return self._from_probe(
+            "vacuum-replication",
+            ("vacuum", "replication"),
+            "no (anti-wraparound) vacuum on the touched tables, no lagging replica",
+            "vacuums a migration would wait for",
+        )
 
     def migration_lock(self) -> Check:
         lock = _core.MigrationLock(self.conn, _core.migration_lock_key(self.settings.ledger_schema))
