@@ -308,7 +308,9 @@ def apply_pipeline(
         report.steps.append(Step("postflight", "skipped", "pgsafe.postflight is not in this build"))
     else:
         try:
-            post = _run_postflight(check, dsn, source, log_dir)
+            post = _run_postflight(
+                check, dsn, source, log_dir, [r.version for r in report.results], settings, label
+            )
         except ConfigError:
             raise
         except Error as exc:
@@ -362,16 +364,27 @@ def _take_backup(
     return path
 
 
-def _run_postflight(check: Callable[..., Any], dsn: str, source: str | Path, log_dir: Any) -> Any:
+def _run_postflight(
+    check: Callable[..., Any],
+    dsn: str,
+    source: str | Path,
+    log_dir: Any,
+    applied: list[str],
+    settings: Settings,
+    label: str,
+) -> Any:
     """pgsafe.postflight.postflight with the arguments it takes (it lands separately)."""
     import inspect
 
     params = inspect.signature(check).parameters
-    kwargs: dict[str, Any] = {}
-    for name, value in (("source", source), ("path", source), ("log_dir", log_dir)):
-        if name in params:
-            kwargs[name] = value
-    return check(dsn, **kwargs)
+    offered: dict[str, Any] = {
+        "migrations_path": source,
+        "report_dir": log_dir,
+        "just_applied": applied,
+        "settings": settings,
+        "target_label": label,
+    }
+    return check(dsn, **{k: v for k, v in offered.items() if k in params})
 
 
 # -- rollback -----------------------------------------------------------------------------------
