@@ -13,5 +13,6 @@ void register_checksum(pybind11::module_& m);
 void register_executor(pybind11::module_& m);
 void register_schema(pybind11::module_& m);
 void register_datafp(pybind11::module_& m);
+void register_probe(pybind11::module_& m);
 
 }  // namespace pgsafe::py

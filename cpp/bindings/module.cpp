@@ -16,4 +16,5 @@ PYBIND11_MODULE(_core, m) {
   pgsafe::py::register_executor(m);
   pgsafe::py::register_schema(m);
   pgsafe::py::register_datafp(m);
+  pgsafe::py::register_probe(m);
 }

@@ -227,3 +227,87 @@ def fingerprint_tables(
     application_name: str = "pgsafe-fingerprint",
     progress: Callable[[FingerprintProgress], None] | None = None,
 ) -> list[TableFingerprint]: ...
+
+class SessionInfo:
+    pid: int
+    usename: str
+    application_name: str
+    client: str
+    state: str
+    query: str
+    wait_event_type: str
+    wait_event: str
+    xact_seconds: float
+    state_seconds: float
+    backend_xmin: str
+
+class BlockingEdge:
+    blocked_pid: int
+    blocked_query: str
+    blocked_wait_seconds: float
+    blocked_mode: str
+    locktype: str
+    relation: str
+    blocking_pid: int
+    blocking_query: str
+    blocking_state: str
+    blocking_xact_seconds: float
+    blocking_modes: str
+    blocking_granted: bool
+
+class LockEntry:
+    pid: int
+    mode: str
+    granted: bool
+    state: str
+    query: str
+    application_name: str
+    seconds: float
+
+class LockQueue:
+    relation: str
+    holders: list[LockEntry]
+    waiters: list[LockEntry]
+
+class VacuumRun:
+    pid: int
+    relation: str
+    phase: str
+    autovacuum: bool
+    wraparound: bool
+    seconds: float
+    heap_blks_total: int
+    heap_blks_scanned: int
+    query: str
+
+class ReplicaLag:
+    pid: int
+    application_name: str
+    client: str
+    state: str
+    sync_state: str
+    replay_lag_bytes: int | None
+    replay_lag_seconds: float | None
+
+class ProbeResult:
+    server_version: int
+    probe_pid: int
+    database: str
+    probed_at: str
+    long_tx_seconds: float
+    relations: list[str]
+    unknown_relations: list[str]
+    long_transactions: list[SessionInfo]
+    idle_in_transaction: list[SessionInfo]
+    blocking: list[BlockingEdge]
+    lock_queues: list[LockQueue]
+    vacuums: list[VacuumRun]
+    replication: list[ReplicaLag]
+
+def probe(
+    conn: Connection,
+    relations: Sequence[str] = ...,
+    long_tx_seconds: float = 30.0,
+    lock_timeout_ms: int = 1000,
+    statement_timeout_ms: int = 5000,
+) -> ProbeResult: ...

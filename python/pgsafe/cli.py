@@ -191,7 +191,11 @@ def _add_exclude(p: argparse.ArgumentParser) -> None:
 # Commands that live in their own module under pgsafe.commands: each has
 # ``register(sub)``, which adds its subparser and sets ``handler`` (args -> exit code).
 # Imported lazily, so those modules can use this module's helpers (_add_target, _target, ...).
-COMMAND_MODULES: tuple[str, ...] = ("pgsafe.commands.apply", "pgsafe.commands.preflight")
+COMMAND_MODULES: tuple[str, ...] = (
+    "pgsafe.commands.locks",
+    "pgsafe.commands.apply",
+    "pgsafe.commands.preflight",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
