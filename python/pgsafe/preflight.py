@@ -17,7 +17,7 @@ from typing import Any
 
 from pgsafe import _core
 from pgsafe.config import Settings
-from pgsafe.errors import ConfigError, DatabaseError
+from pgsafe.errors import ConfigError, DatabaseError, Error
 from pgsafe.events import EventLog
 from pgsafe.migrations import Migration
 from pgsafe.policy import APPROVALS_FILE, Policy, evaluate, load_approvals, load_policy
@@ -429,14 +429,24 @@ class _Preflight:
 
     # Live activity: pgsafe.probe (the lock-probing issue) when this build has it.
     def _probe(self) -> Any | None:
+        """pgsafe.probe's report on the target and the tables the migrations touch (once)."""
         if not hasattr(self, "_probe_report"):
             probe = _optional("pgsafe.probe")
-            self._probe_report = None
+            self._probe_report: Any | None = None
+            self._probe_error: str | None = None
             if probe is not None and hasattr(probe, "probe"):
                 tables = list(dict.fromkeys(t for ts in self.tables.values() for t in ts))
-                self._probe_report = probe.probe(
-                    self.dsn, relations=tables, long_tx_seconds=self.policy.long_transaction_s
-                )
+                try:
+                    self._probe_report = probe.probe(
+                        self.dsn,
+                        relations=tables,
+                        long_tx_seconds=self.policy.long_transaction_s,
+                        settings=self.settings,
+                    )
+                except ConfigError:
+                    raise
+                except Error as exc:  # ProbeBlocked: it gave up within its own timeouts
+                    self._probe_error = str(exc)
         return self._probe_report
 
     def _problems(self, kinds: tuple[str, ...]) -> list[Any] | None:
@@ -475,6 +485,8 @@ class _Preflight:
 
     def _from_probe(self, name: str, kinds: tuple[str, ...], ok: str, what: str) -> Check:
         found = self._problems(kinds)
+        if found is None and self._probe_error:
+            return Check(name, FAIL, f"the lock probe could not finish: {self._probe_error}")
         if found is None:
             return Check(
                 name, SKIP, "skipped: probe not available (pgsafe.probe is not in this build)"
