@@ -194,3 +194,38 @@ def test_long_transaction_fails_preflight_until_it_ends(pgsafe_db, tmp_path):
         assert checks["long-transactions"]["status"] == "pass"
     finally:
         holder.close()
+
+
+def test_blocked_session_fails_preflight_and_own_sessions_do_not(pgsafe_db, tmp_path):
+    import threading
+
+    pytest.importorskip("pgsafe.probe", reason="lock probing (pgsafe.probe) is not in this build")
+    migs = write(tmp_path / "m", DROP_COLUMN)
+    assert (
+        run(
+            "apply", str(migs), "--db", pgsafe_db.dsn, "--apply", "--to", "001", "--log-dir", ""
+        ).returncode
+        == 0
+    )
+    holder = pgsafe_db.connect(application_name="app-holder")
+    waiter = pgsafe_db.connect(application_name="app-reader")
+    holder.execute("BEGIN")
+    holder.execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
+    reader = threading.Thread(target=lambda: waiter.execute("SELECT count(*) FROM accounts"))
+    reader.start()
+    try:
+        time.sleep(0.3)
+        res, _doc, checks = preflight(pgsafe_db, migs, tmp_path)
+        assert res.returncode == 1
+        blocking = checks["blocking-locks"]
+        assert blocking["status"] == "fail", blocking
+        assert f"pid {waiter.backend_pid}" in " ".join(blocking["evidence"])
+        # The locked table's size is estimated, not waited for.
+        assert "locked by another session" in checks["sizes"]["evidence"][0]
+    finally:
+        holder.execute("COMMIT")
+        reader.join(10)
+        holder.close()
+        waiter.close()
+    res, _doc, checks = preflight(pgsafe_db, migs, tmp_path)
+    assert res.returncode == 0 and checks["blocking-locks"]["status"] == "pass", checks
