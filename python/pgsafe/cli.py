@@ -193,6 +193,8 @@ def _add_exclude(p: argparse.ArgumentParser) -> None:
 # Imported lazily, so those modules can use this module's helpers (_add_target, _target, ...).
 COMMAND_MODULES: tuple[str, ...] = (
     "pgsafe.commands.locks",
+    "pgsafe.commands.postflight",
+    "pgsafe.commands.test",
     "pgsafe.commands.apply",
     "pgsafe.commands.preflight",
 )
@@ -707,7 +709,11 @@ def _run(args: argparse.Namespace) -> int:
     raise ConfigError(f"unknown command {args.command}")
 
 
-_FAILURE_CODE = {"apply": EXIT_MIGRATION, "rollback": EXIT_ROLLBACK}
+_FAILURE_CODE = {
+    "apply": EXIT_MIGRATION,
+    "rollback": EXIT_ROLLBACK,
+    "postflight": EXIT_POSTFLIGHT,
+}
 _READ_ONLY = {"fingerprint", "checksum"}
 
 

@@ -1,0 +1,858 @@
+"""`pgsafe test`: seed 002's CI job on a throwaway server. Apply everything, roll everything
+back, apply again, with schema parity at every step; a per-migration stairway (up, down, up);
+data preservation with generated rows; which migrations can be re-run. Built only on
+`pgsafe.migrations.discover` and the Runner, so any source discover accepts works."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pgsafe.config import Settings
+from pgsafe.datafp import TableFingerprint
+from pgsafe.datafp import fingerprint as data_fingerprint
+from pgsafe.errors import DatabaseError, Error
+from pgsafe.migrations import Migration, discover
+from pgsafe.render import Report, Section, Table, Text
+from pgsafe.rowgen import fill
+from pgsafe.runner import Runner
+from pgsafe.schema import Difference, SchemaFingerprint, diff, render_diff
+from pgsafe.schema import fingerprint as schema_fingerprint
+from pgsafe.server import TemporaryDatabase, TemporaryServer
+from pgsafe.touches import Touches, analyse
+
+__all__ = ["CheckResult", "RoundtripReport", "run_tests"]
+
+Status = Literal["pass", "fail", "warn", "skip"]
+Progress = Callable[[str], None]
+
+
+@dataclass
+class CheckResult:
+    """One check of one migration (or of the whole run when `migration` is "")."""
+
+    phase: str  # roundtrip | stairway | data | idempotency
+    check: str
+    migration: str
+    status: Status
+    message: str
+    first_difference: str | None = None
+    details: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "phase": self.phase,
+            "check": self.check,
+            "migration": self.migration or None,
+            "status": self.status,
+            "message": self.message,
+            "first_difference": self.first_difference,
+            "details": self.details or None,
+            "seconds": round(self.seconds, 6),
+        }
+
+
+@dataclass
+class RoundtripReport(Report):
+    source: str
+    migrations: list[str]
+    results: list[CheckResult] = field(default_factory=list)
+    unfilled_tables: dict[str, str] = field(default_factory=dict)
+    server_version: int = 0
+    seconds: float = 0.0
+
+    title = "pgsafe test"
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [r for r in self.results if r.status == "fail"]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def idempotency(self) -> dict[str, bool]:
+        """{migration: whether its up can run again} for the migrations checked."""
+        return {
+            r.migration: r.status == "pass"
+            for r in self.results
+            if r.phase == "idempotency" and r.status in ("pass", "warn")
+        }
+
+    def summary(self) -> str:
+        n = len(self.failures)
+        head = f"FAILED: {n} check(s) failed" if n else "passed"
+        return (
+            f"{head}; {len(self.results)} checks on {len(self.migrations)} migration(s) from "
+            f"{self.source} in {self.seconds:.1f}s"
+        )
+
+    def sections(self) -> list[Section]:
+        out = [
+            Section(
+                "Checks",
+                [
+                    Table(
+                        ["phase", "check", "migration", "status", "result"],
+                        [
+                            (r.phase, r.check, r.migration, r.status.upper(), r.message)
+                            for r in self.results
+                        ],
+                    )
+                ],
+            )
+        ]
+        for r in self.failures:
+            parts: list[Text | Table] = [Text(r.message)]
+            if r.details:
+                parts.append(Text(r.details))
+            out.append(Section(f"FAIL {r.phase}.{r.check} {r.migration}".rstrip(), parts))
+        idem = self.idempotency()
+        if idem:
+            out.append(
+                Section(
+                    "Idempotency (can the up run again?)",
+                    [Table(["migration", "re-runnable"], sorted(idem.items()))],
+                )
+            )
+        if self.unfilled_tables:
+            out.append(
+                Section(
+                    "Tables left without generated rows",
+                    [Table(["table", "why"], sorted(self.unfilled_tables.items()))],
+                )
+            )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "passed": self.ok,
+            "failures": len(self.failures),
+            "migrations": self.migrations,
+            "server_version": self.server_version,
+            "seconds": round(self.seconds, 3),
+            "checks": [r.to_dict() for r in self.results],
+            "idempotency": self.idempotency(),
+            "unfilled_tables": [
+                {"table": t, "reason": why} for t, why in sorted(self.unfilled_tables.items())
+            ],
+        }
+
+    def to_junit(self) -> str:
+        """JUnit XML: a testsuite per phase, a testcase per check per migration."""
+        root = ET.Element("testsuites", name="pgsafe test")
+        root.set("tests", str(len(self.results)))
+        root.set("failures", str(len(self.failures)))
+        root.set("time", f"{self.seconds:.3f}")
+        for phase in dict.fromkeys(r.phase for r in self.results):
+            cases = [r for r in self.results if r.phase == phase]
+            suite = ET.SubElement(root, "testsuite", name=f"pgsafe.{phase}")
+            suite.set("tests", str(len(cases)))
+            suite.set("failures", str(sum(r.status == "fail" for r in cases)))
+            suite.set("skipped", str(sum(r.status == "skip" for r in cases)))
+            suite.set("time", f"{sum(r.seconds for r in cases):.3f}")
+            for r in cases:
+                case = ET.SubElement(
+                    suite,
+                    "testcase",
+                    classname=f"pgsafe.{phase}.{r.migration or 'all'}",
+                    name=r.check,
+                    time=f"{r.seconds:.3f}",
+                )
+                if r.status == "fail":
+                    el = ET.SubElement(
+                        case, "failure", message=_xml(r.message), type=f"{phase}.{r.check}"
+                    )
+                    el.text = _xml(r.details or r.message)
+                elif r.status == "skip":
+                    ET.SubElement(case, "skipped", message=_xml(r.message))
+                else:
+                    ET.SubElement(case, "system-out").text = _xml(r.message)
+        ET.indent(root)
+        return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
+
+
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml(text: str) -> str:
+    return _XML_BAD.sub("?", text)
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+DataState = dict[str, TableFingerprint]  # by quoted schema-qualified name
+
+
+# The object to name first: the container before what hangs off it (a table, not its columns).
+_KIND_ORDER = [
+    "schema",
+    "extension",
+    "enum",
+    "domain",
+    "composite type",
+    "range type",
+    "table",
+    "view",
+    "materialized view",
+    "sequence",
+    "function",
+    "procedure",
+    "aggregate",
+    "column",
+    "constraint",
+    "index",
+    "trigger",
+    "policy",
+    "rule",
+]
+
+
+def _first(differences: list[Difference]) -> str:
+    rank = {k: i for i, k in enumerate(_KIND_ORDER)}
+    d = min(differences, key=lambda x: rank.get(x.kind, len(rank)))
+    return f"{d.change} {d.label}"
+
+
+class _Run:
+    def __init__(
+        self,
+        path: Path,
+        migrations: list[Migration],
+        server: TemporaryServer,
+        report: RoundtripReport,
+        *,
+        rows: int,
+        settings: Settings,
+        progress: Progress,
+    ) -> None:
+        self.path = path
+        self.migs = migrations
+        self.server = server
+        self.report = report
+        self.rows = rows
+        self.settings = settings
+        self.progress = progress
+        self.dbs: list[TemporaryDatabase] = []
+        self._touches: dict[str, Touches] = {}
+        self._step = 0
+
+    # helpers ---------------------------------------------------------------------------
+
+    def new_db(self) -> TemporaryDatabase:
+        db = self.server.new_database(prefix="pgsafe_test")
+        self.dbs.append(db)
+        return db
+
+    def add(self, result: CheckResult) -> CheckResult:
+        self.report.results.append(result)
+        if result.status == "fail":
+            self.progress(
+                f"  FAIL {result.phase}.{result.check} {result.migration}: {result.message}"
+            )
+        return result
+
+    def runner(self, db: TemporaryDatabase) -> Runner:
+        return Runner(self.path, db.dsn, settings=self.settings)
+
+    def up(self, db: TemporaryDatabase, m: Migration) -> str | None:
+        try:
+            self.runner(db).apply(to=m.version)
+        except Error as exc:
+            return str(exc)
+        return None
+
+    def down(self, db: TemporaryDatabase) -> str | None:
+        try:
+            self.runner(db).rollback(steps=1)
+        except Error as exc:
+            return str(exc)
+        return None
+
+    def schema(self, db: TemporaryDatabase) -> SchemaFingerprint:
+        return schema_fingerprint(db.dsn, settings=self.settings)
+
+    def data(self, db: TemporaryDatabase) -> DataState:
+        return {f.table: f for f in data_fingerprint(db.dsn, workers=1)}
+
+    def touches(self, m: Migration) -> Touches:
+        if m.version not in self._touches:
+            self._touches[m.version] = analyse(m.up_statements())
+        return self._touches[m.version]
+
+    def parity(
+        self,
+        phase: str,
+        check: str,
+        m: Migration | None,
+        expected: SchemaFingerprint,
+        actual: SchemaFingerprint,
+        what: str,
+        started: float,
+        ignore: set[tuple[str, str]] | None = None,
+    ) -> list[Difference]:
+        differences = [
+            d for d in diff(expected, actual) if (d.kind, d.name) not in (ignore or set())
+        ]
+        label = m.label if m else ""
+        if differences:
+            self.add(
+                CheckResult(
+                    phase,
+                    check,
+                    label,
+                    "fail",
+                    f"{what}: {len(differences)} object(s) differ, first: {_first(differences)}",
+                    _first(differences),
+                    render_diff(differences, "expected", "actual"),
+                    time.monotonic() - started,
+                )
+            )
+        else:
+            self.add(
+                CheckResult(
+                    phase,
+                    check,
+                    label,
+                    "pass",
+                    f"{what}: schema equal",
+                    None,
+                    "",
+                    time.monotonic() - started,
+                )
+            )
+        return differences
+
+    def fill(self, db: TemporaryDatabase) -> None:
+        self._step += 1
+        with contextlib.closing(db.connect("pgsafe-test")) as conn:
+            skipped = fill(conn, self.rows, self._step)
+        for table, why in skipped.items():
+            self.report.unfilled_tables.setdefault(table, why)
+
+    # data checks -----------------------------------------------------------------------
+
+    def data_up(self, m: Migration, before: DataState, after: DataState, started: float) -> None:
+        t = self.touches(m)
+        problems: list[str] = []
+        notes: list[str] = []
+        for name, b in before.items():
+            schema, table = _split(name)
+            a = after.get(name)
+            renamed = next(
+                (new for old, new in t.renamed.items() if _same(old, schema, table)), None
+            )
+            if a is None and renamed is not None:
+                a = after.get(_quote(renamed[0] or schema, renamed[1]))
+            if a is None:
+                if t.deletes(schema, table):
+                    notes.append(f"drops {name} with {b.rows} row(s) (by design: DROP)")
+                else:
+                    problems.append(f"{name} ({b.rows} rows) no longer exists")
+                continue
+            if not t.mentions(schema, table) and renamed is None:
+                if (a.rows, a.digest) != (b.rows, b.digest):
+                    hint = " (a DO block or function call may have changed it)" if t.opaque else ""
+                    problems.append(
+                        f"{name}, which the migration does not name, changed: rows "
+                        f"{b.rows} -> {a.rows}, data digest differs{hint}"
+                    )
+            elif a.rows < b.rows:
+                if t.deletes(schema, table):
+                    notes.append(f"deletes {b.rows - a.rows} row(s) of {name} (by design)")
+                else:
+                    problems.append(f"{name} lost {b.rows - a.rows} of {b.rows} rows")
+        self._data_result("data-up", m, problems, notes, started, "up keeps existing rows")
+
+    def data_down(self, m: Migration, before: DataState, after: DataState, started: float) -> None:
+        problems = []
+        for name, b in before.items():
+            a = after.get(name)
+            if a is None:
+                problems.append(
+                    f"{name} existed before {m.label} with {b.rows} row(s) and is gone after "
+                    "its up and down"
+                )
+            elif a.rows != b.rows:
+                problems.append(f"{name}: {b.rows} rows before up, {a.rows} after down")
+            elif a.digest != b.digest:
+                problems.append(
+                    f"{name}: same {a.rows} rows but different values after up and down (the up "
+                    "rewrote data its down cannot restore)"
+                )
+        self._data_result("data-down", m, problems, [], started, "up then down restores the data")
+
+    def _data_result(
+        self,
+        check: str,
+        m: Migration,
+        problems: list[str],
+        notes: list[str],
+        started: float,
+        ok: str,
+    ) -> None:
+        seconds = time.monotonic() - started
+        if problems:
+            self.add(
+                CheckResult(
+                    "data",
+                    check,
+                    m.label,
+                    "fail",
+                    f"data loss in {m.label}: {problems[0]}"
+                    + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
+                    None,
+                    "\n".join(problems + notes),
+                    seconds,
+                )
+            )
+        elif notes:
+            self.add(
+                CheckResult("data", check, m.label, "warn", "; ".join(notes), None, "", seconds)
+            )
+        else:
+            self.add(CheckResult("data", check, m.label, "pass", ok, None, "", seconds))
+
+    # idempotency -----------------------------------------------------------------------
+
+    def rerun(self, db: TemporaryDatabase, m: Migration) -> None:
+        started = time.monotonic()
+        statements = m.up_statements()
+        error = None
+        if any(s.non_transactional for s in statements):
+            # Cannot run in a transaction block: run it on a scratch copy instead.
+            try:
+                scratch = self._clone(db)
+            except Error as exc:
+                self.add(
+                    CheckResult("idempotency", "rerun", m.label, "warn", f"could not check: {exc}")
+                )
+                return
+            try:
+                with contextlib.closing(scratch.connect("pgsafe-test")) as conn:
+                    conn.execute("SET lock_timeout = '5s'")
+                    conn.execute("SET statement_timeout = '60s'")
+                    error = _run_all(conn, statements)
+            finally:
+                scratch.drop()
+        else:
+            with contextlib.closing(db.connect("pgsafe-test")) as conn:
+                conn.execute("BEGIN")
+                try:
+                    conn.execute("SET LOCAL lock_timeout = '5s'")
+                    conn.execute("SET LOCAL statement_timeout = '60s'")
+                    error = _run_all(conn, statements)
+                finally:
+                    conn.execute("ROLLBACK")
+        seconds = time.monotonic() - started
+        if error:
+            self.add(
+                CheckResult(
+                    "idempotency",
+                    "rerun",
+                    m.label,
+                    "warn",
+                    f"not re-runnable: {error}",
+                    None,
+                    "",
+                    seconds,
+                )
+            )
+        else:
+            self.add(
+                CheckResult(
+                    "idempotency",
+                    "rerun",
+                    m.label,
+                    "pass",
+                    "the up runs again cleanly",
+                    None,
+                    "",
+                    seconds,
+                )
+            )
+
+    def _clone(self, db: TemporaryDatabase) -> TemporaryDatabase:
+        """A scratch copy of `db`. The backend of a session that just closed may still be
+        attached for a moment, and CREATE DATABASE ... TEMPLATE refuses while it is."""
+        for attempt in range(100):
+            try:
+                return self.server.new_database(template=db.name, prefix="pgsafe_scratch")
+            except DatabaseError as exc:
+                if exc.sqlstate != "55006" or attempt == 99:
+                    raise
+                time.sleep(0.02)
+        raise AssertionError("unreachable")
+
+    # phases ----------------------------------------------------------------------------
+
+    def after_up(
+        self,
+        db: TemporaryDatabase,
+        m: Migration,
+        before: DataState | None,
+        data: bool,
+        idempotency: bool,
+        started: float,
+    ) -> None:
+        if data and before is not None:
+            self.data_up(m, before, self.data(db), started)
+        if idempotency:
+            self.rerun(db, m)
+        if data:
+            self.fill(db)
+
+    def roundtrip(self, *, data: bool, idempotency: bool) -> None:
+        """Apply all, roll back all, apply all, with schema parity at every step."""
+        db = self.new_db()
+        self.progress(f"round trip: apply {len(self.migs)}, roll back, apply again")
+        base = self.schema(db)
+        fps = [base]
+        for m in self.migs:
+            started = time.monotonic()
+            before = self.data(db) if data else None
+            err = self.up(db, m)
+            if err:
+                self.add(
+                    CheckResult(
+                        "roundtrip",
+                        "up",
+                        m.label,
+                        "fail",
+                        f"up failed: {err}",
+                        None,
+                        err,
+                        time.monotonic() - started,
+                    )
+                )
+                return
+            fps.append(self.schema(db))
+            self.add(
+                CheckResult(
+                    "roundtrip",
+                    "up",
+                    m.label,
+                    "pass",
+                    "applied",
+                    None,
+                    "",
+                    time.monotonic() - started,
+                )
+            )
+            self.after_up(db, m, before, data, idempotency, started)
+        # Roll everything back, newest first, comparing with the schema before each migration.
+        leftovers: dict[tuple[str, str], str] = {}
+        rolled: list[int] = []
+        for i in reversed(range(len(self.migs))):
+            m = self.migs[i]
+            started = time.monotonic()
+            if m.down_path is None:
+                self.add(
+                    CheckResult(
+                        "roundtrip",
+                        "down",
+                        m.label,
+                        "skip",
+                        "no down file (irreversible): the rollback stops here",
+                    )
+                )
+                break
+            err = self.down(db)
+            if err:
+                self.add(
+                    CheckResult(
+                        "roundtrip",
+                        "down",
+                        m.label,
+                        "fail",
+                        f"down failed: {err}",
+                        None,
+                        err,
+                        time.monotonic() - started,
+                    )
+                )
+                return
+            rolled.append(i)
+            got = self.schema(db)
+            differences = self.parity(
+                "roundtrip",
+                "down-parity",
+                m,
+                fps[i],
+                got,
+                f"after the down of {m.label} vs before its up",
+                started,
+                set(leftovers),
+            )
+            for d in differences:
+                leftovers[(d.kind, d.name)] = m.label
+        if rolled and rolled[-1] == 0:
+            started = time.monotonic()
+            got = self.schema(db)
+            differences = diff(base, got)
+            if differences:
+                who = sorted({leftovers.get((d.kind, d.name), "?") for d in differences})
+                self.add(
+                    CheckResult(
+                        "roundtrip",
+                        "baseline-parity",
+                        "",
+                        "fail",
+                        "after rolling back everything the schema differs from the empty "
+                        "database: "
+                        f"{len(differences)} object(s), first: {_first(differences)} "
+                        f"(left by {', '.join(who)})",
+                        _first(differences),
+                        render_diff(differences, "empty", "rolled back"),
+                        time.monotonic() - started,
+                    )
+                )
+            else:
+                self.add(
+                    CheckResult(
+                        "roundtrip",
+                        "baseline-parity",
+                        "",
+                        "pass",
+                        "rolled back to the empty schema",
+                        None,
+                        "",
+                        time.monotonic() - started,
+                    )
+                )
+        # Apply again: each step must give the same schema as the first time.
+        for i in sorted(rolled):
+            m = self.migs[i]
+            started = time.monotonic()
+            err = self.up(db, m)
+            if err:
+                self.add(
+                    CheckResult(
+                        "roundtrip",
+                        "reapply",
+                        m.label,
+                        "fail",
+                        f"up failed after the rollback: {err}",
+                        None,
+                        err,
+                        time.monotonic() - started,
+                    )
+                )
+                return
+            self.parity(
+                "roundtrip",
+                "reapply-parity",
+                m,
+                fps[i + 1],
+                self.schema(db),
+                f"{m.label} applied again vs the first time",
+                started,
+                set(leftovers),  # already blamed on the down that left them
+            )
+
+    def stairway(self, *, data: bool, idempotency: bool) -> None:
+        """Up, down, up for each migration in turn, with schema parity and data checks."""
+        db = self.new_db()
+        self.progress(f"stairway: up, down, up for each of {len(self.migs)} migrations")
+        for m in self.migs:
+            started = time.monotonic()
+            before_fp = self.schema(db)
+            before = self.data(db) if data else None
+            err = self.up(db, m)
+            if err:
+                self.add(
+                    CheckResult(
+                        "stairway",
+                        "up",
+                        m.label,
+                        "fail",
+                        f"up failed: {err}",
+                        None,
+                        err,
+                        time.monotonic() - started,
+                    )
+                )
+                return
+            after_fp = self.schema(db)
+            if data and before is not None:
+                self.data_up(m, before, self.data(db), started)
+            if m.down_path is None:
+                self.add(
+                    CheckResult(
+                        "stairway", "down-parity", m.label, "skip", "no down file (irreversible)"
+                    )
+                )
+            else:
+                started = time.monotonic()
+                err = self.down(db)
+                if err:
+                    self.add(
+                        CheckResult(
+                            "stairway",
+                            "down",
+                            m.label,
+                            "fail",
+                            f"down failed: {err}",
+                            None,
+                            err,
+                            time.monotonic() - started,
+                        )
+                    )
+                    return
+                self.parity(
+                    "stairway",
+                    "down-parity",
+                    m,
+                    before_fp,
+                    self.schema(db),
+                    f"after the down of {m.label} vs before its up",
+                    started,
+                )
+                if data and before is not None:
+                    self.data_down(m, before, self.data(db), time.monotonic())
+                started = time.monotonic()
+                err = self.up(db, m)
+                if err:
+                    self.add(
+                        CheckResult(
+                            "stairway",
+                            "reup",
+                            m.label,
+                            "fail",
+                            f"up failed after its own down: {err}",
+                            None,
+                            err,
+                            time.monotonic() - started,
+                        )
+                    )
+                    return
+                self.parity(
+                    "stairway",
+                    "reup-parity",
+                    m,
+                    after_fp,
+                    self.schema(db),
+                    f"{m.label} up, down, up vs the first up",
+                    started,
+                )
+            if idempotency:
+                self.rerun(db, m)
+            if data:
+                self.fill(db)
+
+    def close(self) -> None:
+        for db in self.dbs:
+            with contextlib.suppress(Error):
+                db.drop()
+
+
+def _run_all(conn: Any, statements: Sequence[Any]) -> str | None:
+    for s in statements:
+        try:
+            conn.execute(s.sql)
+        except DatabaseError as exc:
+            return f"line {s.line}: {exc.message}"
+    return None
+
+
+def _quote(schema: str, name: str) -> str:
+    def q(part: str) -> str:
+        if re.fullmatch(r"[a-z_][a-z0-9_$]*", part):
+            return part
+        return '"' + part.replace('"', '""') + '"'
+
+    return f"{q(schema)}.{q(name)}"
+
+
+def _split(qualified: str) -> tuple[str, str]:
+    """Inverse of the core's quote_ident(schema) || '.' || quote_ident(name)."""
+    parts: list[str] = []
+    i, cur = 0, ""
+    while i < len(qualified):
+        ch = qualified[i]
+        if ch == '"':
+            j = i + 1
+            while j < len(qualified):
+                if qualified[j] == '"' and qualified[j + 1 : j + 2] == '"':
+                    cur += '"'
+                    j += 2
+                elif qualified[j] == '"':
+                    break
+                else:
+                    cur += qualified[j]
+                    j += 1
+            i = j + 1
+        elif ch == "." and len(parts) == 0:
+            parts.append(cur)
+            cur = ""
+            i += 1
+        else:
+            cur += ch
+            i += 1
+    parts.append(cur)
+    return (parts[0], parts[1]) if len(parts) == 2 else ("public", parts[0])
+
+
+def _same(name: tuple[str | None, str], schema: str, table: str) -> bool:
+    return name[1] == table and (name[0] or "public") == schema
+
+
+@contextlib.contextmanager
+def _server(server: TemporaryServer | None) -> Iterator[TemporaryServer]:
+    if server is not None:
+        yield server
+        return
+    with TemporaryServer() as started:
+        yield started
+
+
+def run_tests(
+    path: str | Path = "migrations",
+    *,
+    server: TemporaryServer | None = None,
+    rows: int = 10,
+    stairway: bool = True,
+    data: bool = True,
+    idempotency: bool = True,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> RoundtripReport:
+    """Runs the round trip, the stairway (unless `stairway` is false), the data preservation
+    checks (`rows` generated rows per table after every step) and the idempotency report for
+    the migrations at `path`, on fresh databases of `server` (default: a throwaway server
+    started and stopped here). The report's `failed` is true when any check failed."""
+    migs = discover(path)
+    for m in migs:  # bad SQL is a config error, before any server starts
+        m.up_statements()
+        if m.down_path is not None:
+            m.down_statements()
+    settings = settings or Settings()
+    say = progress or (lambda _m: None)
+    report = RoundtripReport(str(path), [m.label for m in migs])
+    started = time.monotonic()
+    with _server(server) as srv:
+        report.server_version = srv.version
+        run = _Run(Path(path), migs, srv, report, rows=rows, settings=settings, progress=say)
+        try:
+            if migs:
+                # Data checks and the idempotency report run once: in the stairway when there
+                # is one, else along the round trip's first apply.
+                run.roundtrip(data=data and not stairway, idempotency=idempotency and not stairway)
+                if stairway:
+                    run.stairway(data=data, idempotency=idempotency)
+        finally:
+            run.close()
+    report.seconds = time.monotonic() - started
+    return report

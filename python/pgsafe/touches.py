@@ -1,0 +1,125 @@
+"""What a migration's statements name, read from libpg_query's parse trees (never from SQL text):
+the relations they mention, the constraints they add, the tables they delete rows from or drop,
+and the tables they rename. Postflight uses it to pick the foreign keys a migration just added;
+`pgsafe test` to tell the tables a migration touches from those it must leave alone."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pgsafe._core import Statement
+
+__all__ = ["Touches", "analyse"]
+
+# (schema or None when unqualified, name)
+Name = tuple[str | None, str]
+
+
+@dataclass
+class Touches:
+    relations: set[Name] = field(default_factory=set)  # every RangeVar anywhere
+    targets: set[Name] = field(default_factory=set)  # relations a statement changes
+    constraints: set[str] = field(default_factory=set)  # constraint names added
+    foreign_key_tables: set[Name] = field(default_factory=set)  # tables given a foreign key
+    deletes_rows: set[Name] = field(default_factory=set)  # DELETE, TRUNCATE, DROP TABLE
+    dropped: set[Name] = field(default_factory=set)  # DROP TABLE / VIEW / MATERIALIZED VIEW
+    renamed: dict[Name, Name] = field(default_factory=dict)  # old -> new (table renames)
+    opaque: bool = False  # DO blocks or function calls: effects pgsafe cannot see
+
+    def mentions(self, schema: str, name: str, search_path: str = "public") -> bool:
+        return _match(self.relations, schema, name, search_path)
+
+    def deletes(self, schema: str, name: str, search_path: str = "public") -> bool:
+        return _match(self.deletes_rows, schema, name, search_path)
+
+    def adds_foreign_key_to(self, schema: str, name: str, search_path: str = "public") -> bool:
+        return _match(self.foreign_key_tables, schema, name, search_path)
+
+
+def _match(names: set[Name], schema: str, name: str, search_path: str) -> bool:
+    return (schema, name) in names or (schema == search_path and (None, name) in names)
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for v in node.values():
+            yield from _walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk(v)
+
+
+def _rangevar(node: dict[str, Any]) -> Name | None:
+    if "relname" in node and isinstance(node["relname"], str):
+        return (node.get("schemaname"), node["relname"])
+    return None
+
+
+def _names(items: Iterable[Any]) -> Name | None:
+    parts = [i["String"]["sval"] for i in items if isinstance(i, dict) and "String" in i]
+    if len(parts) == 1:
+        return (None, parts[0])
+    if len(parts) >= 2:
+        return (parts[-2], parts[-1])
+    return None
+
+
+def analyse(statements: Iterable[Statement]) -> Touches:
+    t = Touches()
+    for stmt in statements:
+        try:
+            tree = json.loads(stmt.parse_tree_json)
+        except (ValueError, TypeError):
+            t.opaque = True
+            continue
+        kind, body = next(iter(tree.items())) if isinstance(tree, dict) and tree else ("", {})
+        if kind in ("DoStmt", "CallStmt"):
+            t.opaque = True
+        for node in _walk(tree):
+            rv = _rangevar(node)
+            if rv is not None:
+                t.relations.add(rv)
+            con = node.get("Constraint")
+            if isinstance(con, dict) and con.get("conname"):
+                t.constraints.add(str(con["conname"]))
+        if not isinstance(body, dict):
+            continue
+        target = body.get("relation")
+        if isinstance(target, dict) and (rv := _rangevar(target)) is not None:
+            t.targets.add(rv)
+            if kind in ("AlterTableStmt", "CreateStmt") and any(
+                isinstance(c, dict)
+                and isinstance(c.get("Constraint"), dict)
+                and c["Constraint"].get("contype") == "CONSTR_FOREIGN"
+                for c in _walk(body)
+            ):
+                t.foreign_key_tables.add(rv)
+            if kind == "DeleteStmt":
+                t.deletes_rows.add(rv)
+            if kind == "RenameStmt" and body.get("renameType") == "OBJECT_TABLE":
+                t.renamed[rv] = (rv[0], str(body.get("newname")))
+        if kind == "TruncateStmt":
+            for r in body.get("relations", []):
+                if (rv := _rangevar(r.get("RangeVar", r))) is not None:
+                    t.targets.add(rv)
+                    t.deletes_rows.add(rv)
+        if kind == "DropStmt" and body.get("removeType") in (
+            "OBJECT_TABLE",
+            "OBJECT_VIEW",
+            "OBJECT_MATVIEW",
+            "OBJECT_FOREIGN_TABLE",
+        ):
+            for obj in body.get("objects", []):
+                items = obj.get("List", {}).get("items", []) if isinstance(obj, dict) else []
+                if (name := _names(items)) is not None:
+                    t.dropped.add(name)
+                    t.deletes_rows.add(name)
+                    t.targets.add(name)
+                    t.relations.add(name)
+        if kind == "SelectStmt" and any("FuncCall" in n for n in _walk(body)):
+            t.opaque = True  # SELECT some_function(): may write anything
+    return t
