@@ -52,8 +52,8 @@ def test_pipeline_runs_every_step_in_order_and_logs_it(pgsafe_db, tmp_path):
     (report,) = (tmp_path / "logs").glob("preflight-report-*.json")
     assert json.loads(report.read_text())["ok"] is True
     # The fingerprint left by the run is recorded for the next preflight's drift check.
-    recorded = query(pgsafe_db, "SELECT action, versions, sha256 FROM pgsafe.schema_log")
-    assert recorded == [("apply", "001,002", fingerprint(pgsafe_db.dsn).sha256)]
+    recorded = query(pgsafe_db, "SELECT source, versions::text, sha256 FROM pgsafe.fingerprints")
+    assert recorded == [("apply", "{001,002}", fingerprint(pgsafe_db.dsn).sha256)]
 
 
 def test_without_apply_nothing_is_written(pgsafe_db, tmp_path):
@@ -67,11 +67,11 @@ def test_without_apply_nothing_is_written(pgsafe_db, tmp_path):
     # Also on a database with applied migrations and a ledger.
     assert apply(pgsafe_db, migs, tmp_path, "--to", "001", "--log-dir", "").returncode == 0
     before = fingerprint(pgsafe_db.dsn, exclude=())
-    rows = query(pgsafe_db, "SELECT count(*) FROM pgsafe.schema_log")
+    rows = query(pgsafe_db, "SELECT count(*) FROM pgsafe.fingerprints")
     res = run("apply", str(migs), "--db", pgsafe_db.dsn, cwd=tmp_path)
     assert res.returncode == 0 and "002_items_note: 2 statements" in res.stdout
     assert fingerprint(pgsafe_db.dsn, exclude=()) == before
-    assert query(pgsafe_db, "SELECT count(*) FROM pgsafe.schema_log") == rows
+    assert query(pgsafe_db, "SELECT count(*) FROM pgsafe.fingerprints") == rows
 
 
 def test_exit_1_preflight_failure_stops_before_anything_runs(pgsafe_db, tmp_path):
@@ -228,7 +228,7 @@ def test_rollback_warns_about_data_loss_and_needs_confirmation(pgsafe_db, tmp_pa
     assert confirmed[0]["data_loss"][0]["target"] == "items.note"
     assert confirmed[0]["data_loss"][0]["rows"] == 2
     # The rollback recorded its schema too: preflight sees no drift.
-    assert query(pgsafe_db, "SELECT action FROM pgsafe.schema_log ORDER BY id DESC LIMIT 1") == [
+    assert query(pgsafe_db, "SELECT source FROM pgsafe.fingerprints ORDER BY id DESC LIMIT 1") == [
         ("rollback",)
     ]
     assert run("preflight", str(migs), "--db", pgsafe_db.dsn, cwd=tmp_path).returncode == 0

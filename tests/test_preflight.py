@@ -126,7 +126,7 @@ def test_schema_drift_after_a_manual_alter(pgsafe_db, tmp_path):
     )
     res, _doc, checks = preflight(pgsafe_db, migs, tmp_path)
     assert res.returncode == 0 and checks["schema-drift"]["status"] == "pass"
-    assert "matches the one recorded after the last apply" in checks["schema-drift"]["summary"]
+    assert "matches the one recorded by the last apply" in checks["schema-drift"]["summary"]
     assert checks["sizes"]["evidence"][0].startswith("accounts: ")
 
     with pgsafe_db.connect() as conn:

@@ -374,11 +374,15 @@ class _Preflight:
         )
 
     def drift(self) -> Check:
+        """Live schema vs the fingerprint recorded (pgsafe.fingerprints) after the last apply,
+        rollback, repair or postflight."""
+        from pgsafe.fingerprints import applied_versions, last_fingerprint
         from pgsafe.schema import diff, fingerprint
 
-        recorded = self.runner.recorded_schema(self.conn)
+        schema = self.settings.ledger_schema
+        recorded = last_fingerprint(self.conn, ledger_schema=schema)
         try:
-            live = fingerprint(self.conn, (self.settings.ledger_schema,))
+            live = fingerprint(self.conn, (schema,))
         except DatabaseError as exc:
             if self.conn.transaction_status in ("in_transaction", "in_error"):
                 self.conn.execute("ROLLBACK")
@@ -387,43 +391,42 @@ class _Preflight:
                 WARN,
                 f"could not read the live schema (a table is locked by another session?): {exc}",
             )
+        versions = tuple(applied_versions(self.conn, schema))
         if recorded is None:
-            applied = any(r.status == "applied" for r in self.runner.ledger.rows(self.conn))
             return Check(
                 "schema-drift",
-                WARN if applied else PASS,
+                WARN if versions else PASS,
                 f"no fingerprint recorded yet; live schema {live.sha256[:12]}"
-                + (
-                    " (migrations were applied by a pgsafe that did not record one)"
-                    if applied
-                    else ""
-                ),
+                + (" (migrations were applied without recording one)" if versions else ""),
             )
-        if not recorded.sha256:
-            return Check(
-                "schema-drift",
-                WARN,
-                f"the fingerprint after the last {recorded.action} ({recorded.at}) could not be "
-                f"recorded; live schema {live.sha256[:12]}",
-            )
+        when = f"{recorded.source} at {recorded.recorded_at:%Y-%m-%d %H:%M:%S} UTC"
         if recorded.sha256 == live.sha256:
             return Check(
                 "schema-drift",
                 PASS,
-                f"live schema {live.sha256[:12]} matches the one recorded after the last "
-                f"{recorded.action} ({recorded.at})",
+                f"live schema {live.sha256[:12]} matches the one recorded by the last {when}",
             )
         differences = diff(recorded.fingerprint, live)
         evidence = [f"{d.change}: {d.kind} {d.name}" for d in differences[:_EVIDENCE_LIMIT]]
         if len(differences) > _EVIDENCE_LIMIT:
             evidence.append(f"... and {len(differences) - _EVIDENCE_LIMIT} more")
+        first = evidence[0] if evidence else "?"
+        if tuple(recorded.versions) != versions:
+            # Migrations ran since without a record (e.g. through the Python API): the change
+            # cannot be told apart from drift.
+            return Check(
+                "schema-drift",
+                WARN,
+                f"{len(differences)} objects differ from the record of the last {when}, and the "
+                "applied migrations changed since without a new record: cannot tell drift "
+                f"from migrations (first: {first})",
+                evidence,
+            )
         return Check(
             "schema-drift",
             FAIL,
-            f"the schema changed outside pgsafe since the last {recorded.action} "
-            f"({recorded.at}): {len(differences)} objects differ, first "
-            + (evidence[0] if evidence else "?")
-            + "; `pgsafe schema diff` shows them",
+            f"the schema changed outside pgsafe since the last {when}: {len(differences)} "
+            f"objects differ, first {first}; `pgsafe schema diff` shows them",
             evidence,
         )
 

@@ -5,7 +5,6 @@ retries, ledger) under the migration lock."""
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -142,19 +141,6 @@ class StepResult:
 
 # Seed 002 warns on migrations that run longer than 5 minutes.
 SLOW_MIGRATION_S = 300.0
-
-# The schema fingerprint after every run that changed the schema, so preflight can tell a
-# manual change (drift) from one pgsafe made. Kept beside the C++ ledger's tables.
-SCHEMA_LOG = "schema_log"
-
-
-@dataclass
-class RecordedSchema:
-    at: str
-    action: str
-    versions: str
-    sha256: str
-    fingerprint: Any  # pgsafe.schema.SchemaFingerprint (imported lazily)
 
 
 class Runner:
@@ -364,9 +350,6 @@ class Runner:
 
     # -- schema fingerprint record ----------------------------------------------------------
 
-    def _schema_table(self) -> str:
-        return f'"{self.settings.ledger_schema}".{SCHEMA_LOG}'
-
     def _record_schema(
         self,
         conn: _core.Connection,
@@ -374,73 +357,35 @@ class Runner:
         versions: list[str],
         only_if_missing: bool = False,
     ) -> None:
-        """Records the schema fingerprint left by this run (best effort: a failure here is
-        logged, never allowed to hide the run's own outcome). `only_if_missing`: a run that
-        changed nothing records a baseline only when there is none yet."""
-        from pgsafe import schema
+        """Records the schema fingerprint this run left in the ledger's ``fingerprints`` table
+        (pgsafe.fingerprints, shared with postflight), for preflight's drift check. Best effort:
+        a failure is logged, never allowed to hide the run's own outcome. `only_if_missing`: a
+        run that changed nothing records a baseline only when there is none yet."""
+        from pgsafe.fingerprints import last_fingerprint, record_fingerprint
 
         if not self.record_schema:
             return
-        create = (
-            f"CREATE TABLE IF NOT EXISTS {self._schema_table()} (\n"
-            "  id bigserial PRIMARY KEY,\n"
-            "  at timestamptz NOT NULL DEFAULT clock_timestamp(),\n"
-            "  action text NOT NULL,\n"
-            "  versions text NOT NULL,\n"
-            "  sha256 text NOT NULL,\n"
-            "  by text NOT NULL,\n"
-            "  fingerprint jsonb NOT NULL\n"
-            ")"
-        )
-        insert = (
-            f"INSERT INTO {self._schema_table()} (action, versions, sha256, by, fingerprint)"
-            " VALUES ($1, $2, $3, $4, $5::jsonb)"
-        )
         try:
             if conn.transaction_status in ("in_transaction", "in_error"):
                 conn.execute("ROLLBACK")
-            if only_if_missing and self.recorded_schema(conn) is not None:
+            schema = self.settings.ledger_schema
+            if only_if_missing and last_fingerprint(conn, ledger_schema=schema) is not None:
                 return
             # Reading index and constraint definitions takes ACCESS SHARE locks: never queue
-            # behind a session that holds a table (the run's own outcome must not wait on it).
+            # behind a session that holds a table (the run's outcome must not wait on it).
             conn.execute("SET lock_timeout = '2s'")
             try:
-                fp = schema.fingerprint(conn, (self.settings.ledger_schema,))
-                sha, doc = fp.sha256, fp.to_json()
-                doc["database"] = ""  # the DSN may hold a password
-            except DatabaseError as exc:
+                rec = record_fingerprint(conn, source=action, ledger_schema=schema)
+            finally:
                 if conn.transaction_status in ("in_transaction", "in_error"):
                     conn.execute("ROLLBACK")
-                # An empty digest says "unknown": preflight warns instead of reporting drift.
-                log.warning("could not fingerprint the schema after %s: %s", action, exc)
-                sha, doc = "", {}
-            conn.execute(create)
-            conn.execute(insert, [action, ",".join(versions), sha, applied_by(), json.dumps(doc)])
-            conn.execute("RESET lock_timeout")
-            self.events.write("schema_recorded", action=action, sha256=sha or None)
+                conn.execute("RESET lock_timeout")
+            self.events.write(
+                "schema_recorded", action=action, versions=versions, sha256=rec.sha256
+            )
         except Error as exc:
             log.warning("could not record the schema fingerprint after %s: %s", action, exc)
-
-    def recorded_schema(self, conn: _core.Connection) -> RecordedSchema | None:
-        """The fingerprint recorded after the last apply, rollback or repair, or None."""
-        from pgsafe.schema import SchemaFingerprint
-
-        exists = conn.execute("SELECT to_regclass($1) IS NOT NULL", [self._schema_table()])
-        if exists.rows != [("t",)]:
-            return None
-        r = conn.execute(
-            "SELECT at::text, action, versions, sha256, fingerprint::text FROM "
-            f"{self._schema_table()} ORDER BY id DESC LIMIT 1"
-        )
-        if not r.rows:
-            return None
-        at, action, versions, sha, doc = (v or "" for v in r.rows[0])
-        fp = (
-            SchemaFingerprint.from_json(json.loads(doc), f"{self._schema_table()} ({at})")
-            if sha
-            else None
-        )
-        return RecordedSchema(at, action, versions, sha, fp)
+            self.events.write("schema_not_recorded", action=action, message=str(exc))
 
     def _run(
         self, conn: _core.Connection, mig: Migration, statements: list[Statement], direction: str
