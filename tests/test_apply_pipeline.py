@@ -51,6 +51,9 @@ def test_pipeline_runs_every_step_in_order_and_logs_it(pgsafe_db, tmp_path):
     assert kinds.count("migration_done") == 2
     (report,) = (tmp_path / "logs").glob("preflight-report-*.json")
     assert json.loads(report.read_text())["ok"] is True
+    if importlib.util.find_spec("pgsafe.postflight") is not None:
+        (post,) = (tmp_path / "logs").glob("postflight-report-*.json")
+        assert f"postflight report: logs/{post.name}" in out
     # The fingerprint left by the run is recorded for the next preflight's drift check.
     recorded = query(pgsafe_db, "SELECT source, versions::text, sha256 FROM pgsafe.fingerprints")
     assert recorded == [("apply", "{001,002}", fingerprint(pgsafe_db.dsn).sha256)]
@@ -176,7 +179,11 @@ def test_exit_3_postflight_failure(pgsafe_db, tmp_path):
     )
     res = apply(pgsafe_db, migs, tmp_path)
     assert res.returncode == 3, res.stdout + res.stderr
-    assert "postflight failed" in res.stderr
+    assert res.stderr.startswith("pgsafe: error: postflight failed")
+    assert "child_parent_fk" in res.stdout and "orphan" in res.stdout.lower(), res.stdout
+    assert list((tmp_path / "logs").glob("postflight-report-*.json"))
+    log = events(tmp_path / "logs/migrations.jsonl")
+    assert log[-1]["event"] == "pipeline_failed" and log[-1]["exit_code"] == 3
     assert query(pgsafe_db, "SELECT count(*) FROM pgsafe.migrations") == [("2",)]
 
 

@@ -79,6 +79,8 @@ class ApplyReport(Report):
     results: list[StepResult] = field(default_factory=list)
     preflight: PreflightReport | None = None
     backup_path: str | None = None
+    postflight_report: str | None = None
+    postflight: Any = None  # the PostflightReport, kept when it failed
     error: str | None = None
     exit_code: int = 0
     title: str = "pgsafe apply"
@@ -129,6 +131,7 @@ class ApplyReport(Report):
             "error": self.error,
             "steps": [s.to_dict() for s in self.steps],
             "backup": self.backup_path,
+            "postflight_report": self.postflight_report,
             "preflight": self.preflight.to_dict() if self.preflight else None,
             "migrations": [
                 {
@@ -317,10 +320,18 @@ def apply_pipeline(
             perr = PostflightError(f"postflight could not run: {exc}")
             stop(Step("postflight", "failed", str(perr), time.monotonic() - started), perr, 3)
             raise perr from exc
+        path = getattr(post, "report_path", None)
+        report.postflight_report = str(path) if path else None
         ok = bool(getattr(post, "ok", getattr(post, "passed", True)))
         summary = post.summary() if hasattr(post, "summary") else ("ok" if ok else "failed")
         if not ok:
-            perr = PostflightError(f"postflight failed: {summary}")
+            report.postflight = post
+            failed = [
+                f"{c.name}: {getattr(c, 'message', '')}"
+                for c in getattr(post, "checks", [])
+                if getattr(c, "status", "") == "fail"
+            ]
+            perr = PostflightError("postflight failed: " + ("; ".join(failed) or summary))
             stop(Step("postflight", "failed", summary, time.monotonic() - started), perr, 3)
             raise perr
         report.steps.append(Step("postflight", "ok", summary, time.monotonic() - started))

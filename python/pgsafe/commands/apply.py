@@ -180,9 +180,13 @@ def run_apply(args: argparse.Namespace) -> int:
             if report.steps:
                 if report.preflight is not None and not report.preflight.passed:
                     _say(report.preflight.to_text().rstrip())
+                if report.postflight is not None:
+                    _say(report.postflight.to_text().rstrip())
                 _say(report.to_text().rstrip())
                 if report.preflight is not None and report.preflight.report_path:
                     _say(f"preflight report: {report.preflight.report_path}")
+                if report.postflight_report:
+                    _say(f"postflight report: {report.postflight_report}")
         runner = Runner(args.path, dsn, settings=settings, target_label=label)
         _say(runner.status().render_text())
         return EXIT_OK
