@@ -147,11 +147,30 @@ def test_schema_drift_after_a_manual_alter(pgsafe_db, tmp_path):
     newest = sorted((tmp_path / "logs").glob("preflight-report-*.json"))[-1]
     assert json.loads(newest.read_text())["forced"] is True
 
-    # Undoing the manual change by hand makes the schema match again.
+    # Accepting the manual change (repair records the schema as it is) clears the drift.
+    res = run(
+        "repair",
+        "001",
+        str(migs),
+        "--db",
+        pgsafe_db.dsn,
+        "--mark",
+        "applied",
+        "--reason",
+        "hotfix column kept",
+        "--log-dir",
+        "",
+    )
+    assert res.returncode == 0, res.stderr
+    res, _doc, checks = preflight(pgsafe_db, migs, tmp_path)
+    assert res.returncode == 0 and checks["schema-drift"]["status"] == "pass", checks
+    assert "recorded by the last repair" in checks["schema-drift"]["summary"]
+    # And undoing it by hand is drift again.
     with pgsafe_db.connect() as conn:
         conn.execute("ALTER TABLE accounts DROP COLUMN hotfix")
     res, _doc, checks = preflight(pgsafe_db, migs, tmp_path)
-    assert res.returncode == 0 and checks["schema-drift"]["status"] == "pass"
+    assert res.returncode == 1
+    assert "removed: column public.accounts.hotfix" in checks["schema-drift"]["evidence"]
 
 
 def test_tampered_applied_file_and_manifest(pgsafe_db, tmp_path):
