@@ -325,3 +325,129 @@ def test_rollback_confirmation_at_a_terminal(pgsafe_db, tmp_path):
     assert query(pgsafe_db, "SELECT count(*) FROM pgsafe.migrations WHERE status = 'applied'") == [
         ("1",)
     ]
+
+
+def test_production_pipeline_backs_up_verifies_and_restores(pgsafe_db, tmp_path):
+    pytest.importorskip("pgsafe.backup", reason="backups (pgsafe.backup) are not in this build")
+    migs = write(tmp_path / "m", ITEMS)
+    assert apply(pgsafe_db, migs, tmp_path, "--to", "001", "--log-dir", "").returncode == 0
+    write_manifest(migs)
+    backups = tmp_path / "backups"
+
+    # Standalone preflight in production wants a recent verified backup.
+    res = run(
+        "preflight",
+        str(migs),
+        "--db",
+        pgsafe_db.dsn,
+        "--env",
+        "production",
+        "--backup-dir",
+        str(backups),
+        "--format",
+        "json",
+        cwd=tmp_path,
+    )
+    checks = {c["name"]: c for c in json.loads(res.stdout)["checks"]}
+    assert res.returncode == 1 and checks["backup"]["status"] == "fail"
+    assert "no backup in" in checks["backup"]["summary"]
+
+    # apply --apply takes the backup itself (the touched table only), verified, then applies.
+    res = apply(pgsafe_db, migs, tmp_path, "--env", "production", "--backup-dir", str(backups))
+    assert res.returncode == 0, res.stdout + res.stderr
+    (path,) = backups.glob("backup-*.sql.zst")
+    assert f"backup      ok       {path} (items)" in res.stdout
+    log = events(tmp_path / "logs/migrations.jsonl")
+    done = [e for e in log if e["event"] == "backup_done"]
+    assert done and done[0]["path"] == str(path) and done[0]["verified"] is True
+    assert query(pgsafe_db, "SELECT count(note) FROM items") == [("2",)]
+
+    # Now the standalone preflight finds it (verified, fresh); a 0-hour limit makes it too old.
+    res = run(
+        "preflight",
+        str(migs),
+        "--db",
+        pgsafe_db.dsn,
+        "--env",
+        "production",
+        "--backup-dir",
+        str(backups),
+        "--format",
+        "json",
+        cwd=tmp_path,
+    )
+    checks = {c["name"]: c for c in json.loads(res.stdout)["checks"]}
+    assert checks["backup"]["status"] in ("pass", "skip"), checks["backup"]  # nothing pending
+    write(
+        migs,
+        {
+            "003_more.up.sql": "ALTER TABLE items ADD COLUMN more int;\n",
+            "003_more.down.sql": "ALTER TABLE items DROP COLUMN more;\n",
+        },
+    )
+    write_manifest(migs)
+    res = run(
+        "preflight",
+        str(migs),
+        "--db",
+        pgsafe_db.dsn,
+        "--env",
+        "production",
+        "--backup-dir",
+        str(backups),
+        "--format",
+        "json",
+        cwd=tmp_path,
+    )
+    checks = {c["name"]: c for c in json.loads(res.stdout)["checks"]}
+    assert checks["backup"]["status"] == "pass", checks["backup"]
+    assert "verified backup" in checks["backup"]["summary"]
+    (tmp_path / "pgsafe.toml").write_text("[policy.production]\nmax_backup_age_hours = 0\n")
+    res = run(
+        "preflight",
+        str(migs),
+        "--db",
+        pgsafe_db.dsn,
+        "--env",
+        "production",
+        "--backup-dir",
+        str(backups),
+        "--format",
+        "json",
+        cwd=tmp_path,
+    )
+    checks = {c["name"]: c for c in json.loads(res.stdout)["checks"]}
+    assert checks["backup"]["status"] == "fail" and "too old" in checks["backup"]["summary"]
+    (tmp_path / "pgsafe.toml").unlink()
+    (migs / "003_more.up.sql").unlink()
+    (migs / "003_more.down.sql").unlink()
+    write_manifest(migs)
+
+    # Roll 002 back from that backup: items as it was before 002 (no note column).
+    res = run(
+        "rollback",
+        str(migs),
+        "--db",
+        pgsafe_db.dsn,
+        "--apply",
+        "--from-backup",
+        "--backup-dir",
+        str(backups),
+        "--env",
+        "production",
+        "--yes",
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert query(pgsafe_db, "SELECT count(*) FROM items") == [("3",)]
+    assert query(
+        pgsafe_db,
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'items'"
+        " AND column_name = 'note'",
+    ) == [("0",)]
+    assert query(pgsafe_db, "SELECT version, status FROM pgsafe.migrations ORDER BY 1") == [
+        ("001", "applied"),
+        ("002", "rolled_back"),
+    ]
+    res = run("preflight", str(migs), "--db", pgsafe_db.dsn, "--format", "json", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout  # the restore recorded its schema: no drift

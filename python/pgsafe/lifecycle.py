@@ -366,12 +366,21 @@ def _take_backup(
     except Error as exc:
         raise BackupFailed(f"backup failed: {exc}; nothing was applied") from exc
     path = str(getattr(result, "path", result))
+    verified = False
     verify = _optional("pgsafe.backup", "verify_backup")
-    if verify is not None:
-        v = verify(path)
+    if verify is not None and policy.backup == "required":
+        # Seed 003: a production backup must be known to restore, not merely exist.
+        say(f"verifying {path} (restore into a throwaway server)")
+        try:
+            v = verify(path)
+        except Error as exc:
+            raise BackupFailed(
+                f"backup {path} could not be verified: {exc}; nothing was applied"
+            ) from exc
         if not bool(getattr(v, "ok", True)):
             raise BackupFailed(f"backup {path} failed verification; nothing was applied")
-    events.write("backup_done", path=path)
+        verified = True
+    events.write("backup_done", path=path, verified=verified)
     return path
 
 
