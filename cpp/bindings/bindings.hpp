@@ -14,5 +14,7 @@ void register_executor(pybind11::module_& m);
 void register_schema(pybind11::module_& m);
 void register_datafp(pybind11::module_& m);
 void register_probe(pybind11::module_& m);
+void register_trace(pybind11::module_& m);
+void register_backup(pybind11::module_& m);
 
 }  // namespace pgsafe::py

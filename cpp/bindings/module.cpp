@@ -17,4 +17,6 @@ PYBIND11_MODULE(_core, m) {
   pgsafe::py::register_schema(m);
   pgsafe::py::register_datafp(m);
   pgsafe::py::register_probe(m);
+  pgsafe::py::register_trace(m);
+  pgsafe::py::register_backup(m);
 }

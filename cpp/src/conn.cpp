@@ -710,6 +710,97 @@ CopyStats Connection::copy_out(const std::string& sql, const CopyRowCallback& on
   return stats;
 }
 
+long long Connection::copy_in(const std::string& sql, std::string_view data) {
+  bool sent = false;
+  return copy_in(sql, [&](std::string& piece) {
+    if (sent) return false;
+    piece.assign(data);
+    sent = true;
+    return true;
+  });
+}
+
+long long Connection::copy_in(const std::string& sql,
+                              const std::function<bool(std::string& piece)>& next) {
+  if (sql.find('\0') != std::string::npos) {
+    throw ConfigError("SQL text contains a NUL character; PostgreSQL would silently cut it there");
+  }
+  std::lock_guard<std::mutex> busy(impl_->mutex);
+  Impl::DeferredClose deferred_close(impl_.get());
+  if (!is_open()) throw ConfigError("connection is closed");
+  PGconn* c = impl_->conn.get();
+  if (!PQsendQuery(c, sql.c_str())) impl_->fail_connection("cannot send statement");
+  const auto forever = Clock::time_point::max();
+  auto next_result = [&]() -> ResultPtr {
+    while (PQisBusy(c)) {
+      impl_->wait(false, forever, false);
+      if (!PQconsumeInput(c)) impl_->fail_connection("connection lost while running a COPY");
+    }
+    return ResultPtr(PQgetResult(c));
+  };
+  ResultPtr error;
+  ResultPtr last;
+  bool fed = false;
+  for (;;) {
+    ResultPtr res = next_result();
+    if (!res) break;
+    ExecStatusType st = PQresultStatus(res.get());
+    if (st == PGRES_COPY_IN) {
+      if (fed) {
+        PQputCopyEnd(c, "pgsafe feeds one COPY FROM STDIN per call");
+        continue;
+      }
+      fed = true;
+      // Blocking sends: the server parses one piece while the next is being produced.
+      std::string piece;
+      std::exception_ptr producer_error;
+      for (;;) {
+        bool more = false;
+        try {
+          piece.clear();
+          more = next(piece);
+        } catch (...) {
+          producer_error = std::current_exception();
+        }
+        if (producer_error || !more) break;
+        constexpr size_t kPiece = 1 << 20;
+        for (size_t pos = 0; pos < piece.size(); pos += kPiece) {
+          size_t n = std::min(kPiece, piece.size() - pos);
+          if (PQputCopyData(c, piece.data() + pos, static_cast<int>(n)) != 1) {
+            impl_->fail_connection("connection lost while sending COPY data");
+          }
+        }
+      }
+      if (producer_error) {
+        PQputCopyEnd(c, "pgsafe: the COPY input could not be produced");
+        while (PQflush(c) == 1) impl_->wait(true, forever, false);
+        for (ResultPtr r = next_result(); r; r = next_result()) {
+        }
+        std::rethrow_exception(producer_error);
+      }
+      if (PQputCopyEnd(c, nullptr) != 1) impl_->fail_connection("cannot end COPY");
+      while (PQflush(c) == 1) impl_->wait(true, forever, false);
+      continue;
+    }
+    if (st == PGRES_COPY_OUT) {
+      char* buf = nullptr;
+      while (PQgetCopyData(c, &buf, 0) > 0) PQfreemem(buf);
+      continue;
+    }
+    if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR) {
+      if (!error) error = std::move(res);
+      continue;
+    }
+    last = std::move(res);
+  }
+  if (!fed && !error) {
+    throw ConfigError("copy_in runs one COPY ... FROM STDIN statement, not: " + sql.substr(0, 80));
+  }
+  if (error) impl_->raise_result_error(error.get(), sql);
+  const char* tag = last ? PQcmdTuples(last.get()) : nullptr;
+  return tag && *tag ? std::atoll(tag) : 0;
+}
+
 bool Connection::cancel() {
   if (!is_open()) return false;
   impl_->cancel();

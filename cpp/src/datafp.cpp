@@ -29,14 +29,8 @@ using Clock = std::chrono::steady_clock;
 // Part of the digest's definition: changing it changes every fingerprint ever recorded.
 constexpr XXH64_hash_t kRowSeed = 0;
 
-// Text output that does not depend on the session or the server's configuration, so that the
-// same data gives the same COPY text (and digest) from any connection, as pg_dump arranges.
-// search_path is emptied after table names are resolved: reg* values print schema-qualified.
-constexpr const char* kSessionSettings =
-    "SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'; "
-    "SET extra_float_digits = 3; SET bytea_output = 'hex'; SET lc_monetary = 'C'; "
-    "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0; "
-    "SET jit = off; SET search_path = ''";
+// Part of the digest's definition too: the backup streams its rows under the same settings.
+constexpr const char* kSessionSettings = kCopySessionSettings;
 
 struct TableInfo {
   std::string oid;

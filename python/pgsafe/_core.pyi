@@ -311,3 +311,157 @@ def probe(
     lock_timeout_ms: int = 1000,
     statement_timeout_ms: int = 5000,
 ) -> ProbeResult: ...
+
+# Lock tracing (cpp/bindings/trace_py.cpp).
+class ObservedLock:
+    relation: str
+    relkind: str
+    mode: str
+    granted: bool
+    blocks_select: bool
+    blocks_writes: bool
+    blocks_for_update: bool
+
+class ColumnChange:
+    relation: str
+    column: str
+    what: str
+    before: str
+    after: str
+
+class ConstraintChange:
+    relation: str
+    name: str
+    type: str
+    what: str
+    definition: str
+    validated: bool
+
+class StatementTrace:
+    index: int
+    line: int
+    sql: str
+    non_transactional: bool
+    sampled: bool
+    samples: int
+    duration_s: float
+    lock_hold_s: float
+    locks: list[ObservedLock]
+    held: list[ObservedLock]
+    rewrites: list[str]
+    index_rebuilds: list[str]
+    column_changes: list[ColumnChange]
+    constraint_changes: list[ConstraintChange]
+    error: str
+    sqlstate: str
+
+class UnindexedForeignKey:
+    relation: str
+    constraint_name: str
+    columns: list[str]
+    references: str
+
+class MigrationTrace:
+    statements: list[StatementTrace]
+    unindexed_foreign_keys: list[UnindexedForeignKey]
+    duration_s: float
+    committed: bool
+    error: str
+
+class TraceOptions:
+    application_name: str
+    lock_timeout_ms: int
+    statement_timeout_ms: int
+    gate_max_s: float
+    commit: bool
+    def __init__(self) -> None: ...
+
+def lock_mode_rank(mode: str) -> int: ...
+def lock_conflicts(held: str, requested: str) -> bool: ...
+def trace_migration(
+    dsn: str,
+    statements: Sequence[Statement],
+    gate_relations: Sequence[Sequence[str]] = ...,
+    options: TraceOptions = ...,
+) -> MigrationTrace: ...
+
+# backup (cpp/bindings/backup_py.cpp)
+class BackupChunk:
+    index: int
+    kind: str
+    table: str
+    first_page: int
+    end_page: int
+    offset: int
+    length: int
+    rows: int
+    raw_bytes: int
+    sha256: str
+    def __init__(self) -> None: ...
+
+class BackupTableInfo:
+    table: str
+    columns: str
+    has_generated: bool
+    pages: int
+    rows: int
+    digest: str
+    bytes: int
+    chunks: int
+
+class BackupProgress:
+    chunks_done: int
+    chunks_total: int
+    rows: int
+    raw_bytes: int
+    written: int
+
+class RestoreProgress:
+    chunks_done: int
+    chunks_total: int
+    rows: int
+    bytes: int
+
+ENCRYPTED_MAGIC: bytes
+
+class BackupWriter:
+    def __init__(
+        self,
+        dsn: str,
+        path: str,
+        tables: Sequence[str],
+        exclude_schemas: Sequence[str],
+        workers: int = 2,
+        chunk_pages: int = 0,
+        compression: str = "zstd",
+        level: int = 0,
+        key: bytes = b"",
+        file_id: str = "",
+        progress: Callable[[BackupProgress], None] | None = None,
+    ) -> None: ...
+    @property
+    def snapshot(self) -> str: ...
+    @property
+    def server_version(self) -> int: ...
+    @property
+    def tables(self) -> list[BackupTableInfo]: ...
+    def sequence_values_sql(self) -> str: ...
+    def add_section(self, kind: str, sql: bytes) -> BackupChunk: ...
+    def copy_data(self) -> None: ...
+    def finish(self) -> list[BackupChunk]: ...
+
+def read_backup_chunk(
+    path: str, chunk: BackupChunk, compression: str, key: bytes = b"", file_id: str = ""
+) -> bytes: ...
+def check_backup_chunk(path: str, chunk: BackupChunk) -> None: ...
+def restore_backup_chunks(
+    dsn: str,
+    path: str,
+    chunks: Sequence[BackupChunk],
+    workers: int = 2,
+    compression: str = "zstd",
+    key: bytes = b"",
+    file_id: str = "",
+    progress: Callable[[RestoreProgress], None] | None = None,
+    after_table: dict[str, list[str]] = ...,
+) -> int: ...

@@ -24,6 +24,8 @@ from pgsafe.migrations import discover
 from pgsafe.runner import Runner
 
 if TYPE_CHECKING:
+    from pgsafe.dryrun import DryRunReport
+    from pgsafe.migrations import Migration
     from pgsafe.schema import SchemaFingerprint
 
 EXIT_OK, EXIT_UNSAFE, EXIT_MIGRATION, EXIT_POSTFLIGHT, EXIT_ROLLBACK, EXIT_CONFIG = range(6)
@@ -195,6 +197,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pgsafe.commands.locks",
     "pgsafe.commands.postflight",
     "pgsafe.commands.test",
+    "pgsafe.commands.backup",
     "pgsafe.commands.apply",
     "pgsafe.commands.preflight",
 )
@@ -245,9 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "dry-run",
         help="the dry-run report: operations, locks, findings, risk, rollback, checksums",
-        description="Analyse the migrations without running them and print the report (seed "
-        "000) as Markdown or JSON. With --db (or DATABASE_URL/PG*), only the migrations pending "
-        "there. Exits 1 when any lint finding is an error.",
+        description="Analyse the migrations and print the report (seed 000) as Markdown or "
+        "JSON. Each statement is also run on a throwaway database to observe its locks and "
+        "rewrites: with --db (or DATABASE_URL/PG*) on a schema-only copy of that database, "
+        "covering only the migrations pending there, with runtime and risk estimated at its "
+        "table sizes; without, from scratch. The target itself is only read. Exits 1 when any "
+        "lint finding is an error.",
     )
     p.add_argument(
         "path", nargs="?", default="migrations", help="migrations directory (default: ./migrations)"
@@ -261,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write PATH/checksum.txt (sha256sum -c format)",
     )
     p.add_argument("--pg-version", type=int, metavar="N", help="target PostgreSQL major")
+    p.add_argument(
+        "--no-trace",
+        action="store_true",
+        help="static analysis only: do not run the statements on a throwaway database",
+    )
     _add_verbose(p, help=argparse.SUPPRESS)
 
     p = sub.add_parser(
@@ -494,6 +505,10 @@ def _dry_run(args: argparse.Namespace) -> int:
         migs = [m for m in migs if m.version in pending]
         environment = f"Static analysis of the migrations pending on {target.masked}"
     report = dry_run(migs, config, environment)
+    if args.no_trace:
+        report.trace_note = "--no-trace"
+    elif migs:
+        _trace_dry_run(report, migs, None if target.embedded else target.dsn, config.pg_version)
     text = (
         json.dumps(report.to_json(), indent=2) if args.format == "json" else (report.to_markdown())
     )
@@ -511,6 +526,31 @@ def _dry_run(args: argparse.Namespace) -> int:
         # and `sha256sum -c` verify the whole directory.
         write_manifest(args.path)
     return EXIT_UNSAFE if report.failed else EXIT_OK
+
+
+def _trace_dry_run(
+    report: DryRunReport, migs: Sequence[Migration], target_dsn: str | None, pg_version: int | None
+) -> None:
+    """Observed locks, rewrites and estimates for the dry-run, from a throwaway server."""
+    from pgsafe.dryrun import attach_trace
+    from pgsafe.server import ServerError
+    from pgsafe.trace import trace
+
+    where = "a schema-only copy of the target" if target_dsn is not None else "empty schema"
+    _note(f"tracing {len(migs)} migration(s) on a throwaway PostgreSQL ({where})")
+    try:
+        traced = trace(migs, target_dsn=target_dsn, pg_version=pg_version)
+    except ServerError as exc:  # no PostgreSQL binaries here: the static report still stands
+        _note(f"not traced: {mask_password(str(exc)).splitlines()[0]}")
+        report.trace_note = "no throwaway PostgreSQL server could be started"
+        return
+    except ConfigError as exc:  # e.g. the schema copy failed: the static report still stands
+        _note(f"not traced: {mask_password(str(exc)).splitlines()[0]}")
+        report.trace_note = mask_password(str(exc)).splitlines()[0]
+        return
+    attach_trace(report, traced)
+    if traced.error:
+        _note(f"tracing stopped: {traced.error}")
 
 
 def _note(message: str) -> None:
@@ -713,6 +753,9 @@ _FAILURE_CODE = {
     "apply": EXIT_MIGRATION,
     "rollback": EXIT_ROLLBACK,
     "postflight": EXIT_POSTFLIGHT,
+    "backup": EXIT_MIGRATION,
+    "restore": EXIT_ROLLBACK,
+    "verify-backup": EXIT_MIGRATION,
 }
 _READ_ONLY = {"fingerprint", "checksum"}
 

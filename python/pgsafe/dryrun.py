@@ -9,9 +9,10 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgsafe import _core
+from pgsafe.estimate import fmt_seconds
 from pgsafe.lint.config import LintConfig
 from pgsafe.lint.context import Context
 from pgsafe.lint.engine import lint_text
@@ -26,6 +27,10 @@ from pgsafe.lint.model import (
     strings,
 )
 from pgsafe.migrations import Migration, parse_sql, read_sql
+from pgsafe.render import Report, Section, Table, Text
+
+if TYPE_CHECKING:
+    from pgsafe.trace import MigrationTrace, TracedStatement, TraceReport
 
 RISK_ORDER = ("LOW", "MEDIUM", "HIGH")
 
@@ -80,10 +85,36 @@ class StatementReport:
     relation: str | None
     findings: list[str]
     destructive: str | None = None  # seed 003: needs approval
-    observed_locks: list[dict[str, str]] = field(default_factory=list)  # from lock tracing
+    observed_locks: list[dict[str, Any]] = field(default_factory=list)  # from lock tracing
     rewrites: list[str] = field(default_factory=list)
+    traced: TracedStatement | None = None
+
+    def attach(self, traced: TracedStatement) -> None:
+        """The observation of this statement on the throwaway database."""
+        self.traced = traced
+        self.observed_locks = traced.locks
+        self.rewrites = traced.rewrites
+
+    @property
+    def observed_lock(self) -> str | None:
+        return self.traced.observed_lock if self.traced else None
 
     def to_json(self) -> dict[str, Any]:
+        t = self.traced
+        extra: dict[str, Any] = {}
+        if t is not None:
+            extra = {
+                "observed_lock": t.observed_lock,
+                "mismatch": t.mismatch,
+                "index_rebuilds": t.index_rebuilds,
+                "column_changes": t.column_changes,
+                "constraint_changes": t.constraint_changes,
+                "blocks": t.blocks(),
+                "duration_s": round(t.duration_s, 6),
+                "lock_hold_s": round(t.lock_hold_s, 6),
+                "estimate": t.estimate.to_dict() if t.estimate else None,
+                "error": t.error or None,
+            }
         return {
             "sql": self.sql,
             "line": self.line,
@@ -97,6 +128,7 @@ class StatementReport:
             "destructive": self.destructive,
             "observed_locks": self.observed_locks,
             "rewrites": self.rewrites,
+            **extra,
         }
 
 
@@ -111,6 +143,8 @@ class MigrationReport:
     rollback_sql: str | None
     down_file: str | None
     down_checksum: str | None = None
+    trace: MigrationTrace | None = None
+    trace_note: str | None = None  # why it was not traced
 
     @property
     def label(self) -> str:
@@ -142,6 +176,12 @@ class MigrationReport:
             blocks = LOCKS[top.predicted_lock or ""]
             level = 1 if "writes" in blocks else 0
             reasons.append(f"takes {describe_lock(top.predicted_lock)} on {top.relation}")
+        if self.trace is not None and self.trace.risk is not None:
+            traced = RISK_ORDER.index(self.trace.risk)
+            for st in self.trace.statements:
+                if st.estimate and st.estimate.risk != "LOW":
+                    reasons.append(f"line {st.line}: {st.estimate.basis[-1]}")
+            level = max(level, traced)
         if not reasons:
             reasons.append("only new objects: no lock on a table that existed before")
         if self.rollback_sql is None:
@@ -158,6 +198,15 @@ class MigrationReport:
 
     @property
     def lock_impact(self) -> str:
+        traced = self.trace.strongest if self.trace is not None else None
+        if traced is not None:
+            blocks = traced.blocks()
+            what = f"blocks {', '.join(blocks)}" if blocks else "blocks DDL only"
+            held = traced.estimate.hold_seconds if traced.estimate else traced.lock_hold_s
+            return (
+                f"{traced.observed_lock} on {traced.observed_relation} ({what}; "
+                f"held ~{fmt_seconds(held)}, observed)"
+            )
         top = self.strongest
         if top is None:
             return "None (new objects only)"
@@ -167,6 +216,14 @@ class MigrationReport:
 
     @property
     def est_runtime(self) -> str:
+        t = self.trace
+        if t is not None and t.estimated_seconds is not None:
+            return f"~{fmt_seconds(t.estimated_seconds)} at the target's size"
+        if t is not None and t.statements and not t.error:
+            took = sum(s.duration_s for s in t.statements)
+            if self.strongest is None:
+                return f"{fmt_seconds(took)} observed (new objects)"
+            return f"{fmt_seconds(took)} observed on empty tables; run with --db for sizes"
         if self.strongest is None:
             return "< 1s (new objects)"
         return "depends on table size: run with --db"
@@ -202,7 +259,32 @@ class MigrationReport:
                 for s in self.destructive
             ],
             "rollback": {"file": self.down_file, "sql": self.rollback_sql},
+            "trace": None
+            if self.trace is None
+            else {
+                "error": self.trace.error or None,
+                "duration_s": round(self.trace.duration_s, 6),
+                "risk": self.trace.risk,
+                "estimated_seconds": self.trace.estimated_seconds,
+                "unindexed_foreign_keys": self.trace.unindexed_foreign_keys,
+                "mismatches": [
+                    {"line": s.line, "message": s.mismatch}
+                    for s in self.trace.statements
+                    if s.mismatch
+                ],
+            },
+            "trace_note": self.trace_note,
         }
+
+    def attach(self, trace: MigrationTrace | None, note: str | None = None) -> None:
+        """Joins the trace to the statements by line (the trace skips a BEGIN/COMMIT wrapper)."""
+        self.trace, self.trace_note = trace, note
+        if trace is None:
+            return
+        for s in self.statements:
+            t = trace.statement_at(s.line)
+            if t is not None:
+                s.attach(t)
 
 
 def _operation(stmt: Stmt) -> str:
@@ -300,10 +382,57 @@ def analyse(migration: Migration, config: LintConfig | None = None) -> Migration
 
 
 @dataclass
-class DryRunReport:
+class DryRunReport(Report):
+    """The seed-000 dry-run report. ``to_markdown()`` keeps the seed's layout; the other
+    renderings (text, HTML in notebooks) come from :meth:`sections`."""
+
     migrations: list[MigrationReport]
     environment: str = "Dry-run analysis (no DB connection)"
     generated: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"))
+    trace_note: str | None = None  # why nothing was traced (--no-trace, no server)
+    title = "Migration Dry-Run Report"
+
+    def summary(self) -> str:
+        return f"{self.state}: {len(self.migrations)} migrations ({self.environment})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.to_json()
+
+    def sections(self) -> list[Section]:
+        rows = [
+            [Path(m.file).name, m.status, m.risk[0], m.lock_impact, m.est_runtime]
+            for m in self.migrations
+        ]
+        out = [
+            Section(
+                "Executive Summary",
+                [
+                    Table(["Migration", "Status", "Risk", "Lock Impact", "Est. Runtime"], rows),
+                    Text(f"Recommendation: {self._recommendation()}"),
+                ],
+            )
+        ]
+        for m in self.migrations:
+            stmts = [
+                [
+                    s.line,
+                    s.operation,
+                    s.predicted_lock or "-",
+                    ", ".join(f"{x['mode']} on {x['relation']}" for x in s.observed_locks)
+                    or ("-" if s.traced else "not traced"),
+                    ", ".join(s.rewrites) or "-",
+                    s.traced.mismatch if s.traced and s.traced.mismatch else "",
+                ]
+                for s in m.statements
+            ]
+            parts: list[Text | Table] = [
+                Table(["line", "operation", "predicted", "observed", "rewrites", "mismatch"], stmts)
+            ]
+            parts += [
+                Text(f"{f.rule} ({f.severity}, line {f.line}): {f.message}") for f in m.findings
+            ]
+            out.append(Section(m.label, parts))
+        return out
 
     @property
     def failed(self) -> bool:
@@ -434,6 +563,7 @@ class DryRunReport:
         autocommit = [s for s in m.statements if "not-transactional" in s.hazards]
         for s in autocommit:
             out.append(f"- line {s.line}: runs outside the transaction (autocommit step)")
+        out += self._trace_md(m)
         out += ["", f"**Risk Assessment:** {risk}"]
         out += [f"- {_md(r)}" for r in reasons]
         if m.findings:
@@ -458,6 +588,64 @@ class DryRunReport:
         out += ["---", ""]
         return out
 
+    def _trace_md(self, m: MigrationReport) -> list[str]:
+        """Observed beside predicted, per statement; estimates; mismatches."""
+        if m.trace is None:
+            note = m.trace_note or self.trace_note
+            return ["", f"**Observed Locks:** not traced ({_md(note)})"] if note else []
+        t = m.trace
+        out = [
+            "",
+            "**Observed Locks** (each statement run on a throwaway database; locks on relations "
+            "that existed before the migration):",
+            "",
+            "| Line | Statement | Predicted | Observed | Blocks | Rewrites | Took | Lock held "
+            "| Est. on target | Risk |",
+            "|------|-----------|-----------|----------|--------|----------|------|-----------"
+            "|----------------|------|",
+        ]
+        for s in m.statements:
+            tr = s.traced
+            if tr is None:
+                continue
+            observed = ", ".join(f"{x['mode']} on {x['relation']}" for x in tr.locks) or "none"
+            if tr.sampled:
+                observed += f" (sampled x{tr.samples})"
+            est = tr.estimate
+            on_target = (
+                f"{fmt_seconds(est.seconds)} (held {fmt_seconds(est.hold_seconds)})" if est else "-"
+            )
+            out.append(
+                f"| {s.line} | {_md(s.operation)} | {s.predicted_lock or 'none'} | "
+                f"{_md(observed)} | {_md(', '.join(tr.blocks()) or 'DDL only')} | "
+                f"{_md(', '.join(tr.rewrites + tr.index_rebuilds) or 'none')} | "
+                f"{fmt_seconds(tr.duration_s)} | {fmt_seconds(tr.lock_hold_s)} | "
+                f"{on_target} | "
+                f"{est.risk if est else '-'} |"
+            )
+        estimated = [s.traced for s in m.statements if s.traced and s.traced.estimate]
+        if estimated:
+            out += ["", "**Estimate basis:**"]
+            for tr in estimated:
+                assert tr.estimate is not None
+                out.append(f"- line {tr.line}: {_md('; '.join(tr.estimate.basis))}")
+        mismatches = [s.traced for s in m.statements if s.traced and s.traced.mismatch]
+        out += ["", "**Predicted vs Observed:**"]
+        if not mismatches:
+            out.append("- every statement took the predicted lock")
+        for tr in mismatches:
+            out.append(f"- line {tr.line}: {_md(tr.mismatch or '')} ⚠️")
+        for fk in t.unindexed_foreign_keys:
+            out.append(
+                f"- foreign key {_md(fk['constraint'])} on {_md(fk['relation'])} "
+                f"({_md(', '.join(fk['columns']))}) has no supporting index"
+            )
+        if t.error:
+            failed = next((s for s in t.statements if s.error), None)
+            line = f" at line {failed.line}" if failed else ""
+            out.append(f"- tracing stopped{line}: {_md(t.error)}")
+        return out
+
 
 def _md(text: str) -> str:
     """Escape text for Markdown tables and inline prose (identifiers can hold anything)."""
@@ -468,8 +656,40 @@ def dry_run(
     migrations: Sequence[Migration],
     config: LintConfig | None = None,
     environment: str | None = None,
+    *,
+    trace: bool | TraceReport = False,
+    target_dsn: str | None = None,
+    server: Any | None = None,
 ) -> DryRunReport:
+    """The report for `migrations`. With `trace` (True, or a TraceReport already made), each
+    statement also carries what it locked and rewrote on a throwaway database: the target's
+    schema with `target_dsn` (and estimates at the target's sizes), else from scratch."""
     report = DryRunReport([analyse(m, config) for m in migrations])
     if environment:
         report.environment = environment
+    if trace is True:
+        from pgsafe.trace import trace as run_trace
+
+        trace = run_trace(
+            migrations,
+            target_dsn=target_dsn,
+            server=server,
+            pg_version=config.pg_version if config else None,
+        )
+    if trace is not False:
+        attach_trace(report, trace)
     return report
+
+
+def attach_trace(report: DryRunReport, trace: TraceReport) -> None:
+    """Joins a TraceReport to the report's migrations and says so in the environment line."""
+    if trace.target is not None:
+        report.environment += "; locks traced on a schema-only copy, estimates at its sizes"
+    elif report.environment == DryRunReport.environment:
+        report.environment = "Locks traced on a throwaway database (migrations from scratch)"
+    traced = {m.label: m for m in trace.migrations}
+    for m in report.migrations:
+        if m.label in traced:
+            m.attach(traced[m.label])
+        elif m.label in trace.not_traced:
+            m.attach(None, f"not run: an earlier statement failed ({trace.error})")

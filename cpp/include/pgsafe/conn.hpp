@@ -85,6 +85,14 @@ class Connection {
   // usable, and is rethrown. Throws ConfigError, with nothing left running, for a statement
   // that does not start a COPY TO STDOUT; DbError for a server error, before or mid-stream.
   CopyStats copy_out(const std::string& sql, const CopyRowCallback& on_row);
+  // Runs one `COPY ... FROM STDIN` (text) and sends as its input what `next` produces: it
+  // fills `piece` (whole rows or not) and returns false once there is no more (the `\.` end
+  // marker is not part of it). Returns the rows the server reports. Waits are not
+  // interruptible here: a coordinator cancels it with cancel(). An exception from `next` ends
+  // the COPY with an error on the server and is rethrown. Throws ConfigError for a statement
+  // that does not start a COPY FROM STDIN, DbError for a server error.
+  long long copy_in(const std::string& sql, const std::function<bool(std::string& piece)>& next);
+  long long copy_in(const std::string& sql, std::string_view data);
   // Sends a cancel request for whatever the connection is running; safe from any thread.
   bool cancel();
   // Closes now, or, if a command is running (on another thread, or in a signal handler called

@@ -12,6 +12,15 @@
 
 namespace pgsafe {
 
+// Session settings under which COPY text does not depend on the session or the server's
+// configuration (as pg_dump arranges), so the same data gives the same text and digest from
+// any connection. search_path is emptied once names are resolved: reg* values print qualified.
+inline constexpr const char* kCopySessionSettings =
+    "SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET TimeZone = 'UTC'; "
+    "SET extra_float_digits = 3; SET bytea_output = 'hex'; SET lc_monetary = 'C'; "
+    "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0; "
+    "SET jit = off; SET search_path = ''";
+
 // A multiset hash of COPY text rows: the sum modulo 2^128 of each row's XXH3-128 hash. Any row
 // order and any split into parts gives the same value (merge() adds parts); a row added,
 // removed or changed moves it. It detects accidents, not an adversary who can choose rows.

@@ -1,0 +1,152 @@
+"""Benchmark `pgsafe backup` and `pgsafe restore` against pg_dump / pg_restore on a generated
+database in a throwaway server: pgbench's tables (``pgbench -i -s 100``, about 1.3 GB of heap at
+the default scale) plus a wide text/jsonb table.
+
+One run of each, side by side:
+- backup: pgsafe backup (zstd, ``--workers``), pg_dump -Fc, pg_dump -Fp | gzip,
+  pg_dump -Fd -j2, and pg_dump -Fp > /dev/null (the uncompressed single-stream floor);
+- restore into a fresh database: pgsafe restore (``--workers``) vs pg_restore -j2 of the -Fc dump.
+Targets: backup no slower than ``pg_dump -Fp > /dev/null`` with output no larger than -Fc;
+restore at most 0.8x ``pg_restore -j2``. Run:
+``python bench/bench_backup.py [--scale N] [--wide-rows N] [--workers N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pgsafe import backup as bk
+from pgsafe.server import TemporaryServer
+
+DB = "bench"
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
+
+
+def load(server: TemporaryServer, scale: int, wide_rows: int) -> None:
+    server.create_database(DB)
+    dsn = server.dsn(DB)
+    subprocess.run(
+        [str(server.bindir / "pgbench"), "-i", "-q", "-I", "dtGvp", "-s", str(scale), dsn],
+        check=True,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    with server.connect(DB) as conn:
+        conn.execute(
+            "INSERT INTO pgbench_history SELECT 1 + g % 500, 1 + g % 50, g, g % 5000 - 2500, "
+            "now() FROM generate_series(1, 20000) g"
+        )
+        conn.execute(
+            "CREATE TABLE wide (id bigint PRIMARY KEY, title text, body text, doc jsonb, "
+            "created timestamptz, price numeric(12, 2))"
+        )
+        conn.execute(
+            "INSERT INTO wide SELECT g, 'item ' || g, repeat(md5(g::text), 6), "
+            "jsonb_build_object('id', g, 'tags', jsonb_build_array('t' || g % 7, 't' || g % 11),"
+            " 'note', md5((g * 7)::text), 'nested', jsonb_build_object('a', g % 3, 'b', NULL)), "
+            "timestamptz '2024-01-01 00:00+00' + g * interval '1 second', g * 0.37 "
+            f"FROM generate_series(1, {wide_rows}) g"
+        )
+        conn.execute("VACUUM ANALYZE")
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def size_of(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0
+
+
+def sh(cmd: str) -> None:
+    subprocess.run(cmd, shell=True, check=True, env=clean_env())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", type=int, default=100, help="pgbench scale (default 100)")
+    parser.add_argument("--wide-rows", type=int, default=800_000)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    os.environ["PGSAFE_NO_PROGRESS"] = "1"
+
+    with TemporaryServer(settings={"max_wal_size": "4GB", "checkpoint_timeout": "30min"}) as server:
+        print(f"loading: pgbench -s {args.scale} + {args.wide_rows:,} wide rows ...", flush=True)
+        load(server, args.scale, args.wide_rows)
+        dsn = server.dsn(DB)
+        with server.connect(DB) as conn:
+            db_size = int(conn.execute("SELECT pg_database_size(current_database())").rows[0][0])
+        print(f"database: {db_size / 2**20:,.0f} MiB on disk\n", flush=True)
+        pg_dump = server.bindir / "pg_dump"
+        pg_restore = server.bindir / "pg_restore"
+        work = Path(tempfile.mkdtemp(prefix="bench-backup-", dir=os.environ.get("PGSAFE_TMPDIR")))
+        try:
+            rows: list[tuple[str, float, int]] = []
+            out = work / "pgsafe"
+            result: list[bk.BackupResult] = []
+            t = timed(lambda: result.append(bk.backup(dsn, out_dir=out, workers=args.workers)))
+            rows.append((f"pgsafe backup (zstd, {args.workers} workers)", t, result[0].size))
+            fc = work / "dump.fc"
+            t = timed(lambda: sh(f"{pg_dump} -Fc -f {fc} '{dsn}'"))
+            rows.append(("pg_dump -Fc", t, size_of(fc)))
+            gz = work / "dump.sql.gz"
+            t = timed(lambda: sh(f"{pg_dump} -Fp '{dsn}' | gzip > {gz}"))
+            rows.append(("pg_dump -Fp | gzip", t, size_of(gz)))
+            fd = work / "dump.dir"
+            t = timed(lambda: sh(f"{pg_dump} -Fd -j2 -f {fd} '{dsn}'"))
+            rows.append(("pg_dump -Fd -j2", t, size_of(fd)))
+            t = timed(lambda: sh(f"{pg_dump} -Fp '{dsn}' > /dev/null"))
+            rows.append(("pg_dump -Fp > /dev/null", t, 0))
+
+            base_t, base_size = rows[0][1], rows[0][2]
+            print(
+                f"{'backup':<36} {'seconds':>8} {'MiB':>9} {'time/pgsafe':>12} {'size/pgsafe':>12}"
+            )
+            for name, secs, size in rows:
+                ratio_s = f"{size / base_size:.2f}" if size else "-"
+                print(
+                    f"{name:<36} {secs:>8.2f} {size / 2**20:>9.1f} {secs / base_t:>12.2f} "
+                    f"{ratio_s:>12}"
+                )
+            floor = rows[4][1]
+            fc_size = rows[1][2]
+            print(
+                f"\npgsafe backup / pg_dump -Fp > /dev/null: {base_t / floor:.2f}x time "
+                f"(target <= 1.00); size / pg_dump -Fc: {base_size / fc_size:.2f} (target <= 1.00)"
+            )
+
+            server.create_database("r1")
+            server.create_database("r2")
+            t_pgsafe = timed(
+                lambda: bk.restore(result[0].path, server.dsn("r1"), workers=args.workers)
+            )
+            t_pgr = timed(lambda: sh(f"{pg_restore} -j2 -d '{server.dsn('r2')}' {fc}"))
+            print(f"\n{'restore':<36} {'seconds':>8}")
+            print(f"{f'pgsafe restore ({args.workers} workers)':<36} {t_pgsafe:>8.2f}")
+            print(f"{'pg_restore -j2 (from -Fc)':<36} {t_pgr:>8.2f}")
+            print(
+                f"\npgsafe restore / pg_restore -j2: {t_pgsafe / t_pgr:.2f}x time (target <= 0.80)"
+            )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+// pgsafe._core backups: the writer's long steps and the restore run without the GIL; progress
+// callbacks take it. A ChunkError becomes pgsafe.backup.CorruptChunk, naming the chunk.
+#include <pybind11/functional.h>
+#include <pybind11/stl.h>
+
+#include <map>
+#include <optional>
+
+#include "bindings.hpp"
+#include "pgsafe/backup.hpp"
+#include "pgsafe/conn.hpp"
+#include "pgsafe/errors.hpp"
+
+namespace pyb = pybind11;
+
+namespace pgsafe::py {
+
+void register_backup(pyb::module_& m) {
+  pyb::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const ChunkError& e) {
+      pyb::object mod = pyb::module_::import("pgsafe.backup");
+      pyb::object exc =
+          mod.attr("CorruptChunk")(e.index(), e.table(), e.offset(), e.reason(), e.what());
+      PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
+    }
+  });
+
+  pyb::class_<BackupChunk>(m, "BackupChunk")
+      .def(pyb::init<>())
+      .def_readwrite("index", &BackupChunk::index)
+      .def_readwrite("kind", &BackupChunk::kind)
+      .def_readwrite("table", &BackupChunk::table)
+      .def_readwrite("first_page", &BackupChunk::first_page)
+      .def_readwrite("end_page", &BackupChunk::end_page)
+      .def_readwrite("offset", &BackupChunk::offset)
+      .def_readwrite("length", &BackupChunk::length)
+      .def_readwrite("rows", &BackupChunk::rows)
+      .def_readwrite("raw_bytes", &BackupChunk::raw_bytes)
+      .def_readwrite("sha256", &BackupChunk::sha256);
+
+  pyb::class_<BackupTableInfo>(m, "BackupTableInfo")
+      .def_readonly("table", &BackupTableInfo::table)
+      .def_readonly("columns", &BackupTableInfo::columns)
+      .def_readonly("has_generated", &BackupTableInfo::has_generated)
+      .def_readonly("pages", &BackupTableInfo::pages)
+      .def_readonly("rows", &BackupTableInfo::rows)
+      .def_readonly("digest", &BackupTableInfo::digest)
+      .def_readonly("bytes", &BackupTableInfo::bytes)
+      .def_readonly("chunks", &BackupTableInfo::chunks);
+
+  pyb::class_<BackupProgress>(m, "BackupProgress")
+      .def_readonly("chunks_done", &BackupProgress::chunks_done)
+      .def_readonly("chunks_total", &BackupProgress::chunks_total)
+      .def_readonly("rows", &BackupProgress::rows)
+      .def_readonly("raw_bytes", &BackupProgress::raw_bytes)
+      .def_readonly("written", &BackupProgress::written);
+
+  pyb::class_<RestoreProgress>(m, "RestoreProgress")
+      .def_readonly("chunks_done", &RestoreProgress::chunks_done)
+      .def_readonly("chunks_total", &RestoreProgress::chunks_total)
+      .def_readonly("rows", &RestoreProgress::rows)
+      .def_readonly("bytes", &RestoreProgress::bytes);
+
+  m.attr("ENCRYPTED_MAGIC") = pyb::bytes(std::string(kEncryptedMagic));
+
+  pyb::class_<BackupWriter>(m, "BackupWriter")
+      .def(pyb::init([](const std::string& dsn, const std::string& path,
+                        const std::vector<std::string>& tables,
+                        const std::vector<std::string>& exclude_schemas, int workers,
+                        long long chunk_pages, const std::string& compression, int level,
+                        const pyb::bytes& key, const std::string& file_id,
+                        const std::optional<std::function<void(const BackupProgress&)>>& progress) {
+             BackupOptions o;
+             o.tables = tables;
+             o.exclude_schemas = exclude_schemas;
+             o.workers = workers;
+             o.chunk_pages = chunk_pages;
+             o.compression = parse_compression(compression);
+             o.level = level;
+             o.key = std::string(key);
+             o.file_id = file_id;
+             if (progress) o.on_progress = *progress;
+             pyb::gil_scoped_release release;
+             return std::make_unique<BackupWriter>(dsn, path, o);
+           }),
+           pyb::arg("dsn"), pyb::arg("path"), pyb::arg("tables"), pyb::arg("exclude_schemas"),
+           pyb::arg("workers") = 2, pyb::arg("chunk_pages") = 0, pyb::arg("compression") = "zstd",
+           pyb::arg("level") = 0, pyb::arg("key") = pyb::bytes(), pyb::arg("file_id") = "",
+           pyb::arg("progress") = pyb::none())
+      .def_property_readonly("snapshot", &BackupWriter::snapshot)
+      .def_property_readonly("server_version", &BackupWriter::server_version)
+      .def_property_readonly("tables", &BackupWriter::tables)
+      .def("sequence_values_sql", &BackupWriter::sequence_values_sql,
+           pyb::call_guard<pyb::gil_scoped_release>())
+      .def(
+          "add_section",
+          [](BackupWriter& w, const std::string& kind, const pyb::bytes& sql) {
+            std::string text(sql);
+            pyb::gil_scoped_release release;
+            return w.add_section(kind, text);
+          },
+          pyb::arg("kind"), pyb::arg("sql"))
+      .def(
+          "copy_data",
+          [](BackupWriter& w) {
+            w.copy_data();
+            if (consume_pending_interrupt()) throw Interrupted();
+          },
+          pyb::call_guard<pyb::gil_scoped_release>())
+      .def("finish", &BackupWriter::finish, pyb::call_guard<pyb::gil_scoped_release>());
+
+  m.def(
+      "read_backup_chunk",
+      [](const std::string& path, const BackupChunk& chunk, const std::string& compression,
+         const pyb::bytes& key, const std::string& file_id) {
+        Compression c = parse_compression(compression);
+        std::string k(key);
+        std::string out;
+        {
+          pyb::gil_scoped_release release;
+          out = read_chunk(path, chunk, c, k, file_id);
+        }
+        return pyb::bytes(out);
+      },
+      pyb::arg("path"), pyb::arg("chunk"), pyb::arg("compression"), pyb::arg("key") = pyb::bytes(),
+      pyb::arg("file_id") = "", "A chunk's SQL text, after checking its SHA-256.");
+  m.def("check_backup_chunk", &check_chunk, pyb::arg("path"), pyb::arg("chunk"),
+        pyb::call_guard<pyb::gil_scoped_release>(), "Checks a chunk's SHA-256.");
+  m.def(
+      "restore_backup_chunks",
+      [](const std::string& dsn, const std::string& path, const std::vector<BackupChunk>& chunks,
+         int workers, const std::string& compression, const pyb::bytes& key,
+         const std::string& file_id,
+         const std::optional<std::function<void(const RestoreProgress&)>>& progress,
+         const std::map<std::string, std::vector<std::string>>& after_table) {
+        RestoreOptions o;
+        o.after_table = after_table;
+        o.workers = workers;
+        o.compression = parse_compression(compression);
+        o.key = std::string(key);
+        o.file_id = file_id;
+        if (progress) o.on_progress = *progress;
+        pyb::gil_scoped_release release;
+        long long rows = restore_chunks(dsn, path, chunks, o);
+        if (consume_pending_interrupt()) throw Interrupted();
+        return rows;
+      },
+      pyb::arg("dsn"), pyb::arg("path"), pyb::arg("chunks"), pyb::arg("workers") = 2,
+      pyb::arg("compression") = "zstd", pyb::arg("key") = pyb::bytes(), pyb::arg("file_id") = "",
+      pyb::arg("progress") = pyb::none(),
+      pyb::arg("after_table") = std::map<std::string, std::vector<std::string>>{},
+      "Loads data chunks in parallel, and each table's index builds once it is loaded; rows.");
+}
+
+}  // namespace pgsafe::py

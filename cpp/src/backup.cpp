@@ -1,0 +1,1069 @@
+// Streaming backup and parallel restore. A backup file is a sequence of chunks, each an
+// independent zstd frame or gzip member holding plain SQL (pg_dump's DDL, or one COPY block:
+// header, rows, `\.`), so `zstd -dc | psql` restores it; chunks are placed at offsets reserved
+// as they finish, so workers never wait for each other. Encrypted files seal each compressed
+// chunk with AES-256-GCM, its own nonce, and associated data binding file id, index and
+// whether it is the last chunk.
+#include "pgsafe/backup.hpp"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include "pgsafe/checksum.hpp"
+#include "pgsafe/conn.hpp"
+#include "pgsafe/datafp.hpp"
+#include "pgsafe/errors.hpp"
+#include "pgsafe/log.hpp"
+
+namespace pgsafe {
+
+namespace {
+
+constexpr size_t kNonceBytes = 12;
+constexpr size_t kTagBytes = 16;
+constexpr size_t kInputBuffer = 1 << 20;  // rows gathered before each compressor call
+
+struct ZstdCCtxDeleter {
+  void operator()(ZSTD_CCtx* c) const noexcept { ZSTD_freeCCtx(c); }
+};
+struct ZstdDCtxDeleter {
+  void operator()(ZSTD_DCtx* c) const noexcept { ZSTD_freeDCtx(c); }
+};
+struct CipherCtxDeleter {
+  void operator()(EVP_CIPHER_CTX* c) const noexcept { EVP_CIPHER_CTX_free(c); }
+};
+using ZstdCCtxPtr = std::unique_ptr<ZSTD_CCtx, ZstdCCtxDeleter>;
+using ZstdDCtxPtr = std::unique_ptr<ZSTD_DCtx, ZstdDCtxDeleter>;
+using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() { reset(); }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  void reset(int fd) {
+    reset();
+    fd_ = fd;
+  }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
+
+std::string errno_text() { return std::strerror(errno); }
+
+void pwrite_all(int fd, const std::string& path, std::string_view data, unsigned long long at) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(at + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw FileError(path, "cannot write: " + errno_text());
+    done += static_cast<size_t>(n);
+  }
+}
+
+std::string sql_literal(const std::string& s) {
+  std::string out = "'";
+  for (char ch : s) {
+    out += ch;
+    if (ch == '\'') out += '\'';
+  }
+  return out + "'";
+}
+
+std::string text_array(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char ch : items[i]) {
+      if (ch == '"' || ch == '\\') out += '\\';
+      out += ch;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+// Compresses one chunk into one self-contained zstd frame or gzip member.
+class Compressor {
+ public:
+  Compressor(Compression kind, int level) : kind_(kind), level_(level) {
+    if (kind_ == Compression::kZstd) {
+      zctx_.reset(ZSTD_createCCtx());
+      if (!zctx_) throw Error("zstd: out of memory");
+    }
+  }
+  ~Compressor() {
+    if (zlib_ready_) deflateEnd(&zs_);
+  }
+  Compressor(const Compressor&) = delete;
+  Compressor& operator=(const Compressor&) = delete;
+
+  void begin() {
+    out_.clear();
+    in_.clear();
+    raw_ = 0;
+    if (kind_ == Compression::kZstd) {
+      ZSTD_CCtx_reset(zctx_.get(), ZSTD_reset_session_and_parameters);
+      ZSTD_CCtx_setParameter(zctx_.get(), ZSTD_c_compressionLevel, level_);
+      ZSTD_CCtx_setParameter(zctx_.get(), ZSTD_c_checksumFlag, 1);
+    } else if (!zlib_ready_) {
+      std::memset(&zs_, 0, sizeof zs_);
+      // windowBits 15 + 16: a gzip member (header and CRC-32), which zcat concatenates.
+      if (deflateInit2(&zs_, level_, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        throw Error("zlib: cannot initialise deflate");
+      }
+      zlib_ready_ = true;
+    } else {
+      deflateReset(&zs_);
+    }
+  }
+
+  void add(std::string_view data) {
+    raw_ += data.size();
+    if (in_.size() + data.size() > kInputBuffer) flush(false);
+    if (data.size() > kInputBuffer) {
+      feed(data, false);
+      return;
+    }
+    in_.append(data);
+  }
+
+  // Ends the frame; the compressed bytes.
+  std::string& end() {
+    flush(true);
+    return out_;
+  }
+  unsigned long long raw_bytes() const { return raw_; }
+
+ private:
+  void flush(bool last) {
+    feed(in_, last);
+    in_.clear();
+  }
+
+  void feed(std::string_view data, bool last) {
+    if (kind_ == Compression::kZstd) {
+      ZSTD_inBuffer in{data.data(), data.size(), 0};
+      const ZSTD_EndDirective mode = last ? ZSTD_e_end : ZSTD_e_continue;
+      for (;;) {
+        size_t have = out_.size();
+        size_t room = ZSTD_CStreamOutSize() + data.size() / 2;
+        out_.resize(have + room);
+        ZSTD_outBuffer out{out_.data() + have, room, 0};
+        size_t left = ZSTD_compressStream2(zctx_.get(), &out, &in, mode);
+        if (ZSTD_isError(left)) throw Error(std::string("zstd: ") + ZSTD_getErrorName(left));
+        out_.resize(have + out.pos);
+        if (last ? left == 0 : in.pos == in.size) break;
+      }
+      return;
+    }
+    zs_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+    zs_.avail_in = static_cast<uInt>(data.size());
+    for (;;) {
+      size_t have = out_.size();
+      size_t room = deflateBound(&zs_, static_cast<uLong>(data.size())) + 64;
+      out_.resize(have + room);
+      zs_.next_out = reinterpret_cast<Bytef*>(out_.data() + have);
+      zs_.avail_out = static_cast<uInt>(room);
+      int rc = deflate(&zs_, last ? Z_FINISH : Z_NO_FLUSH);
+      out_.resize(have + room - zs_.avail_out);
+      if (rc == Z_STREAM_ERROR) throw Error("zlib: deflate failed");
+      if (last ? rc == Z_STREAM_END : zs_.avail_in == 0) break;
+    }
+  }
+
+  Compression kind_;
+  int level_;
+  ZstdCCtxPtr zctx_;
+  z_stream zs_{};
+  bool zlib_ready_ = false;
+  std::string in_;
+  std::string out_;
+  unsigned long long raw_ = 0;
+};
+
+// Streams one zstd frame or gzip member out of memory in pieces; the whole input must be
+// exactly one complete frame or member.
+class Decompressor {
+ public:
+  Decompressor(Compression kind, std::string_view data) : kind_(kind), data_(data) {
+    if (kind_ == Compression::kZstd) {
+      zctx_.reset(ZSTD_createDCtx());
+      if (!zctx_) throw Error("zstd: out of memory");
+      zin_ = ZSTD_inBuffer{data_.data(), data_.size(), 0};
+    } else {
+      if (inflateInit2(&zs_, 15 + 16) != Z_OK) throw Error("zlib: cannot initialise inflate");
+      zlib_ready_ = true;
+      zs_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data_.data()));
+      zs_.avail_in = static_cast<uInt>(data_.size());
+    }
+  }
+  ~Decompressor() {
+    if (zlib_ready_) inflateEnd(&zs_);
+  }
+  Decompressor(const Decompressor&) = delete;
+  Decompressor& operator=(const Decompressor&) = delete;
+
+  // Appends up to about `room` bytes to `out`; false once the frame has ended and was checked.
+  bool next(std::string& out, size_t room = 1 << 20) {
+    if (done_) return false;
+    const size_t have = out.size();
+    out.resize(have + room);
+    size_t produced = 0;
+    if (kind_ == Compression::kZstd) {
+      ZSTD_outBuffer ob{out.data() + have, room, 0};
+      size_t ret = ZSTD_decompressStream(zctx_.get(), &ob, &zin_);
+      produced = ob.pos;
+      out.resize(have + produced);
+      if (ZSTD_isError(ret)) throw Error(std::string("zstd: ") + ZSTD_getErrorName(ret));
+      if (ret == 0) {
+        if (zin_.pos < zin_.size) throw Error("bytes after the end of the zstd frame");
+        done_ = true;
+      } else if (zin_.pos == zin_.size && ob.pos < room) {
+        throw Error("the zstd frame is cut short");
+      }
+    } else {
+      zs_.next_out = reinterpret_cast<Bytef*>(out.data() + have);
+      zs_.avail_out = static_cast<uInt>(room);
+      int rc = inflate(&zs_, Z_NO_FLUSH);
+      produced = room - zs_.avail_out;
+      out.resize(have + produced);
+      if (rc == Z_STREAM_END) {
+        if (zs_.avail_in != 0) throw Error("bytes after the end of the gzip member");
+        done_ = true;
+      } else if (rc == Z_BUF_ERROR || (rc == Z_OK && zs_.avail_in == 0 && zs_.avail_out != 0)) {
+        throw Error("the gzip member is cut short");
+      } else if (rc != Z_OK) {
+        throw Error(std::string("gzip: ") + (zs_.msg ? zs_.msg : "corrupt data"));
+      }
+    }
+    return produced > 0 || !done_;
+  }
+
+ private:
+  Compression kind_;
+  std::string_view data_;
+  ZstdDCtxPtr zctx_;
+  ZSTD_inBuffer zin_{};
+  z_stream zs_{};
+  bool zlib_ready_ = false;
+  bool done_ = false;
+};
+
+std::string decompress(Compression kind, std::string_view data) {
+  Decompressor d(kind, data);
+  std::string out;
+  while (d.next(out, std::max<size_t>(1 << 20, data.size() * 4))) {
+  }
+  return out;
+}
+
+std::string seal(const std::string& key, const std::string& aad, std::string_view plain) {
+  std::string out(kNonceBytes + plain.size() + kTagBytes, '\0');
+  auto* nonce = reinterpret_cast<unsigned char*>(out.data());
+  if (RAND_bytes(nonce, static_cast<int>(kNonceBytes)) != 1) throw Error("no random nonce");
+  CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+  int len = 0;
+  auto* ct = nonce + kNonceBytes;
+  if (!ctx || EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) != 1 ||
+      EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr,
+                         reinterpret_cast<const unsigned char*>(key.data()), nonce) != 1 ||
+      EVP_EncryptUpdate(ctx.get(), nullptr, &len,
+                        reinterpret_cast<const unsigned char*>(aad.data()),
+                        static_cast<int>(aad.size())) != 1 ||
+      EVP_EncryptUpdate(ctx.get(), ct, &len, reinterpret_cast<const unsigned char*>(plain.data()),
+                        static_cast<int>(plain.size())) != 1 ||
+      EVP_EncryptFinal_ex(ctx.get(), ct + len, &len) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagBytes, ct + plain.size()) != 1) {
+    throw Error("AES-256-GCM encryption failed");
+  }
+  return out;
+}
+
+// Empty optional-like result: throws on a failed tag (wrong key, altered or moved chunk).
+std::string open_sealed(const std::string& key, const std::string& aad, std::string_view sealed) {
+  if (sealed.size() < kNonceBytes + kTagBytes) throw Error("too short to be an encrypted chunk");
+  const auto* nonce = reinterpret_cast<const unsigned char*>(sealed.data());
+  size_t n = sealed.size() - kNonceBytes - kTagBytes;
+  std::string out(n, '\0');
+  CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
+  int len = 0;
+  auto* pt = reinterpret_cast<unsigned char*>(out.data());
+  bool ok = ctx &&
+            EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceBytes, nullptr) == 1 &&
+            EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr,
+                               reinterpret_cast<const unsigned char*>(key.data()), nonce) == 1 &&
+            EVP_DecryptUpdate(ctx.get(), nullptr, &len,
+                              reinterpret_cast<const unsigned char*>(aad.data()),
+                              static_cast<int>(aad.size())) == 1 &&
+            EVP_DecryptUpdate(ctx.get(), pt, &len, nonce + kNonceBytes, static_cast<int>(n)) == 1 &&
+            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagBytes,
+                                const_cast<unsigned char*>(nonce + kNonceBytes + n)) == 1 &&
+            EVP_DecryptFinal_ex(ctx.get(), pt + len, &len) == 1;
+  if (!ok) throw Error("authentication failed (wrong key, or the chunk was altered or moved)");
+  return out;
+}
+
+std::string read_range(const std::string& path, const BackupChunk& chunk) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) throw FileError(path, "cannot open: " + errno_text());
+  std::string buf(chunk.length, '\0');
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n = ::pread(fd.get(), buf.data() + done, buf.size() - done,
+                        static_cast<off_t>(chunk.offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw FileError(path, "cannot read: " + errno_text());
+    if (n == 0) {
+      throw ChunkError(chunk, "the file ends " + std::to_string(buf.size() - done) +
+                                  " bytes before the chunk does (truncated)");
+    }
+    done += static_cast<size_t>(n);
+  }
+  return buf;
+}
+
+// What worker threads share in a parallel run: a queue of task indexes, the first error, the
+// connections that may be mid-statement (so the calling thread can cancel them).
+struct Pool {
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool abort = false;
+  std::exception_ptr error;
+  std::vector<Connection*> running;
+  int finished = 0;
+  int done = 0;
+
+  void fail(std::exception_ptr e) {
+    std::lock_guard<std::mutex> guard(mutex);
+    if (!abort) error = std::move(e);
+    abort = true;
+    changed.notify_all();
+  }
+  void enter(Connection* c) {
+    std::lock_guard<std::mutex> guard(mutex);
+    running.push_back(c);
+  }
+  void leave(Connection* c) {
+    std::lock_guard<std::mutex> guard(mutex);
+    running.erase(std::remove(running.begin(), running.end(), c), running.end());
+    ++finished;
+    changed.notify_all();
+  }
+};
+
+// Runs `threads` on the calling thread's behalf: watches for interrupts (only this thread may
+// run Python's signal handlers), reports progress, cancels every connection when one fails.
+void supervise(Pool& pool, std::vector<std::thread>& threads, const std::function<void()>& report,
+               const char* what) {
+  bool interrupted = false;
+  int reported = -1;
+  {
+    std::unique_lock<std::mutex> lock(pool.mutex);
+    while (pool.finished < static_cast<int>(threads.size())) {
+      pool.changed.wait_for(lock, std::chrono::milliseconds(100));
+      if (!pool.abort) {
+        lock.unlock();
+        bool stop = interrupt_requested();
+        lock.lock();
+        if (stop && !pool.abort) {
+          log::core()->warn("interrupted: cancelling the {}'s statements on the server", what);
+          interrupted = true;
+          pool.abort = true;
+          pool.changed.notify_all();
+        }
+      }
+      if (pool.abort) {
+        for (Connection* c : pool.running) c->cancel();
+        continue;
+      }
+      if (report && pool.done != reported) {
+        reported = pool.done;
+        lock.unlock();
+        try {
+          report();
+        } catch (...) {
+          pool.fail(std::current_exception());
+        }
+        lock.lock();
+      }
+    }
+  }
+  for (std::thread& t : threads) t.join();
+  if (interrupted) throw Interrupted();
+  if (pool.error) std::rethrow_exception(pool.error);
+  if (report) report();
+}
+
+struct DataTask {
+  size_t table = 0;
+  long long first_page = 0;
+  long long end_page = -1;
+  bool whole = true;
+  long long est_pages = 0;
+};
+
+}  // namespace
+
+Compression parse_compression(const std::string& name) {
+  if (name == "zstd") return Compression::kZstd;
+  if (name == "gzip") return Compression::kGzip;
+  throw ConfigError("compression must be zstd or gzip, not " + name);
+}
+
+std::string chunk_aad(const std::string& file_id, int index, bool last) {
+  return "pgsafe-backup/" + file_id + "/" + std::to_string(index) + (last ? "/last" : "/more");
+}
+
+ChunkError::ChunkError(const BackupChunk& chunk, const std::string& reason)
+    : Error("chunk " + std::to_string(chunk.index) + " (" +
+            (chunk.table.empty() ? chunk.kind : chunk.table) + ", offset " +
+            std::to_string(chunk.offset) + ", " + std::to_string(chunk.length) +
+            " bytes): " + reason),
+      index_(chunk.index),
+      table_(chunk.table.empty() ? chunk.kind : chunk.table),
+      offset_(chunk.offset),
+      reason_(reason) {}
+
+struct BackupWriter::Impl {
+  std::string dsn;
+  std::string path;
+  BackupOptions options;
+  Connection coordinator;
+  std::string snapshot;
+  std::vector<BackupTableInfo> tables;
+  // Per table, per column (attnum order): stored (true) or generated. A generated column is
+  // digested (so the digest equals `pgsafe fingerprint`'s) but not written: COPY FROM refuses it.
+  std::vector<std::vector<bool>> keeps;
+  std::vector<std::string> oids;
+  Fd fd;
+  std::mutex mutex;  // guards the file layout below and the tables' accumulators
+  unsigned long long next_offset = 0;
+  std::vector<BackupChunk> chunks;
+  std::vector<RowDigest> digests;
+  bool finished = false;
+
+  Impl(std::string d, std::string p, BackupOptions o)
+      : dsn(std::move(d)),
+        path(std::move(p)),
+        options(std::move(o)),
+        coordinator(dsn, options.application_name) {}
+
+  // Reserves the chunk's place in the file, then seals, hashes and writes it there.
+  BackupChunk place(BackupChunk chunk, std::string& compressed, bool last) {
+    const bool sealed = !options.key.empty();
+    const unsigned long long length = compressed.size() + (sealed ? kNonceBytes + kTagBytes : 0);
+    {
+      std::lock_guard<std::mutex> guard(mutex);
+      chunk.index = static_cast<int>(chunks.size());
+      chunk.offset = next_offset;
+      chunk.length = length;
+      next_offset += length;
+      chunks.push_back(chunk);
+    }
+    std::string sealed_bytes;
+    std::string_view bytes = compressed;
+    if (sealed) {
+      sealed_bytes = seal(options.key, chunk_aad(options.file_id, chunk.index, last), compressed);
+      bytes = sealed_bytes;
+    }
+    chunk.sha256 = sha256_hex(bytes);
+    pwrite_all(fd.get(), path, bytes, chunk.offset);
+    std::lock_guard<std::mutex> guard(mutex);
+    chunks[static_cast<size_t>(chunk.index)].sha256 = chunk.sha256;
+    return chunk;
+  }
+
+  void resolve_tables() {
+    const char* select =
+        "SELECT c.oid, pg_catalog.quote_ident(n.nspname) || '.' || "
+        "pg_catalog.quote_ident(c.relname), c.relkind, "
+        "(SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' "
+        "ORDER BY a.attnum) FILTER (WHERE a.attgenerated = '') FROM pg_catalog.pg_attribute a "
+        "WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), "
+        "EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 "
+        "AND NOT a.attisdropped AND a.attgenerated <> ''), "
+        "(SELECT pg_catalog.string_agg(CASE WHEN a.attgenerated = '' THEN 'k' ELSE 'g' END, '' "
+        "ORDER BY a.attnum) FROM pg_catalog.pg_attribute a "
+        "WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) "
+        "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace ";
+    std::vector<Row> rows;
+    if (options.tables.empty()) {
+      // What pg_dump dumps the data of: ordinary tables, not an extension's own.
+      Result r = coordinator.execute(
+          std::string(select) +
+              "WHERE c.relkind = 'r' AND n.nspname <> ALL ($1::pg_catalog.text[]) "
+              "AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' "
+              "AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid = "
+              "'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid AND d.deptype = 'e') "
+              "ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
+          {text_array(options.exclude_schemas)});
+      rows = std::move(r.rows);
+    } else {
+      for (const std::string& name : options.tables) {
+        Result r = coordinator.execute(
+            std::string(select) + "WHERE c.oid = pg_catalog.to_regclass($1)", {name});
+        if (r.rows.empty()) {
+          throw ConfigError("no table named " + name + " in database " + coordinator.dbname());
+        }
+        if ((*r.rows[0][2])[0] != 'r') {
+          throw ConfigError(name +
+                            " is not an ordinary table (back up a partitioned table's "
+                            "partitions by name)");
+        }
+        bool seen = std::any_of(rows.begin(), rows.end(),
+                                [&](const Row& o) { return *o[0] == *r.rows[0][0]; });
+        if (!seen) rows.push_back(std::move(r.rows[0]));
+      }
+    }
+    for (const Row& row : rows) {
+      oids.push_back(*row[0]);
+      BackupTableInfo t;
+      t.table = *row[1];
+      t.columns = row[3] ? "(" + *row[3] + ")" : "";
+      t.has_generated = *row[4] == "t";
+      tables.push_back(std::move(t));
+      std::vector<bool> keep;
+      for (char ch : row[5].value_or("")) keep.push_back(ch == 'k');
+      keeps.push_back(std::move(keep));
+    }
+  }
+
+  void freeze() {
+    coordinator.execute(std::string(kCopySessionSettings) +
+                        "; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+    if (!tables.empty()) {
+      std::string list;
+      for (const BackupTableInfo& t : tables) list += (list.empty() ? "" : ", ") + t.table;
+      // Before the snapshot: a rewrite that is not MVCC-safe either committed before it or
+      // waits until the backup ends.
+      coordinator.execute("LOCK TABLE " + list + " IN ACCESS SHARE MODE");
+    }
+    snapshot = *coordinator.execute("SELECT pg_catalog.pg_export_snapshot()").rows[0][0];
+    if (tables.empty()) return;
+    Result sizes = coordinator.execute(
+        "SELECT c.oid, pg_catalog.pg_relation_size(c.oid) / "
+        "pg_catalog.current_setting('block_size')::bigint "
+        "FROM pg_catalog.pg_class c WHERE c.oid = ANY ($1::pg_catalog.oid[])",
+        {text_array(oids)});
+    for (const Row& row : sizes.rows) {
+      for (size_t i = 0; i < oids.size(); ++i) {
+        if (oids[i] == *row[0]) tables[i].pages = std::atoll(row[1]->c_str());
+      }
+    }
+  }
+};
+
+BackupWriter::BackupWriter(const std::string& dsn, const std::string& path,
+                           const BackupOptions& options)
+    : impl_(std::make_unique<Impl>(dsn, path, options)) {
+  if (options.workers < 1) throw ConfigError("workers must be 1 or more");
+  if (!options.key.empty() && options.key.size() != 32) {
+    throw ConfigError("an AES-256 key is 32 bytes, not " + std::to_string(options.key.size()));
+  }
+  Impl& m = *impl_;
+  if (m.options.level == 0) m.options.level = m.options.compression == Compression::kZstd ? 1 : 3;
+  m.resolve_tables();
+  m.freeze();
+  m.digests.resize(m.tables.size());
+  m.fd.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (m.fd.get() < 0) throw FileError(path, "cannot create: " + errno_text());
+  if (!options.key.empty()) {
+    std::string header = std::string(kEncryptedMagic) + options.file_id + "\n";
+    pwrite_all(m.fd.get(), path, header, 0);
+    m.next_offset = header.size();
+  }
+}
+
+BackupWriter::~BackupWriter() = default;
+
+const std::string& BackupWriter::snapshot() const { return impl_->snapshot; }
+int BackupWriter::server_version() const { return impl_->coordinator.server_version(); }
+const std::vector<BackupTableInfo>& BackupWriter::tables() const { return impl_->tables; }
+
+std::string BackupWriter::sequence_values_sql() {
+  Impl& m = *impl_;
+  std::string where;
+  std::vector<Value> params;
+  if (m.options.tables.empty()) {
+    where =
+        "n.nspname <> ALL ($1::pg_catalog.text[]) AND n.nspname <> 'information_schema' "
+        "AND n.nspname !~ '^pg_' AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e WHERE "
+        "e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND e.objid = s.oid "
+        "AND e.deptype = 'e')";
+    params.emplace_back(text_array(m.options.exclude_schemas));
+  } else {
+    // pg_dump -t dumps a table's owned sequences (serial and identity) with it.
+    where =
+        "EXISTS (SELECT FROM pg_catalog.pg_depend d WHERE d.classid = "
+        "'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = s.oid AND d.deptype IN "
+        "('a', 'i') AND d.refobjid = ANY ($1::pg_catalog.oid[]))";
+    params.emplace_back(text_array(m.oids));
+  }
+  Result seqs = m.coordinator.execute(
+      "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(s.relname) "
+      "FROM pg_catalog.pg_class s JOIN pg_catalog.pg_namespace n ON n.oid = s.relnamespace "
+      "WHERE s.relkind = 'S' AND " +
+          where + " ORDER BY n.nspname COLLATE \"C\", s.relname COLLATE \"C\"",
+      params);
+  std::string out;
+  for (const Row& row : seqs.rows) {
+    Result v = m.coordinator.execute("SELECT last_value, is_called FROM " + *row[0]);
+    out += "SELECT pg_catalog.setval(" + sql_literal(*row[0]) + ", " + *v.rows[0][0] + ", " +
+           (*v.rows[0][1] == "t" ? "true" : "false") + ");\n";
+  }
+  return out;
+}
+
+BackupChunk BackupWriter::add_section(const std::string& kind, std::string_view sql) {
+  Impl& m = *impl_;
+  Compressor comp(m.options.compression, m.options.level);
+  comp.begin();
+  comp.add(sql);
+  BackupChunk chunk;
+  chunk.kind = kind;
+  chunk.raw_bytes = comp.raw_bytes();
+  return m.place(std::move(chunk), comp.end(), kind == "post-data");
+}
+
+void BackupWriter::copy_data() {
+  Impl& m = *impl_;
+  const long long chunk_pages =
+      m.options.chunk_pages > 0 ? m.options.chunk_pages : kDefaultChunkPages;
+  std::vector<DataTask> tasks;
+  for (size_t i = 0; i < m.tables.size(); ++i) {
+    const long long pages = m.tables[i].pages;
+    if (pages <= chunk_pages) {
+      tasks.push_back({i, 0, -1, true, pages});
+      continue;
+    }
+    for (long long first = 0; first < pages; first += chunk_pages) {
+      bool last = first + chunk_pages >= pages;
+      tasks.push_back(
+          {i, first, last ? -1 : first + chunk_pages, false, std::min(chunk_pages, pages - first)});
+    }
+  }
+  std::stable_sort(tasks.begin(), tasks.end(),
+                   [](const DataTask& a, const DataTask& b) { return a.est_pages > b.est_pages; });
+  if (tasks.empty()) return;
+
+  Pool pool;
+  size_t next = 0;
+  std::vector<DataTask> deferred;  // only the coordinator, which locked every table, takes these
+  std::vector<bool> contended(m.tables.size(), false);
+  int helpers_running = 0;
+  BackupProgress progress;
+  progress.chunks_total = static_cast<int>(tasks.size());
+
+  auto take = [&](bool coordinating, DataTask& out) {
+    std::unique_lock<std::mutex> lock(pool.mutex);
+    for (;;) {
+      if (pool.abort) return false;
+      if (coordinating && !deferred.empty()) {
+        out = deferred.back();
+        deferred.pop_back();
+        return true;
+      }
+      if (next < tasks.size()) {
+        out = tasks[next++];
+        return true;
+      }
+      if (!coordinating || helpers_running == 0) return false;
+      pool.changed.wait(lock);
+    }
+  };
+
+  auto work = [&](Connection& conn, bool coordinating) {
+    Compressor comp(m.options.compression, m.options.level);
+    std::vector<bool> locked(m.tables.size(), coordinating);
+    DataTask task;
+    while (take(coordinating, task)) {
+      const BackupTableInfo& t = m.tables[task.table];
+      if (!locked[task.table]) {
+        bool skip;
+        {
+          std::lock_guard<std::mutex> guard(pool.mutex);
+          skip = contended[task.table];
+        }
+        if (!skip) {
+          try {
+            conn.execute("SAVEPOINT pgsafe_lock; LOCK TABLE " + t.table +
+                         " IN ACCESS SHARE MODE NOWAIT; RELEASE SAVEPOINT pgsafe_lock");
+            locked[task.table] = true;
+          } catch (const DbError& e) {
+            if (e.sqlstate() != "55P03" || !e.fields().connection_usable) throw;
+            conn.execute("ROLLBACK TO SAVEPOINT pgsafe_lock");
+            skip = true;
+          }
+        }
+        if (skip) {
+          std::lock_guard<std::mutex> guard(pool.mutex);
+          contended[task.table] = true;
+          deferred.push_back(task);
+          pool.changed.notify_all();
+          continue;
+        }
+      }
+      std::string sql = "COPY (SELECT * FROM ONLY " + t.table;
+      if (!task.whole) {
+        sql += " WHERE ";
+        if (task.first_page > 0)
+          sql += "ctid >= '(" + std::to_string(task.first_page) + ",0)'::tid";
+        if (task.first_page > 0 && task.end_page >= 0) sql += " AND ";
+        if (task.end_page >= 0) sql += "ctid < '(" + std::to_string(task.end_page) + ",0)'::tid";
+      }
+      sql += ") TO STDOUT";
+      RowDigest digest;
+      comp.begin();
+      comp.add("COPY " + t.table + (t.columns.empty() ? "" : " " + t.columns) + " FROM stdin;\n");
+      const std::vector<bool>& keep = m.keeps[task.table];
+      std::string kept;
+      CopyStats stats = conn.copy_out(sql, [&](std::string_view row) {
+        digest.add(row);
+        if (!t.has_generated) {
+          comp.add(row);
+          return;
+        }
+        // COPY text escapes tabs inside values, so every tab separates two columns.
+        kept.clear();
+        size_t col = 0;
+        size_t start = 0;
+        bool first = true;
+        std::string_view body = row.substr(0, row.size() - (row.ends_with('\n') ? 1 : 0));
+        for (;;) {
+          size_t tab = body.find('\t', start);
+          std::string_view value = body.substr(
+              start, tab == std::string_view::npos ? std::string_view::npos : tab - start);
+          if (col >= keep.size() || keep[col]) {
+            if (!first) kept += '\t';
+            first = false;
+            kept += value;
+          }
+          ++col;
+          if (tab == std::string_view::npos) break;
+          start = tab + 1;
+        }
+        kept += '\n';
+        comp.add(kept);
+      });
+      comp.add("\\.\n\n");
+      BackupChunk chunk;
+      chunk.kind = "data";
+      chunk.table = t.table;
+      chunk.first_page = task.whole ? 0 : task.first_page;
+      chunk.end_page = task.whole ? -1 : task.end_page;
+      chunk.rows = stats.rows;
+      chunk.raw_bytes = comp.raw_bytes();
+      BackupChunk placed = m.place(std::move(chunk), comp.end(), false);
+      std::lock_guard<std::mutex> guard(pool.mutex);
+      m.digests[task.table].merge(digest);
+      BackupTableInfo& info = m.tables[task.table];
+      info.bytes += stats.bytes;
+      ++info.chunks;
+      ++progress.chunks_done;
+      progress.rows += stats.rows;
+      progress.raw_bytes += placed.raw_bytes;
+      progress.written += placed.length;
+      ++pool.done;
+      pool.changed.notify_all();
+    }
+  };
+
+  auto run = [&](Connection* coordinator) {
+    ScopedNoInterruptCheck quiet;
+    std::unique_ptr<Connection> own;
+    Connection* conn = coordinator;
+    if (conn == nullptr) {
+      try {
+        own = std::make_unique<Connection>(m.dsn, m.options.application_name);
+        own->execute(std::string(kCopySessionSettings) +
+                     "; BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; "
+                     "SET TRANSACTION SNAPSHOT " +
+                     sql_literal(m.snapshot));
+        conn = own.get();
+      } catch (const std::exception& e) {
+        log::core()->warn("backup: a worker could not start, continuing without it: {}", e.what());
+      }
+    }
+    if (conn != nullptr) {
+      pool.enter(conn);
+      try {
+        work(*conn, coordinator != nullptr);
+      } catch (...) {
+        pool.fail(std::current_exception());
+      }
+    }
+    {
+      std::lock_guard<std::mutex> guard(pool.mutex);
+      if (coordinator == nullptr) --helpers_running;
+    }
+    pool.leave(conn);
+  };
+
+  const size_t nthreads = std::min(static_cast<size_t>(m.options.workers), tasks.size());
+  helpers_running = static_cast<int>(nthreads) - 1;
+  std::vector<std::thread> threads;
+  try {
+    for (size_t i = 0; i < nthreads; ++i) {
+      threads.emplace_back(run, i == 0 ? &m.coordinator : nullptr);
+    }
+  } catch (...) {
+    pool.fail(std::current_exception());
+    std::lock_guard<std::mutex> guard(pool.mutex);
+    helpers_running -= static_cast<int>(nthreads - threads.size());
+  }
+  std::function<void()> report;
+  if (m.options.on_progress) {
+    report = [&] {
+      BackupProgress now;
+      {
+        std::lock_guard<std::mutex> guard(pool.mutex);
+        now = progress;
+      }
+      m.options.on_progress(now);
+    };
+  }
+  supervise(pool, threads, report, "backup");
+  for (size_t i = 0; i < m.tables.size(); ++i) {
+    m.tables[i].rows = m.digests[i].rows();
+    m.tables[i].digest = m.digests[i].hex();
+  }
+}
+
+std::vector<BackupChunk> BackupWriter::finish() {
+  Impl& m = *impl_;
+  if (::fsync(m.fd.get()) != 0) throw FileError(m.path, "cannot fsync: " + errno_text());
+  if (::close(m.fd.release()) != 0) throw FileError(m.path, "cannot close: " + errno_text());
+  m.coordinator.execute("COMMIT");
+  m.finished = true;
+  return m.chunks;
+}
+
+void check_chunk(const std::string& path, const BackupChunk& chunk) {
+  std::string bytes = read_range(path, chunk);
+  if (sha256_hex(bytes) != chunk.sha256) {
+    throw ChunkError(chunk, "SHA-256 mismatch (the bytes were altered)");
+  }
+}
+
+std::string read_chunk(const std::string& path, const BackupChunk& chunk, Compression compression,
+                       const std::string& key, const std::string& file_id) {
+  std::string bytes = read_range(path, chunk);
+  if (sha256_hex(bytes) != chunk.sha256) {
+    throw ChunkError(chunk, "SHA-256 mismatch (the bytes were altered)");
+  }
+  try {
+    if (!key.empty()) {
+      bytes = open_sealed(key, chunk_aad(file_id, chunk.index, chunk.kind == "post-data"), bytes);
+    }
+    return decompress(compression, bytes);
+  } catch (const ChunkError&) {
+    throw;
+  } catch (const Error& e) {
+    throw ChunkError(chunk, e.what());
+  }
+}
+
+namespace {
+
+// Checks, opens and streams one data chunk into its table: decompression runs while the
+// server parses the previous piece.
+long long load_chunk(Connection& conn, const std::string& path, const BackupChunk& chunk,
+                     const RestoreOptions& options) {
+  std::string bytes = read_range(path, chunk);
+  if (sha256_hex(bytes) != chunk.sha256) {
+    throw ChunkError(chunk, "SHA-256 mismatch (the bytes were altered)");
+  }
+  try {
+    if (!options.key.empty()) {
+      bytes = open_sealed(options.key, chunk_aad(options.file_id, chunk.index, false), bytes);
+    }
+    Decompressor d(options.compression, bytes);
+    std::string buf;
+    size_t nl;
+    while ((nl = buf.find('\n')) == std::string::npos) {
+      if (!d.next(buf, 1 << 16)) throw Error("does not start with a COPY header");
+    }
+    std::string header = buf.substr(0, nl);
+    buf.erase(0, nl + 1);
+    const std::string_view tail = " FROM stdin;";
+    if (header.compare(0, 5, "COPY ") != 0 || !std::string_view(header).ends_with(tail)) {
+      throw Error("does not start with a COPY header");
+    }
+    header.pop_back();
+    // The end marker `\.` and the blank line after it stay behind until the frame ends.
+    constexpr size_t kHold = 8;
+    bool ended = false;
+    char last_sent = '\n';  // nothing sent yet counts as the start of a line
+    return conn.copy_in(header, [&](std::string& piece) {
+      if (ended) return false;
+      for (;;) {
+        if (!d.next(buf)) break;
+        if (buf.size() > kHold + (1 << 20)) {
+          piece.assign(buf, 0, buf.size() - kHold);
+          buf.erase(0, buf.size() - kHold);
+          last_sent = piece.back();
+          return true;
+        }
+      }
+      ended = true;
+      const std::string_view marker = "\\.\n\n";
+      if (!std::string_view(buf).ends_with(marker)) throw Error("has no end-of-data marker");
+      size_t end = buf.size() - marker.size();
+      if ((end > 0 ? buf[end - 1] : last_sent) != '\n') throw Error("has no end-of-data marker");
+      piece.assign(buf, 0, end);
+      return true;
+    });
+  } catch (const ChunkError&) {
+    throw;
+  } catch (const DbError&) {
+    throw;
+  } catch (const Error& e) {
+    throw ChunkError(chunk, e.what());
+  }
+}
+
+}  // namespace
+
+long long restore_chunks(const std::string& dsn, const std::string& path,
+                         const std::vector<BackupChunk>& chunks, const RestoreOptions& options) {
+  if (options.workers < 1) throw ConfigError("workers must be 1 or more");
+  if (chunks.empty()) return 0;
+  // The largest table (as SQL text: what the server parses) first, on every worker: its index
+  // builds, the longest, then start while the smaller tables load.
+  std::map<std::string, unsigned long long> table_bytes;
+  for (const BackupChunk& c : chunks) table_bytes[c.table] += c.raw_bytes;
+  std::vector<size_t> order(chunks.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    unsigned long long ta = table_bytes[chunks[a].table];
+    unsigned long long tb = table_bytes[chunks[b].table];
+    if (ta != tb) return ta > tb;
+    if (chunks[a].table != chunks[b].table) return chunks[a].table < chunks[b].table;
+    return chunks[a].raw_bytes > chunks[b].raw_bytes;
+  });
+  std::map<std::string, int> remaining;  // table -> chunks not loaded yet
+  for (const BackupChunk& c : chunks) ++remaining[c.table];
+  std::vector<std::string> ddl_queue;
+  Pool pool;
+  RestoreProgress progress;
+  progress.chunks_total = static_cast<int>(chunks.size());
+
+  auto run = [&]() {
+    ScopedNoInterruptCheck quiet;
+    std::unique_ptr<Connection> conn;
+    try {
+      conn = std::make_unique<Connection>(dsn, options.application_name);
+      conn->execute(
+          "SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; SET search_path = ''; "
+          "SET statement_timeout = 0; SET lock_timeout = 0; "
+          "SET idle_in_transaction_session_timeout = 0; SET standard_conforming_strings = on; "
+          "SET check_function_bodies = false; SET synchronous_commit = off; "
+          // Index builds sort in memory rather than in many on-disk runs.
+          "SET maintenance_work_mem = '256MB'");
+    } catch (...) {
+      pool.fail(std::current_exception());
+      pool.leave(nullptr);
+      return;
+    }
+    pool.enter(conn.get());
+    try {
+      for (;;) {
+        size_t i = 0;
+        long long rows = 0;
+        std::string ddl;
+        {
+          // Index builds of loaded tables first, then data in `order`.
+          std::lock_guard<std::mutex> guard(pool.mutex);
+          if (pool.abort) break;
+          if (!ddl_queue.empty()) {
+            ddl = std::move(ddl_queue.front());
+            ddl_queue.erase(ddl_queue.begin());
+          } else {
+            if (order.empty()) break;
+            i = order.front();
+            order.erase(order.begin());
+          }
+        }
+        if (!ddl.empty()) {
+          conn->execute(ddl);
+          continue;
+        }
+        const BackupChunk& chunk = chunks[i];
+        rows = load_chunk(*conn, path, chunk, options);
+        {
+          std::lock_guard<std::mutex> guard(pool.mutex);
+          if (--remaining[chunk.table] == 0) {
+            auto found = options.after_table.find(chunk.table);
+            if (found != options.after_table.end()) {
+              for (const std::string& sql : found->second) ddl_queue.push_back(sql);
+            }
+          }
+        }
+        if (rows != chunk.rows) {
+          throw ChunkError(chunk, "loaded " + std::to_string(rows) + " rows, the manifest says " +
+                                      std::to_string(chunk.rows));
+        }
+        std::lock_guard<std::mutex> guard(pool.mutex);
+        ++progress.chunks_done;
+        progress.rows += rows;
+        progress.bytes += chunk.length;
+        ++pool.done;
+        pool.changed.notify_all();
+      }
+    } catch (...) {
+      pool.fail(std::current_exception());
+    }
+    pool.leave(conn.get());
+  };
+
+  const size_t nthreads = std::min(static_cast<size_t>(options.workers), chunks.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < nthreads; ++i) threads.emplace_back(run);
+  std::function<void()> report;
+  if (options.on_progress) {
+    report = [&] {
+      RestoreProgress now;
+      {
+        std::lock_guard<std::mutex> guard(pool.mutex);
+        now = progress;
+      }
+      options.on_progress(now);
+    };
+  }
+  supervise(pool, threads, report, "restore");
+  return progress.rows;
+}
+
+}  // namespace pgsafe

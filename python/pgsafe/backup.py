@@ -1,0 +1,1207 @@
+"""Consistent streaming backups, parallel restore and verified restores.
+
+The C++ core copies table data as COPY text on several connections sharing one exported
+snapshot and appends each chunk as an independent zstd frame or gzip member (optionally sealed
+with AES-256-GCM); this module runs ``pg_dump`` for the DDL inside the same snapshot, writes the
+manifest, moves complete files into place, keeps ``latest-backup.txt`` and applies retention.
+A plain backup restores with ``zstd -dc FILE | psql`` or ``zcat FILE | psql``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+from pgsafe import _core
+from pgsafe.errors import ConfigError, Error, RollbackError, UnsafeError, mask_password
+from pgsafe.progress import Progress, human_bytes
+from pgsafe.render import Report, Section, Table, Text
+
+__all__ = [
+    "DEFAULT_OUT_DIR",
+    "FORMAT_VERSION",
+    "LATEST_NAME",
+    "BackupError",
+    "BackupInfo",
+    "BackupResult",
+    "CorruptChunk",
+    "RestoreResult",
+    "VerifyReport",
+    "backup",
+    "latest_backup",
+    "load_key",
+    "restore",
+    "verify_backup",
+]
+
+FORMAT_VERSION = 1
+DEFAULT_OUT_DIR = "backups/migrations"
+LATEST_NAME = "latest-backup.txt"
+_SUFFIX = {"zstd": ".sql.zst", "gzip": ".sql.gz"}
+_ENCRYPTED_SUFFIX = ".enc"
+_KEY_CHECK_LABEL = b"pgsafe-backup-key-check/"
+
+
+class BackupError(Error):
+    """Taking or checking a backup failed (DESIGN.md: exit code 2)."""
+
+    exit_code = 2
+
+
+class CorruptChunk(BackupError):
+    """A chunk's bytes are not what the manifest recorded: altered, moved or cut short."""
+
+    def __init__(self, index: int, table: str, offset: int, reason: str, message: str = "") -> None:
+        super().__init__(message or f"chunk {index} ({table}, offset {offset}): {reason}")
+        self.index = index
+        self.table = table
+        self.offset = offset
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------------------------
+# Keys
+
+
+def _decode_key(raw: bytes, where: str) -> bytes:
+    text = raw.strip()
+    if re.fullmatch(rb"[0-9a-fA-F]{64}", text):
+        return bytes.fromhex(text.decode())
+    if len(raw) == 32:
+        return raw
+    import base64
+    import binascii
+
+    with contextlib.suppress(binascii.Error, ValueError):
+        decoded = base64.b64decode(text, validate=True)
+        if len(decoded) == 32:
+            return decoded
+    raise ConfigError(
+        f"{where}: not an AES-256 key (want 32 raw bytes, 64 hex digits or base64 of 32 bytes)"
+    )
+
+
+def load_key(key_file: str | os.PathLike[str] | None = None, key_env: str | None = None) -> bytes:
+    """The 32-byte key from a file or an environment variable (never from the command line):
+    32 raw bytes, 64 hex digits, or base64 of 32 bytes. Create one with
+    ``openssl rand -hex 32 > backup.key``."""
+    if key_file is not None and key_env is not None:
+        raise ConfigError("give the key as a file or as an environment variable, not both")
+    if key_file is not None:
+        try:
+            raw = Path(key_file).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{key_file}: cannot read the key: {exc.strerror}") from None
+        return _decode_key(raw, str(key_file))
+    if key_env is not None:
+        value = os.environ.get(key_env)
+        if not value:
+            raise ConfigError(f"environment variable {key_env} is not set (expected the key)")
+        return _decode_key(value.encode(), f"environment variable {key_env}")
+    raise ConfigError("no key given")
+
+
+def _key_check(key: bytes, file_id: str) -> str:
+    return hmac.new(key, _KEY_CHECK_LABEL + file_id.encode(), hashlib.sha256).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Files and the manifest
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _parse_time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Writes `data` to `path` atomically: a 0600 temporary file, fsynced, renamed over it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def manifest_path(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    return p.with_name(p.name + ".manifest.json")
+
+
+def verified_path(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    return p.with_name(p.name + ".verified.json")
+
+
+def _load_manifest(path: Path) -> dict[str, Any]:
+    mpath = manifest_path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such backup file")
+    try:
+        doc = json.loads(mpath.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{mpath}: missing; a backup without its manifest is incomplete "
+            "(interrupted) and cannot be checked or restored by pgsafe"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{mpath}: not a pgsafe backup manifest ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != "pgsafe-backup":
+        raise ConfigError(f"{mpath}: not a pgsafe backup manifest")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise ConfigError(
+            f"{mpath}: format version {doc.get('format_version')} (this pgsafe reads "
+            f"{FORMAT_VERSION})"
+        )
+    return doc
+
+
+def _chunk_from(d: dict[str, Any]) -> _core.BackupChunk:
+    c = _core.BackupChunk()
+    c.index = int(d["index"])
+    c.kind = str(d["kind"])
+    c.table = str(d.get("table") or "")
+    rng = d.get("ctid_range") or [0, None]
+    c.first_page = int(rng[0] or 0)
+    c.end_page = -1 if rng[1] is None else int(rng[1])
+    c.offset = int(d["offset"])
+    c.length = int(d["length"])
+    c.rows = int(d.get("rows") or 0)
+    c.raw_bytes = int(d.get("raw_bytes") or 0)
+    c.sha256 = str(d["sha256"])
+    return c
+
+
+def _chunk_json(c: _core.BackupChunk) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "index": c.index,
+        "kind": c.kind,
+        "offset": c.offset,
+        "length": c.length,
+        "sha256": c.sha256,
+        "raw_bytes": c.raw_bytes,
+    }
+    if c.kind == "data":
+        out["table"] = c.table
+        out["ctid_range"] = [c.first_page, None if c.end_page < 0 else c.end_page]
+        out["rows"] = c.rows
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# pg_dump and psql
+
+
+def _split_password(dsn: str) -> tuple[str, str | None]:
+    """The DSN without its password, and the password, so neither pg_dump's nor psql's command
+    line (visible to every local user in `ps`) carries it; it goes in PGPASSWORD instead."""
+    if "://" in dsn:
+        parts = urlsplit(dsn)
+        password = unquote(parts.password) if parts.password is not None else None
+        netloc = parts.netloc
+        if password is not None:
+            userinfo, _, hostinfo = netloc.rpartition("@")
+            netloc = userinfo.partition(":")[0] + "@" + hostinfo
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        kept = [(k, v) for k, v in query if k != "password"]
+        if len(kept) != len(query):
+            password = next(v for k, v in query if k == "password")
+        clean = urlunsplit((parts.scheme, netloc, parts.path, urlencode(kept), parts.fragment))
+        return clean, password
+    m = re.search(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", dsn)
+    if not m:
+        return dsn, None
+    value = m.group(1)
+    if value.startswith("'"):
+        value = re.sub(r"\\(.)", r"\1", value[1:-1])
+    return (dsn[: m.start()] + dsn[m.end() :]).strip(), value
+
+
+def _client_env(dsn: str) -> tuple[str, dict[str, str]]:
+    clean, password = _split_password(dsn)
+    env = dict(os.environ)
+    if password is not None:
+        env["PGPASSWORD"] = password
+    env.setdefault("PGCONNECT_TIMEOUT", "10")
+    return clean, env
+
+
+def _tool(name: str) -> str:
+    from pgsafe.server import find_pg_bindir
+
+    try:
+        path = find_pg_bindir() / name
+    except ConfigError:
+        found = shutil.which(name)
+        if found is None:
+            raise ConfigError(
+                f"{name} not found (install the PostgreSQL client programs)"
+            ) from None
+        return found
+    if not path.exists():
+        found = shutil.which(name)
+        if found is None:
+            raise ConfigError(f"{name} not found next to the PostgreSQL server programs")
+        return found
+    return str(path)
+
+
+def _pattern(table: str) -> str:
+    # quote_ident() output is already a valid pg_dump pattern: quoted parts are literal.
+    return table
+
+
+def _pg_dump(dsn: str, snapshot: str, section: str, tables: Sequence[str] | None) -> bytes:
+    clean, env = _client_env(dsn)
+    argv = [
+        _tool("pg_dump"),
+        f"--section={section}",
+        f"--snapshot={snapshot}",
+        "--encoding=UTF8",
+        "--no-password",
+        "--dbname",
+        clean,
+    ]
+    for t in tables or []:
+        argv += ["--table", _pattern(t)]
+    proc = subprocess.run(argv, capture_output=True, env=env, check=False)
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise BackupError(f"pg_dump --section={section} failed: {mask_password(' '.join(err))}")
+    return proc.stdout
+
+
+def _psql(dsn: str, sql: bytes, what: str) -> None:
+    clean, env = _client_env(dsn)
+    argv = [
+        _tool("psql"),
+        "-X",
+        "-q",
+        "--no-password",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "--single-transaction",
+        "-f",
+        "-",
+        "--dbname",
+        clean,
+    ]
+    proc = subprocess.run(argv, input=sql, capture_output=True, env=env, check=False)
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
+        first = next(
+            (ln for ln in lines if "ERROR" in ln or "FATAL" in ln), lines[0] if lines else ""
+        )
+        raise RollbackError(
+            f"restoring the {what} failed (nothing of it kept): {mask_password(first)}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Reports
+
+
+@dataclass
+class TableEntry:
+    table: str
+    rows: int
+    digest: str
+    bytes: int
+    chunks: int
+    columns: str = ""
+    has_generated: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "rows": self.rows,
+            "digest": self.digest,
+            "bytes": self.bytes,
+            "chunks": self.chunks,
+            "columns": self.columns,
+            "has_generated": self.has_generated,
+        }
+
+
+@dataclass
+class BackupResult(Report):
+    """What `backup()` wrote: the file, its manifest, and what it holds."""
+
+    path: Path
+    manifest_path: Path
+    created_at: dt.datetime
+    database: str
+    tables: list[TableEntry]
+    chunks: int
+    size: int
+    raw_bytes: int
+    sha256: str
+    seconds: float
+    compress: str
+    encrypted: bool
+    removed: list[Path] = field(default_factory=list)
+    title: str = "pgsafe backup"
+
+    def summary(self) -> str:
+        return (
+            f"{self.path} : {len(self.tables)} tables, {sum(t.rows for t in self.tables):,} "
+            f"rows, {human_bytes(self.size)} ({self.compress}"
+            f"{', encrypted' if self.encrypted else ''}) in {self.seconds:.2f}s"
+        )
+
+    def sections(self) -> list[Section]:
+        rows = [(t.table, t.rows, t.chunks, human_bytes(t.bytes), t.digest) for t in self.tables]
+        parts: list[Text | Table] = [
+            Text(f"database: {self.database}"),
+            Text(f"manifest: {self.manifest_path}"),
+            Text(f"sha256: {self.sha256}"),
+        ]
+        secs = [
+            Section("Backup", parts),
+            Section("Tables", [Table(["table", "rows", "chunks", "COPY text", "digest"], rows)]),
+        ]
+        if self.removed:
+            secs.append(Section("Retention", [Text(f"removed {p}") for p in self.removed]))
+        return secs
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "manifest": str(self.manifest_path),
+            "created_at": _iso(self.created_at),
+            "database": self.database,
+            "tables": [t.to_json() for t in self.tables],
+            "chunks": self.chunks,
+            "size": self.size,
+            "raw_bytes": self.raw_bytes,
+            "sha256": self.sha256,
+            "seconds": round(self.seconds, 6),
+            "compress": self.compress,
+            "encrypted": self.encrypted,
+            "removed": [str(p) for p in self.removed],
+        }
+
+
+@dataclass
+class RestoreResult(Report):
+    path: Path
+    database: str
+    tables: int
+    rows: int
+    chunks: int
+    seconds: float
+    dropped: list[str] = field(default_factory=list)
+    title: str = "pgsafe restore"
+
+    def summary(self) -> str:
+        return (
+            f"restored {self.path} into {self.database}: {self.tables} tables, {self.rows:,} rows "
+            f"from {self.chunks} chunks in {self.seconds:.2f}s"
+        )
+
+    def sections(self) -> list[Section]:
+        parts: list[Text | Table] = [Text(self.summary())]
+        if self.dropped:
+            parts.append(Text("dropped first (--force): " + ", ".join(self.dropped)))
+        return [Section("Restore", parts)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "database": self.database,
+            "tables": self.tables,
+            "rows": self.rows,
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 6),
+            "dropped": self.dropped,
+        }
+
+
+@dataclass
+class Problem:
+    chunk: int | None
+    table: str
+    offset: int | None
+    reason: str
+
+    def line(self) -> str:
+        if self.chunk is None:
+            return self.reason
+        return f"chunk {self.chunk} ({self.table}, offset {self.offset}): {self.reason}"
+
+
+@dataclass
+class TableCheck:
+    table: str
+    rows_expected: int
+    rows_restored: int
+    digest_expected: str
+    digest_restored: str
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.rows_expected == self.rows_restored
+            and self.digest_expected == self.digest_restored
+        )
+
+
+@dataclass
+class VerifyReport(Report):
+    path: Path
+    problems: list[Problem]
+    tables: list[TableCheck]
+    chunks: int
+    sha256: str
+    seconds: float
+    verified_at: dt.datetime | None = None
+    title: str = "pgsafe verify-backup"
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(t.ok for t in self.tables)
+
+    def summary(self) -> str:
+        if self.ok:
+            return (
+                f"OK: {self.path}: {self.chunks} chunks intact, restored and matched "
+                f"{len(self.tables)} tables' row counts and data fingerprints"
+            )
+        bad = [p.line() for p in self.problems] + [
+            f"{t.table}: restored {t.rows_restored} rows / {t.digest_restored[:12]}, manifest "
+            f"{t.rows_expected} rows / {t.digest_expected[:12]}"
+            for t in self.tables
+            if not t.ok
+        ]
+        return f"FAILED: {self.path}: " + "; ".join(bad)
+
+    def sections(self) -> list[Section]:
+        probs = [(p.chunk, p.table, p.offset, p.reason) for p in self.problems]
+        rows = [
+            (t.table, t.rows_expected, t.rows_restored, "yes" if t.ok else "NO")
+            for t in self.tables
+        ]
+        return [
+            Section("Chunks", [Table(["chunk", "table", "offset", "problem"], probs)]),
+            Section("Tables", [Table(["table", "manifest rows", "restored rows", "match"], rows)]),
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "ok": self.ok,
+            "chunks": self.chunks,
+            "sha256": self.sha256,
+            "seconds": round(self.seconds, 6),
+            "verified_at": _iso(self.verified_at) if self.verified_at else None,
+            "problems": [
+                {"chunk": p.chunk, "table": p.table, "offset": p.offset, "reason": p.reason}
+                for p in self.problems
+            ],
+            "tables": [
+                {
+                    "table": t.table,
+                    "rows_expected": t.rows_expected,
+                    "rows_restored": t.rows_restored,
+                    "digest_expected": t.digest_expected,
+                    "digest_restored": t.digest_restored,
+                    "ok": t.ok,
+                }
+                for t in self.tables
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    """The newest complete backup of a directory, as `latest-backup.txt` names it."""
+
+    path: Path
+    created_at: dt.datetime
+    verified_at: dt.datetime | None
+    tables: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------------------------
+# Backup
+
+
+def _parse_age(max_age: float | dt.timedelta | str | None) -> dt.timedelta | None:
+    if max_age is None or isinstance(max_age, dt.timedelta):
+        return max_age
+    if isinstance(max_age, int | float):
+        return dt.timedelta(seconds=max_age)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*", max_age)
+    if not m:
+        raise ConfigError(f"max age {max_age!r}: want a number with s, m, h, d or w (e.g. 7d)")
+    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m[2] or "d"]
+    return dt.timedelta(seconds=float(m[1]) * unit)
+
+
+def _new_name(out_dir: Path, created: dt.datetime, suffix: str) -> str:
+    stamp = created.strftime("%Y%m%dT%H%M%S") + f"{created.microsecond // 1000:03d}Z"
+    name = f"backup-{stamp}{suffix}"
+    n = 1
+    while (out_dir / name).exists() or manifest_path(out_dir / name).exists():
+        name = f"backup-{stamp}-{n}{suffix}"
+        n += 1
+    return name
+
+
+def _complete_backups(out_dir: Path) -> list[tuple[dt.datetime, Path]]:
+    out = []
+    for m in out_dir.glob("backup-*.manifest.json"):
+        data = m.with_name(m.name[: -len(".manifest.json")])
+        if not data.exists():
+            continue
+        try:
+            doc = json.loads(m.read_text())
+            created = _parse_time(doc["created_at"])
+        except (OSError, ValueError, KeyError):
+            continue
+        out.append((created, data))
+    return sorted(out)
+
+
+def _remove_stale_partials(out_dir: Path) -> None:
+    """Deletes partial files whose writer process is gone (killed mid-backup)."""
+    for p in out_dir.glob(".backup-*.partial-*"):
+        pid = p.name.rpartition("-")[2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                p.unlink()
+        except PermissionError:
+            pass
+
+
+def _retain(
+    out_dir: Path, keep: int | None, max_age: dt.timedelta | None, newest: Path
+) -> list[Path]:
+    """Deletes complete backups beyond the newest `keep` or older than `max_age` (the one just
+    written always stays); partial files of other runs are never touched."""
+    if keep is None and max_age is None:
+        return []
+    found = _complete_backups(out_dir)
+    now = _utcnow()
+    removed = []
+    for i, (created, path) in enumerate(reversed(found)):
+        if path == newest:
+            continue
+        too_many = keep is not None and i >= keep
+        too_old = max_age is not None and now - created > max_age
+        if too_many or too_old:
+            for p in (path, manifest_path(path), verified_path(path)):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+            removed.append(path)
+    if removed:
+        _fsync_dir(out_dir)
+    return removed[::-1]  # oldest first
+
+
+def _roles(dsn: str) -> list[str]:
+    with _core.Connection(dsn, application_name="pgsafe-backup") as conn:
+        rows = conn.execute(
+            "SELECT rolname FROM pg_catalog.pg_roles WHERE rolname !~ '^pg_' "
+            'ORDER BY rolname COLLATE "C"'
+        ).rows
+    return [str(r[0]) for r in rows]
+
+
+def backup(
+    dsn: str,
+    *,
+    tables: Sequence[str] | None = None,
+    out_dir: str | os.PathLike[str] = DEFAULT_OUT_DIR,
+    compress: str = "zstd",
+    level: int | None = None,
+    workers: int = 2,
+    key: bytes | None = None,
+    keep: int | None = None,
+    max_age: float | dt.timedelta | str | None = None,
+    chunk_pages: int | None = None,
+    exclude_schemas: Sequence[str] = (),
+    progress: bool = True,
+) -> BackupResult:
+    """Backs up `tables` (default: the whole database) of `dsn` from one snapshot into
+    ``out_dir/backup-<UTC timestamp>.sql.zst`` (or ``.sql.gz``; ``.enc`` appended when `key`
+    encrypts it) with its manifest, then names it in ``out_dir/latest-backup.txt`` and applies
+    retention (`keep` newest, or younger than `max_age`). Raises BackupError (exit 2)."""
+    if isinstance(tables, str):
+        raise ConfigError("tables must be a list of names, not one string")
+    if compress not in _SUFFIX:
+        raise ConfigError(f"compress must be zstd or gzip, not {compress!r}")
+    if workers < 1:
+        raise ConfigError(f"workers must be 1 or more, not {workers}")
+    if keep is not None and keep < 1:
+        raise ConfigError(f"keep must be 1 or more, not {keep}")
+    if key is not None and len(key) != 32:
+        raise ConfigError("an AES-256 key is 32 bytes")
+    age = _parse_age(max_age)
+    names = [t.strip() for t in tables or []]
+    if tables is not None and not names:
+        raise ConfigError("tables is empty: name at least one table, or pass None for all")
+    if any(not t for t in names):
+        raise ConfigError("empty table name")
+    masked = _core.mask_dsn(dsn)
+    roles = _roles(dsn)  # connects first: a bad target creates nothing
+    directory = Path(out_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(
+            f"{directory}: cannot create the backup directory: {exc.strerror}"
+        ) from None
+
+    _remove_stale_partials(directory)
+    started = time.monotonic()
+    created = _utcnow()
+    suffix = _SUFFIX[compress] + (_ENCRYPTED_SUFFIX if key else "")
+    name = _new_name(directory, created, suffix)
+    final = directory / name
+    partial = directory / f".{name}.partial-{os.getpid()}"
+    file_id = secrets.token_hex(16)
+    bar: Progress | None = None
+
+    def on_progress(p: _core.BackupProgress) -> None:
+        if bar is not None:
+            bar.update(p.chunks_done, p.chunks_total)
+
+    try:
+        writer = _core.BackupWriter(
+            dsn,
+            str(partial),
+            names,
+            list(exclude_schemas),
+            workers,
+            chunk_pages or 0,
+            compress,
+            level or 0,
+            key or b"",
+            file_id,
+            on_progress,
+        )
+        try:
+            chosen = [t.table for t in writer.tables] if names else None
+            if names and not chosen:
+                raise ConfigError("no tables to back up")
+            # pg_dump twice, in parallel, inside the snapshot the writer holds open.
+            dumps: dict[str, bytes] = {}
+            errors: list[BaseException] = []
+
+            snap = writer.snapshot
+
+            def dump(section: str) -> None:
+                try:
+                    dumps[section] = _pg_dump(dsn, snap, section, chosen)
+                except BaseException as exc:  # reported on the calling thread
+                    errors.append(exc)
+
+            threads = [
+                threading.Thread(target=dump, args=(s,), daemon=True)
+                for s in ("pre-data", "post-data")
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if errors:
+                raise errors[0]
+            writer.add_section("pre-data", dumps["pre-data"])
+            with Progress("backup", unit="chunks", mode="auto" if progress else "off") as bar:
+                writer.copy_data()
+            sequences = writer.sequence_values_sql().encode()
+            post = b"-- sequence values\n" + sequences + b"\n" + dumps["post-data"]
+            writer.add_section("post-data", post)
+            chunks = writer.finish()
+            infos = list(writer.tables)
+            server_version = writer.server_version
+            snapshot = writer.snapshot
+        finally:
+            del writer
+        size = partial.stat().st_size
+        sha = _core.sha256_file(str(partial))
+        entries = [
+            TableEntry(t.table, t.rows, t.digest, t.bytes, t.chunks, t.columns, t.has_generated)
+            for t in infos
+        ]
+        doc: dict[str, Any] = {
+            "format": "pgsafe-backup",
+            "format_version": FORMAT_VERSION,
+            "file": name,
+            "file_id": file_id,
+            "created_at": _iso(created),
+            "database": masked,
+            "server_version": server_version,
+            "snapshot": snapshot,
+            "scope": "tables" if names else "database",
+            "compress": compress,
+            "encrypted": key is not None,
+            "key_check": _key_check(key, file_id) if key else None,
+            "size": size,
+            "sha256": sha,
+            "tables": [e.to_json() for e in entries],
+            "chunks": [_chunk_json(c) for c in chunks],
+            # Not in the backup, but its ownership and grants name them: verify-backup creates
+            # them on its throwaway server; a restore target must have them already.
+            "roles": roles,
+            "not_included": ["roles", "tablespaces", "large objects", "database settings"],
+        }
+        # The data file first, then its manifest: a manifest never names a missing file.
+        os.replace(partial, final)
+        _write_private(manifest_path(final), (json.dumps(doc, indent=2) + "\n").encode())
+        _write_private(directory / LATEST_NAME, (name + "\n").encode())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise
+    removed = _retain(directory, keep, age, final)
+    return BackupResult(
+        path=final,
+        manifest_path=manifest_path(final),
+        created_at=created,
+        database=masked,
+        tables=entries,
+        chunks=len(chunks),
+        size=size,
+        raw_bytes=sum(c.raw_bytes for c in chunks),
+        sha256=sha,
+        seconds=time.monotonic() - started,
+        compress=compress,
+        encrypted=key is not None,
+        removed=removed,
+    )
+
+
+def latest_backup(out_dir: str | os.PathLike[str] = DEFAULT_OUT_DIR) -> BackupInfo | None:
+    """The backup `out_dir/latest-backup.txt` names, if it and its manifest are there."""
+    directory = Path(out_dir)
+    try:
+        name = (directory / LATEST_NAME).read_text().strip()
+    except FileNotFoundError:
+        return None
+    if not name or "/" in name:
+        return None
+    path = directory / name
+    try:
+        doc = _load_manifest(path)
+    except ConfigError:
+        return None
+    verified_at = None
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        v = json.loads(verified_path(path).read_text())
+        if v.get("sha256") == doc.get("sha256"):
+            verified_at = _parse_time(v["verified_at"])
+    return BackupInfo(
+        path=path,
+        created_at=_parse_time(doc["created_at"]),
+        verified_at=verified_at,
+        tables=tuple(t["table"] for t in doc.get("tables", [])),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Restore
+
+
+def _open_key(doc: dict[str, Any], key: bytes | None, path: Path) -> bytes:
+    if not doc.get("encrypted"):
+        return b""
+    if key is None:
+        raise ConfigError(
+            f"{path} is encrypted: give its key with --encrypt-key-file or --encrypt-key-env"
+        )
+    if not hmac.compare_digest(_key_check(key, doc["file_id"]), str(doc.get("key_check"))):
+        raise ConfigError(f"{path}: wrong key (it is not the key this backup was encrypted with)")
+    return key
+
+
+def _chunks(doc: dict[str, Any]) -> list[_core.BackupChunk]:
+    try:
+        return [_chunk_from(c) for c in doc["chunks"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"malformed manifest: chunk entry {exc}") from None
+
+
+def _layout_problems(
+    path: Path, doc: dict[str, Any], chunks: list[_core.BackupChunk]
+) -> list[Problem]:
+    """Truncation, extension and gaps, found from sizes alone."""
+    problems = []
+    size = path.stat().st_size
+    start = 0
+    if doc.get("encrypted"):
+        start = len(_core.ENCRYPTED_MAGIC) + len(doc["file_id"]) + 1
+    for c in sorted(chunks, key=lambda c: c.offset):
+        if c.offset != start:
+            problems.append(
+                Problem(c.index, c.table or c.kind, c.offset, "not where the previous chunk ends")
+            )
+        if c.offset + c.length > size:
+            problems.append(
+                Problem(
+                    c.index,
+                    c.table or c.kind,
+                    c.offset,
+                    f"the file ends {c.offset + c.length - size} bytes before the chunk does "
+                    "(truncated)",
+                )
+            )
+        start = c.offset + c.length
+    if size > start:
+        problems.append(
+            Problem(None, "", start, f"{size - start} unexpected bytes after the last chunk")
+        )
+    return problems
+
+
+_ITEM_HEADER = re.compile(
+    rb"^--\n-- (?:Data for )?Name: [^\n]*?; Type: ([^;\n]+);[^\n]*\n--\n", re.MULTILINE
+)
+# Post-data items that depend only on their own table: built in parallel, like pg_restore -j.
+_PARALLEL_ITEMS = frozenset({b"INDEX", b"CONSTRAINT"})
+
+
+def _split_items(sql: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """pg_dump's plain output as (preamble, [(type, item text)]), split at its item headers."""
+    marks = list(_ITEM_HEADER.finditer(sql))
+    if not marks:
+        return sql, []
+    items = []
+    for i, m in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(sql)
+        items.append((m.group(1).strip(), sql[m.start() : end]))
+    return sql[: marks[0].start()], items
+
+
+_TABLE_OF_ITEM = re.compile(rb"\b(?:ON|TABLE ONLY|TABLE) ([^\s(]+)")
+
+
+def _item_table(text: bytes) -> str:
+    m = _TABLE_OF_ITEM.search(text.split(b"\n--\n", 1)[-1])
+    return m.group(1).decode() if m else ""
+
+
+def _plan_post_data(
+    sql: bytes, data_tables: set[str]
+) -> tuple[dict[str, list[str]], list[bytes], bytes, bytes]:
+    """Splits pg_dump's post-data into: index and key builds per loaded table (run as soon as
+    that table is loaded), other such builds (run in parallel after the data), everything else
+    (foreign keys, triggers, rules, policies, comments, sequence values, grants: one psql
+    transaction, in pg_dump's order), and the preamble's settings."""
+    preamble, items = _split_items(sql)
+    after: dict[str, list[str]] = {}
+    parallel: list[bytes] = []
+    rest = [preamble]
+    for kind, text in items:
+        if kind not in _PARALLEL_ITEMS or b"\n\\" in text:
+            rest.append(text)
+            continue
+        table = _item_table(text)
+        if table in data_tables:
+            after.setdefault(table, []).append(text.decode())
+        else:
+            parallel.append(text)
+    settings = b"\n".join(
+        line
+        for line in preamble.splitlines()
+        if line.startswith((b"SET ", b"SELECT pg_catalog.set_config("))
+    )
+    return after, parallel, b"".join(rest), settings
+
+
+def _run_parallel(dsn: str, items: list[bytes], workers: int, settings: bytes) -> None:
+    if not items:
+        return
+    queue = list(items)
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            with _core.Connection(dsn, application_name="pgsafe-restore") as conn:
+                conn.execute(settings.decode() or "SELECT")
+                conn.execute("SET maintenance_work_mem = '256MB'")
+                while True:
+                    with lock:
+                        if not queue or failures:
+                            return
+                        text = queue.pop(0)
+                    conn.execute(text.decode())
+        except BaseException as exc:  # reported on the calling thread
+            with lock:
+                failures.append(exc)
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(min(workers, len(items)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise RollbackError(f"building indexes and constraints failed: {failures[0]}")
+
+
+def _user_tables(dsn: str) -> list[str]:
+    with _core.Connection(dsn, application_name="pgsafe-restore") as conn:
+        rows = conn.execute(
+            "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) "
+            "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname <> 'information_schema' "
+            "AND n.nspname !~ '^pg_' ORDER BY 1"
+        ).rows
+    return [str(r[0]) for r in rows]
+
+
+def _drop_existing(dsn: str, tables: Sequence[str]) -> list[str]:
+    """--force: drops the backup's tables that exist in the target, in one transaction, without
+    CASCADE: if anything else depends on one of them, nothing is dropped."""
+    with _core.Connection(dsn, application_name="pgsafe-restore") as conn:
+        existing = [
+            t for t in tables if conn.execute("SELECT pg_catalog.to_regclass($1)", [t]).rows[0][0]
+        ]
+        if not existing:
+            return []
+        try:
+            conn.execute("BEGIN; SET LOCAL lock_timeout = '5s'; DROP TABLE " + ", ".join(existing))
+            conn.execute("COMMIT")
+        except Error as exc:
+            with contextlib.suppress(Error):
+                conn.execute("ROLLBACK")
+            raise RollbackError(
+                f"--force could not drop the tables the backup replaces (nothing dropped): {exc}"
+            ) from None
+    return existing
+
+
+def restore(
+    path: str | os.PathLike[str],
+    dsn: str,
+    *,
+    workers: int = 2,
+    force: bool = False,
+    key: bytes | None = None,
+    progress: bool = True,
+) -> RestoreResult:
+    """Restores a backup into `dsn`: pre-data DDL (one transaction), data chunks in parallel on
+    `workers` connections (each checked against its SHA-256 first), then post-data and sequence
+    values (one transaction). Refuses a target that has any user table unless `force`, which
+    first drops the tables the backup contains (nothing else; see docs/backup.md).
+    Raises UnsafeError (exit 1) when refused, RollbackError (exit 4) when loading fails."""
+    if workers < 1:
+        raise ConfigError(f"workers must be 1 or more, not {workers}")
+    file = Path(path)
+    doc = _load_manifest(file)
+    opened = _open_key(doc, key, file)
+    chunks = _chunks(doc)
+    if problems := _layout_problems(file, doc, chunks):
+        p = problems[0]
+        raise CorruptChunk(p.chunk if p.chunk is not None else -1, p.table, p.offset or 0, p.reason)
+    started = time.monotonic()
+    table_names = [t["table"] for t in doc.get("tables", [])]
+    present = _user_tables(dsn)
+    dropped: list[str] = []
+    if present:
+        if not force:
+            shown = ", ".join(present[:5]) + (" ..." if len(present) > 5 else "")
+            raise UnsafeError(
+                f"target {_core.mask_dsn(dsn)} is not empty ({len(present)} tables: {shown}); "
+                "restore into an empty database, or pass --force to drop the backup's own tables "
+                "there first"
+            )
+        dropped = _drop_existing(dsn, table_names)
+    compress = str(doc.get("compress", "zstd"))
+    file_id = str(doc.get("file_id", ""))
+    pre = [c for c in chunks if c.kind == "pre-data"]
+    post = [c for c in chunks if c.kind == "post-data"]
+    data = [c for c in chunks if c.kind == "data"]
+    for c in pre:
+        _psql(
+            dsn,
+            _core.read_backup_chunk(str(file), c, compress, opened, file_id),
+            "schema (pre-data)",
+        )
+    bar: Progress | None = None
+
+    def on_progress(p: _core.RestoreProgress) -> None:
+        if bar is not None:
+            bar.update(p.chunks_done, p.chunks_total)
+
+    post_sql = b"".join(
+        _core.read_backup_chunk(str(file), c, compress, opened, file_id) for c in post
+    )
+    after, parallel, rest, settings = _plan_post_data(post_sql, {c.table for c in data})
+    rows = 0
+    if data:
+        try:
+            mode = "auto" if progress else "off"
+            with Progress("restore", total=len(data), unit="chunks", mode=mode) as bar:
+                rows = _core.restore_backup_chunks(
+                    dsn, str(file), data, workers, compress, opened, file_id, on_progress, after
+                )
+        except (CorruptChunk, ConfigError):
+            raise
+        except Error as exc:
+            raise RollbackError(f"loading the data failed: {exc}") from exc
+    _run_parallel(dsn, parallel, workers, settings)
+    if post:
+        _psql(dsn, rest, "indexes, constraints, triggers and sequence values (post-data)")
+    return RestoreResult(
+        path=file,
+        database=_core.mask_dsn(dsn),
+        tables=len(table_names),
+        rows=rows,
+        chunks=len(chunks),
+        seconds=time.monotonic() - started,
+        dropped=dropped,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Verify
+
+
+@contextlib.contextmanager
+def _throwaway(roles: Sequence[str]) -> Iterator[str]:
+    from pgsafe.server import TemporaryServer
+
+    with TemporaryServer() as server:
+        server.create_database("pgsafe_verify")
+        for role in roles:
+            server.execute(
+                "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = "
+                + _literal(role)
+                + ") THEN EXECUTE pg_catalog.format('CREATE ROLE %I', "
+                + _literal(role)
+                + "); END IF; END$$"
+            )
+        yield server.dsn("pgsafe_verify")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _restored_fingerprints(dsn: str, tables: list[dict[str, Any]], workers: int) -> dict[str, Any]:
+    from pgsafe.datafp import fingerprint
+
+    names = [t["table"] for t in tables]
+    return {f.table: f for f in fingerprint(dsn, names, workers)} if names else {}
+
+
+def verify_backup(
+    path: str | os.PathLike[str],
+    *,
+    key: bytes | None = None,
+    workers: int = 2,
+    target_dsn: str | None = None,
+    progress: bool = True,
+) -> VerifyReport:
+    """Checks every chunk's SHA-256 and the file's, restores the backup into a throwaway server
+    (or the empty database `target_dsn`), and compares every table's row count and data
+    fingerprint with the manifest. On success records ``<file>.verified.json``. The report's
+    ``ok`` says whether it passed; problems name the chunk (table, index, offset)."""
+    started = time.monotonic()
+    file = Path(path)
+    doc = _load_manifest(file)
+    opened = _open_key(doc, key, file)
+    chunks = _chunks(doc)
+    problems = _layout_problems(file, doc, chunks)
+    size = file.stat().st_size
+    for c in chunks:
+        if c.offset + c.length > size:
+            continue  # reported as truncated
+        try:
+            _core.check_backup_chunk(str(file), c)
+        except CorruptChunk as exc:
+            problems.append(Problem(exc.index, exc.table, exc.offset, exc.reason))
+    sha = _core.sha256_file(str(file))
+    if sha != doc.get("sha256"):
+        problems.append(Problem(None, "", None, "the file's SHA-256 differs from the manifest's"))
+
+    def report(checks: list[TableCheck]) -> VerifyReport:
+        return VerifyReport(file, problems, checks, len(chunks), sha, time.monotonic() - started)
+
+    if problems:
+        return report([])
+    tables = list(doc.get("tables", []))
+    checks: list[TableCheck] = []
+    with contextlib.ExitStack() as stack:
+        dsn = (
+            target_dsn
+            if target_dsn is not None
+            else stack.enter_context(_throwaway(doc.get("roles") or []))
+        )
+        try:
+            restore(file, dsn, workers=workers, key=opened or None, progress=progress)
+        except CorruptChunk as exc:
+            problems.append(Problem(exc.index, exc.table, exc.offset, exc.reason))
+            return report([])
+        except Error as exc:
+            problems.append(Problem(None, "", None, f"restore failed: {exc}"))
+            return report([])
+        found = _restored_fingerprints(dsn, tables, workers)
+        for t in tables:
+            f = found.get(t["table"])
+            checks.append(
+                TableCheck(
+                    t["table"],
+                    int(t["rows"]),
+                    f.rows if f else -1,
+                    str(t["digest"]),
+                    f.digest if f else "",
+                )
+            )
+    result = report(checks)
+    if result.ok:
+        result.verified_at = _utcnow()
+        record = {
+            "file": file.name,
+            "sha256": sha,
+            "verified_at": _iso(result.verified_at),
+            "tables": [c.table for c in checks],
+            "rows": sum(c.rows_restored for c in checks),
+        }
+        _write_private(verified_path(file), (json.dumps(record, indent=2) + "\n").encode())
+    return result
