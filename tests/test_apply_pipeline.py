@@ -356,7 +356,8 @@ def test_production_pipeline_backs_up_verifies_and_restores(pgsafe_db, tmp_path)
     res = apply(pgsafe_db, migs, tmp_path, "--env", "production", "--backup-dir", str(backups))
     assert res.returncode == 0, res.stdout + res.stderr
     (path,) = backups.glob("backup-*.sql.zst")
-    assert f"backup      ok       {path} (items)" in res.stdout
+    (line,) = [x for x in res.stdout.splitlines() if x.startswith("backup ")]
+    assert line.split()[1] == "ok" and f"{path} (items)" in line, line
     log = events(tmp_path / "logs/migrations.jsonl")
     done = [e for e in log if e["event"] == "backup_done"]
     assert done and done[0]["path"] == str(path) and done[0]["verified"] is True
