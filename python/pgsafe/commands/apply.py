@@ -265,7 +265,7 @@ def _from_backup(
 ) -> int:
     """Restores the tables the rolled-back migrations touched from the newest verified backup
     (pgsafe.backup: taken by apply --apply before those migrations ran), then records the
-    migrations as rolled back. Objects the migrations created elsewhere are listed, not
+    migrations as rolled back. Objects the migrations created elsewhere (new tables) are not
     dropped: the backup does not know them."""
     import datetime as dt
     import importlib
