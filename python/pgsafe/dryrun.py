@@ -26,7 +26,7 @@ from pgsafe.lint.model import (
     range_name,
     strings,
 )
-from pgsafe.migrations import Migration, parse_sql, read_sql
+from pgsafe.migrations import Migration, parse_sql
 from pgsafe.render import Report, Section, Table, Text
 
 if TYPE_CHECKING:
@@ -337,7 +337,7 @@ def _words(camel: str) -> str:
 
 def analyse(migration: Migration, config: LintConfig | None = None) -> MigrationReport:
     config = config or LintConfig()
-    text = read_sql(migration.up_path)
+    text = migration.up_text()
     file = str(migration.up_path)
     statements = [Stmt.from_core(i, s) for i, s in enumerate(parse_sql(text, file))]
     findings = lint_text(text, file, config).findings
@@ -375,7 +375,7 @@ def analyse(migration: Migration, config: LintConfig | None = None) -> Migration
         migration.checksum,
         reports,
         findings,
-        read_sql(down) if down else None,
+        migration.down_text() if down else None,
         str(down) if down else None,
         _core.sha256_file(str(down)) if down else None,
     )

@@ -1,5 +1,6 @@
 """Migration sources: a directory of ``NNN_name.up.sql`` + ``NNN_name.down.sql`` pairs (or a
-lone ``NNN_name.sql``), each file parsed with libpg_query before anything touches a database."""
+lone ``NNN_name.sql``), or an Alembic project (its revisions rendered to SQL offline by
+pgsafe.alembic); either way parsed with libpg_query before anything touches a database."""
 
 from __future__ import annotations
 
@@ -22,11 +23,18 @@ _NAME = re.compile(
 
 @dataclass
 class Migration:
+    """One migration. From a SQL directory: its up (and down) file. From an Alembic project:
+    ``up_path``/``down_path`` name the revision file and ``up_sql``/``down_sql`` hold the SQL
+    its upgrade()/downgrade() render to offline; ``order`` is its place in the revision graph."""
+
     version: str
     name: str
     up_path: Path
     down_path: Path | None = None
     _checksum: str | None = field(default=None, repr=False)
+    up_sql: str | None = field(default=None, repr=False)
+    down_sql: str | None = field(default=None, repr=False)
+    order: int | None = None
 
     @property
     def label(self) -> str:
@@ -34,29 +42,61 @@ class Migration:
 
     @property
     def sort_key(self) -> int:
-        return int(self.version)
+        return self.order if self.order is not None else int(self.version)
 
     @property
     def checksum(self) -> str:
-        """SHA-256 of the up file, as recorded in the ledger."""
+        """SHA-256 of the up file (an Alembic revision file), as recorded in the ledger."""
         if self._checksum is None:
             self._checksum = _core.sha256_file(str(self.up_path))
         return self._checksum
 
+    def up_text(self) -> str:
+        """The up migration's SQL text."""
+        return self.up_sql if self.up_sql is not None else read_sql(self.up_path)
+
+    def down_text(self) -> str | None:
+        """The down migration's SQL text, or None when it has none (irreversible)."""
+        if self.down_sql is not None:
+            return self.down_sql
+        return read_sql(self.down_path) if self.down_path is not None else None
+
     def up_statements(self) -> list[Statement]:
+        if self.up_sql is not None:
+            return rendered_statements(self.up_sql, f"{self.up_path} upgrade()")
         return load_statements(self.up_path)
 
     def down_statements(self) -> list[Statement]:
         if self.down_path is None:
             raise ConfigError(
                 f"{self.label} has no down file ({self.version}_{self.name}.down.sql)"
+                if self.up_sql is None
+                else f"{self.label} has no downgrade ({self.up_path})"
             )
+        if self.down_sql is not None:
+            return rendered_statements(self.down_sql, f"{self.down_path} downgrade()")
         return load_statements(self.down_path)
 
 
+def is_alembic_project(path: str | Path) -> bool:
+    """An alembic.ini, a directory holding one, or an Alembic script directory (env.py and
+    versions/). Decided from file names alone: the core package never imports alembic."""
+    p = Path(path)
+    if p.is_file():
+        return p.suffix == ".ini"
+    return p.is_dir() and (
+        (p / "alembic.ini").is_file() or ((p / "env.py").is_file() and (p / "versions").is_dir())
+    )
+
+
 def discover(directory: str | Path) -> list[Migration]:
-    """Migrations in `directory`, ordered by their numeric prefix."""
+    """Migrations in `directory`, ordered by their numeric prefix; for an Alembic project (an
+    alembic.ini or its directory), one per revision in graph order, rendered offline."""
     root = Path(directory)
+    if is_alembic_project(root):
+        from pgsafe.alembic.project import discover_alembic
+
+        return discover_alembic(root)
     if not root.is_dir():
         raise ConfigError(f"{root}: migrations directory not found")
     ups: dict[str, Migration] = {}
@@ -116,6 +156,13 @@ def parse_sql(text: str, source: str = "<sql>") -> list[Statement]:
         return list(_core.split_statements(text))
     except ParseError as exc:
         raise ParseError(source, exc.line, exc.column, exc.message) from None
+
+
+def rendered_statements(text: str, source: str) -> list[Statement]:
+    """Statements of SQL rendered by Alembic's offline mode, without its BEGIN/COMMIT lines:
+    pgsafe gives each migration its own transaction and runs what cannot run in one (what
+    Alembic's autocommit_block brackets with COMMIT ... BEGIN) in autocommit steps."""
+    return [s for s in parse_sql(text, source) if not s.transaction_control]
 
 
 def load_statements(path: Path) -> list[Statement]:

@@ -181,7 +181,8 @@ class Runner:
         by_version = {r.version: r for r in rows}
         by_number = {int(r.version): r for r in rows if r.version.isdigit()}
         for mig in migs:
-            other = by_number.get(mig.sort_key)
+            # An Alembic revision's sort_key is its place in the graph, not a number in its name.
+            other = by_number.get(mig.sort_key) if mig.order is None else None
             if other is not None and other.version != mig.version:
                 # Re-padding or renaming a version must not make an applied migration pending.
                 raise ConfigError(

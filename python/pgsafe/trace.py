@@ -30,7 +30,7 @@ from pgsafe.estimate import (
 from pgsafe.lint.context import Context
 from pgsafe.lint.locks import predict
 from pgsafe.lint.model import LOCK_ORDER, Stmt
-from pgsafe.migrations import Migration, discover, load_statements, parse_sql, read_sql
+from pgsafe.migrations import Migration, discover, parse_sql, read_sql
 from pgsafe.render import Report, Section, Table, Text
 
 __all__ = [
@@ -345,7 +345,7 @@ class _Unit:
 
 
 def _unit(mig: Migration) -> _Unit:
-    return _Unit(mig.label, str(mig.up_path), load_statements(mig.up_path))
+    return _Unit(mig.label, str(mig.up_path), mig.up_statements())
 
 
 def _sql_unit(text: str, source: str = "<sql>") -> _Unit:

@@ -17,7 +17,7 @@ from pgsafe.lint.config import LintConfig
 from pgsafe.lint.context import Context
 from pgsafe.lint.locks import predict
 from pgsafe.lint.model import RULES, Finding, Hit, Rule, Stmt, lock_hazards
-from pgsafe.migrations import parse_sql, read_sql
+from pgsafe.migrations import is_alembic_project, parse_sql, read_sql
 
 # "-- pgsafe: ignore rule-a, rule-b reason: why" (statement) or "ignore-file" (whole file).
 _SUPPRESS = re.compile(
@@ -229,7 +229,8 @@ def lint_text(text: str, file: str = "<stdin>", config: LintConfig | None = None
 
 
 def lint_paths(paths: Iterable[str], config: LintConfig | None = None) -> LintResult:
-    """Lint files, directories (every *.sql in them, sorted) and '-' for stdin."""
+    """Lint files, directories (every *.sql in them, sorted), Alembic projects (an alembic.ini
+    or its directory: every revision rendered offline) and '-' for stdin."""
     config = config or LintConfig()
     total = LintResult()
     for p in paths:
@@ -237,6 +238,13 @@ def lint_paths(paths: Iterable[str], config: LintConfig | None = None) -> LintRe
             files: list[tuple[str, str]] = [("<stdin>", sys.stdin.read())]
         else:
             path = Path(p)
+            if is_alembic_project(path):
+                from pgsafe.alembic.lint import lint_project
+
+                one = lint_project(path, config)
+                total.findings.extend(one.findings)
+                total.files.extend(one.files)
+                continue
             if path.is_dir():
                 # Down files undo what their up file did (dropping is their job): linted only
                 # when named explicitly.

@@ -1,0 +1,46 @@
+"""Alembic environment: the stock env.py with one change, pgsafe.alembic.configure instead of
+context.configure (transaction per revision, timeouts, migration lock, ledger, invariants)."""
+
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy import engine_from_config, pool
+
+import pgsafe.alembic
+
+config = context.config
+if config.config_file_name is not None:
+    fileConfig(config.config_file_name)
+
+target_metadata = None
+
+
+def run_migrations_offline() -> None:
+    pgsafe.alembic.configure(context, url=config.get_main_option("sqlalchemy.url"))
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    # Alembic's documented pattern: a caller (a test, an app) may hand its own connection in.
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        pgsafe.alembic.configure(context, connection, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    connectable = engine_from_config(
+        config.get_section(config.config_ini_section, {}),
+        prefix="sqlalchemy.",
+        poolclass=pool.NullPool,
+    )
+    with connectable.connect() as connection:
+        pgsafe.alembic.configure(context, connection, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
