@@ -87,6 +87,11 @@ class PreflightReport(Report):
         return not self.failures
 
     @property
+    def failed(self) -> bool:
+        """Whether the lifecycle must stop here (pgsafe.alembic's hook reads this)."""
+        return not self.passed
+
+    @property
     def passed(self) -> bool:
         """Whether the lifecycle may go on: no failure, or failures overridden by --force."""
         return self.ok or self.forced
@@ -794,11 +799,10 @@ def _covered(info: Any) -> set[str]:
 
 def _extensions(migrations: list[Migration]) -> list[str]:
     from pgsafe.lint.model import Stmt
-    from pgsafe.migrations import parse_sql, read_sql
 
     out = []
     for mig in migrations:
-        for i, s in enumerate(parse_sql(read_sql(mig.up_path), str(mig.up_path))):
+        for i, s in enumerate(mig.up_statements()):
             if s.kind == "CreateExtensionStmt":
                 name = Stmt.from_core(i, s).node.get("extname")
                 if name:
@@ -812,11 +816,11 @@ def touched_tables(mig: Migration, pg_version: int = 15) -> list[str]:
     from pgsafe.lint.context import Context
     from pgsafe.lint.locks import predict
     from pgsafe.lint.model import Stmt, range_name, strings, walk
-    from pgsafe.migrations import parse_sql, read_sql
 
     ctx = Context(pg_version=pg_version, file=str(mig.up_path))
     out: list[str] = []
-    for i, raw in enumerate(parse_sql(read_sql(mig.up_path), str(mig.up_path))):
+    # Through the Migration: an Alembic revision's SQL is rendered, not read from its file.
+    for i, raw in enumerate(mig.up_statements()):
         stmt = Stmt.from_core(i, raw)
         names = [rel for rel, _mode in predict(stmt, ctx).locks]
         names += [range_name(node) for kind, node in walk(stmt.node) if kind == "RangeVar"]
