@@ -62,7 +62,9 @@ def test_status_json_contract(pgsafe_db, mig_dir, tmp_path):
         json.loads(line) for line in (tmp_path / "logs/migrations.jsonl").read_text().splitlines()
     ]
     kinds = [e["event"] for e in events]
-    assert kinds[0] == "apply_start" and kinds[-1] == "apply_done"
+    # apply --apply is the whole pipeline: preflight, backup, apply, postflight.
+    assert kinds[0] == "pipeline_start" and kinds[-1] == "pipeline_done"
+    assert kinds.index("preflight_done") < kinds.index("apply_start") < kinds.index("apply_done")
     assert kinds.count("migration_done") == 3
     assert len({e["run"] for e in events}) == 1
 

@@ -198,6 +198,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pgsafe.commands.postflight",
     "pgsafe.commands.test",
     "pgsafe.commands.backup",
+    "pgsafe.commands.apply",
+    "pgsafe.commands.preflight",
 )
 
 
@@ -323,38 +325,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_target(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
-
-    p = sub.add_parser(
-        "apply",
-        help="apply pending migrations (a read-only plan without --apply)",
-        description="Show the plan, or with --apply run every pending migration "
-        "in its own transaction under the migration lock.",
-    )
-    _add_target(p)
-    p.add_argument(
-        "--apply", action="store_true", dest="execute", help="actually write to the database"
-    )
-    p.add_argument("--to", type=version, metavar="VERSION", help="stop after this version")
-    _add_safety(p)
-
-    p = sub.add_parser(
-        "rollback",
-        help="run down migrations in reverse order",
-        description="Roll back the newest applied migration (or --steps N, or "
-        "everything after --to VERSION) with its down file.",
-    )
-    _add_target(p)
-    g = p.add_mutually_exclusive_group()
-    g.add_argument(
-        "--steps", type=positive_int, metavar="N", help="how many migrations (default 1)"
-    )
-    g.add_argument(
-        "--to", type=version, metavar="VERSION", help="roll back everything after VERSION"
-    )
-    p.add_argument(
-        "--apply", action="store_true", dest="execute", help="actually write to the database"
-    )
-    _add_safety(p)
 
     p = sub.add_parser(
         "repair",
@@ -772,24 +742,6 @@ def _run(args: argparse.Namespace) -> int:
                 print(json.dumps(report.to_json(), indent=2))
             else:
                 _say(report.render_text())
-            return EXIT_OK
-        if args.command == "apply":
-            if not args.execute:
-                _print_plan(f"pending migrations on {label}", runner.plan_apply(args.to))
-                return EXIT_OK
-            results = runner.apply(args.to)
-            _say(
-                f"applied {len(results)} migration(s) in {sum(r.duration_s for r in results):.3f}s"
-            )
-            _say(runner.status().render_text())
-            return EXIT_OK
-        if args.command == "rollback":
-            if not args.execute:
-                _print_plan(f"rollback on {label}", runner.plan_rollback(args.steps, args.to))
-                return EXIT_OK
-            results = runner.rollback(args.steps, args.to)
-            _say(f"rolled back {len(results)} migration(s)")
-            _say(runner.status().render_text())
             return EXIT_OK
         if args.command == "repair":
             _say(runner.repair(args.version, args.mark, args.rebaseline, args.reason))

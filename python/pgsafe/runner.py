@@ -155,6 +155,12 @@ class StepResult:
     statements: int
     retries: int
     rebuilt_indexes: list[str]
+    estimate: str | None = None  # the dry-run's runtime estimate, shown beside the actual
+    slow: bool = False  # ran longer than the slow-migration threshold (seed 002: 5 min)
+
+
+# Seed 002 warns on migrations that run longer than 5 minutes.
+SLOW_MIGRATION_S = 300.0
 
 
 class Runner:
@@ -167,8 +173,16 @@ class Runner:
         events: EventLog | None = None,
         progress: Progress | None = None,
         target_label: str | None = None,
+        slow_migration_s: float = SLOW_MIGRATION_S,
+        estimates: dict[str, str] | None = None,
+        record_schema: bool = True,
     ) -> None:
         self.source = Path(source)
+        # Record the schema fingerprint after each run, for preflight's drift check.
+        self.record_schema = record_schema
+        self.slow_migration_s = slow_migration_s
+        # version -> the dry-run's runtime estimate, reported beside the measured duration
+        self.estimates: dict[str, str] = dict(estimates or {})
         self.dsn = dsn
         self.settings = settings or Settings()
         self.events = events or EventLog(None)
@@ -176,6 +190,7 @@ class Runner:
         self.ledger = _core.Ledger(self.settings.ledger_schema)
         self.target_label = target_label or (_core.mask_dsn(dsn) if dsn else "libpq defaults")
         self._lock_pid = 0
+        self.results: list[StepResult] = []  # of the last apply or rollback, even a failed one
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -331,7 +346,9 @@ class Runner:
         migs = self.migrations()
         self._check_to(migs, to)
         parsed = {m.version: m.up_statements() for m in migs}  # bad SQL: fail before touching
+        # Kept on the runner too, so a caller still sees what was applied when a later one fails.
         results: list[StepResult] = []
+        self.results = results
         self.events.write("apply_start", database=self.target_label, source=str(self.source))
         with self._locked() as (conn, lock):
             self.ledger.ensure(conn)
@@ -340,12 +357,56 @@ class Runner:
             pending = self._select_pending(migs, states, to)
             if not pending:
                 self.progress("nothing to apply: the database is up to date")
-            for mig in pending:
-                lock.check_alive()
-                results.append(self._run(conn, mig, parsed[mig.version], "up"))
-                self._reset_session(conn)
+            try:
+                for mig in pending:
+                    lock.check_alive()
+                    results.append(self._run(conn, mig, parsed[mig.version], "up"))
+                    self._reset_session(conn)
+            except Error:
+                self._record_schema(conn, "apply", [r.version for r in results], not results)
+                raise
+            self._record_schema(conn, "apply", [r.version for r in results], not results)
         self.events.write("apply_done", applied=[r.version for r in results])
         return results
+
+    # -- schema fingerprint record ----------------------------------------------------------
+
+    def _record_schema(
+        self,
+        conn: _core.Connection,
+        action: str,
+        versions: list[str],
+        only_if_missing: bool = False,
+    ) -> None:
+        """Records the schema fingerprint this run left in the ledger's ``fingerprints`` table
+        (pgsafe.fingerprints, shared with postflight), for preflight's drift check. Best effort:
+        a failure is logged, never allowed to hide the run's own outcome. `only_if_missing`: a
+        run that changed nothing records a baseline only when there is none yet."""
+        from pgsafe.fingerprints import last_fingerprint, record_fingerprint
+
+        if not self.record_schema:
+            return
+        try:
+            if conn.transaction_status in ("in_transaction", "in_error"):
+                conn.execute("ROLLBACK")
+            schema = self.settings.ledger_schema
+            if only_if_missing and last_fingerprint(conn, ledger_schema=schema) is not None:
+                return
+            # Reading index and constraint definitions takes ACCESS SHARE locks: never queue
+            # behind a session that holds a table (the run's outcome must not wait on it).
+            conn.execute("SET lock_timeout = '2s'")
+            try:
+                rec = record_fingerprint(conn, source=action, ledger_schema=schema)
+            finally:
+                if conn.transaction_status in ("in_transaction", "in_error"):
+                    conn.execute("ROLLBACK")
+                conn.execute("RESET lock_timeout")
+            self.events.write(
+                "schema_recorded", action=action, versions=versions, sha256=rec.sha256
+            )
+        except Error as exc:
+            log.warning("could not record the schema fingerprint after %s: %s", action, exc)
+            self.events.write("schema_not_recorded", action=action, message=str(exc))
 
     def _run(
         self, conn: _core.Connection, mig: Migration, statements: list[Statement], direction: str
@@ -432,10 +493,30 @@ class Runner:
             retries=res.retries,
             statements=res.statements,
         )
+        estimate = self.estimates.get(mig.version)
         self.progress(
             f"  {res.status} in {res.duration_s:.3f}s"
             + (f" after {res.retries} retries" if res.retries else "")
+            + (f" (dry-run estimate: {estimate})" if estimate else "")
         )
+        slow = res.duration_s > self.slow_migration_s
+        if slow:
+            # Seed 002: slow migrations are flagged, so the next one is planned accordingly.
+            message = (
+                f"{mig.label} took {_duration(res.duration_s)}, longer than "
+                f"{_duration(self.slow_migration_s)}"
+                + (f" (dry-run estimate: {estimate})" if estimate else "")
+            )
+            log.warning("%s", message)
+            self.progress(f"  warning: {message}")
+            self.events.write(
+                "slow_migration",
+                version=mig.version,
+                direction=direction,
+                seconds=round(res.duration_s, 6),
+                threshold_s=self.slow_migration_s,
+                estimate=estimate,
+            )
         return StepResult(
             mig.version,
             mig.name,
@@ -445,12 +526,19 @@ class Runner:
             res.statements,
             res.retries,
             list(res.rebuilt_indexes),
+            estimate,
+            slow,
         )
 
     # -- rolling back ----------------------------------------------------------------------
 
     def _select_rollback(
-        self, migs: list[Migration], states: list[MigrationState], steps: int | None, to: str | None
+        self,
+        migs: list[Migration],
+        states: list[MigrationState],
+        steps: int | None,
+        to: str | None,
+        require_down: bool = True,
     ) -> list[Migration]:
         if steps is not None and steps < 1:
             raise ConfigError(f"--steps {steps}: must be 1 or more")
@@ -463,7 +551,7 @@ class Runner:
         else:
             chosen = applied[: steps if steps is not None else 1]
         missing = [m.label for m in chosen if m.down_path is None]
-        if missing:
+        if missing and require_down:
             raise RollbackError(
                 "cannot roll back " + ", ".join(missing) + ": no down file (irreversible); "
                 "restore from a backup instead"
@@ -471,12 +559,25 @@ class Runner:
         return chosen
 
     def plan_rollback(
-        self, steps: int | None = None, to: str | None = None
+        self, steps: int | None = None, to: str | None = None, require_down: bool = True
     ) -> list[tuple[Migration, list[Statement]]]:
+        """The migrations a rollback would undo with their down statements (none for one
+        without a down file, allowed only with `require_down=False`: a restore from backup)."""
         report = self.status()
         self._check_clean(report.migrations)
-        chosen = self._select_rollback(self.migrations(), report.migrations, steps, to)
-        return [(m, m.down_statements()) for m in chosen]
+        chosen = self._select_rollback(
+            self.migrations(), report.migrations, steps, to, require_down
+        )
+        return [(m, m.down_statements() if m.down_path else []) for m in chosen]
+
+    def mark_rolled_back(self, versions: list[str], reason: str) -> None:
+        """Records `versions` as rolled back without running their down files (the database
+        was restored from a backup), and the schema the restore left."""
+        with self._locked() as (conn, _lock):
+            for version in versions:
+                self.ledger.set_status(conn, version, "rolled_back", reason, applied_by())
+                self.events.write("restored", version=version, reason=reason)
+            self._record_schema(conn, "restore", versions)
 
     def rollback(self, steps: int | None = None, to: str | None = None) -> list[StepResult]:
         migs = self.migrations()
@@ -486,6 +587,7 @@ class Runner:
         # Every down file parsed before anything is touched: bad SQL is a config error.
         downs = {m.version: m.down_statements() for m in migs if m.down_path is not None}
         results: list[StepResult] = []
+        self.results = results
         self.events.write("rollback_start", database=self.target_label, source=str(self.source))
         with self._locked() as (conn, lock):
             self.ledger.ensure(conn)
@@ -494,10 +596,17 @@ class Runner:
             chosen = self._select_rollback(migs, states, steps, to)
             if not chosen:
                 self.progress("nothing to roll back")
-            for mig in chosen:
-                lock.check_alive()
-                results.append(self._run(conn, mig, downs[mig.version], "down"))
-                self._reset_session(conn)
+            try:
+                for mig in chosen:
+                    lock.check_alive()
+                    results.append(self._run(conn, mig, downs[mig.version], "down"))
+                    self._reset_session(conn)
+            except Error:
+                if results:
+                    self._record_schema(conn, "rollback", [r.version for r in results])
+                raise
+            if results:
+                self._record_schema(conn, "rollback", [r.version for r in results])
         self.events.write("rollback_done", rolled_back=[r.version for r in results])
         return results
 
@@ -517,6 +626,7 @@ class Runner:
                         f"version {version}: no file in {self.source} to rebaseline to"
                     )
                 self.ledger.set_checksum(conn, version, mig.checksum, reason, applied_by())
+                self._record_schema(conn, "rebaseline", [version])
                 self.events.write(
                     "rebaseline", version=version, checksum=mig.checksum, reason=reason
                 )
@@ -531,8 +641,17 @@ class Runner:
                     status,
                 )
             self.ledger.set_status(conn, version, status, reason, applied_by())
+            # The database was fixed by hand: its schema now is the accepted one.
+            self._record_schema(conn, "repair", [version])
             self.events.write("repair", version=version, status=status, reason=reason)
             return f"{version}: marked {status} ({reason})"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.3g}s" if seconds < 10 else f"{seconds:.0f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}min {secs}s" if secs else f"{minutes}min"
 
 
 def _locate(path: Path | None, statements: list[Statement], exc: DatabaseError) -> str:

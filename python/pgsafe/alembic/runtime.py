@@ -416,7 +416,7 @@ def _before_run(
             report = preflight(_dsn(connection))
         else:
             try:
-                from pgsafe import preflight as _pre  # type: ignore[attr-defined]
+                from pgsafe import preflight as _pre
             except ImportError:
                 raise ConfigError(
                     "preflight=True needs pgsafe.preflight, which this pgsafe does not have"

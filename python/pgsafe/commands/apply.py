@@ -1,0 +1,329 @@
+"""`pgsafe apply` (plan, or with --apply: preflight -> backup -> apply -> postflight) and
+`pgsafe rollback` (plan with data-loss warnings, or with --apply: confirmed down migrations, or
+--from-backup)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from pgsafe.commands.preflight import add_env
+
+# A rollback outside local/ci needs --yes (or "yes" typed at a terminal); without either the
+# command refuses with the usage exit code 5: nothing was touched, the invocation was incomplete.
+_CONFIRM = "yes"
+
+
+def register(sub: Any) -> None:
+    from pgsafe.cli import _add_safety, _add_target, duration_ms, positive_int, version
+
+    p = sub.add_parser(
+        "apply",
+        help="apply pending migrations (a read-only plan and preflight without --apply)",
+        description="Without --apply: the plan and the preflight result, nothing written. With "
+        "--apply: preflight -> backup (as the environment's policy asks) -> every pending "
+        "migration in its own transaction under the migration lock -> postflight, stopping at the "
+        "first failure (exit 1 preflight, 2 backup or migration, 3 postflight).",
+    )
+    _add_target(p)
+    p.add_argument(
+        "--apply", action="store_true", dest="execute", help="actually write to the database"
+    )
+    p.add_argument("--to", type=version, metavar="VERSION", help="stop after this version")
+    add_env(p)
+    p.add_argument(
+        "--force", action="store_true", help="go on despite a failed preflight (recorded)"
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--backup",
+        action="store_true",
+        default=None,
+        help="take a backup even where the policy does not ask for one",
+    )
+    g.add_argument(
+        "--no-backup",
+        action="store_false",
+        dest="backup",
+        help="skip the backup (recorded; refused by the production policy)",
+    )
+    p.add_argument(
+        "--no-postflight", action="store_true", help="skip the postflight checks (recorded)"
+    )
+    p.add_argument(
+        "--backup-dir",
+        default="backups/migrations",
+        metavar="DIR",
+        help="where backups go (default: backups/migrations)",
+    )
+    p.add_argument("--approvals", metavar="FILE", help="default: PATH/approvals.toml")
+    p.add_argument(
+        "--slow-warning",
+        type=duration_ms,
+        metavar="DUR",
+        help="warn about a migration running longer than this (default 5min, seed 002)",
+    )
+    _add_safety(p)
+    p.set_defaults(handler=run_apply)
+
+    p = sub.add_parser(
+        "rollback",
+        help="run down migrations in reverse order",
+        description="Roll back the newest applied migration (or --steps N, or everything after "
+        "--to VERSION) with its down file, under the same safety as apply. The data each down "
+        "file destroys is listed first, with the target's row counts; outside local/ci the "
+        "rollback needs --yes (or typing 'yes' at a terminal; exit 5 without it). "
+        "--from-backup restores the affected tables from the last verified backup instead.",
+    )
+    _add_target(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--steps", type=positive_int, metavar="N", help="how many migrations (default 1)"
+    )
+    g.add_argument(
+        "--to", type=version, metavar="VERSION", help="roll back everything after VERSION"
+    )
+    p.add_argument(
+        "--apply", action="store_true", dest="execute", help="actually write to the database"
+    )
+    add_env(p)
+    p.add_argument("--yes", action="store_true", help="confirm the rollback (and its data loss)")
+    p.add_argument(
+        "--from-backup",
+        action="store_true",
+        help="restore the affected tables from the last verified backup instead of down files",
+    )
+    p.add_argument(
+        "--backup-dir",
+        default="backups/migrations",
+        metavar="DIR",
+        help="where backups are (default: backups/migrations)",
+    )
+    _add_safety(p)
+    p.set_defaults(handler=run_rollback)
+
+
+def _plan_lines(title: str, plan: Any) -> None:
+    from pgsafe.cli import _print_plan
+
+    _print_plan(title, plan)
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    from pgsafe.cli import EXIT_OK, EXIT_UNSAFE, _event_log, _say, _settings, _target
+    from pgsafe.lifecycle import ApplyReport, apply_pipeline
+    from pgsafe.migrations import discover
+    from pgsafe.policy import load_policy
+    from pgsafe.preflight import preflight
+    from pgsafe.runner import Runner
+
+    settings = _settings(args)
+    policy = load_policy(args.env)
+    migs = discover(args.path)  # a bad PATH fails before a throwaway server starts
+    events = _event_log(args)
+    slow = args.slow_warning / 1000 if args.slow_warning is not None else None
+    with _target(args) as (dsn, label):
+        if not args.execute:
+            runner = Runner(args.path, dsn, settings=settings, target_label=label)
+            runner._check_to(migs, args.to)
+            for m in migs:
+                m.up_statements()
+            # Read-only: no report file, no event log, nothing written to the database.
+            pre = preflight(
+                dsn,
+                args.path,
+                policy=policy,
+                settings=settings,
+                force=args.force,
+                backup_dir=args.backup_dir,
+                backup_planned=args.backup is not False and policy.backup != "off",
+                approvals=args.approvals,
+                target_label=label,
+                to=args.to,
+            )
+            _say(pre.to_text().rstrip())
+            ledger = pre.check("ledger")
+            if ledger is not None and ledger.status == "fail":
+                # Dirty (exit 2) or tampered (1): there is no plan; the runner says why.
+                runner.plan_apply(args.to)
+            _say("")
+            _plan_lines(f"pending migrations on {label}", runner.plan_apply(args.to))
+            if not pre.passed:
+                print(
+                    f"pgsafe: error: {pre.failure_line()} (apply --apply would stop here)",
+                    file=sys.stderr,
+                )
+                return EXIT_UNSAFE
+            return EXIT_OK
+        report = ApplyReport(label, policy.name)
+        try:
+            apply_pipeline(
+                dsn,
+                args.path,
+                policy=policy,
+                settings=settings,
+                events=events,
+                progress=_say,
+                to=args.to,
+                backup=args.backup,
+                postflight=not args.no_postflight,
+                force=args.force,
+                backup_dir=args.backup_dir,
+                approvals=args.approvals,
+                log_dir=args.log_dir or None,
+                target_label=label,
+                slow_migration_s=slow,
+                report=report,
+            )
+        finally:
+            if report.steps:
+                if report.preflight is not None and not report.preflight.passed:
+                    _say(report.preflight.to_text().rstrip())
+                if report.postflight is not None:
+                    _say(report.postflight.to_text().rstrip())
+                _say(report.to_text().rstrip())
+                if report.preflight is not None and report.preflight.report_path:
+                    _say(f"preflight report: {report.preflight.report_path}")
+                if report.postflight_report:
+                    _say(f"postflight report: {report.postflight_report}")
+        runner = Runner(args.path, dsn, settings=settings, target_label=label)
+        _say(runner.status().render_text())
+        return EXIT_OK
+
+
+def _confirm(args: argparse.Namespace, what: str) -> None:
+    from pgsafe.errors import ConfigError
+
+    if args.yes:
+        return
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise ConfigError(
+            f"the {args._policy.name} policy needs confirmation to {what}: pass --yes "
+            "(no terminal to ask on); nothing was touched"
+        )
+    try:
+        answer = input(f"Type '{_CONFIRM}' to {what}: ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() != _CONFIRM:
+        raise ConfigError("not confirmed; nothing was touched")
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    from pgsafe.cli import EXIT_OK, _event_log, _print_plan, _say, _settings, _target
+    from pgsafe.errors import RollbackError
+    from pgsafe.lifecycle import rollback_data_loss
+    from pgsafe.migrations import discover
+    from pgsafe.policy import load_policy
+    from pgsafe.runner import Runner
+
+    settings = _settings(args)
+    policy = load_policy(args.env)
+    args._policy = policy
+    discover(args.path)
+    events = _event_log(args)
+    with _target(args) as (dsn, label):
+        runner = Runner(
+            args.path, dsn, settings=settings, events=events, progress=_say, target_label=label
+        )
+        # Irreversible ones (no down file) are refused here (4), unless restored from a backup.
+        plan = runner.plan_rollback(args.steps, args.to, require_down=not args.from_backup)
+        losses = rollback_data_loss(dsn, plan, settings) if plan else []
+        for loss in losses:
+            _say(f"warning: data loss: {loss.describe()}")
+        if not args.execute:
+            _print_plan(f"rollback on {label}", plan)
+            return EXIT_OK
+        if not plan:
+            _say("nothing to roll back")
+            return EXIT_OK
+        names = ", ".join(m.label for m, _ in plan)
+        lost = sum(x.rows or 0 for x in losses)
+        if policy.confirm_rollback:
+            what = f"roll back {names} on {label}" + (
+                f" ({lost:,} rows/values destroyed)" if lost else ""
+            )
+            _confirm(args, what)
+        events.write(
+            "rollback_confirmed",
+            environment=policy.name,
+            confirmed_by="--yes" if args.yes else ("prompt" if policy.confirm_rollback else None),
+            data_loss=[x.to_dict() for x in losses],
+        )
+        if args.from_backup:
+            return _from_backup(args, runner, plan, dsn, label, events)
+        results = runner.rollback(args.steps, args.to)
+        _say(f"rolled back {len(results)} migration(s)")
+        _say(runner.status().render_text())
+        return EXIT_OK
+    raise RollbackError("the target went away")  # _target never swallows; for the type checker
+
+
+def _from_backup(
+    args: argparse.Namespace, runner: Any, plan: Any, dsn: str, label: str, events: Any
+) -> int:
+    """Restores the tables the rolled-back migrations touched from the newest verified backup
+    (pgsafe.backup: taken by apply --apply before those migrations ran), then records the
+    migrations as rolled back. Objects the migrations created elsewhere (new tables) are not
+    dropped: the backup does not know them."""
+    import datetime as dt
+    import importlib
+    import re
+
+    from pgsafe.cli import EXIT_OK, _say
+    from pgsafe.errors import ConfigError, Error, RollbackError
+    from pgsafe.preflight import touched_tables
+
+    try:
+        backup = importlib.import_module("pgsafe.backup")
+    except ImportError:
+        backup = None
+    if backup is None or not hasattr(backup, "restore") or not hasattr(backup, "latest_backup"):
+        raise ConfigError(
+            "--from-backup needs pgsafe.backup (restore, latest_backup), which is not in this "
+            "build; nothing was touched"
+        )
+    info = backup.latest_backup(args.backup_dir)
+    if info is None:
+        raise RollbackError(f"--from-backup: no backup in {args.backup_dir}; nothing was touched")
+    if info.verified_at is None:
+        raise RollbackError(
+            f"--from-backup: the newest backup {info.path} is not verified (`pgsafe "
+            "verify-backup` it first); nothing was touched"
+        )
+    states = {s.version: s for s in runner.status().migrations}
+    for mig, _stmts in plan:
+        applied = states[mig.version].applied_at or ""
+        text = re.sub(r"([+-]\d\d)$", r"\1:00", applied.replace(" ", "T"))
+        try:
+            applied_at = dt.datetime.fromisoformat(text)
+        except ValueError:
+            continue
+        if info.created_at > applied_at:
+            raise RollbackError(
+                f"--from-backup: the newest verified backup {info.path} was taken after "
+                f"{mig.label} was applied ({applied}): restoring it would not undo it; "
+                "nothing was touched"
+            )
+    needed = {t.split(".")[-1] for mig, _ in plan for t in touched_tables(mig)}
+    held = {t.split(".")[-1] for t in info.tables}
+    if needed - held:
+        raise RollbackError(
+            f"--from-backup: {info.path} does not hold "
+            + ", ".join(sorted(needed - held))
+            + "; nothing was touched"
+        )
+    _say(f"restoring {', '.join(info.tables) or 'the whole database'} from {info.path}")
+    events.write("restore_start", path=str(info.path), tables=list(info.tables))
+    try:
+        backup.restore(str(info.path), dsn, force=True)
+    except ConfigError:
+        raise
+    except Error as exc:
+        raise RollbackError(f"--from-backup: restore of {info.path} failed: {exc}") from exc
+    versions = [m.version for m, _ in plan]
+    runner.mark_rolled_back(versions, f"restored from backup {info.path}")
+    _say(f"rolled back {len(versions)} migration(s) by restoring {info.path}")
+    _say(runner.status().render_text())
+    return EXIT_OK

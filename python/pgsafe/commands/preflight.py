@@ -1,0 +1,90 @@
+"""`pgsafe preflight [PATH] [--db URL] [--env ENV] [--force] [--format text|json]`: the live
+checks before a migration, exit 1 when any fails (unless --force, which is recorded)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from pgsafe.policy import ENVIRONMENTS
+
+
+def add_env(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--env",
+        choices=ENVIRONMENTS,
+        help="environment policy (default: $PGSAFE_ENV, else local)",
+    )
+
+
+def register(sub: Any) -> None:
+    from pgsafe.cli import _add_safety, _add_target
+
+    p = sub.add_parser(
+        "preflight",
+        help="live checks on the target before migrating (read-only)",
+        description="Check the target before applying: pending and tampered migrations, the "
+        "checksum manifest, schema drift since the last apply, long transactions and blocking "
+        "locks, table sizes, backup recency, approvals of destructive changes, timeouts and "
+        "server settings, as the environment's policy demands. Writes "
+        "LOG_DIR/preflight-report-<UTC timestamp>.json. Exits 1 when a check fails, unless "
+        "--force (recorded in the report and the event log).",
+    )
+    _add_target(p)
+    add_env(p)
+    p.add_argument("--force", action="store_true", help="exit 0 despite failures (recorded)")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--backup-dir",
+        default="backups/migrations",
+        metavar="DIR",
+        help="where backups are looked for (default: backups/migrations)",
+    )
+    p.add_argument(
+        "--approvals",
+        metavar="FILE",
+        help="approvals file (default: PATH/approvals.toml)",
+    )
+    _add_safety(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pgsafe.cli import EXIT_OK, EXIT_UNSAFE, _note, _settings, _target
+    from pgsafe.events import EventLog
+    from pgsafe.migrations import discover
+    from pgsafe.policy import load_policy
+    from pgsafe.preflight import preflight
+
+    settings = _settings(args)
+    policy = load_policy(args.env)
+    discover(args.path)
+    events = EventLog(f"{args.log_dir}/migrations.jsonl" if args.log_dir else None)
+    with _target(args, say=_note) as (dsn, label):
+        report = preflight(
+            dsn,
+            args.path,
+            policy=policy,
+            settings=settings,
+            force=args.force,
+            backup_dir=args.backup_dir,
+            approvals=args.approvals,
+            target_label=label,
+            events=events,
+            log_dir=args.log_dir or None,
+        )
+    if args.format == "json":
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.to_text(), end="")
+        if report.report_path:
+            print(f"report: {report.report_path}")
+    if not report.ok:
+        if report.forced:
+            _note("preflight failed; --force given: continuing is on you (recorded)")
+            return EXIT_OK
+        print(f"pgsafe: error: {report.failure_line()}", file=sys.stderr)
+        return EXIT_UNSAFE
+    return EXIT_OK

@@ -1,0 +1,528 @@
+"""The seed-002 lifecycle as one call: preflight -> backup -> apply -> postflight, stopping at the
+first failure with that step's exit code (1, 2, 2, 3), every step in the event log, and a
+summary at the end; and the rollback side: data-loss warnings from the down files, checked
+against the target's row counts before anything runs."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pgsafe import _core
+from pgsafe.config import Settings
+from pgsafe.errors import (
+    ConfigError,
+    DatabaseError,
+    DirtyMigrationError,
+    Error,
+    MigrationError,
+    PostflightError,
+    UnsafeError,
+)
+from pgsafe.events import EventLog
+from pgsafe.migrations import Migration
+from pgsafe.policy import Policy
+from pgsafe.preflight import PreflightReport, preflight
+from pgsafe.render import Report, Section, Table, Text
+from pgsafe.runner import Runner, StepResult, _duration, connect
+
+Say = Callable[[str], None]
+
+
+class PreflightFailed(UnsafeError):
+    """Preflight found a failure and --force was not given: nothing was applied."""
+
+    def __init__(self, report: PreflightReport) -> None:
+        super().__init__(report.failure_line())
+        self.report = report
+
+
+class BackupFailed(MigrationError):
+    """The backup the policy asks for could not be taken: nothing was applied (exit 2)."""
+
+
+def _optional(module: str, attr: str) -> Any | None:
+    """A neighbour's function (pgsafe.backup, pgsafe.postflight) when this build has it."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return None
+    return getattr(mod, attr, None)
+
+
+@dataclass
+class Step:
+    name: str  # preflight | backup | apply | postflight
+    status: str  # ok | warn | failed | skipped | not-run
+    detail: str
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.name,
+            "status": self.status,
+            "detail": self.detail,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class ApplyReport(Report):
+    database: str
+    environment: str
+    steps: list[Step] = field(default_factory=list)
+    results: list[StepResult] = field(default_factory=list)
+    preflight: PreflightReport | None = None
+    backup_path: str | None = None
+    postflight_report: str | None = None
+    postflight: Any = None  # the PostflightReport, kept when it failed
+    error: str | None = None
+    exit_code: int = 0
+    title: str = "pgsafe apply"
+
+    def summary(self) -> str:
+        done = "succeeded" if self.exit_code == 0 else f"stopped (exit {self.exit_code})"
+        return (
+            f"{done} on {self.database} (environment {self.environment}): "
+            f"{len(self.results)} migrations applied in "
+            f"{sum(r.duration_s for r in self.results):.3f}s"
+        )
+
+    def sections(self) -> list[Section]:
+        steps = [[s.name, s.status, s.detail, f"{s.seconds:.2f}s"] for s in self.steps]
+        migs = [
+            [
+                f"{r.version}_{r.name}",
+                r.status,
+                f"{r.duration_s:.3f}s",
+                r.estimate or "",
+                r.retries,
+                "SLOW" if r.slow else "",
+            ]
+            for r in self.results
+        ]
+        out = [
+            Section("Steps", [Table(["step", "status", "detail", "time"], steps)]),
+            Section(
+                "Migrations",
+                [
+                    Table(
+                        ["migration", "status", "took", "dry-run estimate", "retries", ""],
+                        migs,
+                        "none applied",
+                    )
+                ],
+            ),
+        ]
+        if self.error:
+            out.append(Section("Error", [Text(self.error)]))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "environment": self.environment,
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "steps": [s.to_dict() for s in self.steps],
+            "backup": self.backup_path,
+            "postflight_report": self.postflight_report,
+            "preflight": self.preflight.to_dict() if self.preflight else None,
+            "migrations": [
+                {
+                    "version": r.version,
+                    "name": r.name,
+                    "status": r.status,
+                    "duration_s": round(r.duration_s, 6),
+                    "estimate": r.estimate,
+                    "slow": r.slow,
+                    "retries": r.retries,
+                    "statements": r.statements,
+                }
+                for r in self.results
+            ],
+        }
+
+
+def apply_pipeline(
+    dsn: str,
+    source: str | Path,
+    *,
+    policy: Policy,
+    settings: Settings | None = None,
+    events: EventLog | None = None,
+    progress: Say | None = None,
+    to: str | None = None,
+    backup: bool | None = None,
+    postflight: bool = True,
+    force: bool = False,
+    backup_dir: str | Path = "backups/migrations",
+    approvals: str | Path | None = None,
+    log_dir: str | Path | None = None,
+    target_label: str | None = None,
+    slow_migration_s: float | None = None,
+    report: ApplyReport | None = None,
+) -> ApplyReport:
+    """preflight -> backup -> apply -> postflight on `dsn`. `backup`: None follows the policy
+    (taken unless it is "off"), False skips it (refused when the policy does not allow it), True
+    takes one whatever the policy says. Returns the report; raises the failing step's error
+    (PreflightFailed 1, BackupFailed 2, MigrationFailed 2, PostflightError 3) after filling
+    `report` (pass one in to print its summary on failure)."""
+    settings = settings or Settings()
+    events = events or EventLog(None)
+    say = progress or (lambda _m: None)
+    label = target_label or (_core.mask_dsn(dsn) if dsn else "libpq defaults")
+    report = report or ApplyReport(label, policy.name)
+    report.database, report.environment = label, policy.name
+    if backup is False and not policy.allow_skip_backup:
+        raise ConfigError(
+            f"--no-backup is refused by the {policy.name} policy (backup {policy.backup}; "
+            f"{policy.source})"
+        )
+    take_backup = backup if backup is not None else policy.backup != "off"
+    runner = Runner(
+        source,
+        dsn,
+        settings=settings,
+        events=events,
+        progress=say,
+        target_label=label,
+        slow_migration_s=slow_migration_s
+        if slow_migration_s is not None
+        else policy.slow_migration_s,
+    )
+    migs = runner.migrations()
+    runner._check_to(migs, to)
+    for m in migs:  # bad SQL: a config error before anything runs, preflight included
+        m.up_statements()
+    events.write("pipeline_start", database=label, environment=policy.name, source=str(source))
+    if backup is False:
+        events.write("backup_skipped", reason="--no-backup", environment=policy.name)
+
+    def stop(step: Step, exc: Error, code: int) -> None:
+        report.steps.append(step)
+        report.error = str(exc)
+        report.exit_code = code
+        for name in ("preflight", "backup", "apply", "postflight"):
+            if not any(s.name == name for s in report.steps):
+                report.steps.append(Step(name, "not-run", f"stopped at {step.name}"))
+        events.write("pipeline_failed", step=step.name, exit_code=code, message=str(exc))
+
+    # 1. preflight
+    started = time.monotonic()
+    try:
+        pre = preflight(
+            dsn,
+            source,
+            policy=policy,
+            settings=settings,
+            force=force,
+            backup_dir=backup_dir,
+            backup_planned=take_backup,
+            approvals=approvals,
+            target_label=label,
+            events=events,
+            log_dir=log_dir,
+            to=to,
+        )
+    except ConfigError:
+        raise
+    except DatabaseError as exc:
+        err = UnsafeError(f"preflight could not run: {exc}")
+        stop(Step("preflight", "failed", str(err), time.monotonic() - started), err, 1)
+        raise err from exc
+    report.preflight = pre
+    pre_time = time.monotonic() - started
+    if pre.dirty:
+        # A dirty ledger stops every run with the migration exit code, --force or not.
+        version, name, reason = pre.dirty[0]
+        derr = DirtyMigrationError(version, name, reason)
+        stop(Step("preflight", "failed", pre.summary(), pre_time), derr, 2)
+        raise derr
+    if not pre.passed:
+        err = PreflightFailed(pre)
+        stop(Step("preflight", "failed", pre.summary(), pre_time), err, 1)
+        raise err
+    status = "ok" if pre.ok and not pre.warnings else "warn"
+    if pre.forced:
+        status = "forced"
+    detail = pre.summary()
+    if pre.warnings:
+        detail += "; warnings: " + ", ".join(c.name for c in pre.warnings)
+    if pre.forced:
+        detail += "; failures overridden by --force: " + ", ".join(c.name for c in pre.failures)
+    report.steps.append(Step("preflight", status, detail, pre_time))
+    wanted = [p for p in pre.pending if to is None or int(p.version) <= int(to)]
+    runner.estimates = {p.version: p.estimate for p in wanted if p.estimate}
+
+    # 2. backup
+    started = time.monotonic()
+    if not wanted:
+        report.steps.append(Step("backup", "skipped", "nothing pending"))
+    elif not take_backup:
+        why = "--no-backup" if backup is False else f"not required by the {policy.name} policy"
+        report.steps.append(Step("backup", "skipped", why))
+    else:
+        tables = list(dict.fromkeys(t for p in wanted for t in p.tables))
+        try:
+            path = _take_backup(dsn, tables, backup_dir, policy, events, say)
+        except BackupFailed as exc:
+            stop(Step("backup", "failed", str(exc), time.monotonic() - started), exc, 2)
+            raise
+        if path is None:
+            report.steps.append(
+                Step("backup", "skipped", "pgsafe.backup is not in this build (recommended)")
+            )
+        else:
+            report.backup_path = path
+            what = ", ".join(tables) if tables else "whole database"
+            report.steps.append(
+                Step("backup", "ok", f"{path} ({what})", time.monotonic() - started)
+            )
+
+    # 3. apply
+    started = time.monotonic()
+    try:
+        report.results = runner.apply(to)
+    except Error as exc:
+        report.results = runner.results
+        if isinstance(exc, ConfigError):
+            raise
+        stop(Step("apply", "failed", str(exc), time.monotonic() - started), exc, 2)
+        raise
+    slow = [r for r in report.results if r.slow]
+    detail = f"{len(report.results)} migrations" + (
+        f"; {len(slow)} slower than {_duration(runner.slow_migration_s)}" if slow else ""
+    )
+    report.steps.append(Step("apply", "warn" if slow else "ok", detail, time.monotonic() - started))
+
+    # 4. postflight
+    started = time.monotonic()
+    check = _optional("pgsafe.postflight", "postflight")
+    if not postflight:
+        report.steps.append(Step("postflight", "skipped", "--no-postflight"))
+        events.write("postflight_skipped", reason="--no-postflight")
+    elif check is None:
+        report.steps.append(Step("postflight", "skipped", "pgsafe.postflight is not in this build"))
+    else:
+        try:
+            post = _run_postflight(
+                check, dsn, source, log_dir, [r.version for r in report.results], settings, label
+            )
+        except ConfigError:
+            raise
+        except Error as exc:
+            perr = PostflightError(f"postflight could not run: {exc}")
+            stop(Step("postflight", "failed", str(perr), time.monotonic() - started), perr, 3)
+            raise perr from exc
+        path = getattr(post, "report_path", None)
+        report.postflight_report = str(path) if path else None
+        ok = bool(getattr(post, "ok", getattr(post, "passed", True)))
+        summary = post.summary() if hasattr(post, "summary") else ("ok" if ok else "failed")
+        if not ok:
+            report.postflight = post
+            failed = [
+                f"{c.name}: {getattr(c, 'message', '')}"
+                for c in getattr(post, "checks", [])
+                if getattr(c, "status", "") == "fail"
+            ]
+            perr = PostflightError("postflight failed: " + ("; ".join(failed) or summary))
+            stop(Step("postflight", "failed", summary, time.monotonic() - started), perr, 3)
+            raise perr
+        report.steps.append(Step("postflight", "ok", summary, time.monotonic() - started))
+    events.write(
+        "pipeline_done",
+        applied=[r.version for r in report.results],
+        steps={s.name: s.status for s in report.steps},
+    )
+    return report
+
+
+def _take_backup(
+    dsn: str, tables: list[str], out_dir: str | Path, policy: Policy, events: EventLog, say: Say
+) -> str | None:
+    """The backup step through pgsafe.backup; None when this build does not have it and the
+    policy only recommends one."""
+    backup = _optional("pgsafe.backup", "backup")
+    if backup is None:
+        if policy.backup == "required":
+            raise BackupFailed(
+                f"the {policy.name} policy requires a backup, and pgsafe.backup is not in this "
+                "build; nothing was applied"
+            )
+        events.write("backup_skipped", reason="pgsafe.backup not available")
+        return None
+    say(f"backing up {', '.join(tables) if tables else 'the whole database'} to {out_dir}")
+    events.write("backup_start", tables=tables or None, out_dir=str(out_dir))
+    try:
+        result = backup(dsn, tables=tables or None, out_dir=str(out_dir))
+    except ConfigError as exc:
+        raise BackupFailed(f"backup failed: {exc}; nothing was applied") from exc
+    except Error as exc:
+        raise BackupFailed(f"backup failed: {exc}; nothing was applied") from exc
+    path = str(getattr(result, "path", result))
+    verified = False
+    verify = _optional("pgsafe.backup", "verify_backup")
+    if verify is not None and policy.backup == "required":
+        # Seed 003: a production backup must be known to restore, not merely exist.
+        say(f"verifying {path} (restore into a throwaway server)")
+        try:
+            v = verify(path)
+        except Error as exc:
+            raise BackupFailed(
+                f"backup {path} could not be verified: {exc}; nothing was applied"
+            ) from exc
+        if not bool(getattr(v, "ok", True)):
+            raise BackupFailed(f"backup {path} failed verification; nothing was applied")
+        verified = True
+    events.write("backup_done", path=path, verified=verified)
+    return path
+
+
+def _run_postflight(
+    check: Callable[..., Any],
+    dsn: str,
+    source: str | Path,
+    log_dir: Any,
+    applied: list[str],
+    settings: Settings,
+    label: str,
+) -> Any:
+    """pgsafe.postflight.postflight with the arguments it takes (it lands separately)."""
+    import inspect
+
+    params = inspect.signature(check).parameters
+    offered: dict[str, Any] = {
+        "migrations_path": source,
+        "report_dir": log_dir,
+        "just_applied": applied,
+        "settings": settings,
+        "target_label": label,
+    }
+    return check(dsn, **{k: v for k, v in offered.items() if k in params})
+
+
+# -- rollback -----------------------------------------------------------------------------------
+
+
+@dataclass
+class DataLoss:
+    """One statement of a down file that destroys data, with what the target holds now."""
+
+    migration: str
+    file: str
+    line: int
+    kind: str  # DROP TABLE, DROP COLUMN, TRUNCATE, ...
+    target: str  # table or table.column
+    rows: int | None  # rows (or non-null values) there now; None when it does not exist
+    estimated: bool = False
+
+    def describe(self) -> str:
+        if self.rows is None:
+            held = "not present on the target"
+        else:
+            approx = "~" if self.estimated else ""
+            unit = "non-null values" if self.kind == "DROP COLUMN" else "rows"
+            held = f"{approx}{self.rows:,} {unit} lost"
+        where = f"{Path(self.file).name}:{self.line}"
+        return f"{self.migration} ({where}): {self.kind} {self.target}: {held}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "migration": self.migration,
+            "file": self.file,
+            "line": self.line,
+            "kind": self.kind,
+            "target": self.target,
+            "rows": self.rows,
+            "estimated": self.estimated,
+        }
+
+
+def _down_targets(mig: Migration) -> list[tuple[int, str, str, str | None]]:
+    """(line, kind, table, column) of each destructive statement in the down file."""
+    from pgsafe.dryrun import destructive_kind
+    from pgsafe.lint.model import Stmt, alter_cmds, range_name, strings
+
+    out: list[tuple[int, str, str, str | None]] = []
+    if mig.down_path is None:
+        return out
+    for i, raw in enumerate(mig.down_statements()):
+        stmt = Stmt.from_core(i, raw)
+        kind = destructive_kind(stmt)
+        if kind is None:
+            continue
+        n = stmt.node
+        if stmt.kind == "DropStmt":
+            for obj in n.get("objects", []):
+                parts = strings(obj.get("List", {}).get("items"))
+                if parts:
+                    out.append((stmt.line, kind, ".".join(parts), None))
+        elif stmt.kind == "TruncateStmt":
+            for rel in n.get("relations", []):
+                out.append((stmt.line, kind, range_name(rel.get("RangeVar")), None))
+        elif stmt.kind == "AlterTableStmt":
+            table = range_name(n.get("relation"))
+            for cmd in alter_cmds(stmt):
+                if cmd.get("subtype") in ("AT_DropColumn", "AT_AlterColumnType"):
+                    out.append((stmt.line, kind, table, cmd.get("name")))
+        elif stmt.kind in ("DeleteStmt", "UpdateStmt"):
+            out.append((stmt.line, kind, range_name(n.get("relation")), None))
+        else:
+            out.append((stmt.line, kind, "", None))
+    return out
+
+
+def _count(conn: _core.Connection, table: str, column: str | None) -> tuple[int | None, bool]:
+    """Rows of `table` (non-null values of `column`), exact within 5 s, else the planner's
+    estimate; (None, False) when there is no such table or column."""
+    r = conn.execute(
+        "SELECT c.oid::regclass::text, greatest(c.reltuples, 0)::bigint FROM pg_class c"
+        " WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p', 'm')",
+        [table],
+    ).rows
+    if not r:
+        return None, False
+    regclass, estimate = str(r[0][0]), int(r[0][1] or 0)
+    what = "count(*)"
+    if column is not None:
+        has = conn.execute(
+            "SELECT quote_ident(attname) FROM pg_attribute WHERE attrelid = to_regclass($1)"
+            " AND attname = $2 AND attnum > 0 AND NOT attisdropped",
+            [table, column],
+        ).rows
+        if not has:
+            return None, False
+        what = f"count({has[0][0]})"
+    try:
+        conn.execute("BEGIN READ ONLY")
+        conn.execute("SET LOCAL statement_timeout = '5s'")
+        conn.execute("SET LOCAL lock_timeout = '1s'")
+        rows = conn.execute(f"SELECT {what} FROM {regclass}").rows
+        conn.execute("COMMIT")
+        return int(rows[0][0] or 0), False
+    except DatabaseError:
+        if conn.transaction_status in ("in_transaction", "in_error"):
+            conn.execute("ROLLBACK")
+        return estimate, True
+
+
+def rollback_data_loss(
+    dsn: str, plan: list[tuple[Migration, Any]], settings: Settings | None = None
+) -> list[DataLoss]:
+    """What the down files of `plan` destroy, with the row counts the target holds now."""
+    out: list[DataLoss] = []
+    with contextlib.closing(connect(dsn, settings or Settings(), "rollback check")) as conn:
+        for mig, _statements in plan:
+            for line, kind, table, column in _down_targets(mig):
+                rows, estimated = _count(conn, table, column) if table else (None, False)
+                target = f"{table}.{column}" if column else table
+                out.append(
+                    DataLoss(mig.label, str(mig.down_path), line, kind, target, rows, estimated)
+                )
+    return out
