@@ -41,6 +41,7 @@ def kernel_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.delenv("PGSAFE_NO_PROGRESS", raising=False)
+    monkeypatch.delenv("PGSAFE_ENV", raising=False)  # the runbook's preflight uses `local`
     return KERNEL
 
 
@@ -71,9 +72,10 @@ def test_runbook_runs_clean(kernel_name: str) -> None:
 
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
-    # The report objects rendered as HTML: lint, dry-run, probe, backup,
+    # The report objects rendered as HTML: lint, dry-run, preflight, probe, backup,
     # verify-backup, postflight and status reports.
     assert any("pgsafe lint" in h for h in html)
+    assert any("<h3>pgsafe preflight</h3>" in h and "PASSED" in h for h in html)
     assert any("pgsafe locks" in h and "OK: nothing blocking" in h for h in html)  # probe
     assert any("pgsafe postflight" in h for h in html)
     assert any("Migration Dry-Run Report" in h for h in html)
@@ -84,6 +86,8 @@ def test_runbook_runs_clean(kernel_name: str) -> None:
     progress = [h for h in html if h.startswith("<pre>data fingerprint [")]
     assert progress and "100.0%" in progress[-1]
     text = "".join(o.get("text", "") for o in outputs)
+    # Preflight found the tables the pending migrations touch; probe and backup use them.
+    assert "tables the pending migrations touch: org_members, qc_jobs" in text
     assert "rollback restored the schema and the data exactly" in text
 
 

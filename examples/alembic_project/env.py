@@ -4,7 +4,7 @@ context.configure (transaction per revision, timeouts, migration lock, ledger, i
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
+from sqlalchemy import Connection, engine_from_config, pool
 
 import pgsafe.alembic
 
@@ -21,23 +21,27 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _run_migrations(connection: Connection) -> None:
+    pgsafe.alembic.configure(context, connection, target_metadata=target_metadata)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
 def run_migrations_online() -> None:
-    # Alembic's documented pattern: a caller (a test, an app) may hand its own connection in.
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        pgsafe.alembic.configure(context, connection, target_metadata=target_metadata)
-        with context.begin_transaction():
-            context.run_migrations()
+    # Alembic's documented pattern: a caller (a test, an app) may hand its own connection in;
+    # pytest-alembic hands in an Engine there, so take either.
+    connectable = config.attributes.get("connection")
+    if connectable is None:
+        connectable = engine_from_config(
+            config.get_section(config.config_ini_section, {}),
+            prefix="sqlalchemy.",
+            poolclass=pool.NullPool,
+        )
+    if isinstance(connectable, Connection):
+        _run_migrations(connectable)
         return
-    connectable = engine_from_config(
-        config.get_section(config.config_ini_section, {}),
-        prefix="sqlalchemy.",
-        poolclass=pool.NullPool,
-    )
     with connectable.connect() as connection:
-        pgsafe.alembic.configure(context, connection, target_metadata=target_metadata)
-        with context.begin_transaction():
-            context.run_migrations()
+        _run_migrations(connection)
 
 
 if context.is_offline_mode():
