@@ -87,17 +87,27 @@ def _add_verbose(p: argparse.ArgumentParser, help: str = _VERBOSE_HELP) -> None:
     p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=help)
 
 
+def _add_path(p: argparse.ArgumentParser) -> None:
+    """The optional PATH positional: the migrations directory."""
+    p.add_argument(
+        "path",
+        nargs="?",
+        default="migrations",
+        help="migrations directory (default: ./migrations)",
+    )
+
+
+def _add_format(p: argparse.ArgumentParser) -> None:
+    """--format text|json (default text)."""
+    p.add_argument("--format", choices=["text", "json"], default="text")
+
+
 def _add_target(
     p: argparse.ArgumentParser, with_path: bool = True, with_log_dir: bool = True
 ) -> None:
     _add_verbose(p)
     if with_path:
-        p.add_argument(
-            "path",
-            nargs="?",
-            default="migrations",
-            help="migrations directory (default: ./migrations)",
-        )
+        _add_path(p)
     p.add_argument(
         "--db",
         metavar="URL",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pgsafe.errors import ConfigError
+from pgsafe.lint.config import find_config_table
 
 ENVIRONMENTS = ("local", "ci", "staging", "production")
 ENV_VAR = "PGSAFE_ENV"
@@ -116,23 +117,14 @@ def _check_value(name: str, value: Any, source: str, env: str) -> Any:
 
 def _config_table(start: Path | None) -> tuple[dict[str, Any], str] | None:
     """The `policy` table of the nearest pgsafe.toml / pyproject.toml, as lint finds its config."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        for name in ("pgsafe.toml", "pyproject.toml"):
-            path = folder / name
-            if not path.is_file():
-                continue
-            try:
-                data = tomllib.loads(path.read_text())
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise ConfigError(f"{path}: {exc}") from None
-            table = data if name == "pgsafe.toml" else data.get("tool", {}).get("pgsafe")
-            if table is not None:
-                policy = table.get("policy", {})
-                if not isinstance(policy, dict):
-                    raise ConfigError(f"{path}: policy must be a table ([policy.production])")
-                return policy, str(path)
-    return None
+    found = find_config_table(start)
+    if found is None:
+        return None
+    table, source = found
+    policy = table.get("policy", {})
+    if not isinstance(policy, dict):
+        raise ConfigError(f"{source}: policy must be a table ([policy.production])")
+    return policy, source
 
 
 def load_policy(env: str | None = None, start: Path | None = None) -> Policy:

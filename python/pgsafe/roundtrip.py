@@ -281,6 +281,16 @@ class _Run:
             return str(exc)
         return None
 
+    def step_failed(
+        self, phase: str, check: str, m: Migration, message: str, err: str, started: float
+    ) -> None:
+        """An up or down of `m` raised `err`: record the failure, timed from `started`."""
+        self.add(
+            CheckResult(
+                phase, check, m.label, "fail", message, None, err, time.monotonic() - started
+            )
+        )
+
     def schema(self, db: TemporaryDatabase) -> SchemaFingerprint:
         return schema_fingerprint(db.dsn, settings=self.settings)
 
@@ -525,18 +535,7 @@ class _Run:
             before = self.data(db) if data else None
             err = self.up(db, m)
             if err:
-                self.add(
-                    CheckResult(
-                        "roundtrip",
-                        "up",
-                        m.label,
-                        "fail",
-                        f"up failed: {err}",
-                        None,
-                        err,
-                        time.monotonic() - started,
-                    )
-                )
+                self.step_failed("roundtrip", "up", m, f"up failed: {err}", err, started)
                 return
             fps.append(self.schema(db))
             self.add(
@@ -571,18 +570,7 @@ class _Run:
                 break
             err = self.down(db)
             if err:
-                self.add(
-                    CheckResult(
-                        "roundtrip",
-                        "down",
-                        m.label,
-                        "fail",
-                        f"down failed: {err}",
-                        None,
-                        err,
-                        time.monotonic() - started,
-                    )
-                )
+                self.step_failed("roundtrip", "down", m, f"down failed: {err}", err, started)
                 return
             rolled.append(i)
             got = self.schema(db)
@@ -638,17 +626,8 @@ class _Run:
             started = time.monotonic()
             err = self.up(db, m)
             if err:
-                self.add(
-                    CheckResult(
-                        "roundtrip",
-                        "reapply",
-                        m.label,
-                        "fail",
-                        f"up failed after the rollback: {err}",
-                        None,
-                        err,
-                        time.monotonic() - started,
-                    )
+                self.step_failed(
+                    "roundtrip", "reapply", m, f"up failed after the rollback: {err}", err, started
                 )
                 return
             self.parity(
@@ -672,18 +651,7 @@ class _Run:
             before = self.data(db) if data else None
             err = self.up(db, m)
             if err:
-                self.add(
-                    CheckResult(
-                        "stairway",
-                        "up",
-                        m.label,
-                        "fail",
-                        f"up failed: {err}",
-                        None,
-                        err,
-                        time.monotonic() - started,
-                    )
-                )
+                self.step_failed("stairway", "up", m, f"up failed: {err}", err, started)
                 return
             after_fp = self.schema(db)
             if data and before is not None:
@@ -698,18 +666,7 @@ class _Run:
                 started = time.monotonic()
                 err = self.down(db)
                 if err:
-                    self.add(
-                        CheckResult(
-                            "stairway",
-                            "down",
-                            m.label,
-                            "fail",
-                            f"down failed: {err}",
-                            None,
-                            err,
-                            time.monotonic() - started,
-                        )
-                    )
+                    self.step_failed("stairway", "down", m, f"down failed: {err}", err, started)
                     return
                 self.parity(
                     "stairway",
@@ -725,17 +682,8 @@ class _Run:
                 started = time.monotonic()
                 err = self.up(db, m)
                 if err:
-                    self.add(
-                        CheckResult(
-                            "stairway",
-                            "reup",
-                            m.label,
-                            "fail",
-                            f"up failed after its own down: {err}",
-                            None,
-                            err,
-                            time.monotonic() - started,
-                        )
+                    self.step_failed(
+                        "stairway", "reup", m, f"up failed after its own down: {err}", err, started
                     )
                     return
                 self.parity(

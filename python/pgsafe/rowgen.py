@@ -10,6 +10,7 @@ from typing import Any
 
 from pgsafe import _core
 from pgsafe.errors import DatabaseError, Error
+from pgsafe.touches import walk_dicts
 
 _SYSTEM = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
 
@@ -105,16 +106,6 @@ def _const(node: Any) -> str | None:
     return None
 
 
-def _walk(node: Any) -> Any:
-    if isinstance(node, dict):
-        yield node
-        for v in node.values():
-            yield from _walk(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from _walk(v)
-
-
 def _allowed_values(expr: str) -> dict[str, list[str]]:
     """{column: values} for the `col IN (...)` / `col = ANY (ARRAY[...])` parts of a CHECK
     expression, read from its parse tree, so generated rows can satisfy it."""
@@ -124,7 +115,7 @@ def _allowed_values(expr: str) -> dict[str, list[str]]:
     except (Error, ValueError):
         return {}
     out: dict[str, list[str]] = {}
-    for node in _walk(tree):
+    for node in walk_dicts(tree):
         a = node.get("A_Expr") if isinstance(node, dict) else None
         if not isinstance(a, dict) or a.get("kind") not in ("AEXPR_IN", "AEXPR_OP_ANY"):
             continue

@@ -43,14 +43,15 @@ def _match(names: set[Name], schema: str, name: str, search_path: str) -> bool:
     return (schema, name) in names or (schema == search_path and (None, name) in names)
 
 
-def _walk(node: Any) -> Iterator[dict[str, Any]]:
+def walk_dicts(node: Any) -> Iterator[dict[str, Any]]:
+    """Every dict in a JSON parse tree (libpg_query's), depth first, `node` itself first."""
     if isinstance(node, dict):
         yield node
         for v in node.values():
-            yield from _walk(v)
+            yield from walk_dicts(v)
     elif isinstance(node, list):
         for v in node:
-            yield from _walk(v)
+            yield from walk_dicts(v)
 
 
 def _rangevar(node: dict[str, Any]) -> Name | None:
@@ -79,7 +80,7 @@ def analyse(statements: Iterable[Statement]) -> Touches:
         kind, body = next(iter(tree.items())) if isinstance(tree, dict) and tree else ("", {})
         if kind in ("DoStmt", "CallStmt"):
             t.opaque = True
-        for node in _walk(tree):
+        for node in walk_dicts(tree):
             rv = _rangevar(node)
             if rv is not None:
                 t.relations.add(rv)
@@ -95,7 +96,7 @@ def analyse(statements: Iterable[Statement]) -> Touches:
                 isinstance(c, dict)
                 and isinstance(c.get("Constraint"), dict)
                 and c["Constraint"].get("contype") == "CONSTR_FOREIGN"
-                for c in _walk(body)
+                for c in walk_dicts(body)
             ):
                 t.foreign_key_tables.add(rv)
             if kind == "DeleteStmt":
@@ -120,6 +121,6 @@ def analyse(statements: Iterable[Statement]) -> Touches:
                     t.deletes_rows.add(name)
                     t.targets.add(name)
                     t.relations.add(name)
-        if kind == "SelectStmt" and any("FuncCall" in n for n in _walk(body)):
+        if kind == "SelectStmt" and any("FuncCall" in n for n in walk_dicts(body)):
             t.opaque = True  # SELECT some_function(): may write anything
     return t

@@ -46,7 +46,7 @@ def _interval(text: str) -> float:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from pgsafe.cli import _add_verbose, table_list
+    from pgsafe.cli import _add_format, _add_verbose, table_list
 
     p = sub.add_parser(
         "locks",
@@ -78,7 +78,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="T,...",
         help="probe these relations (instead of those of PATH's pending migrations)",
     )
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    _add_format(p)
     p.add_argument(
         "--long-tx",
         type=_seconds,

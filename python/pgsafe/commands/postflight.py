@@ -11,7 +11,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from pgsafe.cli import _add_target, duration_ms
+    from pgsafe.cli import _add_format, _add_target, duration_ms
 
     p = sub.add_parser(
         "postflight",
@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
         metavar="FILE",
         help="expectations file (TOML; default PATH/expectations.toml when it exists)",
     )
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    _add_format(p)
     p.add_argument(
         "--no-record",
         action="store_true",

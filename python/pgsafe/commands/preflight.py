@@ -20,7 +20,7 @@ def add_env(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    from pgsafe.cli import _add_safety, _add_target
+    from pgsafe.cli import _add_format, _add_safety, _add_target
 
     p = sub.add_parser(
         "preflight",
@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
     _add_target(p)
     add_env(p)
     p.add_argument("--force", action="store_true", help="exit 0 despite failures (recorded)")
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    _add_format(p)
     p.add_argument(
         "--backup-dir",
         default="backups/migrations",

@@ -11,7 +11,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from pgsafe.cli import _add_verbose, positive_int
+    from pgsafe.cli import _add_format, _add_path, _add_verbose, positive_int
 
     p = sub.add_parser(
         "test",
@@ -23,11 +23,9 @@ def register(sub: Any) -> None:
         "Exit codes: 0 every check passed, 1 a check failed, 5 bad input.",
     )
     _add_verbose(p)
-    p.add_argument(
-        "path", nargs="?", default="migrations", help="migrations directory (default: ./migrations)"
-    )
+    _add_path(p)
     p.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML")
-    p.add_argument("--format", choices=["text", "json"], default="text")
+    _add_format(p)
     p.add_argument(
         "--no-stairway",
         action="store_true",

@@ -77,7 +77,10 @@ def _from_table(table: dict[str, Any], source: str) -> LintConfig:
     return cfg
 
 
-def load_config(start: Path | None = None) -> LintConfig:
+def find_config_table(start: Path | None = None) -> tuple[dict[str, Any], str] | None:
+    """The pgsafe table of the nearest pgsafe.toml (the whole file) or pyproject.toml
+    (`[tool.pgsafe]`), searching `start` (default: the current directory) and its parents,
+    with the file's path; None when there is none. Used by lint and by pgsafe.policy."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         for name in ("pgsafe.toml", "pyproject.toml"):
@@ -90,5 +93,13 @@ def load_config(start: Path | None = None) -> LintConfig:
                 raise ConfigError(f"{path}: {exc}") from None
             table = data if name == "pgsafe.toml" else data.get("tool", {}).get("pgsafe")
             if table is not None:
-                return _from_table(table, str(path))
-    return LintConfig()
+                return table, str(path)
+    return None
+
+
+def load_config(start: Path | None = None) -> LintConfig:
+    found = find_config_table(start)
+    if found is None:
+        return LintConfig()
+    table, source = found
+    return _from_table(table, source)
