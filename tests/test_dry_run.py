@@ -50,7 +50,9 @@ def test_json_contract_on_the_example_migrations():
     assert m1["risk"] == "LOW"
     assert "CREATE INDEX (6 indexes)" in m1["operations"]
     assert "CREATE POLICY (2 policies)" in m1["operations"]
-    assert all(s["predicted_lock"] is None for s in m1["statements"])
+    predicted = [(s["line"], s["predicted_lock"]) for s in m1["statements"] if s["predicted_lock"]]
+    # the two policies' subqueries read org_members
+    assert predicted == [(50, "AccessShareLock"), (54, "AccessShareLock")]
     m2 = doc["migrations"][2]
     locks = [(s["predicted_lock"], s["relation"]) for s in m2["statements"]]
     sue = ("ShareUpdateExclusiveLock", "qc_jobs")

@@ -140,6 +140,11 @@ def test_documented_lock_modes(fresh, sql, expected, rewrites):
     for relation, mode in expected.items():
         assert strongest_on(st, relation) == mode, (relation, st.locks)
     assert set(st.rewrites) == rewrites
+    # The static prediction (pgsafe lint, dry-run) agrees with what PostgreSQL did. Sampled
+    # (CONCURRENTLY) statements are left out: whether a sample catches e.g. REINDEX
+    # CONCURRENTLY's brief ACCESS EXCLUSIVE on the old index when it swaps depends on timing.
+    if not st.sampled:
+        assert st.mismatch is None, st.mismatch
 
 
 def test_more_than_thirty_statement_kinds():
@@ -179,16 +184,15 @@ def test_catalog_changes_and_lock_hold(fresh):
 
 
 def test_mismatch_is_reported(fresh):
-    # The static prediction says nothing about CREATE POLICY reading another table, nor about
-    # REINDEX's ShareLock on the table; the tracer sees what PostgreSQL did.
+    # A DO block's dynamic SQL is invisible to the static prediction; the tracer sees what
+    # PostgreSQL did.
     result = trace_sql(
-        "CREATE TABLE doc (id int, owner int);\n"
-        "CREATE POLICY doc_pol ON doc USING (owner IN (SELECT id FROM p));\n",
+        "CREATE TABLE doc (id int);\nDO $$ BEGIN EXECUTE 'LOCK TABLE p IN SHARE MODE'; END $$;\n",
         dsn=fresh.dsn,
     )
-    pol = result.statements[1]
-    assert pol.predicted_lock is None and pol.observed_lock == AS
-    assert pol.mismatch == "predicted no lock, observed AccessShareLock on p"
+    do = result.statements[1]
+    assert do.predicted_lock is None and do.observed_lock == SH
+    assert do.mismatch == "predicted no lock, observed ShareLock on p"
 
 
 def test_failing_statement_stops_the_trace(fresh):
@@ -252,7 +256,8 @@ def test_trace_from_scratch_on_the_example_migrations(pgsafe_server):
     assert [s.observed_lock for s in m2.statements] == [AE, SUE, SUE, SUE]
     assert m2.statements[1].sampled and m2.statements[1].samples > 0
     doc = report.to_dict()
-    assert doc["mismatches"] and "AccessShareLock on org_members" in doc["mismatches"][0]["message"]
+    # The policy's subquery read-locks org_members, as predicted: nothing differs.
+    assert doc["mismatches"] == []
     assert "pgsafe lock trace" in report.to_markdown()
 
 
@@ -266,7 +271,7 @@ def test_dry_run_json_has_observed_locks():
     assert observed[1] == [("qc_jobs", SUE)]
     assert all(s["rewrites"] == [] for s in m2["statements"])
     mism = doc["migrations"][1]["trace"]["mismatches"]
-    assert [m["line"] for m in mism] == [50]
+    assert mism == []
     static = json.loads(pgsafe("dry-run", str(MIGRATIONS), "--format", "json", "--no-trace").stdout)
     assert all(s["observed_locks"] == [] for m in static["migrations"] for s in m["statements"])
 

@@ -176,6 +176,29 @@ def predict(stmt: Stmt, ctx: Context) -> Prediction:
         mode = modes[int(n.get("mode", 8))] if 0 < int(n.get("mode", 8)) < len(modes) else AE
         for r in n.get("relations", []):
             p.add(range_name(r.get("RangeVar")), mode, ctx)
-    elif kind == "ViewStmt" and n.get("replace"):
-        p.add(range_name(n.get("view")), AE, ctx)
+    elif kind == "ViewStmt":
+        if n.get("replace"):
+            p.add(range_name(n.get("view")), AE, ctx)
+        _add_reads(p, n.get("query"), "AccessShareLock", ctx)
+    elif kind == "CreateTableAsStmt":
+        _add_reads(p, n.get("query"), "AccessShareLock", ctx)
+    elif kind == "RuleStmt":
+        p.add(range_name(n.get("relation")), AE, ctx)
+    elif kind == "AlterSeqStmt":
+        p.add(range_name(n.get("sequence")), SRE, ctx)
+    elif kind == "SelectStmt" and n.get("lockingClause"):
+        _add_reads(p, n.get("fromClause"), "RowShareLock", ctx)
+    if kind in ("CreatePolicyStmt", "AlterPolicyStmt"):
+        # A subquery in USING / WITH CHECK is parsed at creation: its tables are read-locked.
+        _add_reads(p, [n.get("qual"), n.get("with_check")], "AccessShareLock", ctx)
     return p
+
+
+def _add_reads(p: Prediction, node: Any, mode: str, ctx: Context) -> None:
+    """Every table a query (or an expression's subqueries) names gets `mode`; CTE names are
+    not tables. Checked against pg_locks by the lock tracer on PostgreSQL 15."""
+    found = list(walk(node))
+    ctes = {c.get("ctename") for t, c in found if t == "CommonTableExpr"}
+    for t, rv in found:
+        if t == "RangeVar" and not (rv.get("schemaname") is None and rv.get("relname") in ctes):
+            p.add(range_name(rv), mode, ctx)

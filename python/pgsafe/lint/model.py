@@ -63,6 +63,8 @@ def describe_lock(lock: str | None) -> str:
         return "no table lock on existing tables"
     blocks = LOCKS[lock]
     what = [w for w in ("reads", "writes") if w in blocks]
+    if lock == "AccessShareLock":  # conflicts with ACCESS EXCLUSIVE alone
+        return f"{lock}: blocks only ACCESS EXCLUSIVE (DROP, most ALTER TABLE), not reads or writes"
     if not what:
         return f"{lock}: blocks other DDL and VACUUM, not reads or writes"
     return f"{lock}: blocks {' and '.join(what)} until the transaction ends"

@@ -220,7 +220,13 @@ def statements_after_access_exclusive(stmt: Stmt, ctx: Context) -> Iterator[Hit]
     if ctx.autocommit_step(stmt) or stmt.kind in ("VariableSetStmt", "VariableShowStmt"):
         return  # pgsafe commits before an autocommit step; SET neither waits nor runs long
     locks = ctx.existing_locks(stmt)
-    new_waits = sorted(t for t in locks if t not in ctx.access_exclusive)
+    # ACCESS SHARE (a view or policy reading a table) waits only behind ACCESS EXCLUSIVE on
+    # that table, which preflight's live probe reports; flagging every read would be noise.
+    new_waits = sorted(
+        t
+        for t, mode in locks.items()
+        if t not in ctx.access_exclusive and mode != "AccessShareLock"
+    )
     if not new_waits and not _long_work(stmt, ctx):
         return
     # access_exclusive is filled in statement order: its first entries are the oldest locks.
