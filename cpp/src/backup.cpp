@@ -89,29 +89,6 @@ void pwrite_all(int fd, const std::string& path, std::string_view data, unsigned
   }
 }
 
-std::string sql_literal(const std::string& s) {
-  std::string out = "'";
-  for (char ch : s) {
-    out += ch;
-    if (ch == '\'') out += '\'';
-  }
-  return out + "'";
-}
-
-std::string text_array(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += '"';
-    for (char ch : items[i]) {
-      if (ch == '"' || ch == '\\') out += '\\';
-      out += ch;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
-
 // Compresses one chunk into one self-contained zstd frame or gzip member.
 class Compressor {
  public:

@@ -824,6 +824,42 @@ int Connection::backend_pid() const { return is_open() ? impl_->backend_pid : 0;
 
 int Connection::server_version() const { return is_open() ? impl_->server_version : 0; }
 
+void Connection::rollback_quietly(std::string_view who) noexcept {
+  TxStatus st = transaction_status();
+  if (st != TxStatus::kInTransaction && st != TxStatus::kInError) return;
+  try {
+    execute("ROLLBACK");
+  } catch (const std::exception& e) {
+    try {
+      log::core()->warn("{}: ROLLBACK failed: {}", who, e.what());
+    } catch (...) {  // logging must not turn cleanup into a crash
+    }
+  }
+}
+
+std::string sql_literal(const std::string& s) {
+  std::string out = "'";
+  for (char ch : s) {
+    out += ch;
+    if (ch == '\'') out += '\'';
+  }
+  return out + "'";
+}
+
+std::string text_array(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char ch : items[i]) {
+      if (ch == '"' || ch == '\\') out += '\\';
+      out += ch;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
 TxStatus Connection::transaction_status() const {
   if (!is_open()) return TxStatus::kUnknown;
   switch (PQtransactionStatus(impl_->conn.get())) {

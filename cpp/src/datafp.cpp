@@ -56,30 +56,6 @@ struct TableAcc {
   int chunks = 0;
 };
 
-std::string sql_literal(const std::string& s) {
-  std::string out = "'";
-  for (char ch : s) {
-    out += ch;
-    if (ch == '\'') out += '\'';
-  }
-  return out + "'";
-}
-
-// `{"a","b"}`: a text[] literal for a query parameter.
-std::string text_array(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += '"';
-    for (char ch : items[i]) {
-      if (ch == '"' || ch == '\\') out += '\\';
-      out += ch;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
-
 bool has_heap(char relkind) { return relkind == 'r' || relkind == 'm'; }
 
 const char* relkind_name(char relkind) {

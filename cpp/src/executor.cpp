@@ -34,17 +34,6 @@ std::string fmt_double(double v) {
   return buf;
 }
 
-void rollback_quietly(Connection& conn) {
-  if (!conn.is_open()) return;
-  TxStatus st = conn.transaction_status();
-  if (st != TxStatus::kInTransaction && st != TxStatus::kInError) return;
-  try {
-    conn.execute("ROLLBACK");
-  } catch (const Error& e) {
-    log::core()->warn("ROLLBACK failed: {}", e.what());
-  }
-}
-
 }  // namespace
 
 double RetryPolicy::delay_seconds(int attempt) const {
@@ -151,7 +140,7 @@ void Ledger::set_status(Connection& conn, const std::string& version, const std:
     conn.execute(history_sql(), {version, "repair", status, r.rows[0][0], by, reason});
     conn.execute("COMMIT");
   } catch (...) {
-    rollback_quietly(conn);
+    conn.rollback_quietly("executor");
     throw;
   }
 }
@@ -167,7 +156,7 @@ void Ledger::set_checksum(Connection& conn, const std::string& version, const st
     conn.execute(history_sql(), {version, "rebaseline", r.rows[0][0], checksum, by, reason});
     conn.execute("COMMIT");
   } catch (...) {
-    rollback_quietly(conn);
+    conn.rollback_quietly("executor");
     throw;
   }
 }
@@ -380,7 +369,7 @@ void Executor::run_tx_segment(const MigrationPlan& plan, const Segment& seg, int
       result.statements += static_cast<int>(seg.statements.size());
       return;
     } catch (const DbError& e) {
-      rollback_quietly(conn_);
+      conn_.rollback_quietly("executor");
       user_session_ = saved_session;
       bool last = attempt >= retry_.max_attempts;
       if (!e.retryable() || last || !e.fields().connection_usable) {
@@ -400,7 +389,7 @@ void Executor::run_tx_segment(const MigrationPlan& plan, const Segment& seg, int
       ++result.attempts;
       interruptible_sleep(delay);
     } catch (...) {
-      rollback_quietly(conn_);
+      conn_.rollback_quietly("executor");
       user_session_ = saved_session;
       throw;
     }

@@ -81,16 +81,6 @@ std::string oid_array(const std::vector<std::string>& oids) {
   return out + "}";
 }
 
-void rollback_quietly(Connection& conn) noexcept {
-  try {
-    if (!conn.is_open()) return;
-    TxStatus st = conn.transaction_status();
-    if (st == TxStatus::kInTransaction || st == TxStatus::kInError) conn.execute("ROLLBACK");
-  } catch (const std::exception& e) {
-    log::core()->warn("probe: ROLLBACK failed: {}", e.what());
-  }
-}
-
 class Prober {
  public:
   Prober(Connection& conn, const ProbeOptions& options)
@@ -319,7 +309,7 @@ ProbeResult probe(Connection& conn, const ProbeOptions& options) {
     result = Prober(conn, options).run();
     conn.execute("ROLLBACK");
   } catch (...) {
-    rollback_quietly(conn);
+    conn.rollback_quietly("probe");
     throw;
   }
   log::core()->debug(

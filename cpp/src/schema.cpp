@@ -630,16 +630,6 @@ class Reader {
   std::vector<SchemaObject> objects_;
 };
 
-void rollback_quietly(Connection& conn) noexcept {
-  try {
-    if (!conn.is_open()) return;
-    TxStatus st = conn.transaction_status();
-    if (st == TxStatus::kInTransaction || st == TxStatus::kInError) conn.execute("ROLLBACK");
-  } catch (const std::exception& e) {
-    log::core()->warn("schema fingerprint: ROLLBACK failed: {}", e.what());
-  }
-}
-
 // JSON string: only '"', '\\' and control characters are escaped, bytes are otherwise kept as
 // they are (no UTF-8 validation, so SQL_ASCII databases hash too).
 void append_json_string(std::string& out, std::string_view s) {
@@ -702,7 +692,7 @@ SchemaFingerprint schema_fingerprint(Connection& conn, const SchemaOptions& opti
     fp.objects = reader.read();
     conn.execute("ROLLBACK");
   } catch (...) {
-    rollback_quietly(conn);
+    conn.rollback_quietly("schema fingerprint");
     throw;
   }
   std::sort(fp.objects.begin(), fp.objects.end(), by_key);

@@ -345,16 +345,6 @@ void set_error(StatementTrace& st, const std::exception& e) {
   }
 }
 
-void rollback_quietly(Connection& conn) {
-  TxStatus s = conn.transaction_status();
-  if (s != TxStatus::kInTransaction && s != TxStatus::kInError) return;
-  try {
-    conn.execute("ROLLBACK");
-  } catch (const Error& e) {
-    log::core()->warn("trace: ROLLBACK failed: {}", e.what());
-  }
-}
-
 class Tracer {
  public:
   Tracer(const std::string& dsn, const TraceOptions& options)
@@ -424,7 +414,7 @@ class Tracer {
         set_error(st, e);
         out.error = st.error;
         out.statements.push_back(std::move(st));
-        rollback_quietly(tracer_);
+        tracer_.rollback_quietly("trace");
         return;
       }
       st.duration_s = now_s() - t0;

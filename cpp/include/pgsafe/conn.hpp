@@ -63,6 +63,11 @@ std::string mask_dsn(const std::string& dsn);
 // Replaces every occurrence of `secret` in `text` with "****" (no-op for an empty secret).
 std::string scrub_secret(std::string text, const std::string& secret);
 
+// 'it''s': a string literal for SQL text built by the core (standard_conforming_strings on).
+std::string sql_literal(const std::string& s);
+// {"a","b"}: a text[] literal, for passing a list as one query parameter.
+std::string text_array(const std::vector<std::string>& items);
+
 enum class TxStatus { kIdle, kActive, kInTransaction, kInError, kUnknown };
 
 class Connection {
@@ -103,6 +108,9 @@ class Connection {
   int backend_pid() const;
   int server_version() const;
   TxStatus transaction_status() const;
+  // Ends an open or failed transaction with ROLLBACK on a cleanup path: a failure (the server
+  // went away) is logged as "<who>: ROLLBACK failed: ..." and swallowed, never thrown.
+  void rollback_quietly(std::string_view who) noexcept;
   std::string dbname() const;
   std::string user() const;
   std::string host() const;
