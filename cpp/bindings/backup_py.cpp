@@ -9,6 +9,7 @@
 #include "bindings.hpp"
 #include "pgsafe/backup.hpp"
 #include "pgsafe/conn.hpp"
+#include "pgsafe/copybin.hpp"
 #include "pgsafe/errors.hpp"
 
 namespace pyb = pybind11;
@@ -126,6 +127,26 @@ void register_backup(pyb::module_& m) {
       },
       pyb::arg("path"), pyb::arg("chunk"), pyb::arg("compression"), pyb::arg("key") = pyb::bytes(),
       pyb::arg("file_id") = "", "A chunk's SQL text, after checking its SHA-256.");
+  m.def(
+      "copy_text_to_binary",
+      [](const std::vector<unsigned int>& type_oids, const pyb::bytes& text) -> pyb::object {
+        std::vector<FieldKind> kinds;
+        for (unsigned int oid : type_oids) {
+          auto kind = field_kind_of_type(oid);
+          if (!kind) return pyb::none();
+          kinds.push_back(*kind);
+        }
+        std::string out(CopyTextToBinary::header());
+        long long rows = 0;
+        if (!CopyTextToBinary(std::move(kinds)).convert(std::string_view(text), out, rows)) {
+          return pyb::none();
+        }
+        out.append(CopyTextToBinary::trailer());
+        return pyb::bytes(out);
+      },
+      pyb::arg("type_oids"), pyb::arg("text"),
+      "COPY text rows as the COPY BINARY stream restore sends (header and trailer included); "
+      "None when a type or a field has no exact rewrite.");
   m.def("check_backup_chunk", &check_chunk, pyb::arg("path"), pyb::arg("chunk"),
         pyb::call_guard<pyb::gil_scoped_release>(), "Checks a chunk's SHA-256.");
   m.def(
@@ -134,9 +155,17 @@ void register_backup(pyb::module_& m) {
          int workers, const std::string& compression, const pyb::bytes& key,
          const std::string& file_id,
          const std::optional<std::function<void(const RestoreProgress&)>>& progress,
-         const std::map<std::string, std::vector<std::string>>& after_table) {
+         const std::map<std::string, std::vector<std::string>>& after_table, bool binary,
+         bool freeze, const std::string& split, const std::string& maintenance_work_mem) {
         RestoreOptions o;
         o.after_table = after_table;
+        o.binary = binary;
+        o.freeze = freeze;
+        if (split != "largest" && split != "all" && split != "none") {
+          throw ConfigError("split must be largest, all or none, not " + split);
+        }
+        o.split = split;
+        o.maintenance_work_mem = maintenance_work_mem;
         o.workers = workers;
         o.compression = parse_compression(compression);
         o.key = std::string(key);
@@ -151,6 +180,8 @@ void register_backup(pyb::module_& m) {
       pyb::arg("compression") = "zstd", pyb::arg("key") = pyb::bytes(), pyb::arg("file_id") = "",
       pyb::arg("progress") = pyb::none(),
       pyb::arg("after_table") = std::map<std::string, std::vector<std::string>>{},
+      pyb::arg("binary") = true, pyb::arg("freeze") = true, pyb::arg("split") = "largest",
+      pyb::arg("maintenance_work_mem") = "512MB",
       "Loads data chunks in parallel, and each table's index builds once it is loaded; rows.");
 }
 

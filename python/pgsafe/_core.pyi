@@ -454,6 +454,7 @@ def read_backup_chunk(
     path: str, chunk: BackupChunk, compression: str, key: bytes = b"", file_id: str = ""
 ) -> bytes: ...
 def check_backup_chunk(path: str, chunk: BackupChunk) -> None: ...
+def copy_text_to_binary(type_oids: Sequence[int], text: bytes) -> bytes | None: ...
 def restore_backup_chunks(
     dsn: str,
     path: str,
@@ -464,4 +465,8 @@ def restore_backup_chunks(
     file_id: str = "",
     progress: Callable[[RestoreProgress], None] | None = None,
     after_table: dict[str, list[str]] = ...,
+    binary: bool = True,
+    freeze: bool = True,
+    split: str = "largest",
+    maintenance_work_mem: str = "512MB",
 ) -> int: ...

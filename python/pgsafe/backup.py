@@ -900,6 +900,7 @@ def _layout_problems(
 _ITEM_HEADER = re.compile(
     rb"^--\n-- (?:Data for )?Name: [^\n]*?; Type: ([^;\n]+);[^\n]*\n--\n", re.MULTILINE
 )
+_DUMP_COMPLETE = b"--\n-- PostgreSQL database dump complete\n--\n"
 # Post-data items that depend only on their own table: built in parallel, like pg_restore -j.
 _PARALLEL_ITEMS = frozenset({b"INDEX", b"CONSTRAINT"})
 
@@ -913,6 +914,12 @@ def _split_items(sql: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     for i, m in enumerate(marks):
         end = marks[i + 1].start() if i + 1 < len(marks) else len(sql)
         items.append((m.group(1).strip(), sql[m.start() : end]))
+    # The trailer ("dump complete" and pg_dump's closing \unrestrict) is not part of the last
+    # item: an item that carried a psql meta-command could not run on a plain connection.
+    kind, last = items[-1]
+    cut = last.find(_DUMP_COMPLETE)
+    if cut > 0:
+        items[-1:] = [(kind, last[:cut]), (b"", last[cut:])]
     return sql[: marks[0].start()], items
 
 

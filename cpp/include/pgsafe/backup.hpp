@@ -109,6 +109,17 @@ struct RestoreOptions {
   std::string key;
   std::string file_id;
   std::string application_name = "pgsafe-restore";
+  // Data sent as COPY BINARY where every column has an exact rewrite (copybin.hpp).
+  bool binary = true;
+  // Each table in one transaction that truncates it first, so COPY FREEZE applies: rows are
+  // written frozen and all-visible (no hint-bit writes or anti-wraparound vacuum later), and
+  // with wal_level = minimal the load skips WAL.
+  bool freeze = true;
+  // Which tables' chunks may load on several workers at once, each chunk in its own
+  // transaction (so without FREEZE): "largest" (only a table bigger than a worker's share of
+  // the data, which would otherwise alone set the restore's length), "all" or "none".
+  std::string split = "largest";
+  std::string maintenance_work_mem = "512MB";  // for the index and key builds
   // Per table: statements (its index and key builds) run on a worker connection as soon as
   // every chunk of the table is loaded, while other tables are still loading.
   std::map<std::string, std::vector<std::string>> after_table;
@@ -137,8 +148,8 @@ std::string read_chunk(const std::string& path, const BackupChunk& chunk, Compre
                        const std::string& key, const std::string& file_id);
 // Checks a chunk's SHA-256 only (no decompression); throws ChunkError.
 void check_chunk(const std::string& path, const BackupChunk& chunk);
-// Loads data chunks (COPY header, rows, `\.`) in parallel, each in its own transaction; every
-// chunk is checked before it is loaded. Returns rows loaded.
+// Loads data chunks (COPY header, rows, `\.`) in parallel, a table per worker at a time (see
+// RestoreOptions); every chunk is checked before it is loaded. Returns rows loaded.
 long long restore_chunks(const std::string& dsn, const std::string& path,
                          const std::vector<BackupChunk>& chunks, const RestoreOptions& options);
 
