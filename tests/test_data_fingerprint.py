@@ -374,50 +374,85 @@ def test_a_rewrite_started_during_the_scan_waits_for_it(
         pgsafe_db,
         "CREATE TABLE later (id int, v text)",
         "INSERT INTO later SELECT g, repeat('v', 100) FROM generate_series(1, 2000) g",
+        "CREATE INDEX later_id ON later (id)",
     )
     before = fp(pgsafe_db, ["acct", "later"])
+    # Gates that hold the workers where the scenario needs them, however the threads and
+    # backends get scheduled: an open REINDEX holds its index's ACCESS EXCLUSIVE lock, which
+    # planning a COPY of the table waits for, while its SHARE lock on the table lets the scan's
+    # ACCESS SHARE through.
+    gates: dict[str, _core.Connection] = {}
+    for index in ("acct_pkey", "later_id"):
+        gates[index] = pgsafe_db.connect(application_name="pgsafe-test-gate")
+        gates[index].execute("BEGIN")
+        gates[index].execute(f"REINDEX INDEX {index}")
     rewriter = pgsafe_db.connect(application_name="pgsafe-test-rewriter")
     observer = pgsafe_db.connect(application_name="pgsafe-test")
     outcome: list[object] = []
-    thread: threading.Thread | None = None
+    failures: list[BaseException] = []
 
-    def rewriter_waits() -> bool:
+    def waits_for(application_name: str, relation: str) -> bool:
         return bool(
             observer.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE application_name = "
-                "'pgsafe-test-rewriter' AND wait_event_type = 'Lock'"
+                "SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                "WHERE a.application_name = $1 AND l.relation = $2::regclass AND NOT l.granted",
+                [application_name, relation],
             ).rows
         )
 
-    def start_rewrite(p: _core.FingerprintProgress) -> None:
-        # Chunks go largest table first: while the workers are still on `acct`, a rewrite of
-        # `later` queues behind the coordinator's lock. A helper asking for `later` now would
-        # queue behind the rewrite, which waits for the coordinator, which waits for the
-        # helper: the helper must leave `later` to the coordinator instead.
-        nonlocal thread
-        if thread is not None:
-            return
-        thread = threading.Thread(
-            target=lambda: outcome.append(
-                rewriter.execute("ALTER TABLE later ALTER COLUMN id TYPE bigint")
-            )
-        )
-        thread.start()
-        wait_for(rewriter_waits, 10, "the rewrite to wait for the scan's lock")
+    def contended() -> bool:
+        return any("public.later is contended" in r.getMessage() for r in caplog.records)
 
+    def open_gate(index: str) -> None:
+        gate = gates.pop(index, None)
+        if gate is not None:
+            gate.execute("ROLLBACK")
+
+    rewrite = threading.Thread(
+        target=lambda: outcome.append(
+            rewriter.execute("ALTER TABLE later ALTER COLUMN id TYPE bigint")
+        )
+    )
+
+    def conduct() -> None:
+        # One-page chunks keep the tables' order, so `acct`'s come first: both workers stop at
+        # the acct gate on their first chunk, after the coordinating connection locked every
+        # table. A rewrite of `later` now queues behind that lock. Past the acct gate, the
+        # coordinator stops at the later gate on its first `later` chunk, so a helper has to
+        # take the others. A helper asking for `later` would queue behind the rewrite, which
+        # waits for the coordinator, which waits for the helper: the helper must leave `later`
+        # to the coordinator instead.
+        try:
+            wait_for(lambda: waits_for("pgsafe-fingerprint", "acct_pkey"), 30, "the acct gate")
+            rewrite.start()
+            wait_for(lambda: waits_for("pgsafe-test-rewriter", "later"), 10, "the rewrite to wait")
+            open_gate("acct_pkey")
+            wait_for(contended, 30, "a helper to leave the contended table to the coordinator")
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            for index in list(gates):
+                open_gate(index)
+
+    conductor = threading.Thread(target=conduct)
     caplog.set_level(logging.INFO, logger="pgsafe.core")
     try:
-        during = fp(pgsafe_db, ["acct", "later"], workers=2, chunk_pages=1, progress=start_rewrite)
-        assert thread is not None
-        thread.join(30)
-        assert not thread.is_alive()
+        conductor.start()
+        during = fp(pgsafe_db, ["acct", "later"], workers=2, chunk_pages=1)
     finally:
-        rewriter.close()
-        observer.close()
+        conductor.join(90)
+        if rewrite.is_alive():
+            rewrite.join(30)
+        for conn in (rewriter, observer, *gates.values()):
+            conn.close()
+    assert not conductor.is_alive()
+    if failures:
+        raise failures[0]
+    assert not rewrite.is_alive()
     assert during == before
     assert len(outcome) == 1  # the rewrite went ahead once the scan was done
     assert fp(pgsafe_db, ["acct", "later"]) == before  # int -> bigint kept every value
-    assert any("public.later is contended" in r.getMessage() for r in caplog.records)
+    assert contended()
 
 
 def test_workers_that_cannot_connect_are_done_without(

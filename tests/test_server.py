@@ -334,18 +334,31 @@ def test_forked_children_neither_stop_the_server_nor_block_the_watchdog(base_dir
     proc, info = spawn_child(base_dir, "fork")
     tempdir = Path(info["tempdir"])
     assert info["pid"] in processes_in(tempdir), "a forked child's exit stopped the server"
-    grandchildren = [
+    # The owner's children: the postmaster, the watchdog (it names the temp dir on its command
+    # line) and the forked child that sleeps on with the inherited fds.
+    children = {
         int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-    ]
+    }
+    server_side = children & set(processes_in(tempdir))
+    watchdog = server_side - {info["pid"]}
+    sleepers = children - server_side
     try:
+        assert len(watchdog) == 1, (children, server_side)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)  # not communicate(): the grandchild holds the output pipes
         wait_for(lambda: not tempdir.exists(), 30, f"watchdog removed {tempdir}")
-        assert processes_in(tempdir) == []
+        # The watchdog removes the temp dir once the server is gone, as its last act: only the
+        # watchdog itself may still be exiting then.
+        assert set(processes_in(tempdir)) <= watchdog
+        wait_for(lambda: not processes_in(tempdir), 10, "the watchdog to exit")
     finally:
-        for pid in grandchildren:
+        # Only the sleeper: the server's and the watchdog's pids may be reused by now.
+        for pid in sleepers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()  # its watchdog then removes the server
+            proc.wait()
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
