@@ -84,6 +84,10 @@ class ApplyReport(Report):
     error: str | None = None
     exit_code: int = 0
     title: str = "pgsafe apply"
+    dry_run: bool = False  # without --apply: preflight and the plan only
+    plan: list[dict[str, Any]] = field(default_factory=list)  # what --apply would run
+    started_at: str | None = None  # UTC, ISO 8601
+    seconds: float = 0.0  # the whole run
 
     def summary(self) -> str:
         done = "succeeded" if self.exit_code == 0 else f"stopped (exit {self.exit_code})"
@@ -127,10 +131,15 @@ class ApplyReport(Report):
         return {
             "database": self.database,
             "environment": self.environment,
+            "dry_run": self.dry_run,
             "exit_code": self.exit_code,
             "error": self.error,
+            "started_at": self.started_at,
+            "seconds": round(self.seconds, 3),
             "steps": [s.to_dict() for s in self.steps],
+            "plan": self.plan,
             "backup": self.backup_path,
+            "preflight_report": self.preflight.report_path if self.preflight else None,
             "postflight_report": self.postflight_report,
             "preflight": self.preflight.to_dict() if self.preflight else None,
             "migrations": [

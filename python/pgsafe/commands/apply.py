@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from pgsafe.commands.preflight import add_env
@@ -16,7 +17,14 @@ _CONFIRM = "yes"
 
 
 def register(sub: Any) -> None:
-    from pgsafe.cli import _add_safety, _add_target, duration_ms, positive_int, version
+    from pgsafe.cli import (
+        _add_format,
+        _add_safety,
+        _add_target,
+        duration_ms,
+        positive_int,
+        version,
+    )
 
     p = sub.add_parser(
         "apply",
@@ -24,7 +32,9 @@ def register(sub: Any) -> None:
         description="Without --apply: the plan and the preflight result, nothing written. With "
         "--apply: preflight -> backup (as the environment's policy asks) -> every pending "
         "migration in its own transaction under the migration lock -> postflight, stopping at the "
-        "first failure (exit 1 preflight, 2 backup or migration, 3 postflight).",
+        "first failure (exit 1 preflight, 2 backup or migration, 3 postflight). --format json "
+        "prints the run (steps, outcomes, exit code, timings, migrations) as one JSON document "
+        "on stdout, progress and logs on stderr.",
     )
     _add_target(p)
     p.add_argument(
@@ -64,6 +74,7 @@ def register(sub: Any) -> None:
         metavar="DUR",
         help="warn about a migration running longer than this (default 5min, seed 002)",
     )
+    _add_format(p)
     _add_safety(p)
     p.set_defaults(handler=run_apply)
 
@@ -110,86 +121,167 @@ def _plan_lines(title: str, plan: Any) -> None:
     _print_plan(title, plan)
 
 
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def run_apply(args: argparse.Namespace) -> int:
-    from pgsafe.cli import EXIT_OK, EXIT_UNSAFE, _event_log, _say, _settings, _target
-    from pgsafe.lifecycle import ApplyReport, apply_pipeline
+    """Text (default): progress, the reports and the summary on stdout. --format json: one JSON
+    document of the run (ApplyReport.to_dict) on stdout and everything else on stderr, also
+    when a step fails (the document then carries the error and the exit code)."""
+    import datetime as dt
+    import json
+    import time
+
+    from pgsafe.cli import _exit_code, _say, _settings, _target
+    from pgsafe.errors import Error
+    from pgsafe.lifecycle import ApplyReport
     from pgsafe.migrations import discover
     from pgsafe.policy import load_policy
+
+    as_json = args.format == "json"
+    say = _stderr if as_json else _say
+    settings = _settings(args)
+    policy = load_policy(args.env)
+    discover(args.path)  # a bad PATH fails before a throwaway server starts
+    with _target(args, say=say) as (dsn, label):
+        report = ApplyReport(label, policy.name, dry_run=not args.execute)
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        report.started_at = now.replace("+00:00", "Z")
+        started = time.monotonic()
+        try:
+            if not args.execute:
+                return _plan_apply(args, dsn, label, settings, policy, report, say)
+            return _apply(args, dsn, label, settings, policy, report, say)
+        except Error as exc:
+            if report.error is None:
+                report.error, report.exit_code = str(exc), _exit_code("apply", exc)
+            raise
+        finally:
+            report.seconds = time.monotonic() - started
+            if as_json and report.steps:
+                print(json.dumps(report.to_dict(), indent=2, default=str), flush=True)
+
+
+def _plan_apply(
+    args: argparse.Namespace,
+    dsn: str,
+    label: str,
+    settings: Any,
+    policy: Any,
+    report: Any,
+    say: Any,
+) -> int:
+    """Without --apply: the preflight result and the plan, nothing written (no report file, no
+    event log, nothing in the database)."""
+    from pgsafe.cli import EXIT_OK, EXIT_UNSAFE
+    from pgsafe.lifecycle import Step
     from pgsafe.preflight import preflight
     from pgsafe.runner import Runner
 
-    settings = _settings(args)
-    policy = load_policy(args.env)
-    migs = discover(args.path)  # a bad PATH fails before a throwaway server starts
+    as_json = args.format == "json"
+    runner = Runner(args.path, dsn, settings=settings, target_label=label)
+    migs = runner.migrations()
+    runner._check_to(migs, args.to)
+    for m in migs:
+        m.up_statements()
+    started = time.monotonic()
+    pre = preflight(
+        dsn,
+        args.path,
+        policy=policy,
+        settings=settings,
+        force=args.force,
+        backup_dir=args.backup_dir,
+        backup_planned=args.backup is not False and policy.backup != "off",
+        approvals=args.approvals,
+        target_label=label,
+        to=args.to,
+    )
+    report.preflight = pre
+    status = "ok" if pre.passed and not pre.warnings else "warn" if pre.passed else "failed"
+    report.steps.append(Step("preflight", status, pre.summary(), time.monotonic() - started))
+    for name in ("backup", "apply", "postflight"):
+        report.steps.append(Step(name, "not-run", "read-only: pass --apply to run it"))
+    if not as_json:
+        say(pre.to_text().rstrip())
+    ledger = pre.check("ledger")
+    if ledger is not None and ledger.status == "fail":
+        # Dirty (exit 2) or tampered (1): there is no plan; the runner says why.
+        runner.plan_apply(args.to)
+    plan = runner.plan_apply(args.to)
+    report.plan = [
+        {
+            "version": m.version,
+            "name": m.name,
+            "statements": len(statements),
+            "autocommit": sum(1 for s in statements if s.non_transactional),
+        }
+        for m, statements in plan
+    ]
+    if not as_json:
+        say("")
+        _plan_lines(f"pending migrations on {label}", plan)
+    if not pre.passed:
+        report.error, report.exit_code = pre.failure_line(), EXIT_UNSAFE
+        print(
+            f"pgsafe: error: {pre.failure_line()} (apply --apply would stop here)",
+            file=sys.stderr,
+        )
+        return EXIT_UNSAFE
+    return EXIT_OK
+
+
+def _apply(
+    args: argparse.Namespace,
+    dsn: str,
+    label: str,
+    settings: Any,
+    policy: Any,
+    report: Any,
+    say: Any,
+) -> int:
+    """--apply: preflight -> backup -> apply -> postflight (pgsafe.lifecycle.apply_pipeline);
+    in text mode the failing step's report and the summary are printed whatever happened."""
+    from pgsafe.cli import EXIT_OK, _event_log
+    from pgsafe.lifecycle import apply_pipeline
+    from pgsafe.runner import Runner
+
     events = _event_log(args)
     slow = args.slow_warning / 1000 if args.slow_warning is not None else None
-    with _target(args) as (dsn, label):
-        if not args.execute:
-            runner = Runner(args.path, dsn, settings=settings, target_label=label)
-            runner._check_to(migs, args.to)
-            for m in migs:
-                m.up_statements()
-            # Read-only: no report file, no event log, nothing written to the database.
-            pre = preflight(
-                dsn,
-                args.path,
-                policy=policy,
-                settings=settings,
-                force=args.force,
-                backup_dir=args.backup_dir,
-                backup_planned=args.backup is not False and policy.backup != "off",
-                approvals=args.approvals,
-                target_label=label,
-                to=args.to,
-            )
-            _say(pre.to_text().rstrip())
-            ledger = pre.check("ledger")
-            if ledger is not None and ledger.status == "fail":
-                # Dirty (exit 2) or tampered (1): there is no plan; the runner says why.
-                runner.plan_apply(args.to)
-            _say("")
-            _plan_lines(f"pending migrations on {label}", runner.plan_apply(args.to))
-            if not pre.passed:
-                print(
-                    f"pgsafe: error: {pre.failure_line()} (apply --apply would stop here)",
-                    file=sys.stderr,
-                )
-                return EXIT_UNSAFE
-            return EXIT_OK
-        report = ApplyReport(label, policy.name)
-        try:
-            apply_pipeline(
-                dsn,
-                args.path,
-                policy=policy,
-                settings=settings,
-                events=events,
-                progress=_say,
-                to=args.to,
-                backup=args.backup,
-                postflight=not args.no_postflight,
-                force=args.force,
-                backup_dir=args.backup_dir,
-                approvals=args.approvals,
-                log_dir=args.log_dir or None,
-                target_label=label,
-                slow_migration_s=slow,
-                report=report,
-            )
-        finally:
-            if report.steps:
-                if report.preflight is not None and not report.preflight.passed:
-                    _say(report.preflight.to_text().rstrip())
-                if report.postflight is not None:
-                    _say(report.postflight.to_text().rstrip())
-                _say(report.to_text().rstrip())
-                if report.preflight is not None and report.preflight.report_path:
-                    _say(f"preflight report: {report.preflight.report_path}")
-                if report.postflight_report:
-                    _say(f"postflight report: {report.postflight_report}")
-        runner = Runner(args.path, dsn, settings=settings, target_label=label)
-        _say(runner.status().render_text())
-        return EXIT_OK
+    try:
+        apply_pipeline(
+            dsn,
+            args.path,
+            policy=policy,
+            settings=settings,
+            events=events,
+            progress=say,
+            to=args.to,
+            backup=args.backup,
+            postflight=not args.no_postflight,
+            force=args.force,
+            backup_dir=args.backup_dir,
+            approvals=args.approvals,
+            log_dir=args.log_dir or None,
+            target_label=label,
+            slow_migration_s=slow,
+            report=report,
+        )
+    finally:
+        if report.steps and args.format != "json":
+            if report.preflight is not None and not report.preflight.passed:
+                say(report.preflight.to_text().rstrip())
+            if report.postflight is not None:
+                say(report.postflight.to_text().rstrip())
+            say(report.to_text().rstrip())
+            if report.preflight is not None and report.preflight.report_path:
+                say(f"preflight report: {report.preflight.report_path}")
+            if report.postflight_report:
+                say(f"postflight report: {report.postflight_report}")
+    runner = Runner(args.path, dsn, settings=settings, target_label=label)
+    say(runner.status().render_text())
+    return EXIT_OK
 
 
 def _confirm(args: argparse.Namespace, what: str) -> None:
