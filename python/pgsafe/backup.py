@@ -666,8 +666,8 @@ def backup(
     progress: bool = True,
 ) -> BackupResult:
     """Backs up `tables` (default: the whole database) of `dsn` from one snapshot into
-    ``out_dir/backup-<UTC YYYYmmddTHHMMSS.fffZ>.sql.zst`` (or ``.sql.gz``; ``.enc`` appended when `key`
-    encrypts it) with its manifest, then names it in ``out_dir/latest-backup.txt`` and applies
+    ``out_dir/backup-<UTC YYYYmmddTHHMMSS.fffZ>.sql.zst`` (or ``.sql.gz``; ``.enc`` appended when
+    `key` encrypts it) with its manifest, then names it in ``out_dir/latest-backup.txt`` and applies
     retention (`keep` newest, or younger than `max_age`). Raises BackupError (exit 2)."""
     if isinstance(tables, str):
         raise ConfigError("tables must be a list of names, not one string")

@@ -17,6 +17,7 @@ STAMP_PATTERN = r"\d{8}T\d{6}\.\d{3}Z"
 _STAMP = re.compile(STAMP_PATTERN)
 _TICK = dt.timedelta(milliseconds=1)
 
+
 def _utc_ms(when: dt.datetime) -> dt.datetime:
     if when.tzinfo is None:
         raise ValueError("file stamps are UTC: give an aware datetime")

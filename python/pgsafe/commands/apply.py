@@ -85,7 +85,8 @@ def register(sub: Any) -> None:
         "--to VERSION) with its down file, under the same safety as apply. The data each down "
         "file destroys is listed first, with the target's row counts; outside local/ci the "
         "rollback needs --yes (or typing 'yes' at a terminal; exit 5 without it). "
-        "--from-backup restores the affected tables from the last verified backup instead.",
+        "--from-backup restores the affected tables from the last verified backup instead, "
+        "and drops the tables the migrations created (listed first; not in the backup).",
     )
     _add_target(p)
     g = p.add_mutually_exclusive_group()
@@ -103,7 +104,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--from-backup",
         action="store_true",
-        help="restore the affected tables from the last verified backup instead of down files",
+        help="restore the affected tables from the last verified backup instead of down files "
+        "(and drop the tables the migrations created)",
     )
     p.add_argument(
         "--backup-dir",
@@ -305,7 +307,7 @@ def _confirm(args: argparse.Namespace, what: str) -> None:
 def run_rollback(args: argparse.Namespace) -> int:
     from pgsafe.cli import EXIT_OK, _event_log, _print_plan, _say, _settings, _target
     from pgsafe.errors import RollbackError
-    from pgsafe.lifecycle import rollback_data_loss
+    from pgsafe.lifecycle import plan_restore_rollback, rollback_data_loss
     from pgsafe.migrations import discover
     from pgsafe.policy import load_policy
     from pgsafe.runner import Runner
@@ -321,9 +323,20 @@ def run_rollback(args: argparse.Namespace) -> int:
         )
         # Irreversible ones (no down file) are refused here (4), unless restored from a backup.
         plan = runner.plan_rollback(args.steps, args.to, require_down=not args.from_backup)
-        losses = rollback_data_loss(dsn, plan, settings) if plan else []
+        rplan = None
+        if args.from_backup and plan:
+            # The down files do not run: what is lost is what the restore replaces and the
+            # tables the migrations created, which are dropped (the backup does not hold them).
+            applied_at = {s.version: s.applied_at for s in runner.status().migrations}
+            rplan = plan_restore_rollback(dsn, plan, args.backup_dir, applied_at, settings)
+            losses = rplan.losses()
+        else:
+            losses = rollback_data_loss(dsn, plan, settings) if plan else []
         for loss in losses:
             _say(f"warning: data loss: {loss.describe()}")
+        if rplan is not None:
+            for line in rplan.describe():
+                _say(line)
         if not args.execute:
             _print_plan(f"rollback on {label}", plan)
             return EXIT_OK
@@ -333,18 +346,23 @@ def run_rollback(args: argparse.Namespace) -> int:
         names = ", ".join(m.label for m, _ in plan)
         lost = sum(x.rows or 0 for x in losses)
         if policy.confirm_rollback:
-            what = f"roll back {names} on {label}" + (
-                f" ({lost:,} rows/values destroyed)" if lost else ""
-            )
+            what = f"roll back {names} on {label}"
+            if rplan is not None:
+                what += f" by restoring {rplan.backup.path.name}"
+                if rplan.drop:
+                    what += " and dropping " + ", ".join(t.name for t in rplan.drop)
+            if lost:
+                what += f" ({lost:,} rows/values destroyed)"
             _confirm(args, what)
         events.write(
             "rollback_confirmed",
             environment=policy.name,
             confirmed_by="--yes" if args.yes else ("prompt" if policy.confirm_rollback else None),
             data_loss=[x.to_dict() for x in losses],
+            drop_tables=[t.name for t in rplan.drop] if rplan is not None else [],
         )
-        if args.from_backup:
-            return _from_backup(args, runner, plan, dsn, label, events)
+        if rplan is not None:
+            return _from_backup(runner, plan, rplan, dsn, settings, events)
         results = runner.rollback(args.steps, args.to)
         _say(f"rolled back {len(results)} migration(s)")
         _say(runner.status().render_text())
@@ -352,60 +370,23 @@ def run_rollback(args: argparse.Namespace) -> int:
     raise RollbackError("the target went away")  # _target never swallows; for the type checker
 
 
-def _from_backup(
-    args: argparse.Namespace, runner: Any, plan: Any, dsn: str, label: str, events: Any
-) -> int:
-    """Restores the tables the rolled-back migrations touched from the newest verified backup
-    (pgsafe.backup: taken by apply --apply before those migrations ran), then records the
-    migrations as rolled back. Objects the migrations created elsewhere (new tables) are not
-    dropped: the backup does not know them."""
-    import datetime as dt
+def _from_backup(runner: Any, plan: Any, rplan: Any, dsn: str, settings: Any, events: Any) -> int:
+    """Drops the tables the rolled-back migrations created that the backup does not hold (one
+    transaction, pgsafe.lifecycle.drop_created_tables), restores the tables they touched from
+    the newest verified backup (pgsafe.backup.restore: taken by apply --apply before those
+    migrations ran), then records the migrations as rolled back. The drop comes first: a new
+    table's foreign key to a restored one would make the restore's DROP TABLE fail."""
     import importlib
-    import re
 
     from pgsafe.cli import EXIT_OK, _say
     from pgsafe.errors import ConfigError, Error, RollbackError
-    from pgsafe.preflight import touched_tables
+    from pgsafe.lifecycle import drop_created_tables
 
-    try:
-        backup = importlib.import_module("pgsafe.backup")
-    except ImportError:
-        backup = None
-    if backup is None or not hasattr(backup, "restore") or not hasattr(backup, "latest_backup"):
-        raise ConfigError(
-            "--from-backup needs pgsafe.backup (restore, latest_backup), which is not in this "
-            "build; nothing was touched"
-        )
-    info = backup.latest_backup(args.backup_dir)
-    if info is None:
-        raise RollbackError(f"--from-backup: no backup in {args.backup_dir}; nothing was touched")
-    if info.verified_at is None:
-        raise RollbackError(
-            f"--from-backup: the newest backup {info.path} is not verified (`pgsafe "
-            "verify-backup` it first); nothing was touched"
-        )
-    states = {s.version: s for s in runner.status().migrations}
-    for mig, _stmts in plan:
-        applied = states[mig.version].applied_at or ""
-        text = re.sub(r"([+-]\d\d)$", r"\1:00", applied.replace(" ", "T"))
-        try:
-            applied_at = dt.datetime.fromisoformat(text)
-        except ValueError:
-            continue
-        if info.created_at > applied_at:
-            raise RollbackError(
-                f"--from-backup: the newest verified backup {info.path} was taken after "
-                f"{mig.label} was applied ({applied}): restoring it would not undo it; "
-                "nothing was touched"
-            )
-    needed = {t.split(".")[-1] for mig, _ in plan for t in touched_tables(mig)}
-    held = {t.split(".")[-1] for t in info.tables}
-    if needed - held:
-        raise RollbackError(
-            f"--from-backup: {info.path} does not hold "
-            + ", ".join(sorted(needed - held))
-            + "; nothing was touched"
-        )
+    backup = importlib.import_module("pgsafe.backup")
+    info = rplan.backup
+    dropped = drop_created_tables(dsn, rplan, settings, events)
+    if dropped:
+        _say(f"dropped {', '.join(dropped)} (created by the rolled-back migrations)")
     _say(f"restoring {', '.join(info.tables) or 'the whole database'} from {info.path}")
     events.write("restore_start", path=str(info.path), tables=list(info.tables))
     try:
