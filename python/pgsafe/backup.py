@@ -31,6 +31,7 @@ from pgsafe import _core
 from pgsafe.errors import ConfigError, Error, RollbackError, UnsafeError, mask_password
 from pgsafe.progress import Progress, human_bytes
 from pgsafe.render import Report, Section, Table, Text
+from pgsafe.stamps import stamped_name
 
 __all__ = [
     "DEFAULT_OUT_DIR",
@@ -577,13 +578,12 @@ def _parse_age(max_age: float | dt.timedelta | str | None) -> dt.timedelta | Non
 
 
 def _new_name(out_dir: Path, created: dt.datetime, suffix: str) -> str:
-    stamp = created.strftime("%Y%m%dT%H%M%S") + f"{created.microsecond // 1000:03d}Z"
-    name = f"backup-{stamp}{suffix}"
-    n = 1
-    while (out_dir / name).exists() or manifest_path(out_dir / name).exists():
-        name = f"backup-{stamp}-{n}{suffix}"
-        n += 1
-    return name
+    """``backup-<YYYYmmddTHHMMSS.fffZ>`` + `suffix` (pgsafe.stamps), not in use in `out_dir`."""
+
+    def taken(name: str) -> bool:
+        return (out_dir / name).exists() or manifest_path(out_dir / name).exists()
+
+    return stamped_name("backup-", suffix, when=created, taken=taken)
 
 
 def _complete_backups(out_dir: Path) -> list[tuple[dt.datetime, Path]]:
@@ -666,8 +666,8 @@ def backup(
     progress: bool = True,
 ) -> BackupResult:
     """Backs up `tables` (default: the whole database) of `dsn` from one snapshot into
-    ``out_dir/backup-<UTC timestamp>.sql.zst`` (or ``.sql.gz``; ``.enc`` appended when `key`
-    encrypts it) with its manifest, then names it in ``out_dir/latest-backup.txt`` and applies
+    ``out_dir/backup-<UTC YYYYmmddTHHMMSS.fffZ>.sql.zst`` (or ``.sql.gz``; ``.enc`` appended when
+    `key` encrypts it) with its manifest, then names it in ``out_dir/latest-backup.txt`` and applies
     retention (`keep` newest, or younger than `max_age`). Raises BackupError (exit 2)."""
     if isinstance(tables, str):
         raise ConfigError("tables must be a list of names, not one string")

@@ -84,6 +84,10 @@ class ApplyReport(Report):
     error: str | None = None
     exit_code: int = 0
     title: str = "pgsafe apply"
+    dry_run: bool = False  # without --apply: preflight and the plan only
+    plan: list[dict[str, Any]] = field(default_factory=list)  # what --apply would run
+    started_at: str | None = None  # UTC, ISO 8601
+    seconds: float = 0.0  # the whole run
 
     def summary(self) -> str:
         done = "succeeded" if self.exit_code == 0 else f"stopped (exit {self.exit_code})"
@@ -127,10 +131,15 @@ class ApplyReport(Report):
         return {
             "database": self.database,
             "environment": self.environment,
+            "dry_run": self.dry_run,
             "exit_code": self.exit_code,
             "error": self.error,
+            "started_at": self.started_at,
+            "seconds": round(self.seconds, 3),
             "steps": [s.to_dict() for s in self.steps],
+            "plan": self.plan,
             "backup": self.backup_path,
+            "preflight_report": self.preflight.report_path if self.preflight else None,
             "postflight_report": self.postflight_report,
             "preflight": self.preflight.to_dict() if self.preflight else None,
             "migrations": [
@@ -526,3 +535,308 @@ def rollback_data_loss(
                     DataLoss(mig.label, str(mig.down_path), line, kind, target, rows, estimated)
                 )
     return out
+
+
+# -- rollback --from-backup -------------------------------------------------------------------
+
+Name = tuple[str | None, str]  # (schema as written, or None; table)
+
+
+@dataclass
+class CreatedTable:
+    """A table the up files of the rolled-back migrations created, as the target has it now."""
+
+    name: str  # the target's regclass text
+    migration: str
+    file: str
+    line: int
+    if_not_exists: bool
+    rows: int | None = None
+    estimated: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.name,
+            "migration": self.migration,
+            "file": self.file,
+            "line": self.line,
+            "rows": self.rows,
+            "estimated": self.estimated,
+        }
+
+
+@dataclass
+class RestorePlan:
+    """What `rollback --from-backup` does, worked out (read-only) before anything runs: the
+    backup it restores, the tables that restore replaces, and the tables the migrations created
+    that the backup does not hold, which are dropped first (the restore cannot remove them)."""
+
+    backup: Any  # pgsafe.backup.BackupInfo
+    scope: str  # the backup's: "tables" or "database"
+    restored: list[str]  # backup tables on the target now: dropped and reloaded by the restore
+    drop: list[CreatedTable]
+    kept: list[CreatedTable]  # CREATE TABLE IF NOT EXISTS the backup cannot vouch for
+
+    def losses(self) -> list[DataLoss]:
+        return [
+            DataLoss(t.migration, t.file, t.line, "DROP TABLE", t.name, t.rows, t.estimated)
+            for t in self.drop
+        ]
+
+    def describe(self) -> list[str]:
+        lines = [
+            f"--from-backup: restore {', '.join(self.restored) or 'no existing table'} from "
+            f"{self.backup.path} (taken {self.backup.created_at:%Y-%m-%d %H:%M:%S} UTC)"
+        ]
+        if self.drop:
+            lines.append(
+                "--from-backup: drop the tables the rolled-back migrations created (not in the "
+                "backup): " + ", ".join(t.name for t in self.drop)
+            )
+        for t in self.kept:
+            lines.append(
+                f"warning: {t.name} is left in place: {Path(t.file).name}:{t.line} creates it "
+                "with IF NOT EXISTS and the backup (of chosen tables) cannot tell whether it "
+                "existed before; drop it by hand if the migration created it"
+            )
+        return lines
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _created_names(migs: list[Migration]) -> dict[Name, tuple[Migration, int, bool]]:
+    """Tables the up files of `migs` create (CREATE TABLE, CREATE TABLE AS, SELECT INTO), under
+    the name they have after the migrations' own renames, with the creating migration, line and
+    whether it said IF NOT EXISTS. Read from libpg_query's parse trees."""
+    from pgsafe.lint.model import Stmt
+
+    def rv(node: Any) -> Name | None:
+        if isinstance(node, dict) and isinstance(node.get("relname"), str):
+            return (node.get("schemaname"), node["relname"])
+        return None
+
+    created: dict[Name, tuple[Migration, int, bool]] = {}
+    for mig in sorted(migs, key=lambda m: m.sort_key):
+        for i, raw in enumerate(mig.up_statements()):
+            stmt = Stmt.from_core(i, raw)
+            n = stmt.node
+            name: Name | None = None
+            if stmt.kind == "CreateStmt":
+                name = rv(n.get("relation"))
+            elif stmt.kind == "CreateTableAsStmt" and n.get("objtype") == "OBJECT_TABLE":
+                name = rv((n.get("into") or {}).get("rel"))
+            elif stmt.kind == "SelectStmt" and n.get("intoClause"):
+                name = rv(n["intoClause"].get("rel"))
+            elif stmt.kind == "RenameStmt" and n.get("renameType") == "OBJECT_TABLE":
+                old = rv(n.get("relation"))
+                if old in created and isinstance(n.get("newname"), str):
+                    created[(old[0], n["newname"])] = created.pop(old)
+                continue
+            elif stmt.kind == "AlterObjectSchemaStmt" and n.get("objectType") == "OBJECT_TABLE":
+                old = rv(n.get("relation"))
+                if old in created and isinstance(n.get("newschema"), str):
+                    created[(n["newschema"], old[1])] = created.pop(old)
+                continue
+            if name is not None:
+                created[name] = (mig, stmt.line, bool(n.get("if_not_exists")))
+    return created
+
+
+# Objects that depend on a table and the relation each belongs to (NULL: no relation, e.g. a
+# function or a domain): DROP TABLE without CASCADE fails on any of them.
+_DEPENDENTS = """
+SELECT DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid),
+  CASE d.classid
+    WHEN 'pg_catalog.pg_constraint'::regclass THEN
+      (SELECT nullif(conrelid, 0) FROM pg_catalog.pg_constraint WHERE oid = d.objid)
+    WHEN 'pg_catalog.pg_rewrite'::regclass THEN
+      (SELECT ev_class FROM pg_catalog.pg_rewrite WHERE oid = d.objid)
+    WHEN 'pg_catalog.pg_trigger'::regclass THEN
+      (SELECT tgrelid FROM pg_catalog.pg_trigger WHERE oid = d.objid)
+    WHEN 'pg_catalog.pg_policy'::regclass THEN
+      (SELECT polrelid FROM pg_catalog.pg_policy WHERE oid = d.objid)
+    WHEN 'pg_catalog.pg_attrdef'::regclass THEN
+      (SELECT adrelid FROM pg_catalog.pg_attrdef WHERE oid = d.objid)
+    WHEN 'pg_catalog.pg_class'::regclass THEN coalesce(
+      (SELECT indrelid FROM pg_catalog.pg_index WHERE indexrelid = d.objid), d.objid)
+  END
+FROM pg_catalog.pg_depend d
+WHERE d.deptype = 'n' AND (
+  (d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = ANY($1::oid[]))
+  OR (d.refclassid = 'pg_catalog.pg_type'::regclass AND d.refobjid IN
+      (SELECT reltype FROM pg_catalog.pg_class WHERE oid = ANY($1::oid[]))))
+"""
+
+
+def _outside_dependents(conn: _core.Connection, oids: list[str]) -> list[str]:
+    """Objects that depend on the tables `oids` and belong to none of them: what would make
+    dropping them (here, and in the restore) fail, or CASCADE reach further."""
+    if not oids:
+        return []
+    rows = conn.execute(_DEPENDENTS, ["{" + ",".join(oids) + "}"]).rows
+    return sorted(str(r[0]) for r in rows if r[1] is None or str(r[1]) not in oids)
+
+
+def _resolve(conn: _core.Connection, text: str) -> tuple[str, str] | None:
+    """(oid, regclass text) of the table `text` names on the target (tables only)."""
+    r = conn.execute(
+        "SELECT c.oid::text, c.oid::regclass::text FROM pg_catalog.pg_class c"
+        " WHERE c.oid = pg_catalog.to_regclass($1) AND c.relkind IN ('r', 'p')",
+        [text],
+    ).rows
+    return (str(r[0][0]), str(r[0][1])) if r else None
+
+
+def plan_restore_rollback(
+    dsn: str,
+    plan: list[tuple[Migration, Any]],
+    backup_dir: str | Path,
+    applied_at: dict[str, str | None],
+    settings: Settings | None = None,
+) -> RestorePlan:
+    """Checks that the newest verified backup in `backup_dir` can undo `plan` and works out
+    what the rollback drops and restores, touching nothing. `applied_at`: version -> when the
+    ledger says it was applied. Raises RollbackError (exit 4) when it cannot: no backup, not
+    verified, taken after a migration of `plan` was applied, missing a table the migrations
+    touched, or something outside the tables involved depends on them; ConfigError (5) when
+    this build has no pgsafe.backup or the backup is encrypted."""
+    import datetime as dt
+    import json
+    import re
+
+    from pgsafe.errors import RollbackError
+    from pgsafe.preflight import touched_tables
+
+    try:
+        backup = importlib.import_module("pgsafe.backup")
+    except ImportError:
+        backup = None
+    if backup is None or not hasattr(backup, "restore") or not hasattr(backup, "latest_backup"):
+        raise ConfigError(
+            "--from-backup needs pgsafe.backup (restore, latest_backup), which is not in this "
+            "build; nothing was touched"
+        )
+    info = backup.latest_backup(backup_dir)
+    if info is None:
+        raise RollbackError(f"--from-backup: no backup in {backup_dir}; nothing was touched")
+    if info.verified_at is None:
+        raise RollbackError(
+            f"--from-backup: the newest backup {info.path} is not verified (`pgsafe "
+            "verify-backup` it first); nothing was touched"
+        )
+    for mig, _stmts in plan:
+        applied = applied_at.get(mig.version) or ""
+        text = re.sub(r"([+-]\d\d)$", r"\1:00", applied.replace(" ", "T"))
+        try:
+            when = dt.datetime.fromisoformat(text)
+        except ValueError:
+            continue
+        if info.created_at > when:
+            raise RollbackError(
+                f"--from-backup: the newest verified backup {info.path} was taken after "
+                f"{mig.label} was applied ({applied}): restoring it would not undo it; "
+                "nothing was touched"
+            )
+    needed = {t.split(".")[-1] for mig, _ in plan for t in touched_tables(mig)}
+    held = {t.split(".")[-1] for t in info.tables}
+    if needed - held:
+        raise RollbackError(
+            f"--from-backup: {info.path} does not hold "
+            + ", ".join(sorted(needed - held))
+            + "; nothing was touched"
+        )
+    try:
+        doc = json.loads(backup.manifest_path(info.path).read_text())
+    except (OSError, ValueError) as exc:
+        raise RollbackError(
+            f"--from-backup: cannot read the manifest of {info.path}: {exc}"
+        ) from None
+    if doc.get("encrypted"):
+        raise ConfigError(
+            f"--from-backup: {info.path} is encrypted; restore it with `pgsafe restore` and "
+            "its key instead; nothing was touched"
+        )
+    scope = str(doc.get("scope", "tables"))
+    created = _created_names([m for m, _ in plan])
+    drop: list[CreatedTable] = []
+    kept: list[CreatedTable] = []
+    with contextlib.closing(connect(dsn, settings or Settings(), "rollback check")) as conn:
+        restored: dict[str, str] = {}  # oid -> name: the backup's tables present now
+        for t in info.tables:
+            if (found := _resolve(conn, t)) is not None:
+                restored[found[0]] = found[1]
+        dropping: dict[str, str] = {}
+        for (schema, name), (mig, line, if_not_exists) in created.items():
+            quoted = f"{_ident(schema)}.{_ident(name)}" if schema else _ident(name)
+            found = _resolve(conn, quoted)
+            if found is None or found[0] in restored or found[0] in dropping:
+                continue  # gone again, or the backup holds it: the restore takes care of it
+            rows, estimated = _count(conn, found[1], None)
+            table = CreatedTable(
+                found[1], mig.label, str(mig.up_path), line, if_not_exists, rows, estimated
+            )
+            if if_not_exists and scope != "database":
+                kept.append(table)  # it may have been there before: not ours to drop
+            else:
+                drop.append(table)
+                dropping[found[0]] = found[1]
+        involved = [*restored, *dropping]
+        if blockers := _outside_dependents(conn, involved):
+            raise RollbackError(
+                "--from-backup: "
+                + ", ".join(blockers[:5])
+                + (" ..." if len(blockers) > 5 else "")
+                + " depend"
+                + ("s" if len(blockers) == 1 else "")
+                + " on tables the rollback drops ("
+                + ", ".join([*restored.values(), *dropping.values()])
+                + "); drop or change "
+                + ("it" if len(blockers) == 1 else "them")
+                + " first; nothing was touched"
+            )
+    return RestorePlan(info, scope, list(restored.values()), drop, kept)
+
+
+def drop_created_tables(
+    dsn: str, rplan: RestorePlan, settings: Settings | None = None, events: EventLog | None = None
+) -> list[str]:
+    """Drops `rplan.drop` in one transaction, checking again under the lock that nothing outside
+    the tables involved depends on them (CASCADE then only removes what the restore replaces
+    anyway, such as a foreign key of a restored table to a new one). Raises RollbackError with
+    nothing dropped when the check fails or a lock is not granted within lock_timeout."""
+    from pgsafe.errors import RollbackError
+
+    if not rplan.drop:
+        return []
+    settings = settings or Settings()
+    names = [t.name for t in rplan.drop]
+    with contextlib.closing(connect(dsn, settings, "rollback")) as conn:
+        try:
+            conn.execute("BEGIN")
+            conn.execute(f"SET LOCAL lock_timeout = {int(settings.lock_timeout_ms)}")
+            conn.execute("LOCK TABLE " + ", ".join(names) + " IN ACCESS EXCLUSIVE MODE")
+            oids = [
+                str(conn.execute("SELECT $1::regclass::oid::text", [n]).rows[0][0]) for n in names
+            ]
+            restored = [r for t in rplan.restored if (r := _resolve(conn, t)) is not None]
+            involved = oids + [oid for oid, _ in restored]
+            if blockers := _outside_dependents(conn, involved):
+                raise RollbackError(
+                    "--from-backup: " + ", ".join(blockers[:5]) + " now depend(s) on "
+                    f"{', '.join(names)}; nothing was dropped"
+                )
+            conn.execute("DROP TABLE " + ", ".join(names) + " CASCADE")
+            conn.execute("COMMIT")
+        except Error as exc:
+            if conn.transaction_status in ("in_transaction", "in_error"):
+                conn.execute("ROLLBACK")
+            if isinstance(exc, RollbackError):
+                raise
+            raise RollbackError(
+                f"--from-backup: dropping {', '.join(names)} failed (nothing dropped): {exc}"
+            ) from exc
+    if events is not None:
+        events.write("created_tables_dropped", tables=names)
+    return names

@@ -329,10 +329,18 @@ def _plain(value: object) -> object:
 
 
 def write_report(report: PostflightReport, log_dir: str | Path = "logs") -> Path:
-    """Writes ``LOG_DIR/postflight-report-<UTC YYYYmmdd-HHMMSS>.json`` and returns its path."""
+    """Writes ``LOG_DIR/postflight-report-<UTC YYYYmmddTHHMMSS.fffZ>.json`` (pgsafe.stamps: the
+    report's time, never the name of another report) and returns its path."""
+    from pgsafe.stamps import stamped_name
+
     directory = Path(log_dir)
-    stamp = report.generated_at.strftime("%Y%m%d-%H%M%S")
-    path = directory / f"postflight-report-{stamp}.json"
+    name = stamped_name(
+        "postflight-report-",
+        ".json",
+        when=report.generated_at,
+        taken=lambda n: (directory / n).exists(),
+    )
+    path = directory / name
     try:
         directory.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".json.tmp")

@@ -166,15 +166,19 @@ class PreflightReport(Report):
         }
 
     def write(self, log_dir: str | Path) -> Path:
-        """Writes ``log_dir/preflight-report-<UTC timestamp>.json`` (never over another)."""
+        """Writes ``log_dir/preflight-report-<UTC YYYYmmddTHHMMSS.fffZ>.json`` (pgsafe.stamps;
+        never over another)."""
+        from pgsafe.stamps import stamped_name
+
         folder = Path(log_dir)
-        now = dt.datetime.now(dt.UTC)
-        # Milliseconds keep reports of one second apart and sorted by name as by time.
-        stamp = now.strftime("%Y%m%dT%H%M%S") + f".{now.microsecond // 1000:03d}Z"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            for n in range(1, 1000):
-                path = folder / f"preflight-report-{stamp}{'' if n == 1 else f'-{n}'}.json"
+            for _attempt in range(1000):
+                # A name another process creates between the check and open("x") is retried.
+                name = stamped_name(
+                    "preflight-report-", ".json", taken=lambda n: (folder / n).exists()
+                )
+                path = folder / name
                 try:
                     with path.open("x", encoding="utf-8") as out:
                         self.report_path = str(path)
@@ -184,7 +188,7 @@ class PreflightReport(Report):
                     continue
         except OSError as exc:
             raise ConfigError(f"{folder}: cannot write the preflight report: {exc}") from None
-        raise ConfigError(f"{folder}: too many preflight reports for {stamp}")
+        raise ConfigError(f"{folder}: could not create a new preflight report name")
 
 
 # -- neighbours' modules: used when they are installed ---------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from pgsafe.commands.preflight import add_env
@@ -16,7 +17,14 @@ _CONFIRM = "yes"
 
 
 def register(sub: Any) -> None:
-    from pgsafe.cli import _add_safety, _add_target, duration_ms, positive_int, version
+    from pgsafe.cli import (
+        _add_format,
+        _add_safety,
+        _add_target,
+        duration_ms,
+        positive_int,
+        version,
+    )
 
     p = sub.add_parser(
         "apply",
@@ -24,7 +32,9 @@ def register(sub: Any) -> None:
         description="Without --apply: the plan and the preflight result, nothing written. With "
         "--apply: preflight -> backup (as the environment's policy asks) -> every pending "
         "migration in its own transaction under the migration lock -> postflight, stopping at the "
-        "first failure (exit 1 preflight, 2 backup or migration, 3 postflight).",
+        "first failure (exit 1 preflight, 2 backup or migration, 3 postflight). --format json "
+        "prints the run (steps, outcomes, exit code, timings, migrations) as one JSON document "
+        "on stdout, progress and logs on stderr.",
     )
     _add_target(p)
     p.add_argument(
@@ -64,6 +74,7 @@ def register(sub: Any) -> None:
         metavar="DUR",
         help="warn about a migration running longer than this (default 5min, seed 002)",
     )
+    _add_format(p)
     _add_safety(p)
     p.set_defaults(handler=run_apply)
 
@@ -74,7 +85,8 @@ def register(sub: Any) -> None:
         "--to VERSION) with its down file, under the same safety as apply. The data each down "
         "file destroys is listed first, with the target's row counts; outside local/ci the "
         "rollback needs --yes (or typing 'yes' at a terminal; exit 5 without it). "
-        "--from-backup restores the affected tables from the last verified backup instead.",
+        "--from-backup restores the affected tables from the last verified backup instead, "
+        "and drops the tables the migrations created (listed first; not in the backup).",
     )
     _add_target(p)
     g = p.add_mutually_exclusive_group()
@@ -92,7 +104,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--from-backup",
         action="store_true",
-        help="restore the affected tables from the last verified backup instead of down files",
+        help="restore the affected tables from the last verified backup instead of down files "
+        "(and drop the tables the migrations created)",
     )
     p.add_argument(
         "--backup-dir",
@@ -110,86 +123,167 @@ def _plan_lines(title: str, plan: Any) -> None:
     _print_plan(title, plan)
 
 
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def run_apply(args: argparse.Namespace) -> int:
-    from pgsafe.cli import EXIT_OK, EXIT_UNSAFE, _event_log, _say, _settings, _target
-    from pgsafe.lifecycle import ApplyReport, apply_pipeline
+    """Text (default): progress, the reports and the summary on stdout. --format json: one JSON
+    document of the run (ApplyReport.to_dict) on stdout and everything else on stderr, also
+    when a step fails (the document then carries the error and the exit code)."""
+    import datetime as dt
+    import json
+    import time
+
+    from pgsafe.cli import _exit_code, _say, _settings, _target
+    from pgsafe.errors import Error
+    from pgsafe.lifecycle import ApplyReport
     from pgsafe.migrations import discover
     from pgsafe.policy import load_policy
+
+    as_json = args.format == "json"
+    say = _stderr if as_json else _say
+    settings = _settings(args)
+    policy = load_policy(args.env)
+    discover(args.path)  # a bad PATH fails before a throwaway server starts
+    with _target(args, say=say) as (dsn, label):
+        report = ApplyReport(label, policy.name, dry_run=not args.execute)
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+        report.started_at = now.replace("+00:00", "Z")
+        started = time.monotonic()
+        try:
+            if not args.execute:
+                return _plan_apply(args, dsn, label, settings, policy, report, say)
+            return _apply(args, dsn, label, settings, policy, report, say)
+        except Error as exc:
+            if report.error is None:
+                report.error, report.exit_code = str(exc), _exit_code("apply", exc)
+            raise
+        finally:
+            report.seconds = time.monotonic() - started
+            if as_json and report.steps:
+                print(json.dumps(report.to_dict(), indent=2, default=str), flush=True)
+
+
+def _plan_apply(
+    args: argparse.Namespace,
+    dsn: str,
+    label: str,
+    settings: Any,
+    policy: Any,
+    report: Any,
+    say: Any,
+) -> int:
+    """Without --apply: the preflight result and the plan, nothing written (no report file, no
+    event log, nothing in the database)."""
+    from pgsafe.cli import EXIT_OK, EXIT_UNSAFE
+    from pgsafe.lifecycle import Step
     from pgsafe.preflight import preflight
     from pgsafe.runner import Runner
 
-    settings = _settings(args)
-    policy = load_policy(args.env)
-    migs = discover(args.path)  # a bad PATH fails before a throwaway server starts
+    as_json = args.format == "json"
+    runner = Runner(args.path, dsn, settings=settings, target_label=label)
+    migs = runner.migrations()
+    runner._check_to(migs, args.to)
+    for m in migs:
+        m.up_statements()
+    started = time.monotonic()
+    pre = preflight(
+        dsn,
+        args.path,
+        policy=policy,
+        settings=settings,
+        force=args.force,
+        backup_dir=args.backup_dir,
+        backup_planned=args.backup is not False and policy.backup != "off",
+        approvals=args.approvals,
+        target_label=label,
+        to=args.to,
+    )
+    report.preflight = pre
+    status = "ok" if pre.passed and not pre.warnings else "warn" if pre.passed else "failed"
+    report.steps.append(Step("preflight", status, pre.summary(), time.monotonic() - started))
+    for name in ("backup", "apply", "postflight"):
+        report.steps.append(Step(name, "not-run", "read-only: pass --apply to run it"))
+    if not as_json:
+        say(pre.to_text().rstrip())
+    ledger = pre.check("ledger")
+    if ledger is not None and ledger.status == "fail":
+        # Dirty (exit 2) or tampered (1): there is no plan; the runner says why.
+        runner.plan_apply(args.to)
+    plan = runner.plan_apply(args.to)
+    report.plan = [
+        {
+            "version": m.version,
+            "name": m.name,
+            "statements": len(statements),
+            "autocommit": sum(1 for s in statements if s.non_transactional),
+        }
+        for m, statements in plan
+    ]
+    if not as_json:
+        say("")
+        _plan_lines(f"pending migrations on {label}", plan)
+    if not pre.passed:
+        report.error, report.exit_code = pre.failure_line(), EXIT_UNSAFE
+        print(
+            f"pgsafe: error: {pre.failure_line()} (apply --apply would stop here)",
+            file=sys.stderr,
+        )
+        return EXIT_UNSAFE
+    return EXIT_OK
+
+
+def _apply(
+    args: argparse.Namespace,
+    dsn: str,
+    label: str,
+    settings: Any,
+    policy: Any,
+    report: Any,
+    say: Any,
+) -> int:
+    """--apply: preflight -> backup -> apply -> postflight (pgsafe.lifecycle.apply_pipeline);
+    in text mode the failing step's report and the summary are printed whatever happened."""
+    from pgsafe.cli import EXIT_OK, _event_log
+    from pgsafe.lifecycle import apply_pipeline
+    from pgsafe.runner import Runner
+
     events = _event_log(args)
     slow = args.slow_warning / 1000 if args.slow_warning is not None else None
-    with _target(args) as (dsn, label):
-        if not args.execute:
-            runner = Runner(args.path, dsn, settings=settings, target_label=label)
-            runner._check_to(migs, args.to)
-            for m in migs:
-                m.up_statements()
-            # Read-only: no report file, no event log, nothing written to the database.
-            pre = preflight(
-                dsn,
-                args.path,
-                policy=policy,
-                settings=settings,
-                force=args.force,
-                backup_dir=args.backup_dir,
-                backup_planned=args.backup is not False and policy.backup != "off",
-                approvals=args.approvals,
-                target_label=label,
-                to=args.to,
-            )
-            _say(pre.to_text().rstrip())
-            ledger = pre.check("ledger")
-            if ledger is not None and ledger.status == "fail":
-                # Dirty (exit 2) or tampered (1): there is no plan; the runner says why.
-                runner.plan_apply(args.to)
-            _say("")
-            _plan_lines(f"pending migrations on {label}", runner.plan_apply(args.to))
-            if not pre.passed:
-                print(
-                    f"pgsafe: error: {pre.failure_line()} (apply --apply would stop here)",
-                    file=sys.stderr,
-                )
-                return EXIT_UNSAFE
-            return EXIT_OK
-        report = ApplyReport(label, policy.name)
-        try:
-            apply_pipeline(
-                dsn,
-                args.path,
-                policy=policy,
-                settings=settings,
-                events=events,
-                progress=_say,
-                to=args.to,
-                backup=args.backup,
-                postflight=not args.no_postflight,
-                force=args.force,
-                backup_dir=args.backup_dir,
-                approvals=args.approvals,
-                log_dir=args.log_dir or None,
-                target_label=label,
-                slow_migration_s=slow,
-                report=report,
-            )
-        finally:
-            if report.steps:
-                if report.preflight is not None and not report.preflight.passed:
-                    _say(report.preflight.to_text().rstrip())
-                if report.postflight is not None:
-                    _say(report.postflight.to_text().rstrip())
-                _say(report.to_text().rstrip())
-                if report.preflight is not None and report.preflight.report_path:
-                    _say(f"preflight report: {report.preflight.report_path}")
-                if report.postflight_report:
-                    _say(f"postflight report: {report.postflight_report}")
-        runner = Runner(args.path, dsn, settings=settings, target_label=label)
-        _say(runner.status().render_text())
-        return EXIT_OK
+    try:
+        apply_pipeline(
+            dsn,
+            args.path,
+            policy=policy,
+            settings=settings,
+            events=events,
+            progress=say,
+            to=args.to,
+            backup=args.backup,
+            postflight=not args.no_postflight,
+            force=args.force,
+            backup_dir=args.backup_dir,
+            approvals=args.approvals,
+            log_dir=args.log_dir or None,
+            target_label=label,
+            slow_migration_s=slow,
+            report=report,
+        )
+    finally:
+        if report.steps and args.format != "json":
+            if report.preflight is not None and not report.preflight.passed:
+                say(report.preflight.to_text().rstrip())
+            if report.postflight is not None:
+                say(report.postflight.to_text().rstrip())
+            say(report.to_text().rstrip())
+            if report.preflight is not None and report.preflight.report_path:
+                say(f"preflight report: {report.preflight.report_path}")
+            if report.postflight_report:
+                say(f"postflight report: {report.postflight_report}")
+    runner = Runner(args.path, dsn, settings=settings, target_label=label)
+    say(runner.status().render_text())
+    return EXIT_OK
 
 
 def _confirm(args: argparse.Namespace, what: str) -> None:
@@ -213,7 +307,7 @@ def _confirm(args: argparse.Namespace, what: str) -> None:
 def run_rollback(args: argparse.Namespace) -> int:
     from pgsafe.cli import EXIT_OK, _event_log, _print_plan, _say, _settings, _target
     from pgsafe.errors import RollbackError
-    from pgsafe.lifecycle import rollback_data_loss
+    from pgsafe.lifecycle import plan_restore_rollback, rollback_data_loss
     from pgsafe.migrations import discover
     from pgsafe.policy import load_policy
     from pgsafe.runner import Runner
@@ -229,9 +323,20 @@ def run_rollback(args: argparse.Namespace) -> int:
         )
         # Irreversible ones (no down file) are refused here (4), unless restored from a backup.
         plan = runner.plan_rollback(args.steps, args.to, require_down=not args.from_backup)
-        losses = rollback_data_loss(dsn, plan, settings) if plan else []
+        rplan = None
+        if args.from_backup and plan:
+            # The down files do not run: what is lost is what the restore replaces and the
+            # tables the migrations created, which are dropped (the backup does not hold them).
+            applied_at = {s.version: s.applied_at for s in runner.status().migrations}
+            rplan = plan_restore_rollback(dsn, plan, args.backup_dir, applied_at, settings)
+            losses = rplan.losses()
+        else:
+            losses = rollback_data_loss(dsn, plan, settings) if plan else []
         for loss in losses:
             _say(f"warning: data loss: {loss.describe()}")
+        if rplan is not None:
+            for line in rplan.describe():
+                _say(line)
         if not args.execute:
             _print_plan(f"rollback on {label}", plan)
             return EXIT_OK
@@ -241,18 +346,23 @@ def run_rollback(args: argparse.Namespace) -> int:
         names = ", ".join(m.label for m, _ in plan)
         lost = sum(x.rows or 0 for x in losses)
         if policy.confirm_rollback:
-            what = f"roll back {names} on {label}" + (
-                f" ({lost:,} rows/values destroyed)" if lost else ""
-            )
+            what = f"roll back {names} on {label}"
+            if rplan is not None:
+                what += f" by restoring {rplan.backup.path.name}"
+                if rplan.drop:
+                    what += " and dropping " + ", ".join(t.name for t in rplan.drop)
+            if lost:
+                what += f" ({lost:,} rows/values destroyed)"
             _confirm(args, what)
         events.write(
             "rollback_confirmed",
             environment=policy.name,
             confirmed_by="--yes" if args.yes else ("prompt" if policy.confirm_rollback else None),
             data_loss=[x.to_dict() for x in losses],
+            drop_tables=[t.name for t in rplan.drop] if rplan is not None else [],
         )
-        if args.from_backup:
-            return _from_backup(args, runner, plan, dsn, label, events)
+        if rplan is not None:
+            return _from_backup(runner, plan, rplan, dsn, settings, events)
         results = runner.rollback(args.steps, args.to)
         _say(f"rolled back {len(results)} migration(s)")
         _say(runner.status().render_text())
@@ -260,60 +370,23 @@ def run_rollback(args: argparse.Namespace) -> int:
     raise RollbackError("the target went away")  # _target never swallows; for the type checker
 
 
-def _from_backup(
-    args: argparse.Namespace, runner: Any, plan: Any, dsn: str, label: str, events: Any
-) -> int:
-    """Restores the tables the rolled-back migrations touched from the newest verified backup
-    (pgsafe.backup: taken by apply --apply before those migrations ran), then records the
-    migrations as rolled back. Objects the migrations created elsewhere (new tables) are not
-    dropped: the backup does not know them."""
-    import datetime as dt
+def _from_backup(runner: Any, plan: Any, rplan: Any, dsn: str, settings: Any, events: Any) -> int:
+    """Drops the tables the rolled-back migrations created that the backup does not hold (one
+    transaction, pgsafe.lifecycle.drop_created_tables), restores the tables they touched from
+    the newest verified backup (pgsafe.backup.restore: taken by apply --apply before those
+    migrations ran), then records the migrations as rolled back. The drop comes first: a new
+    table's foreign key to a restored one would make the restore's DROP TABLE fail."""
     import importlib
-    import re
 
     from pgsafe.cli import EXIT_OK, _say
     from pgsafe.errors import ConfigError, Error, RollbackError
-    from pgsafe.preflight import touched_tables
+    from pgsafe.lifecycle import drop_created_tables
 
-    try:
-        backup = importlib.import_module("pgsafe.backup")
-    except ImportError:
-        backup = None
-    if backup is None or not hasattr(backup, "restore") or not hasattr(backup, "latest_backup"):
-        raise ConfigError(
-            "--from-backup needs pgsafe.backup (restore, latest_backup), which is not in this "
-            "build; nothing was touched"
-        )
-    info = backup.latest_backup(args.backup_dir)
-    if info is None:
-        raise RollbackError(f"--from-backup: no backup in {args.backup_dir}; nothing was touched")
-    if info.verified_at is None:
-        raise RollbackError(
-            f"--from-backup: the newest backup {info.path} is not verified (`pgsafe "
-            "verify-backup` it first); nothing was touched"
-        )
-    states = {s.version: s for s in runner.status().migrations}
-    for mig, _stmts in plan:
-        applied = states[mig.version].applied_at or ""
-        text = re.sub(r"([+-]\d\d)$", r"\1:00", applied.replace(" ", "T"))
-        try:
-            applied_at = dt.datetime.fromisoformat(text)
-        except ValueError:
-            continue
-        if info.created_at > applied_at:
-            raise RollbackError(
-                f"--from-backup: the newest verified backup {info.path} was taken after "
-                f"{mig.label} was applied ({applied}): restoring it would not undo it; "
-                "nothing was touched"
-            )
-    needed = {t.split(".")[-1] for mig, _ in plan for t in touched_tables(mig)}
-    held = {t.split(".")[-1] for t in info.tables}
-    if needed - held:
-        raise RollbackError(
-            f"--from-backup: {info.path} does not hold "
-            + ", ".join(sorted(needed - held))
-            + "; nothing was touched"
-        )
+    backup = importlib.import_module("pgsafe.backup")
+    info = rplan.backup
+    dropped = drop_created_tables(dsn, rplan, settings, events)
+    if dropped:
+        _say(f"dropped {', '.join(dropped)} (created by the rolled-back migrations)")
     _say(f"restoring {', '.join(info.tables) or 'the whole database'} from {info.path}")
     events.write("restore_start", path=str(info.path), tables=list(info.tables))
     try:
