@@ -159,7 +159,8 @@ def _from_tree(kind: str, node: dict[str, Any]) -> Created | None:
                   "OBJECT_TSDICTIONARY": ("tsdict", "text search dictionary")}  # fmt: skip
         if dkind in simple:
             lookup, what = simple[dkind]
-            return Created(lookup, ".".join(_q(p) for p in parts), f"{what} {_dotted(parts)}",
+            schema_name = parts if len(parts) == 2 else ["pg_catalog", parts[-1]]
+            return Created(lookup, json.dumps(schema_name), f"{what} {_dotted(parts)}",
                            optional=ine)  # fmt: skip
         if dkind == "OBJECT_OPERATOR":
             defs = {d["DefElem"]["defname"]: d["DefElem"].get("arg") for d in node["definition"]}
@@ -243,10 +244,13 @@ _LOOKUPS = {
     "type": ("pg_type", "pg_catalog.to_regtype(n)", "c.typtype::text"),
     "schema": ("pg_namespace", "pg_catalog.to_regnamespace(n)", "''"),
     "routine": ("pg_proc", "pg_catalog.to_regprocedure(n)", "c.prokind::text"),
-    "collation": ("pg_collation", "pg_catalog.to_regcollation(n)", "''"),
-    "tsconfig": ("pg_ts_config", "pg_catalog.to_regconfig(n)", "''"),
-    "tsdict": ("pg_ts_dict", "pg_catalog.to_regdictionary(n)", "''"),
     "operator": ("pg_operator", "pg_catalog.to_regoperator(n)", "''"),
+}
+# Looked up by [schema, name] (no to_reg* function for them before PostgreSQL 16).
+_IN_SCHEMA = {
+    "collation": ("pg_collation", "collnamespace", "collname"),
+    "tsconfig": ("pg_ts_config", "cfgnamespace", "cfgname"),
+    "tsdict": ("pg_ts_dict", "dictnamespace", "dictname"),
 }
 _BY_NAME = {
     "extension": ("pg_extension", "extname"),
@@ -287,12 +291,26 @@ def _resolve(conn: _core.Connection, created: Sequence[Created]) -> dict[Key, tu
                 f"FROM pg_catalog.unnest($1::pg_catalog.text[]) n "
                 f"JOIN pg_catalog.{catalog} c ON c.{column} = n"
             )
+        elif kind in _IN_SCHEMA:
+            catalog, nsp, column = _IN_SCHEMA[kind]
+            sql = (
+                f"SELECT n, 'pg_catalog.{catalog}'::pg_catalog.regclass::pg_catalog.oid, c.oid, '' "
+                f"FROM pg_catalog.unnest($1::pg_catalog.text[]) n "
+                f"JOIN pg_catalog.pg_namespace s ON s.nspname = n::pg_catalog.json->>0 "
+                f"JOIN pg_catalog.{catalog} c ON c.{nsp} = s.oid "
+                f"AND c.{column} = n::pg_catalog.json->>1"
+            )
+            if kind == "collation":  # one name can exist per encoding; only these apply
+                sql += (
+                    " AND c.collencoding IN (-1, (SELECT encoding FROM pg_catalog.pg_database "
+                    "WHERE datname = pg_catalog.current_database()))"
+                )
         elif kind == "cast":
             sql = (
                 "SELECT n, 'pg_catalog.pg_cast'::pg_catalog.regclass::pg_catalog.oid, c.oid, '' "
                 "FROM pg_catalog.unnest($1::pg_catalog.text[]) n JOIN pg_catalog.pg_cast c "
-                "ON c.castsource = pg_catalog.to_regtype(n::json->>0) "
-                "AND c.casttarget = pg_catalog.to_regtype(n::json->>1)"
+                "ON c.castsource = pg_catalog.to_regtype(n::pg_catalog.json->>0) "
+                "AND c.casttarget = pg_catalog.to_regtype(n::pg_catalog.json->>1)"
             )
         else:
             continue
@@ -616,8 +634,16 @@ def clear(
                 try:
                     conn.execute(d.sql())
                 except Error as exc:
+                    hint = ""
+                    if getattr(exc, "sqlstate", None) == "53200":
+                        hint = (
+                            f"; --force drops all {len(p.drops)} objects in one transaction, "
+                            "which needs more locks than the server's lock table holds: raise "
+                            "max_locks_per_transaction (a restart) or restore into an empty "
+                            "database"
+                        )
                     raise RollbackError(
-                        f"--force could not drop {d.label} (nothing dropped): {exc}"
+                        f"--force could not drop {d.label} (nothing dropped): {exc}{hint}"
                     ) from None
             if schema_sql:
                 _trial(conn, schema_sql)
