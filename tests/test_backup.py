@@ -531,3 +531,102 @@ def test_unknown_table_is_a_config_error(pgsafe_db: TemporaryDatabase, tmp_path:
     r = pgsafe("backup", "--db", pgsafe_db.dsn, "--out", str(tmp_path), "--tables", "nope")
     assert r.returncode == 5 and "no table named nope" in r.stderr
     assert not list(tmp_path.glob("*backup-*"))
+
+
+def test_force_reads_what_a_script_creates() -> None:
+    from pgsafe.restore_force import created_by_script
+
+    script = b"""
+\\restrict AbC123
+SET lock_timeout = 0;
+CREATE SCHEMA "we.ird";
+CREATE EXTENSION IF NOT EXISTS citext WITH SCHEMA public;
+CREATE TABLE "we.ird"."Ta""ble" (a integer);
+CREATE FUNCTION "we.ird".f(x integer, OUT y text, VARIADIC z text[]) RETURNS record
+    LANGUAGE sql AS $$SELECT 'a'::text$$;
+CREATE PROCEDURE public.p(IN a integer, OUT b "char") LANGUAGE sql AS $$SELECT 1$$;
+CREATE FUNCTION public.g() RETURNS TABLE(a integer) LANGUAGE sql AS $$SELECT 1$$;
+CREATE AGGREGATE public.agg(double precision) (SFUNC = float8pl, STYPE = double precision);
+CREATE VIEW public.v AS SELECT NULL::integer AS a;
+CREATE OR REPLACE VIEW public.v AS SELECT 1 AS a;
+CREATE OPERATOR public.=== (LEFTARG = integer, RIGHTARG = integer, FUNCTION = int4eq);
+CREATE CAST (public.c AS text) WITH INOUT;
+ALTER TABLE "we.ird"."Ta""ble" OWNER TO postgres;
+\\unrestrict AbC123
+"""
+    found = {(c.kind, c.name): (c.label, c.optional) for c in created_by_script(script)}
+    assert found == {
+        ("schema", "we.ird"): ("schema we.ird", False),
+        ("extension", "citext"): ("extension citext", True),
+        ("relation", '"we.ird"."Ta""ble"'): ('table we.ird.Ta"ble', False),
+        ("routine", '"we.ird"."f"("pg_catalog"."int4","text"[])'): ("function we.ird.f", False),
+        ("routine", '"public"."p"("pg_catalog"."int4","char")'): ("procedure public.p", False),
+        ("routine", '"public"."g"()'): ("function public.g", False),
+        ("routine", '"public"."agg"("pg_catalog"."float8")'): ("aggregate public.agg", False),
+        ("relation", '"public"."v"'): ("view public.v", False),
+        ("operator", '"public".===("pg_catalog"."int4","pg_catalog"."int4")'): (
+            "operator public.===",
+            False,
+        ),
+        ("cast", '["\\"public\\".\\"c\\"", "\\"text\\""]'): (
+            "cast (public.c AS text)",
+            False,
+        ),
+    }
+
+
+def test_force_replaces_less_common_objects_and_dependency_cycles(
+    pgsafe_db: TemporaryDatabase, tmp_path: Path
+) -> None:
+    run(
+        pgsafe_db,
+        "CREATE SCHEMA x",
+        "CREATE TYPE x.r AS RANGE (subtype = integer)",
+        "CREATE TYPE x.c AS (a int, b text)",
+        "CREATE FUNCTION x.c_text(x.c) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT ($1).b$$",
+        "CREATE CAST (x.c AS text) WITH FUNCTION x.c_text(x.c)",
+        "CREATE AGGREGATE x.total(integer) (SFUNC = int4pl, STYPE = integer)",
+        "CREATE FUNCTION x.eq(integer, integer) RETURNS bool LANGUAGE sql IMMUTABLE "
+        "AS 'SELECT $1 = $2'",
+        "CREATE OPERATOR x.=== (LEFTARG = integer, RIGHTARG = integer, FUNCTION = x.eq)",
+        "CREATE COLLATION x.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)",
+        "CREATE TEXT SEARCH CONFIGURATION x.ts (COPY = pg_catalog.english)",
+        "CREATE FOREIGN DATA WRAPPER bk_fdw",
+        "CREATE SERVER bk_srv FOREIGN DATA WRAPPER bk_fdw",
+        "CREATE PROCEDURE x.p(INOUT a int) LANGUAGE sql AS 'SELECT 1'",
+        "CREATE TABLE x.t (id int PRIMARY KEY, name text COLLATE x.ci, span x.r)",
+        # A cycle across kinds: the function's body reads x.t, x.t's default calls it.
+        "CREATE FUNCTION x.next_id() RETURNS int LANGUAGE sql "
+        "BEGIN ATOMIC SELECT coalesce(max(id), 0) + 1 FROM x.t; END",
+        "ALTER TABLE x.t ADD COLUMN next int DEFAULT x.next_id()",
+        "INSERT INTO x.t (id, name, span) SELECT g, 'n' || g, int4range(g, g + 1)::text::x.r "
+        "FROM generate_series(1, 50) g",
+        "CREATE PUBLICATION bk_pub FOR TABLE x.t",
+    )
+    result = bk.backup(pgsafe_db.dsn, out_dir=tmp_path)
+    then = (schema_fingerprint(pgsafe_db.dsn).sha256, data_fps(pgsafe_db.dsn))
+    run(pgsafe_db, "DELETE FROM x.t WHERE id > 40")
+    restored = bk.restore(result.path, pgsafe_db.dsn, force=True, progress=False)
+    assert (schema_fingerprint(pgsafe_db.dsn).sha256, data_fps(pgsafe_db.dsn)) == then
+    assert {
+        "schema x",
+        "type x.r",
+        "type x.c",
+        "cast (x.c AS pg_catalog.text)",
+        "aggregate x.total(integer)",
+        "operator x.===(integer,integer)",
+        "collation x.ci",
+        "text search configuration x.ts",
+        "server bk_srv",
+        "foreign-data wrapper bk_fdw",
+        "procedure x.p(integer)",
+        "function x.next_id()",
+        "table x.t",
+        "publication bk_pub",
+    } <= set(restored.dropped)
+    assert restored.dropped.index("server bk_srv") < restored.dropped.index(
+        "foreign-data wrapper bk_fdw"
+    )
+    assert query(pgsafe_db, "SELECT count(*) FROM pg_publication WHERE pubname = 'bk_pub'") == [
+        ("1",)
+    ]

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from pgsafe import _core
+from pgsafe import _core, restore_force
 from pgsafe.errors import ConfigError, Error, RollbackError, UnsafeError, mask_password
 from pgsafe.progress import Progress, human_bytes
 from pgsafe.render import Report, Section, Table, Text
@@ -1018,8 +1018,6 @@ def _prepare_target(
     creates, unless `force`; with `force`, drops what the backup recreates (a chosen-tables
     backup: only its tables) in one transaction, refusing when anything the backup does not
     recreate depends on it (pgsafe.restore_force). Returns what was dropped."""
-    from pgsafe import restore_force
-
     tables = [str(t["table"]) for t in doc.get("tables", [])]
     whole = doc.get("scope") != "tables"
     pre = _section(file, doc, chunks, "pre-data", key)

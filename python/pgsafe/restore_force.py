@@ -20,7 +20,16 @@ from typing import Any
 from pgsafe import _core
 from pgsafe.errors import Error, RollbackError, UnsafeError
 
-__all__ = ["Created", "Plan", "clear", "created_by_script", "created_tables", "existing", "plan"]
+__all__ = [
+    "Created",
+    "Drop",
+    "Plan",
+    "clear",
+    "created_by_script",
+    "created_tables",
+    "existing",
+    "plan",
+]
 
 Key = tuple[int, int]  # (pg_class oid of the catalog, object oid): one object, columns folded in
 
@@ -94,6 +103,10 @@ def _rangevar(rv: dict[str, Any]) -> list[str]:
 def _type_text(tn: dict[str, Any]) -> str:
     names = _strings(tn.get("names"))
     return ".".join(_q(n) for n in names) + "[]" * len(tn.get("arrayBounds") or [])
+
+
+def _type_label(tn: dict[str, Any]) -> str:
+    return _dotted(_strings(tn.get("names"))) + "[]" * len(tn.get("arrayBounds") or [])
 
 
 def _routine(parts: list[str], params: list[Any], procedure: bool) -> str:
@@ -186,8 +199,12 @@ def _from_tree(kind: str, node: dict[str, Any]) -> Created | None:
     if kind == "CreateForeignServerStmt":
         return _named("server", "server", str(node["servername"]), ine)
     if kind == "CreateCastStmt":
-        src, dst = _type_text(node["sourcetype"]), _type_text(node["targettype"])
-        return Created("cast", json.dumps([src, dst]), f"cast ({src} AS {dst})")
+        src, dst = node["sourcetype"], node["targettype"]
+        return Created(
+            "cast",
+            json.dumps([_type_text(src), _type_text(dst)]),
+            f"cast ({_type_label(src)} AS {_type_label(dst)})",
+        )
     if kind == "CreateEventTrigStmt":
         return _named("event trigger", "event trigger", str(node["trigname"]))
     if kind == "CreatePublicationStmt":
@@ -197,7 +214,7 @@ def _from_tree(kind: str, node: dict[str, Any]) -> Created | None:
     return None
 
 
-def psql_script_sql(script: bytes) -> str:
+def _without_meta_commands(script: bytes) -> str:
     """pg_dump's plain script without its psql meta-command lines (``\\restrict KEY``,
     ``\\unrestrict KEY``, ``\\connect``), which only ever stand alone between its items."""
     lines = script.decode("utf-8").split("\n")
@@ -211,7 +228,7 @@ def created_by_script(script: bytes) -> list[Created]:
     table's DDL brings along (columns, defaults, indexes, constraints, triggers, policies) are
     not listed: they go and come back with their table."""
     found: dict[tuple[str, str], Created] = {}
-    for i, stmt in enumerate(_core.split_statements(psql_script_sql(script))):
+    for i, stmt in enumerate(_core.split_statements(_without_meta_commands(script))):
         tree = json.loads(stmt.parse_tree_json)
         if not isinstance(tree, dict) or len(tree) != 1:
             continue
@@ -586,7 +603,7 @@ def _trial(conn: _core.Connection, schema_sql: bytes) -> None:
     """Runs the backup's schema script (what restore's pre-data step will run) inside the
     caller's transaction, then undoes it."""
     conn.execute("SAVEPOINT pgsafe_force_trial")
-    for stmt in _core.split_statements(psql_script_sql(schema_sql)):
+    for stmt in _core.split_statements(_without_meta_commands(schema_sql)):
         tree = json.loads(stmt.parse_tree_json)
         node = tree.get("VariableSetStmt") if isinstance(tree, dict) else None
         if node is not None and node.get("name") in _TIMEOUTS:
