@@ -1018,6 +1018,8 @@ def _prepare_target(
     creates, unless `force`; with `force`, drops what the backup recreates (a chosen-tables
     backup: only its tables) in one transaction, refusing when anything the backup does not
     recreate depends on it (pgsafe.restore_force). Returns what was dropped."""
+    if not restore_force.has_user_objects(dsn):
+        return []
     tables = [str(t["table"]) for t in doc.get("tables", [])]
     whole = doc.get("scope") != "tables"
     pre = _section(file, doc, chunks, "pre-data", key)

@@ -28,6 +28,7 @@ __all__ = [
     "created_by_script",
     "created_tables",
     "existing",
+    "has_user_objects",
     "plan",
 ]
 
@@ -214,6 +215,18 @@ def _from_tree(kind: str, node: dict[str, Any]) -> Created | None:
     return None
 
 
+# The statement kinds _from_tree reads.
+_CREATING = frozenset(
+    {
+        "CreateSchemaStmt", "CreateExtensionStmt", "CreateEnumStmt", "CreateRangeStmt",
+        "CompositeTypeStmt", "CreateDomainStmt", "CreateFunctionStmt", "DefineStmt",
+        "CreateSeqStmt", "CreateStmt", "CreateForeignTableStmt", "ViewStmt",
+        "CreateTableAsStmt", "CreateFdwStmt", "CreateForeignServerStmt", "CreateCastStmt",
+        "CreateEventTrigStmt", "CreatePublicationStmt", "CreatePLangStmt",
+    }
+)  # fmt: skip
+
+
 def _without_meta_commands(script: bytes) -> str:
     """pg_dump's plain script without its psql meta-command lines (``\\restrict KEY``,
     ``\\unrestrict KEY``, ``\\connect``), which only ever stand alone between its items."""
@@ -229,6 +242,8 @@ def created_by_script(script: bytes) -> list[Created]:
     not listed: they go and come back with their table."""
     found: dict[tuple[str, str], Created] = {}
     for i, stmt in enumerate(_core.split_statements(_without_meta_commands(script))):
+        if stmt.kind not in _CREATING:
+            continue  # most of a script: ALTER ... OWNER, GRANT, COMMENT, SELECT setval(...)
         tree = json.loads(stmt.parse_tree_json)
         if not isinstance(tree, dict) or len(tree) != 1:
             continue
@@ -334,6 +349,25 @@ def _resolve(conn: _core.Connection, created: Sequence[Created]) -> dict[Key, tu
         for name, classid, objid, detail_value in conn.execute(sql, [arr]).rows:
             out[(int(str(classid)), int(str(objid)))] = (named[str(name)], str(detail_value or ""))
     return out
+
+
+# Catalogs of the objects a backup can create; an object with an OID below 16384 came with
+# initdb (FirstNormalObjectId).
+_USER_OBJECT_CATALOGS = (
+    "pg_namespace", "pg_class", "pg_type", "pg_proc", "pg_extension", "pg_collation",
+    "pg_ts_config", "pg_ts_dict", "pg_operator", "pg_cast", "pg_foreign_data_wrapper",
+    "pg_foreign_server", "pg_event_trigger", "pg_publication", "pg_language",
+)  # fmt: skip
+
+
+def has_user_objects(dsn: str) -> bool:
+    """Whether the target has any object that initdb did not create (so anything could be in
+    the way); restoring into a new database skips reading the backup's DDL."""
+    probe = " OR ".join(
+        f"EXISTS (SELECT FROM pg_catalog.{c} WHERE oid >= 16384)" for c in _USER_OBJECT_CATALOGS
+    )
+    with _core.Connection(dsn, application_name="pgsafe-restore") as conn:
+        return conn.execute(f"SELECT {probe}").rows[0][0] == "t"
 
 
 def existing(dsn: str, created: Sequence[Created]) -> list[str]:
