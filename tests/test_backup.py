@@ -316,10 +316,13 @@ def test_retention_keeps_newest_and_drops_old(pgsafe_db: TemporaryDatabase, tmp_
 def test_restore_refuses_non_empty_target_unless_forced(
     pgsafe_db: TemporaryDatabase, target: TemporaryDatabase, tmp_path: Path
 ) -> None:
-    run(pgsafe_db, "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 10)")
+    run(pgsafe_db, "CREATE TABLE t (id serial)", "INSERT INTO t SELECT generate_series(1, 10)")
     result = bk.backup(pgsafe_db.dsn, out_dir=tmp_path, tables=["t"])
     run(
-        target, "CREATE TABLE t (id int)", "INSERT INTO t VALUES (-1)", "CREATE TABLE other (x int)"
+        target,
+        "CREATE TABLE t (id serial)",
+        "INSERT INTO t VALUES (-1)",
+        "CREATE TABLE other (x int)",
     )
     r = pgsafe("restore", str(result.path), "--db", target.dsn)
     assert r.returncode == 1 and "not empty" in r.stderr

@@ -1023,21 +1023,22 @@ def _prepare_target(
     tables = [str(t["table"]) for t in doc.get("tables", [])]
     whole = doc.get("scope") != "tables"
     pre = _section(file, doc, chunks, "pre-data", key)
+    post = _section(file, doc, chunks, "post-data", key) if whole else b""
     created = restore_force.created_tables(tables)
-    if whole:
-        try:
+    try:
+        if not whole:
+            created = restore_force.created_tables(tables, pre)
+        else:
             created = restore_force.created_by_script(pre) + [
                 c
-                for c in restore_force.created_by_script(
-                    _section(file, doc, chunks, "post-data", key)
-                )
+                for c in restore_force.created_by_script(post)
                 if c.kind in ("event trigger", "publication")
             ]
-        except (Error, UnicodeDecodeError, ValueError) as exc:
-            if force:
-                raise UnsafeError(
-                    f"--force cannot work out what {file} creates ({exc}); nothing dropped"
-                ) from None
+    except (Error, UnicodeDecodeError, ValueError) as exc:
+        if force and whole:
+            raise UnsafeError(
+                f"--force cannot work out what {file} creates ({exc}); nothing dropped"
+            ) from None
     present = _user_tables(dsn)
     in_way = restore_force.existing(dsn, created)
     if not present and not in_way:

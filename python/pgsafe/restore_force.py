@@ -260,12 +260,22 @@ def created_by_script(script: bytes) -> list[Created]:
     return list(found.values())
 
 
-def created_tables(tables: Sequence[str]) -> list[Created]:
-    """A chosen-tables backup: only its tables (names as the manifest quotes them)."""
-    return [
+def created_tables(tables: Sequence[str], script: bytes = b"") -> list[Created]:
+    """A chosen-tables backup: only its tables (names as the manifest quotes them) are in the
+    way. The sequences its `script` creates (pg_dump --table includes the tables' owned
+    sequences) count as recreated, so they may go with their table, but are never dropped on
+    their own."""
+    out = [
         Created("relation", t, f"table {t}", _RELKINDS["table"], order=i)
         for i, t in enumerate(tables)
     ]
+    if script:
+        for c in created_by_script(script):
+            if c.kind == "relation" and c.expect == _RELKINDS["sequence"]:
+                c.optional = True
+                c.order += len(tables)
+                out.append(c)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
