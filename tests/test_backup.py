@@ -479,7 +479,8 @@ def test_force_refuses_what_the_backup_does_not_recreate(
     refused(
         "CREATE TABLE public.payments (invoice int REFERENCES app.invoices(id))",
         "DROP TABLE public.payments",
-        "table public.payments depends on table app.invoices",
+        "table public.payments (its table constraint payments_invoice_fkey on public.payments) "
+        "depends on table app.invoices",
     )
     refused(
         "CREATE TABLE app.events_2025 PARTITION OF app.events "

@@ -40,6 +40,9 @@ _PART = frozenset("iaexPS")
 # Session settings pg_dump's script resets that must not override ours during the trial.
 _TIMEOUTS = frozenset({"lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout"})
 _PG_CLASS = 1259
+# Sub-objects that say nothing a reader needs beyond their owner: a view's rewrite rule, a
+# relation's row type.
+_NOT_WORTH_NAMING = frozenset({2618, 1247})
 _OWN_RELKINDS = frozenset("rpvmfS")
 _RELKINDS = {"table": "rp", "view": "v", "materialized view": "m", "sequence": "S",
              "foreign table": "f"}  # fmt: skip
@@ -532,7 +535,8 @@ def plan(conn: _core.Connection, created: Sequence[Created]) -> Plan:
     # Close over normal dependencies: a dependent the backup recreates goes too; any other
     # makes --force refuse.
     changed = True
-    uses: dict[Key, set[Key]] = {}  # a dependent the backup does not recreate -> what it uses
+    # A dependent the backup does not recreate -> (its sub-object that depends, what on).
+    uses: dict[Key, set[tuple[Key, Key]]] = {}
     while changed:
         changed = False
         for k in list(deleted):
@@ -546,27 +550,33 @@ def plan(conn: _core.Connection, created: Sequence[Created]) -> Plan:
                             add(r)
                             changed = True
                 else:
-                    uses.setdefault(min(roots - recreated), set()).add(deleted[k])
+                    uses.setdefault(min(roots - recreated), set()).add((d, deleted[k]))
 
     def rank(key: Key) -> int:
         return found[key][0].order if key in found else -1
 
     for obj, taker in along.items():
         blockers.append((obj, taker, "goes with"))
+    via: dict[Key, Key] = {}
     for owner, used in uses.items():
         # Name the most specific thing it uses: the view's table rather than its column's type.
-        blockers.append((owner, max(used, key=lambda u: (rank(u), u)), "depends on"))
+        part, on = max(used, key=lambda u: (rank(u[1]), u[1], u[0]))
+        blockers.append((owner, on, "depends on"))
+        if part != owner and part[0] not in _NOT_WORTH_NAMING:
+            via[owner] = part  # e.g. its trigger, its foreign key, a column default
 
     names = _identify(
-        conn, [*explicit, *(b[0] for b in blockers), *(b[1] for b in blockers if b[1])]
+        conn,
+        [*explicit, *(b[0] for b in blockers), *(b[1] for b in blockers if b[1]), *via.values()],
     )
 
     for obj, other, why in blockers:
         if why == "depends on":
             assert other is not None
+            through = f" (its {_describe(names, via[obj])})" if obj in via else ""
             result.refusals.append(
-                f"{_describe(names, obj)} depends on {_describe(names, other)} and is not in "
-                "the backup"
+                f"{_describe(names, obj)}{through} depends on {_describe(names, other)} and is "
+                "not in the backup"
             )
         elif why == "goes with":
             assert other is not None
