@@ -316,24 +316,200 @@ def test_retention_keeps_newest_and_drops_old(pgsafe_db: TemporaryDatabase, tmp_
 def test_restore_refuses_non_empty_target_unless_forced(
     pgsafe_db: TemporaryDatabase, target: TemporaryDatabase, tmp_path: Path
 ) -> None:
-    run(pgsafe_db, "CREATE TABLE t (id int)", "INSERT INTO t SELECT generate_series(1, 10)")
+    run(pgsafe_db, "CREATE TABLE t (id serial)", "INSERT INTO t SELECT generate_series(1, 10)")
     result = bk.backup(pgsafe_db.dsn, out_dir=tmp_path, tables=["t"])
     run(
-        target, "CREATE TABLE t (id int)", "INSERT INTO t VALUES (-1)", "CREATE TABLE other (x int)"
+        target,
+        "CREATE TABLE t (id serial)",
+        "INSERT INTO t VALUES (-1)",
+        "CREATE TABLE other (x int)",
     )
     r = pgsafe("restore", str(result.path), "--db", target.dsn)
     assert r.returncode == 1 and "not empty" in r.stderr
     assert query(target, "SELECT array_agg(id) FROM t") == [("{-1}",)]
-    # A view on t: --force will not drop it (no CASCADE), and changes nothing.
+    # A view on t that the backup does not hold: --force refuses, naming it, and drops nothing.
     run(target, "CREATE VIEW tv AS SELECT * FROM t")
     r = pgsafe("restore", str(result.path), "--db", target.dsn, "--force")
-    assert r.returncode == 4 and "nothing dropped" in r.stderr
+    assert r.returncode == 1, r.stderr
+    assert "view public.tv depends on table public.t" in r.stderr and "nothing dropped" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
     assert query(target, "SELECT array_agg(id) FROM t") == [("{-1}",)]
     run(target, "DROP VIEW tv")
+    # A chosen-tables backup drops only its tables, never types, functions or other tables.
+    run(
+        target,
+        "CREATE TYPE mood AS ENUM ('a')",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    )
     r = pgsafe("restore", str(result.path), "--db", target.dsn, "--force")
     assert r.returncode == 0, r.stderr
+    assert "Dropped first (--force)" in r.stdout and "table public.t" in r.stdout
     assert query(target, "SELECT count(*), sum(id) FROM t") == [("10", "55")]
     assert query(target, "SELECT to_regclass('other') IS NOT NULL") == [("t",)]
+    assert query(target, "SELECT to_regtype('mood') IS NOT NULL, f()") == [("t", "1")]
+    r = pgsafe("restore", str(result.path), "--db", target.dsn, "--force", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["dropped"] == ["table public.t"]
+
+
+def make_app_schema(db: TemporaryDatabase) -> None:
+    """make_schema's public objects plus a schema with a domain, a function, a standalone
+    sequence, a partitioned table, a table with foreign keys both ways and a view."""
+    make_schema(db, rows=1200)
+    run(
+        db,
+        "CREATE SCHEMA app",
+        "CREATE DOMAIN app.positive AS numeric CHECK (VALUE > 0)",
+        "CREATE FUNCTION app.total(c int) RETURNS numeric LANGUAGE sql STABLE "
+        "AS 'SELECT sum(amount) FROM public.orders WHERE customer = c'",
+        "CREATE SEQUENCE app.ticket START 100",
+        "SELECT nextval('app.ticket')",
+        "CREATE TABLE app.invoices (id serial PRIMARY KEY, customer int NOT NULL "
+        "REFERENCES public.customers(id), amount app.positive, feel mood DEFAULT 'ok')",
+        "CREATE TABLE app.lines (invoice int REFERENCES app.invoices(id), n int)",
+        "CREATE TABLE app.events (at date NOT NULL, what text) PARTITION BY RANGE (at)",
+        "CREATE TABLE app.events_2024 PARTITION OF app.events "
+        "FOR VALUES FROM ('2024-01-01') TO ('2025-01-01')",
+        "INSERT INTO app.invoices (customer, amount) "
+        "SELECT 1 + g % 50, g FROM generate_series(1, 400) g",
+        "INSERT INTO app.lines SELECT 1 + g % 400, g FROM generate_series(1, 800) g",
+        "INSERT INTO app.events SELECT date '2024-01-01' + g % 300, 'e' || g "
+        "FROM generate_series(1, 300) g",
+        "CREATE VIEW app.invoice_totals AS SELECT customer, app.total(customer) AS total, "
+        "count(*) FROM app.invoices GROUP BY customer",
+    )
+
+
+SEQS = (
+    "SELECT last_value, is_called FROM standalone UNION ALL "
+    "SELECT last_value, is_called FROM customers_id_seq UNION ALL "
+    "SELECT last_value, is_called FROM orders_id_seq UNION ALL "
+    "SELECT last_value, is_called FROM app.ticket UNION ALL "
+    "SELECT last_value, is_called FROM app.invoices_id_seq"
+)
+
+
+def test_force_restores_a_whole_database_backup_over_the_same_database(
+    pgsafe_db: TemporaryDatabase, tmp_path: Path
+) -> None:
+    make_app_schema(pgsafe_db)
+    result = bk.backup(pgsafe_db.dsn, out_dir=tmp_path, chunk_pages=4)
+    doc = json.loads(result.manifest_path.read_text())
+    in_backup = {t["table"]: (t["rows"], t["digest"]) for t in doc["tables"]}
+    schema_then = schema_fingerprint(pgsafe_db.dsn).sha256
+    seqs_then = query(pgsafe_db, SEQS)
+    # A day of changes: data, sequences, an enum value, a function body.
+    run(
+        pgsafe_db,
+        "DELETE FROM app.lines WHERE n % 3 = 0",
+        "UPDATE customers SET name = 'changed' WHERE id < 10",
+        "INSERT INTO app.invoices (customer, amount) VALUES (2, 5)",
+        "INSERT INTO app.events VALUES ('2024-06-01', 'late')",
+        "SELECT nextval('standalone'), nextval('app.ticket')",
+        "ALTER TYPE mood ADD VALUE 'angry'",
+        "CREATE OR REPLACE FUNCTION app.total(c int) RETURNS numeric LANGUAGE sql STABLE "
+        "AS 'SELECT 0'",
+    )
+    assert data_fps(pgsafe_db.dsn) != in_backup
+    assert schema_fingerprint(pgsafe_db.dsn).sha256 != schema_then
+
+    r = pgsafe("restore", str(result.path), "--db", pgsafe_db.dsn)
+    assert r.returncode == 1 and "not empty" in r.stderr and "schema app" in r.stderr
+    r = pgsafe("restore", str(result.path), "--db", pgsafe_db.dsn, "--force", "--json")
+    assert r.returncode == 0, r.stderr
+    dropped = json.loads(r.stdout)["dropped"]
+    assert set(dropped) == {
+        "schema app",
+        "type app.positive",
+        "type public.mood",
+        "function app.total(integer)",
+        "function public.touch()",
+        "sequence app.ticket",
+        "sequence public.standalone",
+        "table app.events",
+        "table app.invoices",
+        "table app.lines",
+        "table public.customers",
+        "table public.orders",
+        'table public."Odd ""Name"" t"',
+        "view app.invoice_totals",
+        "view public.big_orders",
+    }
+    # Dependents first: pg_restore --clean's order, worked out from pg_depend.
+    pos = dropped.index
+    assert pos("view app.invoice_totals") < pos("table app.invoices") < pos("type app.positive")
+    assert pos("table app.lines") < pos("table app.invoices") < pos("table public.customers")
+    assert pos("view app.invoice_totals") < pos("function app.total(integer)")
+    assert pos("table public.orders") < pos("function public.touch()")
+    assert pos("type app.positive") < pos("schema app") and dropped[-1] == "schema app"
+    assert data_fps(pgsafe_db.dsn) == in_backup
+    assert schema_fingerprint(pgsafe_db.dsn).sha256 == schema_then
+    assert query(pgsafe_db, SEQS) == seqs_then
+
+
+def test_force_refuses_what_the_backup_does_not_recreate(
+    pgsafe_db: TemporaryDatabase, tmp_path: Path
+) -> None:
+    make_app_schema(pgsafe_db)
+    result = bk.backup(pgsafe_db.dsn, out_dir=tmp_path)
+
+    def state() -> tuple[str, dict[str, Any]]:
+        return schema_fingerprint(pgsafe_db.dsn).sha256, data_fps(pgsafe_db.dsn)
+
+    def refused(change: str, undo: str, named: str) -> None:
+        run(pgsafe_db, change, "DELETE FROM app.lines WHERE n < 10")
+        before = state()
+        r = pgsafe("restore", str(result.path), "--db", pgsafe_db.dsn, "--force")
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert named in r.stderr and "nothing dropped" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+        assert state() == before
+        run(pgsafe_db, undo)
+
+    refused(
+        "CREATE VIEW public.report AS SELECT customer FROM app.invoices",
+        "DROP VIEW public.report",
+        "view public.report depends on table app.invoices and is not in the backup",
+    )
+    refused(
+        "CREATE TABLE app.added (x int)",
+        "DROP TABLE app.added",
+        "table app.added depends on schema app",
+    )
+    refused(
+        "CREATE TABLE public.payments (invoice int REFERENCES app.invoices(id))",
+        "DROP TABLE public.payments",
+        "table public.payments (its table constraint payments_invoice_fkey on public.payments) "
+        "depends on table app.invoices",
+    )
+    refused(
+        "CREATE TABLE app.events_2025 PARTITION OF app.events "
+        "FOR VALUES FROM ('2025-01-01') TO ('2026-01-01')",
+        "DROP TABLE app.events_2025",
+        "table app.events_2025 would be dropped with table app.events",
+    )
+    r = pgsafe("restore", str(result.path), "--db", pgsafe_db.dsn, "--force")
+    assert r.returncode == 0, r.stderr
+
+
+def test_force_drops_nothing_when_the_schema_would_not_apply(
+    pgsafe_db: TemporaryDatabase, tmp_path: Path
+) -> None:
+    # An operator family is in the way, and --force does not know how to replace one: the
+    # tables it already dropped in its transaction come back, and restore stops there.
+    run(
+        pgsafe_db,
+        "CREATE TABLE t (id int)",
+        "INSERT INTO t SELECT generate_series(1, 10)",
+        "CREATE OPERATOR FAMILY fam USING btree",
+    )
+    result = bk.backup(pgsafe_db.dsn, out_dir=tmp_path)
+    run(pgsafe_db, "INSERT INTO t VALUES (-1)")
+    r = pgsafe("restore", str(result.path), "--db", pgsafe_db.dsn, "--force")
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert "nothing dropped" in r.stderr and "fam" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert query(pgsafe_db, "SELECT count(*), min(id) FROM t") == [("11", "-1")]
 
 
 def test_bad_dsn_and_bad_input_are_one_masked_line(tmp_path: Path) -> None:
@@ -359,3 +535,102 @@ def test_unknown_table_is_a_config_error(pgsafe_db: TemporaryDatabase, tmp_path:
     r = pgsafe("backup", "--db", pgsafe_db.dsn, "--out", str(tmp_path), "--tables", "nope")
     assert r.returncode == 5 and "no table named nope" in r.stderr
     assert not list(tmp_path.glob("*backup-*"))
+
+
+def test_force_reads_what_a_script_creates() -> None:
+    from pgsafe.restore_force import created_by_script
+
+    script = b"""
+\\restrict AbC123
+SET lock_timeout = 0;
+CREATE SCHEMA "we.ird";
+CREATE EXTENSION IF NOT EXISTS citext WITH SCHEMA public;
+CREATE TABLE "we.ird"."Ta""ble" (a integer);
+CREATE FUNCTION "we.ird".f(x integer, OUT y text, VARIADIC z text[]) RETURNS record
+    LANGUAGE sql AS $$SELECT 'a'::text$$;
+CREATE PROCEDURE public.p(IN a integer, OUT b "char") LANGUAGE sql AS $$SELECT 1$$;
+CREATE FUNCTION public.g() RETURNS TABLE(a integer) LANGUAGE sql AS $$SELECT 1$$;
+CREATE AGGREGATE public.agg(double precision) (SFUNC = float8pl, STYPE = double precision);
+CREATE VIEW public.v AS SELECT NULL::integer AS a;
+CREATE OR REPLACE VIEW public.v AS SELECT 1 AS a;
+CREATE OPERATOR public.=== (LEFTARG = integer, RIGHTARG = integer, FUNCTION = int4eq);
+CREATE CAST (public.c AS text) WITH INOUT;
+ALTER TABLE "we.ird"."Ta""ble" OWNER TO postgres;
+\\unrestrict AbC123
+"""
+    found = {(c.kind, c.name): (c.label, c.optional) for c in created_by_script(script)}
+    assert found == {
+        ("schema", "we.ird"): ("schema we.ird", False),
+        ("extension", "citext"): ("extension citext", True),
+        ("relation", '"we.ird"."Ta""ble"'): ('table we.ird.Ta"ble', False),
+        ("routine", '"we.ird"."f"("pg_catalog"."int4","text"[])'): ("function we.ird.f", False),
+        ("routine", '"public"."p"("pg_catalog"."int4","char")'): ("procedure public.p", False),
+        ("routine", '"public"."g"()'): ("function public.g", False),
+        ("routine", '"public"."agg"("pg_catalog"."float8")'): ("aggregate public.agg", False),
+        ("relation", '"public"."v"'): ("view public.v", False),
+        ("operator", '"public".===("pg_catalog"."int4","pg_catalog"."int4")'): (
+            "operator public.===",
+            False,
+        ),
+        ("cast", '["\\"public\\".\\"c\\"", "\\"text\\""]'): (
+            "cast (public.c AS text)",
+            False,
+        ),
+    }
+
+
+def test_force_replaces_less_common_objects_and_dependency_cycles(
+    pgsafe_db: TemporaryDatabase, tmp_path: Path
+) -> None:
+    run(
+        pgsafe_db,
+        "CREATE SCHEMA x",
+        "CREATE TYPE x.r AS RANGE (subtype = integer)",
+        "CREATE TYPE x.c AS (a int, b text)",
+        "CREATE FUNCTION x.c_text(x.c) RETURNS text LANGUAGE sql IMMUTABLE AS $$SELECT ($1).b$$",
+        "CREATE CAST (x.c AS text) WITH FUNCTION x.c_text(x.c)",
+        "CREATE AGGREGATE x.total(integer) (SFUNC = int4pl, STYPE = integer)",
+        "CREATE FUNCTION x.eq(integer, integer) RETURNS bool LANGUAGE sql IMMUTABLE "
+        "AS 'SELECT $1 = $2'",
+        "CREATE OPERATOR x.=== (LEFTARG = integer, RIGHTARG = integer, FUNCTION = x.eq)",
+        "CREATE COLLATION x.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)",
+        "CREATE TEXT SEARCH CONFIGURATION x.ts (COPY = pg_catalog.english)",
+        "CREATE FOREIGN DATA WRAPPER bk_fdw",
+        "CREATE SERVER bk_srv FOREIGN DATA WRAPPER bk_fdw",
+        "CREATE PROCEDURE x.p(INOUT a int) LANGUAGE sql AS 'SELECT 1'",
+        "CREATE TABLE x.t (id int PRIMARY KEY, name text COLLATE x.ci, span x.r)",
+        # A cycle across kinds: the function's body reads x.t, x.t's default calls it.
+        "CREATE FUNCTION x.next_id() RETURNS int LANGUAGE sql "
+        "BEGIN ATOMIC SELECT coalesce(max(id), 0) + 1 FROM x.t; END",
+        "ALTER TABLE x.t ADD COLUMN next int DEFAULT x.next_id()",
+        "INSERT INTO x.t (id, name, span) SELECT g, 'n' || g, int4range(g, g + 1)::text::x.r "
+        "FROM generate_series(1, 50) g",
+        "CREATE PUBLICATION bk_pub FOR TABLE x.t",
+    )
+    result = bk.backup(pgsafe_db.dsn, out_dir=tmp_path)
+    then = (schema_fingerprint(pgsafe_db.dsn).sha256, data_fps(pgsafe_db.dsn))
+    run(pgsafe_db, "DELETE FROM x.t WHERE id > 40")
+    restored = bk.restore(result.path, pgsafe_db.dsn, force=True, progress=False)
+    assert (schema_fingerprint(pgsafe_db.dsn).sha256, data_fps(pgsafe_db.dsn)) == then
+    assert {
+        "schema x",
+        "type x.r",
+        "type x.c",
+        "cast (x.c AS pg_catalog.text)",
+        "aggregate x.total(integer)",
+        "operator x.===(integer,integer)",
+        "collation x.ci",
+        "text search configuration x.ts",
+        "server bk_srv",
+        "foreign-data wrapper bk_fdw",
+        "procedure x.p(integer)",
+        "function x.next_id()",
+        "table x.t",
+        "publication bk_pub",
+    } <= set(restored.dropped)
+    assert restored.dropped.index("server bk_srv") < restored.dropped.index(
+        "foreign-data wrapper bk_fdw"
+    )
+    assert query(pgsafe_db, "SELECT count(*) FROM pg_publication WHERE pubname = 'bk_pub'") == [
+        ("1",)
+    ]

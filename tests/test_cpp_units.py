@@ -85,5 +85,13 @@ def test_cpp_unit_tests_pass() -> None:
     assert "100% tests passed" in summary, summary[-4000:]
     total = int(summary.rsplit("out of", 1)[1].split()[0])
     assert total >= 20, summary[-4000:]
-    for suite in ("Sha256Hex.", "Sha256File.", "Split.", "ParseErrors.", "Classify."):
+    for suite in (
+        "Sha256Hex.",
+        "Sha256File.",
+        "Split.",
+        "ParseErrors.",
+        "Classify.",
+        "Framing.",
+        "Sealing.",
+    ):
         assert suite in summary, f"no {suite} tests ran:\n{summary[-4000:]}"

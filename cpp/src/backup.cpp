@@ -424,6 +424,30 @@ std::string chunk_aad(const std::string& file_id, int index, bool last) {
   return "pgsafe-backup/" + file_id + "/" + std::to_string(index) + (last ? "/last" : "/more");
 }
 
+namespace detail {
+
+std::string compress_frame(Compression kind, int level, std::string_view data, size_t piece) {
+  Compressor comp(kind, level);
+  comp.begin();
+  if (piece == 0) piece = std::max<size_t>(data.size(), 1);
+  for (size_t at = 0; at < data.size(); at += piece) comp.add(data.substr(at, piece));
+  return std::move(comp.end());
+}
+
+std::string decompress_frame(Compression kind, std::string_view data) {
+  return decompress(kind, data);
+}
+
+std::string seal_chunk(const std::string& key, const std::string& aad, std::string_view plain) {
+  return seal(key, aad, plain);
+}
+
+std::string open_chunk(const std::string& key, const std::string& aad, std::string_view sealed) {
+  return open_sealed(key, aad, sealed);
+}
+
+}  // namespace detail
+
 ChunkError::ChunkError(const BackupChunk& chunk, const std::string& reason)
     : Error("chunk " + std::to_string(chunk.index) + " (" +
             (chunk.table.empty() ? chunk.kind : chunk.table) + ", offset " +

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from pgsafe import _core
+from pgsafe import _core, restore_force
 from pgsafe.errors import ConfigError, Error, RollbackError, UnsafeError, mask_password
 from pgsafe.progress import Progress, human_bytes
 from pgsafe.render import Report, Section, Table, Text
@@ -439,10 +439,10 @@ class RestoreResult(Report):
         )
 
     def sections(self) -> list[Section]:
-        parts: list[Text | Table] = [Text(self.summary())]
+        secs = [Section("Restore", [Text(self.summary())])]
         if self.dropped:
-            parts.append(Text("dropped first (--force): " + ", ".join(self.dropped)))
-        return [Section("Restore", parts)]
+            secs.append(Section("Dropped first (--force)", [Text(d) for d in self.dropped]))
+        return secs
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -1001,25 +1001,74 @@ def _user_tables(dsn: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def _drop_existing(dsn: str, tables: Sequence[str]) -> list[str]:
-    """--force: drops the backup's tables that exist in the target, in one transaction, without
-    CASCADE: if anything else depends on one of them, nothing is dropped."""
-    with _core.Connection(dsn, application_name="pgsafe-restore") as conn:
-        existing = [
-            t for t in tables if conn.execute("SELECT pg_catalog.to_regclass($1)", [t]).rows[0][0]
-        ]
-        if not existing:
-            return []
-        try:
-            conn.execute("BEGIN; SET LOCAL lock_timeout = '5s'; DROP TABLE " + ", ".join(existing))
-            conn.execute("COMMIT")
-        except Error as exc:
-            with contextlib.suppress(Error):
-                conn.execute("ROLLBACK")
-            raise RollbackError(
-                f"--force could not drop the tables the backup replaces (nothing dropped): {exc}"
+def _section(
+    file: Path, doc: dict[str, Any], chunks: list[_core.BackupChunk], kind: str, key: bytes
+) -> bytes:
+    compress = str(doc.get("compress", "zstd"))
+    file_id = str(doc.get("file_id", ""))
+    return b"".join(
+        _core.read_backup_chunk(str(file), c, compress, key, file_id)
+        for c in chunks
+        if c.kind == kind
+    )
+
+
+def _prepare_target(
+    dsn: str,
+    file: Path,
+    doc: dict[str, Any],
+    chunks: list[_core.BackupChunk],
+    key: bytes,
+    force: bool,
+) -> list[str]:
+    """restore()'s prologue: refuses a target that has any table, or any object the backup
+    creates, unless `force`; with `force`, drops what the backup recreates (a chosen-tables
+    backup: only its tables) in one transaction, refusing when anything the backup does not
+    recreate depends on it (pgsafe.restore_force). Returns what was dropped."""
+    if not restore_force.has_user_objects(dsn):
+        return []
+    tables = [str(t["table"]) for t in doc.get("tables", [])]
+    whole = doc.get("scope") != "tables"
+    pre = _section(file, doc, chunks, "pre-data", key)
+    post = _section(file, doc, chunks, "post-data", key) if whole else b""
+    created = restore_force.created_tables(tables)
+    try:
+        if not whole:
+            created = restore_force.created_tables(tables, pre)
+        else:
+            created = restore_force.created_by_script(pre) + [
+                c
+                for c in restore_force.created_by_script(post)
+                if c.kind in ("event trigger", "publication")
+            ]
+    except (Error, UnicodeDecodeError, ValueError) as exc:
+        if force and whole:
+            raise UnsafeError(
+                f"--force cannot work out what {file} creates ({exc}); nothing dropped"
             ) from None
-    return existing
+    present = _user_tables(dsn)
+    in_way = restore_force.existing(dsn, created)
+    if not present and not in_way:
+        return []
+    if not force:
+        found = []
+        if present:
+            found.append(
+                f"{len(present)} tables: "
+                + ", ".join(present[:5])
+                + (" ..." if len(present) > 5 else "")
+            )
+        if in_way:
+            found.append(
+                f"{len(in_way)} of the backup's objects exist there: "
+                + ", ".join(in_way[:5])
+                + (" ..." if len(in_way) > 5 else "")
+            )
+        raise UnsafeError(
+            f"target {_core.mask_dsn(dsn)} is not empty ({'; '.join(found)}); restore into an "
+            "empty database, or pass --force to drop what the backup recreates there first"
+        )
+    return restore_force.clear(dsn, created, pre)
 
 
 def restore(
@@ -1033,8 +1082,9 @@ def restore(
 ) -> RestoreResult:
     """Restores a backup into `dsn`: pre-data DDL (one transaction), data chunks in parallel on
     `workers` connections (each checked against its SHA-256 first), then post-data and sequence
-    values (one transaction). Refuses a target that has any user table unless `force`, which
-    first drops the tables the backup contains (nothing else; see docs/backup.md).
+    values (one transaction). Refuses a target that has any user table, or any object the
+    backup creates, unless `force`, which first drops what the backup recreates (only its
+    tables for a chosen-tables backup; see _prepare_target and docs/backup.md).
     Raises UnsafeError (exit 1) when refused, RollbackError (exit 4) when loading fails."""
     if workers < 1:
         raise ConfigError(f"workers must be 1 or more, not {workers}")
@@ -1047,17 +1097,7 @@ def restore(
         raise CorruptChunk(p.chunk if p.chunk is not None else -1, p.table, p.offset or 0, p.reason)
     started = time.monotonic()
     table_names = [t["table"] for t in doc.get("tables", [])]
-    present = _user_tables(dsn)
-    dropped: list[str] = []
-    if present:
-        if not force:
-            shown = ", ".join(present[:5]) + (" ..." if len(present) > 5 else "")
-            raise UnsafeError(
-                f"target {_core.mask_dsn(dsn)} is not empty ({len(present)} tables: {shown}); "
-                "restore into an empty database, or pass --force to drop the backup's own tables "
-                "there first"
-            )
-        dropped = _drop_existing(dsn, table_names)
+    dropped = _prepare_target(dsn, file, doc, chunks, opened, force)
     compress = str(doc.get("compress", "zstd"))
     file_id = str(doc.get("file_id", ""))
     pre = [c for c in chunks if c.kind == "pre-data"]

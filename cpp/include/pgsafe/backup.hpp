@@ -157,4 +157,20 @@ long long restore_chunks(const std::string& dsn, const std::string& path,
 // cut after any chunk fails to open.
 std::string chunk_aad(const std::string& file_id, int index, bool last);
 
+// The chunk framing BackupWriter and restore use internally, reachable for the unit tests
+// (cpp/tests/test_backup.cpp); not an API.
+namespace detail {
+// `data` as one self-contained zstd frame or gzip member, fed to the compressor `piece` bytes
+// at a time (0: all at once), as a backup feeds it rows.
+std::string compress_frame(Compression kind, int level, std::string_view data, size_t piece = 0);
+// The contents of exactly one frame or member; throws Error when it is corrupt, cut short, or
+// followed by other bytes.
+std::string decompress_frame(Compression kind, std::string_view data);
+// AES-256-GCM with a fresh random nonce: nonce (12 bytes), ciphertext, tag (16 bytes).
+std::string seal_chunk(const std::string& key, const std::string& aad, std::string_view plain);
+// The plaintext; throws Error when the tag does not verify (wrong key or associated data,
+// altered bytes).
+std::string open_chunk(const std::string& key, const std::string& aad, std::string_view sealed);
+}  // namespace detail
+
 }  // namespace pgsafe

@@ -139,15 +139,19 @@ def register(sub: Any) -> None:
         help="restore a pgsafe backup, in parallel, into an empty database",
         description="Restore FILE into --db: schema, then data chunks in parallel (each "
         "checked against the manifest's SHA-256 first), then indexes, constraints, triggers "
-        "and sequence values. Refuses a target with any table unless --force, which drops the "
-        "backup's own tables there first (no CASCADE: if anything depends on them, nothing is "
-        "dropped). Exit codes: 0 ok, 1 refused, 4 failed, 5 config.",
+        "and sequence values. Refuses a target with any table, or any object the backup "
+        "creates, unless --force, which first drops what the backup recreates (a --tables "
+        "backup: only its tables), dependents first, in one transaction; if anything the backup "
+        "does not recreate depends on them, nothing is dropped and the dependent is named. "
+        "Exit codes: 0 ok, 1 refused, 4 failed, 5 config.",
     )
     p.add_argument("file", metavar="FILE", help="the backup file (its manifest must be beside it)")
     _add_target(p, with_path=False, with_log_dir=False)
     p.add_argument("--workers", type=positive_int, default=2, metavar="N", help="connections")
     p.add_argument(
-        "--force", action="store_true", help="replace the backup's tables in a non-empty target"
+        "--force",
+        action="store_true",
+        help="drop what the backup recreates in a non-empty target first (see docs/backup.md)",
     )
     _add_key(p, "decrypt")
     p.add_argument("--json", action="store_true", help="machine-readable output")
