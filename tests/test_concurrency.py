@@ -3,11 +3,12 @@ lock held elsewhere ends a run with a message naming who holds it."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
 
-from helpers import PGSAFE, query, write
+from helpers import PGSAFE, query, wait_for, write
 from pgsafe import _core
 from pgsafe.server import TemporaryDatabase
 
@@ -127,3 +128,50 @@ def test_lock_held_elsewhere_times_out_naming_the_holder(
     assert query(
         pgsafe_db, "SELECT to_regclass('t') IS NULL, to_regclass('pgsafe.migrations') IS NULL"
     ) == [("t", "t")]
+
+
+def test_a_run_that_finds_a_migration_being_applied_waits_for_it(
+    pgsafe_db: TemporaryDatabase, tmp_path: Path
+) -> None:
+    # 002 is mixed: the ledger marks it dirty ("in progress") before its CREATE INDEX
+    # CONCURRENTLY and keeps it so while the sleep after it runs, all under the migration lock.
+    migs = write(
+        tmp_path / "m",
+        {
+            "001_t.sql": "CREATE TABLE t (id int);\n",
+            "002_slow_index.sql": "CREATE INDEX CONCURRENTLY t_id ON t (id);\n"
+            "SELECT pg_sleep(3);\n",
+        },
+    )
+
+    def argv(logs: str) -> list[str]:
+        return [str(PGSAFE), "apply", str(migs), "--db", pgsafe_db.dsn, "--apply",
+                "--log-dir", str(tmp_path / logs)]  # fmt: skip
+
+    first = subprocess.Popen(argv("a"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        in_progress = "SELECT 1 FROM pgsafe.migrations WHERE version = '002' AND status = 'dirty'"
+        ledger_exists = "SELECT to_regclass('pgsafe.migrations') IS NOT NULL"
+        wait_for(
+            lambda: query(pgsafe_db, ledger_exists) == [("t",)] and query(pgsafe_db, in_progress),
+            timeout=30,
+            what="002 to be marked in progress",
+        )
+        second = subprocess.run(argv("b"), capture_output=True, text=True, timeout=60, check=False)
+        out, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, (out, err)
+    # Not "dirty, fix by hand": the second run saw who was applying it, waited, found it done.
+    assert second.returncode == 0, (second.stdout, second.stderr)
+    (report,) = (tmp_path / "b").glob("preflight-report-*.json")
+    ledger = [c for c in json.loads(report.read_text())["checks"] if c["name"] == "ledger"]
+    assert ledger[0]["status"] == "warn", ledger
+    assert "002_slow_index being applied by another run" in ledger[0]["summary"], ledger
+    assert "nothing to apply" in second.stdout
+    assert query(pgsafe_db, "SELECT version, status FROM pgsafe.migrations ORDER BY 1") == [
+        ("001", "applied"),
+        ("002", "applied"),
+    ]

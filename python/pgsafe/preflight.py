@@ -29,6 +29,9 @@ _MARK = {PASS: "ok", WARN: "WARN", FAIL: "FAIL", SKIP: "skip"}
 # How many differing objects, transactions, ... a check lists as evidence.
 _EVIDENCE_LIMIT = 20
 
+# The ledger reason the executor writes while a mixed migration runs (cpp/src/executor.cpp).
+_IN_PROGRESS = "in progress since the first autocommit step"
+
 
 @dataclass
 class Check:
@@ -281,6 +284,17 @@ class _Preflight:
             if s.state == "pending" and (self.to is None or int(s.version) <= int(self.to))
         ]
         bad = [s for s in states if s.state in ("dirty", "changed", "missing-file")]
+        # Marked dirty by a run that is applying it right now (it holds the migration lock):
+        # not damage; apply waits for that run and then reads the ledger again.
+        running = [
+            s for s in bad if s.state == "dirty" and (s.dirty_reason or "").startswith(_IN_PROGRESS)
+        ]
+        holder = None
+        if running:
+            key = _core.migration_lock_key(self.settings.ledger_schema)
+            holder = _core.MigrationLock(self.conn, key).holder()
+        if holder is not None:
+            bad = [s for s in bad if s not in running]
         self.dirty = [(s.version, s.name, s.dirty_reason or "") for s in bad if s.state == "dirty"]
         evidence = []
         for s in bad:
@@ -310,6 +324,14 @@ class _Preflight:
                 evidence,
             )
         pend = [m.label for m in self.pending]
+        if holder is not None:
+            return Check(
+                "ledger",
+                WARN,
+                f"{', '.join(f'{s.version}_{s.name}' for s in running)} being applied by "
+                f"another run (pid {holder.pid}); apply will wait for it ({counts})",
+                pend,
+            )
         return Check("ledger", PASS, counts + (": " + ", ".join(pend) if pend else ""), pend)
 
     def files(self) -> Check:
