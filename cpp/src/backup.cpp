@@ -879,19 +879,44 @@ void check_chunk(const std::string& path, const BackupChunk& chunk) {
   }
 }
 
-std::string read_chunk(const std::string& path, const BackupChunk& chunk, Compression compression,
-                       const std::string& key, const std::string& file_id) {
+namespace {
+
+// A chunk's bytes, checked against the manifest's SHA-256 and decrypted: its compressed form.
+// Throws ChunkError.
+std::string checked_chunk(const std::string& path, const BackupChunk& chunk, const std::string& key,
+                          const std::string& file_id) {
   std::string bytes = read_range(path, chunk);
   if (sha256_hex(bytes) != chunk.sha256) {
     throw ChunkError(chunk, "SHA-256 mismatch (the bytes were altered)");
   }
+  if (key.empty()) return bytes;
   try {
-    if (!key.empty()) {
-      bytes = open_sealed(key, chunk_aad(file_id, chunk.index, chunk.kind == "post-data"), bytes);
-    }
-    return decompress(compression, bytes);
+    return open_sealed(key, chunk_aad(file_id, chunk.index, chunk.kind == "post-data"), bytes);
   } catch (const ChunkError&) {
     throw;
+  } catch (const Error& e) {
+    throw ChunkError(chunk, e.what());
+  }
+}
+
+// A data chunk's first line (its COPY header); what was decompressed after it stays in `buf`.
+std::string first_line(Decompressor& d, std::string& buf) {
+  size_t nl;
+  while ((nl = buf.find('\n')) == std::string::npos) {
+    if (!d.next(buf, 1 << 16)) throw Error("does not start with a COPY header");
+  }
+  std::string line = buf.substr(0, nl);
+  buf.erase(0, nl + 1);
+  return line;
+}
+
+}  // namespace
+
+std::string read_chunk(const std::string& path, const BackupChunk& chunk, Compression compression,
+                       const std::string& key, const std::string& file_id) {
+  std::string bytes = checked_chunk(path, chunk, key, file_id);
+  try {
+    return decompress(compression, bytes);
   } catch (const Error& e) {
     throw ChunkError(chunk, e.what());
   }
@@ -914,22 +939,11 @@ struct ChunkLoad {
 // COPY BINARY) runs while the server parses the previous piece.
 long long load_chunk(Connection& conn, const std::string& path, const BackupChunk& chunk,
                      const RestoreOptions& options, const ChunkLoad& how) {
-  std::string bytes = read_range(path, chunk);
-  if (sha256_hex(bytes) != chunk.sha256) {
-    throw ChunkError(chunk, "SHA-256 mismatch (the bytes were altered)");
-  }
+  std::string bytes = checked_chunk(path, chunk, options.key, options.file_id);
   try {
-    if (!options.key.empty()) {
-      bytes = open_sealed(options.key, chunk_aad(options.file_id, chunk.index, false), bytes);
-    }
     Decompressor d(options.compression, bytes);
     std::string buf;
-    size_t nl;
-    while ((nl = buf.find('\n')) == std::string::npos) {
-      if (!d.next(buf, 1 << 16)) throw Error("does not start with a COPY header");
-    }
-    std::string header = buf.substr(0, nl);
-    buf.erase(0, nl + 1);
+    std::string header = first_line(d, buf);
     const std::string_view tail = " FROM stdin;";
     if (header.compare(0, 5, "COPY ") != 0 || !std::string_view(header).ends_with(tail)) {
       throw Error("does not start with a COPY header");
@@ -1027,22 +1041,11 @@ std::optional<std::vector<FieldKind>> binary_fields(Connection& conn, const std:
 // The first line of a data chunk: its COPY header.
 std::string chunk_header(const std::string& path, const BackupChunk& chunk,
                          const RestoreOptions& options) {
-  std::string bytes = read_range(path, chunk);
-  if (sha256_hex(bytes) != chunk.sha256) {
-    throw ChunkError(chunk, "SHA-256 mismatch (the bytes were altered)");
-  }
+  std::string bytes = checked_chunk(path, chunk, options.key, options.file_id);
   try {
-    if (!options.key.empty()) {
-      bytes = open_sealed(options.key, chunk_aad(options.file_id, chunk.index, false), bytes);
-    }
     Decompressor d(options.compression, bytes);
     std::string buf;
-    while (buf.find('\n') == std::string::npos) {
-      if (!d.next(buf, 1 << 16)) throw Error("does not start with a COPY header");
-    }
-    return buf.substr(0, buf.find('\n'));
-  } catch (const ChunkError&) {
-    throw;
+    return first_line(d, buf);
   } catch (const Error& e) {
     throw ChunkError(chunk, e.what());
   }
