@@ -26,43 +26,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from dataset import DB, clean_env, load
 from pgsafe import backup as bk
 from pgsafe.server import TemporaryServer
-
-DB = "bench"
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
-
-
-def load(server: TemporaryServer, scale: int, wide_rows: int) -> None:
-    server.create_database(DB)
-    dsn = server.dsn(DB)
-    subprocess.run(
-        [str(server.bindir / "pgbench"), "-i", "-q", "-I", "dtGvp", "-s", str(scale), dsn],
-        check=True,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    with server.connect(DB) as conn:
-        conn.execute(
-            "INSERT INTO pgbench_history SELECT 1 + g % 500, 1 + g % 50, g, g % 5000 - 2500, "
-            "now() FROM generate_series(1, 20000) g"
-        )
-        conn.execute(
-            "CREATE TABLE wide (id bigint PRIMARY KEY, title text, body text, doc jsonb, "
-            "created timestamptz, price numeric(12, 2))"
-        )
-        conn.execute(
-            "INSERT INTO wide SELECT g, 'item ' || g, repeat(md5(g::text), 6), "
-            "jsonb_build_object('id', g, 'tags', jsonb_build_array('t' || g % 7, 't' || g % 11),"
-            " 'note', md5((g * 7)::text), 'nested', jsonb_build_object('a', g % 3, 'b', NULL)), "
-            "timestamptz '2024-01-01 00:00+00' + g * interval '1 second', g * 0.37 "
-            f"FROM generate_series(1, {wide_rows}) g"
-        )
-        conn.execute("VACUUM ANALYZE")
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -21,54 +21,9 @@ import sys
 import time
 from collections.abc import Callable
 
+from dataset import DB, clean_env, load
 from pgsafe import datafp
 from pgsafe.server import TemporaryServer
-
-DB = "bench"
-
-# (table, ORDER BY for the md5 query): a key where there is one, the whole row where not.
-PGBENCH_TABLES = [
-    ("pgbench_accounts", "aid"),
-    ("pgbench_branches", "bid"),
-    ("pgbench_tellers", "tid"),
-    ("pgbench_history", "r::text"),
-]
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
-
-
-def load(server: TemporaryServer, scale: int, wide_rows: int) -> list[tuple[str, str]]:
-    server.create_database(DB)
-    dsn = server.dsn(DB)
-    # Server-side generation (G): the load is not what is measured.
-    subprocess.run(
-        [str(server.bindir / "pgbench"), "-i", "-q", "-I", "dtGvp", "-s", str(scale), dsn],
-        check=True,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    with server.connect(DB) as conn:
-        # pgbench -i leaves history empty; a run would fill it with a few rows.
-        conn.execute(
-            "INSERT INTO pgbench_history SELECT 1 + g % 500, 1 + g % 50, g, g % 5000 - 2500, "
-            "now() FROM generate_series(1, 20000) g"
-        )
-        conn.execute(
-            "CREATE TABLE wide (id bigint PRIMARY KEY, title text, body text, doc jsonb, "
-            "created timestamptz, price numeric(12, 2))"
-        )
-        conn.execute(
-            "INSERT INTO wide SELECT g, 'item ' || g, repeat(md5(g::text), 6), "
-            "jsonb_build_object('id', g, 'tags', jsonb_build_array('t' || g % 7, 't' || g % 11),"
-            " 'note', md5((g * 7)::text), 'nested', jsonb_build_object('a', g % 3, 'b', NULL)), "
-            "timestamptz '2024-01-01 00:00+00' + g * interval '1 second', g * 0.37 "
-            f"FROM generate_series(1, {wide_rows}) g"
-        )
-        conn.execute("VACUUM ANALYZE")
-    return [*PGBENCH_TABLES, ("wide", "id")]
 
 
 def timed(fn: Callable[[], object]) -> float:
