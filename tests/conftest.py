@@ -14,9 +14,17 @@ from pathlib import Path
 import pytest
 
 from helpers import wait_for
-from pgsafe.server import TemporaryServer
+from pgsafe.server import TemporaryDatabase, TemporaryServer
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def target(pgsafe_server: TemporaryServer) -> Iterator[TemporaryDatabase]:
+    """A second, empty database on pgsafe_server: where a test restores to (test_backup.py,
+    test_restore_load.py); dropped after."""
+    with pgsafe_server.new_database(prefix="restore") as db:
+        yield db
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from helpers import cli_env, pgsafe, query, spawn, wait_for
 from pgsafe import backup as bk
 from pgsafe.datafp import fingerprint
 from pgsafe.schema import fingerprint as schema_fingerprint
-from pgsafe.server import TemporaryDatabase, TemporaryServer
+from pgsafe.server import TemporaryDatabase
 
 MARKER = "plain-text-marker-7f3a"
 ROLE = "pgsafe_bk_reader"
@@ -83,12 +83,6 @@ def assert_same(a: TemporaryDatabase, b: TemporaryDatabase) -> None:
         "SELECT last_value, is_called FROM orders_id_seq"
     )
     assert query(a, seqs) == query(b, seqs)
-
-
-@pytest.fixture
-def target(pgsafe_server: TemporaryServer) -> Any:
-    with pgsafe_server.new_database(prefix="restore") as db:
-        yield db
 
 
 def test_backup_restore_gives_equal_schema_and_data(

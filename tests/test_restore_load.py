@@ -16,7 +16,7 @@ from helpers import cli_env
 from pgsafe import _core
 from pgsafe import backup as bk
 from pgsafe.datafp import fingerprint
-from pgsafe.server import TemporaryDatabase, TemporaryServer
+from pgsafe.server import TemporaryDatabase
 
 # (column type, values as SQL expressions); every column also gets a NULL row.
 TYPES: list[tuple[str, list[str]]] = [
@@ -272,12 +272,6 @@ def frozen_and_visible(db: TemporaryDatabase, table: str) -> tuple[int, int, int
         )
     a, b, c = r.rows[0]
     return int(a or 0), int(b or 0), int(c or 0)
-
-
-@pytest.fixture
-def target(pgsafe_server: TemporaryServer) -> TemporaryDatabase:
-    with pgsafe_server.new_database(prefix="load") as db:
-        yield db
 
 
 def test_restore_loads_every_type_frozen_and_splits_only_the_dominant_table(

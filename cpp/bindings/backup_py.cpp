@@ -156,15 +156,12 @@ void register_backup(pyb::module_& m) {
          const std::string& file_id,
          const std::optional<std::function<void(const RestoreProgress&)>>& progress,
          const std::map<std::string, std::vector<std::string>>& after_table, bool binary,
-         bool freeze, const std::string& split, const std::string& maintenance_work_mem) {
+         bool freeze, bool split_largest, const std::string& maintenance_work_mem) {
         RestoreOptions o;
         o.after_table = after_table;
         o.binary = binary;
         o.freeze = freeze;
-        if (split != "largest" && split != "all" && split != "none") {
-          throw ConfigError("split must be largest, all or none, not " + split);
-        }
-        o.split = split;
+        o.split_largest = split_largest;
         o.maintenance_work_mem = maintenance_work_mem;
         o.workers = workers;
         o.compression = parse_compression(compression);
@@ -180,7 +177,7 @@ void register_backup(pyb::module_& m) {
       pyb::arg("compression") = "zstd", pyb::arg("key") = pyb::bytes(), pyb::arg("file_id") = "",
       pyb::arg("progress") = pyb::none(),
       pyb::arg("after_table") = std::map<std::string, std::vector<std::string>>{},
-      pyb::arg("binary") = true, pyb::arg("freeze") = true, pyb::arg("split") = "largest",
+      pyb::arg("binary") = true, pyb::arg("freeze") = true, pyb::arg("split_largest") = true,
       pyb::arg("maintenance_work_mem") = "512MB",
       "Loads data chunks in parallel, and each table's index builds once it is loaded; rows.");
 }

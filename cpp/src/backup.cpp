@@ -931,8 +931,9 @@ class NotBinary : public Error {
 };
 
 struct ChunkLoad {
-  const CopyTextToBinary* binary = nullptr;  // set: send COPY BINARY
-  bool freeze = false;                       // COPY ... FREEZE (table truncated in this txn)
+  // Given the chunk's COPY header: its rewrite to COPY BINARY, or null to send the text.
+  std::function<const CopyTextToBinary*(const std::string& header)> binary;
+  bool freeze = false;  // COPY ... FREEZE (table truncated in this transaction)
 };
 
 // Checks, opens and streams one data chunk into its table: decompression (and the rewrite to
@@ -948,8 +949,9 @@ long long load_chunk(Connection& conn, const std::string& path, const BackupChun
     if (header.compare(0, 5, "COPY ") != 0 || !std::string_view(header).ends_with(tail)) {
       throw Error("does not start with a COPY header");
     }
+    const CopyTextToBinary* binary = how.binary ? how.binary(header) : nullptr;
     header.pop_back();
-    if (how.binary != nullptr) {
+    if (binary != nullptr) {
       header += how.freeze ? " (FORMAT binary, FREEZE)" : " (FORMAT binary)";
     } else if (how.freeze) {
       header += " (FREEZE)";
@@ -962,14 +964,14 @@ long long load_chunk(Connection& conn, const std::string& path, const BackupChun
     long long converted = 0;
     // Hands `text` (whole lines) to the server, as it is or rewritten.
     auto emit = [&](std::string& piece, std::string_view text) {
-      if (how.binary == nullptr) {
+      if (binary == nullptr) {
         piece.assign(text);
         return;
       }
       piece.clear();
       if (!started) piece.append(CopyTextToBinary::header());
       started = true;
-      if (!how.binary->convert(text, piece, converted)) throw NotBinary();
+      if (!binary->convert(text, piece, converted)) throw NotBinary();
     };
     long long loaded = conn.copy_in(header, [&](std::string& piece) {
       if (ended) return false;
@@ -977,7 +979,7 @@ long long load_chunk(Connection& conn, const std::string& path, const BackupChun
         if (!d.next(buf)) break;
         if (buf.size() > kHold + (1 << 20)) {
           size_t cut = buf.size() - kHold;
-          if (how.binary != nullptr) {
+          if (binary != nullptr) {
             cut = buf.rfind('\n', cut - 1);
             if (cut == std::string::npos) continue;  // one long row: read on
             ++cut;
@@ -994,10 +996,10 @@ long long load_chunk(Connection& conn, const std::string& path, const BackupChun
       size_t end = buf.size() - marker.size();
       if ((end > 0 ? buf[end - 1] : last_sent) != '\n') throw Error("has no end-of-data marker");
       emit(piece, std::string_view(buf).substr(0, end));
-      if (how.binary != nullptr) piece.append(CopyTextToBinary::trailer());
+      if (binary != nullptr) piece.append(CopyTextToBinary::trailer());
       return true;
     });
-    if (how.binary != nullptr && loaded != converted) {
+    if (binary != nullptr && loaded != converted) {
       throw Error("the server loaded " + std::to_string(loaded) + " rows of " +
                   std::to_string(converted));
     }
@@ -1038,21 +1040,8 @@ std::optional<std::vector<FieldKind>> binary_fields(Connection& conn, const std:
   return kinds;
 }
 
-// The first line of a data chunk: its COPY header.
-std::string chunk_header(const std::string& path, const BackupChunk& chunk,
-                         const RestoreOptions& options) {
-  std::string bytes = checked_chunk(path, chunk, options.key, options.file_id);
-  try {
-    Decompressor d(options.compression, bytes);
-    std::string buf;
-    return first_line(d, buf);
-  } catch (const Error& e) {
-    throw ChunkError(chunk, e.what());
-  }
-}
-
 // What one worker loads at a time: a whole table in one transaction (truncated first, so that
-// COPY FREEZE applies), or, when tables are split, one chunk in its own transaction.
+// COPY FREEZE applies), or one chunk of a split table in its own transaction.
 struct LoadUnit {
   std::string table;
   std::vector<size_t> chunks;  // indexes into the chunk list, in file order
@@ -1082,12 +1071,12 @@ long long restore_chunks(const std::string& dsn, const std::string& path,
   }
   // A table bigger than a worker's share would alone set the restore's length: its chunks go
   // to any worker that has nothing else, each in its own transaction (no FREEZE then).
-  const bool split_largest = options.split == "largest" && options.workers > 1 &&
+  const bool split_largest = options.split_largest && options.workers > 1 &&
                              table_chunks[largest].size() > 1 &&
                              table_bytes[largest] * options.workers > total;
   std::vector<LoadUnit> units;
   for (auto& [table, idx] : table_chunks) {
-    if (options.split == "all" || (split_largest && table == largest)) {
+    if (split_largest && table == largest) {
       for (size_t i : idx) units.push_back({table, {i}, table_bytes[table], false});
     } else {
       units.push_back({table, idx, table_bytes[table], true});
@@ -1121,28 +1110,34 @@ long long restore_chunks(const std::string& dsn, const std::string& path,
   RestoreProgress progress;
   progress.chunks_total = static_cast<int>(chunks.size());
 
-  auto converter_for = [&](Connection& conn, const LoadUnit& unit) {
-    std::shared_ptr<const CopyTextToBinary> conv;
-    if (!options.binary) return conv;
+  // A table's rewrite to COPY BINARY (null: load as text), decided once from its first chunk's
+  // header and shared by the workers that load its chunks.
+  auto converter_for = [&](Connection& conn, const std::string& table, const std::string& header) {
     {
       std::lock_guard<std::mutex> guard(pool.mutex);
-      auto found = converters.find(unit.table);
+      auto found = converters.find(table);
       if (found != converters.end()) return found->second;
     }
-    auto kinds =
-        binary_fields(conn, unit.table, chunk_header(path, chunks[unit.chunks.front()], options));
-    if (kinds) conv = std::make_shared<const CopyTextToBinary>(std::move(*kinds));
+    std::shared_ptr<const CopyTextToBinary> conv;
+    if (auto kinds = binary_fields(conn, table, header)) {
+      conv = std::make_shared<const CopyTextToBinary>(std::move(*kinds));
+    }
     std::lock_guard<std::mutex> guard(pool.mutex);
-    converters[unit.table] = conv;
+    converters[table] = conv;
     return conv;
   };
 
   auto load_unit = [&](Connection& conn, const LoadUnit& unit) {
-    std::shared_ptr<const CopyTextToBinary> conv = converter_for(conn, unit);
+    std::shared_ptr<const CopyTextToBinary> conv;  // kept alive while the unit loads
+    bool as_text = !options.binary;
     ChunkLoad how;
     how.freeze = options.freeze && unit.whole_table;
+    how.binary = [&](const std::string& header) -> const CopyTextToBinary* {
+      if (as_text) return nullptr;
+      if (!conv) conv = converter_for(conn, unit.table, header);
+      return conv.get();
+    };
     for (;;) {
-      how.binary = conv.get();
       long long rows_here = 0;
       int chunks_here = 0;
       unsigned long long bytes_here = 0;
@@ -1187,7 +1182,7 @@ long long restore_chunks(const std::string& dsn, const std::string& path,
         progress.rows -= rows_here;
         progress.bytes -= bytes_here;
         converters[unit.table] = nullptr;
-        conv = nullptr;
+        as_text = true;
       } catch (...) {
         conn.rollback_quietly("restore");
         throw;

@@ -467,6 +467,6 @@ def restore_backup_chunks(
     after_table: dict[str, list[str]] = ...,
     binary: bool = True,
     freeze: bool = True,
-    split: str = "largest",
+    split_largest: bool = True,
     maintenance_work_mem: str = "512MB",
 ) -> int: ...

@@ -115,10 +115,11 @@ struct RestoreOptions {
   // written frozen and all-visible (no hint-bit writes or anti-wraparound vacuum later), and
   // with wal_level = minimal the load skips WAL.
   bool freeze = true;
-  // Which tables' chunks may load on several workers at once, each chunk in its own
-  // transaction (so without FREEZE): "largest" (only a table bigger than a worker's share of
-  // the data, which would otherwise alone set the restore's length), "all" or "none".
-  std::string split = "largest";
+  // A table bigger than one worker's share of the data (which would otherwise alone set the
+  // restore's length) loads on every worker that has nothing else to load, each chunk in its
+  // own transaction (so without FREEZE). PostgreSQL 15 queues such loads on the relation
+  // extension lock, so only that table is split.
+  bool split_largest = true;
   std::string maintenance_work_mem = "512MB";  // for the index and key builds
   // Per table: statements (its index and key builds) run on a worker connection as soon as
   // every chunk of the table is loaded, while other tables are still loading.
