@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dataset import DB, clean_env, load
-from pgsafe import backup as bk
+from pgsafe.backup import core as bk
 from pgsafe.server import TemporaryServer
 
 

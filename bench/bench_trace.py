@@ -14,10 +14,13 @@ import time
 from pathlib import Path
 
 from pgsafe import _core
-from pgsafe.migrations import discover
-from pgsafe.runner import Runner
+from pgsafe.lifecycle.runner import Runner
+from pgsafe.lifecycle.trace import (  # the per-migration step of pgsafe.lifecycle.trace.trace
+    _trace_unit,
+    _unit,
+)
 from pgsafe.server import TemporaryDatabase, TemporaryServer
-from pgsafe.trace import _trace_unit, _unit  # the per-migration step of pgsafe.trace.trace
+from pgsafe.sources.files import discover
 
 TABLES = 5
 

@@ -23,8 +23,8 @@ from sqlalchemy import create_engine
 from helpers import pgsafe, query
 from pgsafe import _core
 from pgsafe.alembic import InvariantViolation
-from pgsafe.alembic.project import _logging_kept
 from pgsafe.schema import fingerprint
+from pgsafe.sources.alembic import _logging_kept
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "alembic_project"
 REVISIONS = ["0001", "0002", "0003", "0004", "0005"]

@@ -12,8 +12,8 @@ import pytest
 
 from helpers import pgsafe as run
 from helpers import query, write
-from pgsafe.checksums import write_manifest
 from pgsafe.schema import fingerprint
+from pgsafe.sources.checksums import write_manifest
 
 ITEMS = {
     "001_items.up.sql": "CREATE TABLE items (id int PRIMARY KEY, label text);\n"
@@ -51,7 +51,7 @@ def test_pipeline_runs_every_step_in_order_and_logs_it(pgsafe_db, tmp_path):
     assert kinds.count("migration_done") == 2
     (report,) = (tmp_path / "logs").glob("preflight-report-*.json")
     assert json.loads(report.read_text())["ok"] is True
-    if importlib.util.find_spec("pgsafe.postflight") is not None:
+    if importlib.util.find_spec("pgsafe.lifecycle.postflight") is not None:
         (post,) = (tmp_path / "logs").glob("postflight-report-*.json")
         assert f"postflight report: logs/{post.name}" in out
     # The fingerprint left by the run is recorded for the next preflight's drift check.
@@ -153,7 +153,7 @@ def test_exit_2_when_the_backup_step_fails(pgsafe_db, tmp_path):
         pgsafe_db, migs, tmp_path, "--env", "production", "--backup-dir", str(blocker / "sub")
     )
     assert res.returncode == 2, res.stdout + res.stderr
-    if importlib.util.find_spec("pgsafe.backup") is None:
+    if importlib.util.find_spec("pgsafe.backup.core") is None:
         assert "requires a backup" in res.stderr
     else:
         assert "backup failed" in res.stderr
@@ -166,7 +166,7 @@ def test_exit_2_when_the_backup_step_fails(pgsafe_db, tmp_path):
 
 
 def test_exit_3_postflight_failure(pgsafe_db, tmp_path):
-    pytest.importorskip("pgsafe.postflight", reason="postflight is not in this build")
+    pytest.importorskip("pgsafe.lifecycle.postflight", reason="postflight is not in this build")
     migs = write(
         tmp_path / "m",
         {
@@ -251,7 +251,7 @@ def test_exit_4_irreversible_and_5_config(pgsafe_db, tmp_path):
     res = run("rollback", str(migs), "--db", pgsafe_db.dsn, "--apply", "--yes", cwd=tmp_path)
     assert res.returncode == 4
     assert "001_a: no down file (irreversible)" in res.stderr
-    # A backup can undo it: without one (or without pgsafe.backup) nothing is touched.
+    # A backup can undo it: without one (or without pgsafe.backup.core) nothing is touched.
     res = run(
         "rollback",
         str(migs),
@@ -262,8 +262,8 @@ def test_exit_4_irreversible_and_5_config(pgsafe_db, tmp_path):
         "--yes",
         cwd=tmp_path,
     )
-    if importlib.util.find_spec("pgsafe.backup") is None:
-        assert res.returncode == 5 and "needs pgsafe.backup" in res.stderr
+    if importlib.util.find_spec("pgsafe.backup.core") is None:
+        assert res.returncode == 5 and "needs pgsafe.backup.core" in res.stderr
     else:
         assert res.returncode == 4 and "no backup in backups/migrations" in res.stderr
     assert query(pgsafe_db, "SELECT to_regclass('a') IS NOT NULL") == [("t",)]
@@ -328,7 +328,9 @@ def test_rollback_confirmation_at_a_terminal(pgsafe_db, tmp_path):
 
 
 def test_production_pipeline_backs_up_verifies_and_restores(pgsafe_db, tmp_path):
-    pytest.importorskip("pgsafe.backup", reason="backups (pgsafe.backup) are not in this build")
+    pytest.importorskip(
+        "pgsafe.backup.core", reason="backups (pgsafe.backup.core) are not in this build"
+    )
     migs = write(tmp_path / "m", ITEMS)
     assert apply(pgsafe_db, migs, tmp_path, "--to", "001", "--log-dir", "").returncode == 0
     write_manifest(migs)

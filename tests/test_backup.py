@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from helpers import cli_env, pgsafe, query, spawn, wait_for
-from pgsafe import backup as bk
-from pgsafe.datafp import fingerprint
+from pgsafe.backup import core as bk
 from pgsafe.schema import fingerprint as schema_fingerprint
 from pgsafe.server import TemporaryDatabase
+from pgsafe.testing.datafp import fingerprint
 
 MARKER = "plain-text-marker-7f3a"
 ROLE = "pgsafe_bk_reader"
@@ -532,7 +532,7 @@ def test_unknown_table_is_a_config_error(pgsafe_db: TemporaryDatabase, tmp_path:
 
 
 def test_force_reads_what_a_script_creates() -> None:
-    from pgsafe.restore_force import created_by_script
+    from pgsafe.backup.force import created_by_script
 
     script = b"""
 \\restrict AbC123

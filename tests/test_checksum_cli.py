@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from helpers import pgsafe, write
-from pgsafe import checksums
+from pgsafe.sources import checksums
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 

@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pgsafe.dryrun import dry_run
-from pgsafe.migrations import discover
+from pgsafe.lifecycle.dryrun import dry_run
+from pgsafe.sources.files import discover
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "migrations"

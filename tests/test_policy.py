@@ -9,7 +9,7 @@ import pytest
 
 from helpers import pgsafe as run
 from pgsafe.errors import ConfigError
-from pgsafe.policy import Approvals, evaluate, load_approvals, load_policy
+from pgsafe.lifecycle.policy import Approvals, evaluate, load_approvals, load_policy
 
 
 def test_built_in_policies_follow_seed_003(tmp_path, monkeypatch):

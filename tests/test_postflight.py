@@ -13,7 +13,7 @@ import pytest
 from helpers import pgsafe, query, write
 from pgsafe import Runner
 from pgsafe.errors import ConfigError, DatabaseError, PostflightError
-from pgsafe.postflight import (
+from pgsafe.lifecycle.postflight import (
     last_fingerprint,
     load_expectations,
     postflight,

@@ -12,8 +12,8 @@ import pytest
 
 from helpers import pgsafe as run
 from helpers import query, write
-from pgsafe.checksums import write_manifest
-from pgsafe.migrations import discover
+from pgsafe.sources.checksums import write_manifest
+from pgsafe.sources.files import discover
 
 DROP_COLUMN = {
     "001_accounts.up.sql": "CREATE TABLE accounts (id bigint PRIMARY KEY, legacy text);\n",
@@ -195,7 +195,10 @@ def test_tampered_applied_file_and_manifest(pgsafe_db, tmp_path):
 
 
 def test_long_transaction_fails_preflight_until_it_ends(pgsafe_db, tmp_path):
-    pytest.importorskip("pgsafe.probe", reason="lock probing (pgsafe.probe) is not in this build")
+    pytest.importorskip(
+        "pgsafe.lifecycle.probe",
+        reason="lock probing (pgsafe.lifecycle.probe) is not in this build",
+    )
     migs = write(tmp_path / "m", DROP_COLUMN)
     (tmp_path / "pgsafe.toml").write_text("[policy.local]\nlong_transaction_s = 1\n")
     holder = pgsafe_db.connect(application_name="long-report")
@@ -218,7 +221,10 @@ def test_long_transaction_fails_preflight_until_it_ends(pgsafe_db, tmp_path):
 def test_blocked_session_fails_preflight_and_own_sessions_do_not(pgsafe_db, tmp_path):
     import threading
 
-    pytest.importorskip("pgsafe.probe", reason="lock probing (pgsafe.probe) is not in this build")
+    pytest.importorskip(
+        "pgsafe.lifecycle.probe",
+        reason="lock probing (pgsafe.lifecycle.probe) is not in this build",
+    )
     migs = write(tmp_path / "m", DROP_COLUMN)
     assert (
         run(

@@ -1,4 +1,4 @@
-"""The live probe (`pgsafe.probe`, `pgsafe locks`) against a real server: blocker and blocked
+"""The live probe (`pgsafe.lifecycle.probe`, `pgsafe locks`) against a real server: blocker and blocked
 sessions, long and idle transactions, lock queues, vacuums; the probe itself never waits."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 from helpers import pgsafe, query, spawn, wait_for, write
 from pgsafe import _core
 from pgsafe import errors as e
-from pgsafe.commands.locks import pending_relations
-from pgsafe.probe import ProbeBlocked, ProbeReport, VacuumRun, probe
+from pgsafe.cli.locks import pending_relations
+from pgsafe.lifecycle.probe import ProbeBlocked, ProbeReport, VacuumRun, probe
 from pgsafe.server import TemporaryDatabase
 
 

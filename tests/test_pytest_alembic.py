@@ -32,7 +32,7 @@ TESTS = """
 from pytest_alembic.tests import test_single_head_revision, test_up_down_consistency, test_upgrade
 
 from pgsafe import schema
-from pgsafe.testing import assert_schema_parity
+from pgsafe.testing.harness import assert_schema_parity
 
 
 def test_same_database(

@@ -24,8 +24,8 @@ MIGRATIONS = {
 
 PASSING = """
 import pytest
-from pgsafe.testing import assert_no_data_loss, assert_schema_parity, no_data_loss
-from pgsafe.pytest_plugin import database_fixture, migrations_fixture, template_fixture
+from pgsafe.testing.harness import assert_no_data_loss, assert_schema_parity, no_data_loss
+from pgsafe.testing.pytest_plugin import database_fixture, migrations_fixture, template_fixture
 
 # Factories, pytest-postgresql style: a second template migrated to head, and clones of it.
 at_head_template = template_fixture(name="at_head", mode="migrated")
@@ -69,7 +69,7 @@ def test_report_renders(pgsafe_migrations):
 """
 
 FAILING = """
-from pgsafe.testing import assert_no_data_loss, assert_schema_parity
+from pgsafe.testing.harness import assert_no_data_loss, assert_schema_parity
 
 
 def test_broken_down_leaves_enum(pgsafe_migrations):
@@ -122,7 +122,7 @@ def test_failing_assertions_name_the_object_and_the_table(project: pytest.Pytest
     result.stdout.fnmatch_lines(
         [
             ">*assert_no_data_loss(before, pgsafe_migrations)",
-            "E *pgsafe.testing.DataLossError: data changed in 1 table(s):",
+            "E *pgsafe.testing.harness.DataLossError: data changed in 1 table(s):",
             "E *  public.items: 3 rows before, 2 after (1 lost)",
         ]
     )
@@ -256,7 +256,7 @@ def pgsafe_target(postgresql):
 """
 
 PYTEST_POSTGRESQL_TESTS = """
-from pgsafe.testing import assert_schema_parity
+from pgsafe.testing.harness import assert_schema_parity
 
 
 def test_on_their_database(postgresql, pgsafe_migrations, request):

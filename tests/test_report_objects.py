@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from helpers import write
+from pgsafe.lifecycle.runner import Runner
 from pgsafe.lint import lint_text
-from pgsafe.runner import Runner
 from pgsafe.server import TemporaryDatabase
 
 HOSTILE = "<b>x|y</b>"

@@ -14,9 +14,9 @@ import pytest
 
 from helpers import cli_env
 from pgsafe import _core
-from pgsafe import backup as bk
-from pgsafe.datafp import fingerprint
+from pgsafe.backup import core as bk
 from pgsafe.server import TemporaryDatabase
+from pgsafe.testing.datafp import fingerprint
 
 # (column type, values as SQL expressions); every column also gets a NULL row.
 TYPES: list[tuple[str, list[str]]] = [

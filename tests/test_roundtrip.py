@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import pgsafe, write
-from pgsafe.roundtrip import RoundtripReport, run_tests
+from pgsafe.testing.roundtrip import RoundtripReport, run_tests
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 

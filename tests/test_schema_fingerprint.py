@@ -16,7 +16,7 @@ from helpers import PGSAFE, cli_env, query
 from helpers import pgsafe as run
 from pgsafe import _core
 from pgsafe.errors import ConfigError
-from pgsafe.runner import Runner
+from pgsafe.lifecycle.runner import Runner
 from pgsafe.schema import SchemaFingerprint, diff, fingerprint, render_diff
 from pgsafe.server import TemporaryDatabase, TemporaryServer
 

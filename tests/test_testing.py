@@ -1,4 +1,4 @@
-"""pgsafe.testing without pytester: what the assertions accept, what their messages say, and
+"""pgsafe.testing.harness without pytester: what the assertions accept, what their messages say, and
 that a DSN's password never reaches a failure message."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from helpers import write
 from pgsafe.schema import fingerprint
 from pgsafe.server import TemporaryDatabase, TemporaryServer
-from pgsafe.testing import (
+from pgsafe.testing.harness import (
     DataLossError,
     MigrationHarness,
     assert_no_data_loss,
@@ -90,7 +90,8 @@ def test_data_loss_names_gone_and_changed_tables(pgsafe_db: TemporaryDatabase) -
 def test_lock_assertions_and_harness_trace_come_from_pgsafe_trace(
     tmp_path: Path, pgsafe_server: TemporaryServer, pgsafe_db: TemporaryDatabase
 ) -> None:
-    from pgsafe import testing, trace
+    from pgsafe.lifecycle import trace
+    from pgsafe.testing import harness as testing
 
     assert testing.assert_max_lock is trace.assert_max_lock
     assert testing.assert_no_rewrite is trace.assert_no_rewrite

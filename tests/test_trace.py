@@ -12,7 +12,7 @@ import pytest
 
 from helpers import pgsafe, query, write
 from pgsafe.errors import ConfigError
-from pgsafe.trace import assert_max_lock, assert_no_rewrite, trace, trace_sql
+from pgsafe.lifecycle.trace import assert_max_lock, assert_no_rewrite, trace, trace_sql
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "migrations"
@@ -303,7 +303,7 @@ def test_dry_run_with_db_uses_target_sizes(pgsafe_db, tmp_path):
 
 
 def test_sample_rows_by_column_type(pgsafe_db):
-    from pgsafe.estimate import generate_sample
+    from pgsafe.analysis.estimate import generate_sample
 
     query(
         pgsafe_db,

@@ -1,5 +1,5 @@
 // pgsafe._core backups: the writer's long steps and the restore run without the GIL; progress
-// callbacks take it. A ChunkError becomes pgsafe.backup.CorruptChunk, naming the chunk.
+// callbacks take it. A ChunkError becomes pgsafe.errors.CorruptChunk, naming the chunk.
 #include <pybind11/functional.h>
 #include <pybind11/stl.h>
 
@@ -21,7 +21,7 @@ void register_backup(pyb::module_& m) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const ChunkError& e) {
-      pyb::object mod = pyb::module_::import("pgsafe.backup");
+      pyb::object mod = pyb::module_::import("pgsafe.errors");
       pyb::object exc =
           mod.attr("CorruptChunk")(e.index(), e.table(), e.offset(), e.reason(), e.what());
       PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());

@@ -12,8 +12,7 @@ from pgsafe.errors import (
     RollbackError,
     UnsafeError,
 )
-from pgsafe.migrations import Migration, discover, load_statements, parse_sql
-from pgsafe.runner import (
+from pgsafe.lifecycle.runner import (
     ConnectError,
     MigrationFailed,
     RollbackFailed,
@@ -22,6 +21,7 @@ from pgsafe.runner import (
     connect,
 )
 from pgsafe.schema import Difference, SchemaFingerprint, SchemaObject
+from pgsafe.sources.files import Migration, discover, load_statements, parse_sql
 
 __version__ = _core.__version__
 Connection = _core.Connection

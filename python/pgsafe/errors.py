@@ -132,6 +132,23 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+class BackupError(Error):
+    """Taking or checking a backup failed (DESIGN.md: exit code 2)."""
+
+    exit_code = 2
+
+
+class CorruptChunk(BackupError):
+    """A chunk's bytes are not what the manifest recorded: altered, moved or cut short."""
+
+    def __init__(self, index: int, table: str, offset: int, reason: str, message: str = "") -> None:
+        super().__init__(message or f"chunk {index} ({table}, offset {offset}): {reason}")
+        self.index = index
+        self.table = table
+        self.offset = offset
+        self.reason = reason
+
+
 class DatabaseError(Error):
     """An error reported by PostgreSQL (or libpq), with the server's diagnostic fields.
 

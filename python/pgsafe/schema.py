@@ -200,7 +200,9 @@ def fingerprint(
     ledger schema."""
     excluded = (exclude,) if isinstance(exclude, str) else tuple(exclude)
     if isinstance(conn_or_dsn, str):
-        from pgsafe.runner import connect  # runner imports much more; keep this module light
+        from pgsafe.lifecycle.runner import (
+            connect,  # runner imports much more; keep this module light
+        )
 
         with connect(conn_or_dsn, settings or Settings(), "schema fingerprint") as conn:
             return fingerprint(conn, excluded)

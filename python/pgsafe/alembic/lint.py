@@ -7,10 +7,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from pgsafe.alembic.project import Project, Rendered, Revision, analyse
 from pgsafe.lint.config import LintConfig
 from pgsafe.lint.engine import LintResult, lint_text
 from pgsafe.lint.model import RULES, Finding
+from pgsafe.sources.alembic import Project, Rendered, Revision, analyse
 
 
 def _finding(file: Path, line: int, rule: str, severity: str, message: str, fix: str) -> Finding:

@@ -273,7 +273,7 @@ def _after_step(run: _Run, ctx: Any, step: Any) -> None:
     if run.ledger:
         script = step.up_revision
         path = Path(script.path)
-        from pgsafe.alembic.project import revision_name
+        from pgsafe.sources.alembic import revision_name
 
         _record(
             dbapi,
@@ -409,17 +409,17 @@ def _before_run(
     preflight: bool | Callable[[str], Any],
     backup: bool | Callable[[str], Any],
 ) -> None:
-    """Integration points for pgsafe.preflight and pgsafe.backup: True uses pgsafe's own, a
+    """Integration points for pgsafe.lifecycle.preflight and pgsafe.backup.core: True uses pgsafe's own, a
     callable gets the database URL. A preflight report whose ``failed`` is true stops the run."""
     if preflight:
         if callable(preflight):
             report = preflight(_dsn(connection))
         else:
             try:
-                from pgsafe import preflight as _pre
+                from pgsafe.lifecycle import preflight as _pre
             except ImportError:
                 raise ConfigError(
-                    "preflight=True needs pgsafe.preflight, which this pgsafe does not have"
+                    "preflight=True needs pgsafe.lifecycle.preflight, which this pgsafe does not have"
                 ) from None
             report = _pre.preflight(_dsn(connection))
         if getattr(report, "failed", False):
@@ -430,6 +430,6 @@ def _before_run(
         if callable(backup):
             backup(_dsn(connection))
         else:
-            from pgsafe.backup import backup as _backup
+            from pgsafe.backup.core import backup as _backup
 
             _backup(_dsn(connection))

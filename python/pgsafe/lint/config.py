@@ -80,7 +80,7 @@ def _from_table(table: dict[str, Any], source: str) -> LintConfig:
 def find_config_table(start: Path | None = None) -> tuple[dict[str, Any], str] | None:
     """The pgsafe table of the nearest pgsafe.toml (the whole file) or pyproject.toml
     (`[tool.pgsafe]`), searching `start` (default: the current directory) and its parents,
-    with the file's path; None when there is none. Used by lint and by pgsafe.policy."""
+    with the file's path; None when there is none. Used by lint and by pgsafe.lifecycle.policy."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         for name in ("pgsafe.toml", "pyproject.toml"):

@@ -18,8 +18,8 @@ from pgsafe.lint.config import LintConfig
 from pgsafe.lint.context import Context
 from pgsafe.lint.locks import predict
 from pgsafe.lint.model import RULES, Finding, Hit, Rule, Stmt, lock_hazards
-from pgsafe.migrations import is_alembic_project, parse_sql, read_sql
 from pgsafe.render import Report, Section, Table, Text
+from pgsafe.sources.files import is_alembic_project, parse_sql, read_sql
 
 # "-- pgsafe: ignore rule-a, rule-b reason: why" (statement) or "ignore-file" (whole file).
 _SUPPRESS = re.compile(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pgsafe import _core
 from pgsafe.errors import ConfigError
-from pgsafe.migrations import discover
+from pgsafe.sources.files import discover
 
 MANIFEST = "checksum.txt"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from pgsafe.cli import _add_format, _add_target, duration_ms
+    from pgsafe.cli.main import _add_format, _add_target, duration_ms
 
     p = sub.add_parser(
         "postflight",
@@ -51,10 +51,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pgsafe.cli import EXIT_OK, EXIT_POSTFLIGHT, _note, _target
+    from pgsafe.cli.main import EXIT_OK, EXIT_POSTFLIGHT, _note, _target
     from pgsafe.errors import ConfigError
-    from pgsafe.migrations import discover
-    from pgsafe.postflight import load_expectations, postflight, write_report
+    from pgsafe.lifecycle.postflight import load_expectations, postflight, write_report
+    from pgsafe.sources.files import discover
 
     path: Path | None = Path(args.path)
     assert path is not None
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise ConfigError(f"{log_dir}: cannot write reports: {exc.strerror or exc}") from None
     if expectations is None and args.timeout is not None:
-        from pgsafe.postflight import Expectations
+        from pgsafe.lifecycle.postflight import Expectations
 
         expectations = Expectations(statement_timeout_s=args.timeout / 1000)
     with _target(args, say=_note) as (dsn, label):

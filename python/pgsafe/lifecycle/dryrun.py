@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgsafe import _core
-from pgsafe.estimate import fmt_seconds
+from pgsafe.analysis.estimate import fmt_seconds
 from pgsafe.lint.config import LintConfig
 from pgsafe.lint.context import Context
 from pgsafe.lint.engine import lint_text
@@ -26,11 +26,11 @@ from pgsafe.lint.model import (
     range_name,
     strings,
 )
-from pgsafe.migrations import Migration, parse_sql
 from pgsafe.render import Report, Section, Table, Text
+from pgsafe.sources.files import Migration, parse_sql
 
 if TYPE_CHECKING:
-    from pgsafe.trace import MigrationTrace, TracedStatement, TraceReport
+    from pgsafe.lifecycle.trace import MigrationTrace, TracedStatement, TraceReport
 
 RISK_ORDER = ("LOW", "MEDIUM", "HIGH")
 
@@ -668,7 +668,7 @@ def dry_run(
     if environment:
         report.environment = environment
     if trace is True:
-        from pgsafe.trace import trace as run_trace
+        from pgsafe.lifecycle.trace import trace as run_trace
 
         trace = run_trace(
             migrations,

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgsafe import _core
+from pgsafe.analysis.touches import walk_dicts
 from pgsafe.errors import DatabaseError, Error
-from pgsafe.touches import walk_dicts
 
 _SYSTEM = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
 

@@ -62,7 +62,7 @@ def _conn(
     conn_or_dsn: _core.Connection | str, settings: Settings | None
 ) -> Iterator[_core.Connection]:
     if isinstance(conn_or_dsn, str):
-        from pgsafe.runner import connect
+        from pgsafe.lifecycle.runner import connect
 
         with connect(conn_or_dsn, settings or Settings(), "fingerprint") as conn:
             yield conn

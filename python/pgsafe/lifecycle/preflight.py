@@ -19,9 +19,9 @@ from pgsafe import _core
 from pgsafe.config import Settings
 from pgsafe.errors import ConfigError, DatabaseError, Error
 from pgsafe.events import EventLog
-from pgsafe.migrations import Migration
-from pgsafe.policy import APPROVALS_FILE, Policy, evaluate, load_approvals, load_policy
+from pgsafe.lifecycle.policy import APPROVALS_FILE, Policy, evaluate, load_approvals, load_policy
 from pgsafe.render import Report, Section, Table, Text
+from pgsafe.sources.files import Migration
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 _MARK = {PASS: "ok", WARN: "WARN", FAIL: "FAIL", SKIP: "skip"}
@@ -198,7 +198,7 @@ class PreflightReport(Report):
 
 
 def _optional(module: str) -> Any | None:
-    """pgsafe.probe / pgsafe.backup when this build has them (they land separately)."""
+    """pgsafe.lifecycle.probe / pgsafe.backup.core when this build has them (they land separately)."""
     try:
         return importlib.import_module(module)
     except ImportError:
@@ -221,7 +221,7 @@ class _Preflight:
         approvals_path: Path,
         to: str | None = None,
     ) -> None:
-        from pgsafe.runner import Runner
+        from pgsafe.lifecycle.runner import Runner
 
         self.to = to
         self.conn = conn
@@ -353,7 +353,7 @@ class _Preflight:
         )
 
     def manifest(self) -> Check:
-        from pgsafe.checksums import MANIFEST, check_manifest
+        from pgsafe.sources.checksums import MANIFEST, check_manifest
 
         path = self.source / MANIFEST
         level = self.policy.checksum_manifest
@@ -380,7 +380,7 @@ class _Preflight:
     def analyse_pending(self) -> Check:
         """Lint and destructive-statement analysis of the pending migrations, and the existing
         tables they touch (for sizes, backups and lock probing)."""
-        from pgsafe.dryrun import analyse
+        from pgsafe.lifecycle.dryrun import analyse
         from pgsafe.lint import load_config
 
         config = load_config()
@@ -407,7 +407,7 @@ class _Preflight:
     def drift(self) -> Check:
         """Live schema vs the fingerprint recorded (pgsafe.fingerprints) after the last apply,
         rollback, repair or postflight."""
-        from pgsafe.fingerprints import applied_versions, last_fingerprint
+        from pgsafe.lifecycle.fingerprints import applied_versions, last_fingerprint
         from pgsafe.schema import diff, fingerprint
 
         schema = self.settings.ledger_schema
@@ -461,11 +461,11 @@ class _Preflight:
             evidence,
         )
 
-    # Live activity: pgsafe.probe (the lock-probing issue) when this build has it.
+    # Live activity: pgsafe.lifecycle.probe (the lock-probing issue) when this build has it.
     def _probe(self) -> Any | None:
-        """pgsafe.probe's report on the target and the tables the migrations touch (once)."""
+        """pgsafe.lifecycle.probe's report on the target and the tables the migrations touch (once)."""
         if not hasattr(self, "_probe_report"):
-            probe = _optional("pgsafe.probe")
+            probe = _optional("pgsafe.lifecycle.probe")
             self._probe_report: Any | None = None
             self._probe_error: str | None = None
             if probe is not None and hasattr(probe, "probe"):
@@ -523,7 +523,9 @@ class _Preflight:
             return Check(name, FAIL, f"the lock probe could not finish: {self._probe_error}")
         if found is None:
             return Check(
-                name, SKIP, "skipped: probe not available (pgsafe.probe is not in this build)"
+                name,
+                SKIP,
+                "skipped: probe not available (pgsafe.lifecycle.probe is not in this build)",
             )
         if not found:
             return Check(name, PASS, ok)
@@ -605,12 +607,12 @@ class _Preflight:
         if not self.pending:
             return Check("backup", PASS, "nothing pending: no backup needed")
         bad = FAIL if level == "required" else WARN
-        backup_mod = _optional("pgsafe.backup")
+        backup_mod = _optional("pgsafe.backup.core")
         if backup_mod is None or not hasattr(backup_mod, "latest_backup"):
             return Check(
                 "backup",
                 bad,
-                "cannot check backup recency: pgsafe.backup is not in this build",
+                "cannot check backup recency: pgsafe.backup.core is not in this build",
             )
         info = backup_mod.latest_backup(str(self.backup_dir))
         if info is None:
@@ -935,8 +937,8 @@ def preflight(
     failures (recorded in the report and the event log) when the policy allows it.
     `backup_planned`: the caller (apply --apply) takes a backup next, so recency is moot.
     `to`: only migrations up to this version count as pending (apply --to)."""
-    from pgsafe.migrations import discover
-    from pgsafe.runner import connect
+    from pgsafe.lifecycle.runner import connect
+    from pgsafe.sources.files import discover
 
     settings = settings or Settings()
     policy = policy or load_policy(env)

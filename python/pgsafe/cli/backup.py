@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from pgsafe.cli import _add_target, _add_verbose, _target, positive_int, table_list
+from pgsafe.cli.main import _add_target, _add_verbose, _target, positive_int, table_list
 from pgsafe.errors import ConfigError, Error, RollbackError, UnsafeError, mask_password
 
 EXIT_OK, EXIT_UNSAFE, EXIT_BACKUP, EXIT_RESTORE, EXIT_CONFIG = 0, 1, 2, 4, 5
@@ -32,7 +32,7 @@ def _add_key(p: argparse.ArgumentParser, verb: str) -> None:
 
 
 def _key(args: argparse.Namespace) -> bytes | None:
-    from pgsafe.backup import load_key
+    from pgsafe.backup.core import load_key
 
     if args.encrypt_key_file is None and args.encrypt_key_env is None:
         return None
@@ -51,7 +51,7 @@ def _fail(exc: Error) -> None:
 
 
 def _backup(args: argparse.Namespace) -> int:
-    from pgsafe.backup import backup
+    from pgsafe.backup.core import backup
 
     key = _key(args)
     try:
@@ -77,7 +77,7 @@ def _backup(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    from pgsafe.backup import restore
+    from pgsafe.backup.core import restore
 
     key = _key(args)
     try:
@@ -93,7 +93,7 @@ def _restore(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from pgsafe.backup import verify_backup
+    from pgsafe.backup.core import verify_backup
 
     key = _key(args)
     report = verify_backup(args.file, key=key, workers=args.workers)

@@ -11,7 +11,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from pgsafe.cli import _add_format, _add_path, _add_verbose, positive_int
+    from pgsafe.cli.main import _add_format, _add_path, _add_verbose, positive_int
 
     p = sub.add_parser(
         "test",
@@ -44,9 +44,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pgsafe.cli import EXIT_OK, EXIT_UNSAFE
+    from pgsafe.cli.main import EXIT_OK, EXIT_UNSAFE
     from pgsafe.errors import ConfigError
-    from pgsafe.roundtrip import run_tests
+    from pgsafe.testing.roundtrip import run_tests
 
     junit = Path(args.junit) if args.junit else None
     if junit is not None:

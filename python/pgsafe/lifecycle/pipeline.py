@@ -25,11 +25,11 @@ from pgsafe.errors import (
     UnsafeError,
 )
 from pgsafe.events import EventLog
-from pgsafe.migrations import Migration
-from pgsafe.policy import Policy
-from pgsafe.preflight import PreflightReport, preflight
+from pgsafe.lifecycle.policy import Policy
+from pgsafe.lifecycle.preflight import PreflightReport, preflight
+from pgsafe.lifecycle.runner import Runner, StepResult, _duration, connect
 from pgsafe.render import Report, Section, Table, Text
-from pgsafe.runner import Runner, StepResult, _duration, connect
+from pgsafe.sources.files import Migration
 
 Say = Callable[[str], None]
 
@@ -47,7 +47,7 @@ class BackupFailed(MigrationError):
 
 
 def _optional(module: str, attr: str) -> Any | None:
-    """A neighbour's function (pgsafe.backup, pgsafe.postflight) when this build has it."""
+    """A neighbour's function (pgsafe.backup.core, pgsafe.lifecycle.postflight) when this build has it."""
     try:
         mod = importlib.import_module(module)
     except ImportError:
@@ -285,7 +285,7 @@ def apply_pipeline(
             raise
         if path is None:
             report.steps.append(
-                Step("backup", "skipped", "pgsafe.backup is not in this build (recommended)")
+                Step("backup", "skipped", "pgsafe.backup.core is not in this build (recommended)")
             )
         else:
             report.backup_path = path
@@ -312,12 +312,14 @@ def apply_pipeline(
 
     # 4. postflight
     started = time.monotonic()
-    check = _optional("pgsafe.postflight", "postflight")
+    check = _optional("pgsafe.lifecycle.postflight", "postflight")
     if not postflight:
         report.steps.append(Step("postflight", "skipped", "--no-postflight"))
         events.write("postflight_skipped", reason="--no-postflight")
     elif check is None:
-        report.steps.append(Step("postflight", "skipped", "pgsafe.postflight is not in this build"))
+        report.steps.append(
+            Step("postflight", "skipped", "pgsafe.lifecycle.postflight is not in this build")
+        )
     else:
         try:
             post = _run_postflight(
@@ -355,16 +357,16 @@ def apply_pipeline(
 def _take_backup(
     dsn: str, tables: list[str], out_dir: str | Path, policy: Policy, events: EventLog, say: Say
 ) -> str | None:
-    """The backup step through pgsafe.backup; None when this build does not have it and the
+    """The backup step through pgsafe.backup.core; None when this build does not have it and the
     policy only recommends one."""
-    backup = _optional("pgsafe.backup", "backup")
+    backup = _optional("pgsafe.backup.core", "backup")
     if backup is None:
         if policy.backup == "required":
             raise BackupFailed(
-                f"the {policy.name} policy requires a backup, and pgsafe.backup is not in this "
+                f"the {policy.name} policy requires a backup, and pgsafe.backup.core is not in this "
                 "build; nothing was applied"
             )
-        events.write("backup_skipped", reason="pgsafe.backup not available")
+        events.write("backup_skipped", reason="pgsafe.backup.core not available")
         return None
     say(f"backing up {', '.join(tables) if tables else 'the whole database'} to {out_dir}")
     events.write("backup_start", tables=tables or None, out_dir=str(out_dir))
@@ -376,7 +378,7 @@ def _take_backup(
         raise BackupFailed(f"backup failed: {exc}; nothing was applied") from exc
     path = str(getattr(result, "path", result))
     verified = False
-    verify = _optional("pgsafe.backup", "verify_backup")
+    verify = _optional("pgsafe.backup.core", "verify_backup")
     if verify is not None and policy.backup == "required":
         # Seed 003: a production backup must be known to restore, not merely exist.
         say(f"verifying {path} (restore into a throwaway server)")
@@ -402,7 +404,7 @@ def _run_postflight(
     settings: Settings,
     label: str,
 ) -> Any:
-    """pgsafe.postflight.postflight with the arguments it takes (it lands separately)."""
+    """pgsafe.lifecycle.postflight.postflight with the arguments it takes (it lands separately)."""
     import inspect
 
     params = inspect.signature(check).parameters
@@ -455,7 +457,7 @@ class DataLoss:
 
 def _down_targets(mig: Migration) -> list[tuple[int, str, str, str | None]]:
     """(line, kind, table, column) of each destructive statement in the down file."""
-    from pgsafe.dryrun import destructive_kind
+    from pgsafe.lifecycle.dryrun import destructive_kind
     from pgsafe.lint.model import Stmt, alter_cmds, range_name, strings
 
     out: list[tuple[int, str, str, str | None]] = []
@@ -571,7 +573,7 @@ class RestorePlan:
     backup it restores, the tables that restore replaces, and the tables the migrations created
     that the backup does not hold, which are dropped first (the restore cannot remove them)."""
 
-    backup: Any  # pgsafe.backup.BackupInfo
+    backup: Any  # pgsafe.backup.core.BackupInfo
     scope: str  # the backup's: "tables" or "database"
     restored: list[str]  # backup tables on the target now: dropped and reloaded by the restore
     drop: list[CreatedTable]
@@ -701,21 +703,21 @@ def plan_restore_rollback(
     ledger says it was applied. Raises RollbackError (exit 4) when it cannot: no backup, not
     verified, taken after a migration of `plan` was applied, missing a table the migrations
     touched, or something outside the tables involved depends on them; ConfigError (5) when
-    this build has no pgsafe.backup or the backup is encrypted."""
+    this build has no pgsafe.backup.core or the backup is encrypted."""
     import datetime as dt
     import json
     import re
 
     from pgsafe.errors import RollbackError
-    from pgsafe.preflight import touched_tables
+    from pgsafe.lifecycle.preflight import touched_tables
 
     try:
-        backup = importlib.import_module("pgsafe.backup")
+        backup = importlib.import_module("pgsafe.backup.core")
     except ImportError:
         backup = None
     if backup is None or not hasattr(backup, "restore") or not hasattr(backup, "latest_backup"):
         raise ConfigError(
-            "--from-backup needs pgsafe.backup (restore, latest_backup), which is not in this "
+            "--from-backup needs pgsafe.backup.core (restore, latest_backup), which is not in this "
             "build; nothing was touched"
         )
     info = backup.latest_backup(backup_dir)

@@ -24,8 +24,8 @@ from pgsafe.errors import (
     UnsafeError,
 )
 from pgsafe.events import EventLog
-from pgsafe.migrations import Migration, Statement, discover
 from pgsafe.render import Report, Section, Table
+from pgsafe.sources.files import Migration, Statement, discover
 
 log = logging.getLogger("pgsafe")
 
@@ -382,7 +382,7 @@ class Runner:
         (pgsafe.fingerprints, shared with postflight), for preflight's drift check. Best effort:
         a failure is logged, never allowed to hide the run's own outcome. `only_if_missing`: a
         run that changed nothing records a baseline only when there is none yet."""
-        from pgsafe.fingerprints import last_fingerprint, record_fingerprint
+        from pgsafe.lifecycle.fingerprints import last_fingerprint, record_fingerprint
 
         if not self.record_schema:
             return

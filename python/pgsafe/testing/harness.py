@@ -1,6 +1,6 @@
 """Migration tests in Python: a harness that applies and rolls back one migrations source on one
 database, and assertions whose failure message names the object or table that differs. The
-pytest plugin (pgsafe.pytest_plugin) hands these out as fixtures; nothing here needs pytest."""
+pytest plugin (pgsafe.testing.pytest_plugin) hands these out as fixtures; nothing here needs pytest."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pgsafe import _core, datafp, schema
+from pgsafe import _core, schema
 from pgsafe.config import Settings
-from pgsafe.runner import Runner, StatusReport, StepResult, connect
+from pgsafe.lifecycle.runner import Runner, StatusReport, StepResult, connect
+from pgsafe.lifecycle.trace import TraceReport, assert_max_lock, assert_no_rewrite, trace
 from pgsafe.schema import DEFAULT_EXCLUDE, SchemaFingerprint
-from pgsafe.trace import TraceReport, assert_max_lock, assert_no_rewrite, trace
+from pgsafe.testing import datafp
 
 if TYPE_CHECKING:
-    from pgsafe.datafp import TableFingerprint
+    from pgsafe.testing.datafp import TableFingerprint
 
 __all__ = [
     "DataLossError",
@@ -63,7 +64,7 @@ def target_dsn(target: Target) -> str:
 @dataclass
 class MigrationHarness:
     """One migrations source (a directory, or an Alembic project once ``discover`` takes one)
-    run against one database through :class:`~pgsafe.runner.Runner`, with the ledger, the
+    run against one database through :class:`~pgsafe.lifecycle.runner.Runner`, with the ledger, the
     migration lock and the timeouts a real run uses."""
 
     source: Path
@@ -114,7 +115,7 @@ class MigrationHarness:
     def trace(self, **kwargs: Any) -> TraceReport:
         """Traces the migrations still pending on this database (on a throwaway copy of its
         schema, with sample rows): the locks each statement takes, rewrites and estimates, as
-        ``pgsafe.trace.trace(source, target_dsn=dsn, **kwargs)`` returns them (a TraceReport).
+        ``pgsafe.lifecycle.trace.trace(source, target_dsn=dsn, **kwargs)`` returns them (a TraceReport).
         """
         return trace(self.source, target_dsn=self.dsn, **kwargs)
 
@@ -214,7 +215,7 @@ def assert_no_data_loss(
     A migration that adds or changes a column changes every row's contents by design: compare
     with ``counts_only=True`` across it, and exactly after its rollback.
 
-    Either side is a list of :class:`~pgsafe.datafp.TableFingerprint` (from
+    Either side is a list of :class:`~pgsafe.testing.datafp.TableFingerprint` (from
     ``harness.data_fingerprint()``) or a target fingerprinted now. Tables only in ``after`` are
     new, not lost, and are ignored. The message names each table with its counts."""
     __tracebackhide__ = True

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from pgsafe.policy import ENVIRONMENTS
+from pgsafe.lifecycle.policy import ENVIRONMENTS
 
 
 def add_env(p: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def add_env(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    from pgsafe.cli import _add_format, _add_safety, _add_target
+    from pgsafe.cli.main import _add_format, _add_safety, _add_target
 
     p = sub.add_parser(
         "preflight",
@@ -52,11 +52,11 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pgsafe.cli import EXIT_OK, EXIT_UNSAFE, _note, _settings, _target
+    from pgsafe.cli.main import EXIT_OK, EXIT_UNSAFE, _note, _settings, _target
     from pgsafe.events import EventLog
-    from pgsafe.migrations import discover
-    from pgsafe.policy import load_policy
-    from pgsafe.preflight import preflight
+    from pgsafe.lifecycle.policy import load_policy
+    from pgsafe.lifecycle.preflight import preflight
+    from pgsafe.sources.files import discover
 
     settings = _settings(args)
     policy = load_policy(args.env)

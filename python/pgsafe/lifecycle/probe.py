@@ -618,7 +618,9 @@ def probe(
     block."""
     names = [relations] if isinstance(relations, str) else list(dict.fromkeys(relations))
     if isinstance(dsn, str):
-        from pgsafe.runner import connect  # runner imports much more; keep this module light
+        from pgsafe.lifecycle.runner import (
+            connect,  # runner imports much more; keep this module light
+        )
 
         with contextlib.closing(connect(dsn, settings or Settings(), "probe")) as conn:
             return probe(conn, relations=names, long_tx_seconds=long_tx_seconds, target=target)

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pgsafe import _core
-from pgsafe.errors import ConfigError, mask_password
-from pgsafe.estimate import (
+from pgsafe.analysis.estimate import (
     RISKS,
     Estimate,
     RelationSize,
@@ -27,11 +26,12 @@ from pgsafe.estimate import (
     read_sizes,
     scale_factor,
 )
+from pgsafe.errors import ConfigError, mask_password
 from pgsafe.lint.context import Context
 from pgsafe.lint.locks import predict
 from pgsafe.lint.model import LOCK_ORDER, Stmt
-from pgsafe.migrations import Migration, discover, parse_sql, read_sql
 from pgsafe.render import Report, Section, Table, Text
+from pgsafe.sources.files import Migration, discover, parse_sql, read_sql
 
 __all__ = [
     "MigrationTrace",
@@ -430,7 +430,7 @@ def _copy_roles(target_dsn: str, dsn: str) -> None:
     """Roles are cluster-wide, so a database's dump lacks them, yet its grants and policies
     name them: create each (NOLOGIN, no password) on the throwaway server when missing."""
     from pgsafe.config import Settings
-    from pgsafe.runner import connect
+    from pgsafe.lifecycle.runner import connect
 
     with contextlib.closing(connect(target_dsn, Settings(), "trace")) as conn:
         roles = conn.execute(
@@ -648,7 +648,7 @@ def _trace_units(
     target_label = None
     if target_dsn is not None:
         from pgsafe.config import Settings
-        from pgsafe.runner import connect
+        from pgsafe.lifecycle.runner import connect
 
         target_label = _core.mask_dsn(target_dsn) if target_dsn else "libpq defaults"
         with contextlib.closing(connect(target_dsn, Settings(), "trace")) as conn:

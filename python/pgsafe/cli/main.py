@@ -20,13 +20,13 @@ from pgsafe import _core
 from pgsafe.config import Settings, resolve_target
 from pgsafe.errors import ConfigError, DatabaseError, Error, mask_password
 from pgsafe.events import EventLog
-from pgsafe.migrations import discover
-from pgsafe.runner import Runner
+from pgsafe.lifecycle.runner import Runner
+from pgsafe.sources.files import discover
 
 if TYPE_CHECKING:
-    from pgsafe.dryrun import DryRunReport
-    from pgsafe.migrations import Migration
+    from pgsafe.lifecycle.dryrun import DryRunReport
     from pgsafe.schema import SchemaFingerprint
+    from pgsafe.sources.files import Migration
 
 EXIT_OK, EXIT_UNSAFE, EXIT_MIGRATION, EXIT_POSTFLIGHT, EXIT_ROLLBACK, EXIT_CONFIG = range(6)
 
@@ -204,12 +204,12 @@ def _add_exclude(p: argparse.ArgumentParser) -> None:
 # ``register(sub)``, which adds its subparser and sets ``handler`` (args -> exit code).
 # Imported lazily, so those modules can use this module's helpers (_add_target, _target, ...).
 COMMAND_MODULES: tuple[str, ...] = (
-    "pgsafe.commands.locks",
-    "pgsafe.commands.postflight",
-    "pgsafe.commands.test",
-    "pgsafe.commands.backup",
-    "pgsafe.commands.apply",
-    "pgsafe.commands.preflight",
+    "pgsafe.cli.locks",
+    "pgsafe.cli.postflight",
+    "pgsafe.cli.test",
+    "pgsafe.cli.backup",
+    "pgsafe.cli.apply",
+    "pgsafe.cli.preflight",
 )
 
 
@@ -500,7 +500,7 @@ def _rules(args: argparse.Namespace) -> int:
 
 
 def _dry_run(args: argparse.Namespace) -> int:
-    from pgsafe.dryrun import dry_run
+    from pgsafe.lifecycle.dryrun import dry_run
     from pgsafe.lint import load_config
 
     config = load_config()
@@ -530,7 +530,7 @@ def _dry_run(args: argparse.Namespace) -> int:
     else:
         print(text)
     if args.write_checksums:
-        from pgsafe.checksums import write_manifest
+        from pgsafe.sources.checksums import write_manifest
 
         # Every file, not only the pending ones the report covers: `pgsafe checksum --check`
         # and `sha256sum -c` verify the whole directory.
@@ -542,9 +542,9 @@ def _trace_dry_run(
     report: DryRunReport, migs: Sequence[Migration], target_dsn: str | None, pg_version: int | None
 ) -> None:
     """Observed locks, rewrites and estimates for the dry-run, from a throwaway server."""
-    from pgsafe.dryrun import attach_trace
+    from pgsafe.lifecycle.dryrun import attach_trace
+    from pgsafe.lifecycle.trace import trace
     from pgsafe.server import ServerError
-    from pgsafe.trace import trace
 
     where = "a schema-only copy of the target" if target_dsn is not None else "empty schema"
     _note(f"tracing {len(migs)} migration(s) on a throwaway PostgreSQL ({where})")
@@ -640,7 +640,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _checksum(args: argparse.Namespace) -> int:
-    from pgsafe.checksums import check_manifest, write_manifest
+    from pgsafe.sources.checksums import check_manifest, write_manifest
 
     if args.write:
         path = write_manifest(args.path)
@@ -669,7 +669,7 @@ def _checksum(args: argparse.Namespace) -> int:
 def _fingerprint(args: argparse.Namespace) -> int:
     import time
 
-    from pgsafe.datafp import fingerprint
+    from pgsafe.testing.datafp import fingerprint
 
     show_progress = not args.json and sys.stderr.isatty()
 

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from pgsafe.commands.preflight import add_env
+from pgsafe.cli.preflight import add_env
 
 # A rollback outside local/ci needs --yes (or "yes" typed at a terminal); without either the
 # command refuses with the usage exit code 5: nothing was touched, the invocation was incomplete.
@@ -17,7 +17,7 @@ _CONFIRM = "yes"
 
 
 def register(sub: Any) -> None:
-    from pgsafe.cli import (
+    from pgsafe.cli.main import (
         _add_format,
         _add_safety,
         _add_target,
@@ -118,7 +118,7 @@ def register(sub: Any) -> None:
 
 
 def _plan_lines(title: str, plan: Any) -> None:
-    from pgsafe.cli import _print_plan
+    from pgsafe.cli.main import _print_plan
 
     _print_plan(title, plan)
 
@@ -135,11 +135,11 @@ def run_apply(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from pgsafe.cli import _exit_code, _say, _settings, _target
+    from pgsafe.cli.main import _exit_code, _say, _settings, _target
     from pgsafe.errors import Error
-    from pgsafe.lifecycle import ApplyReport
-    from pgsafe.migrations import discover
-    from pgsafe.policy import load_policy
+    from pgsafe.lifecycle.pipeline import ApplyReport
+    from pgsafe.lifecycle.policy import load_policy
+    from pgsafe.sources.files import discover
 
     as_json = args.format == "json"
     say = _stderr if as_json else _say
@@ -176,10 +176,10 @@ def _plan_apply(
 ) -> int:
     """Without --apply: the preflight result and the plan, nothing written (no report file, no
     event log, nothing in the database)."""
-    from pgsafe.cli import EXIT_OK, EXIT_UNSAFE
-    from pgsafe.lifecycle import Step
-    from pgsafe.preflight import preflight
-    from pgsafe.runner import Runner
+    from pgsafe.cli.main import EXIT_OK, EXIT_UNSAFE
+    from pgsafe.lifecycle.pipeline import Step
+    from pgsafe.lifecycle.preflight import preflight
+    from pgsafe.lifecycle.runner import Runner
 
     as_json = args.format == "json"
     runner = Runner(args.path, dsn, settings=settings, target_label=label)
@@ -243,11 +243,11 @@ def _apply(
     report: Any,
     say: Any,
 ) -> int:
-    """--apply: preflight -> backup -> apply -> postflight (pgsafe.lifecycle.apply_pipeline);
+    """--apply: preflight -> backup -> apply -> postflight (pgsafe.lifecycle.pipeline.apply_pipeline);
     in text mode the failing step's report and the summary are printed whatever happened."""
-    from pgsafe.cli import EXIT_OK, _event_log
-    from pgsafe.lifecycle import apply_pipeline
-    from pgsafe.runner import Runner
+    from pgsafe.cli.main import EXIT_OK, _event_log
+    from pgsafe.lifecycle.pipeline import apply_pipeline
+    from pgsafe.lifecycle.runner import Runner
 
     events = _event_log(args)
     slow = args.slow_warning / 1000 if args.slow_warning is not None else None
@@ -305,12 +305,12 @@ def _confirm(args: argparse.Namespace, what: str) -> None:
 
 
 def run_rollback(args: argparse.Namespace) -> int:
-    from pgsafe.cli import EXIT_OK, _event_log, _print_plan, _say, _settings, _target
+    from pgsafe.cli.main import EXIT_OK, _event_log, _print_plan, _say, _settings, _target
     from pgsafe.errors import RollbackError
-    from pgsafe.lifecycle import plan_restore_rollback, rollback_data_loss
-    from pgsafe.migrations import discover
-    from pgsafe.policy import load_policy
-    from pgsafe.runner import Runner
+    from pgsafe.lifecycle.pipeline import plan_restore_rollback, rollback_data_loss
+    from pgsafe.lifecycle.policy import load_policy
+    from pgsafe.lifecycle.runner import Runner
+    from pgsafe.sources.files import discover
 
     settings = _settings(args)
     policy = load_policy(args.env)
@@ -372,17 +372,17 @@ def run_rollback(args: argparse.Namespace) -> int:
 
 def _from_backup(runner: Any, plan: Any, rplan: Any, dsn: str, settings: Any, events: Any) -> int:
     """Drops the tables the rolled-back migrations created that the backup does not hold (one
-    transaction, pgsafe.lifecycle.drop_created_tables), restores the tables they touched from
-    the newest verified backup (pgsafe.backup.restore: taken by apply --apply before those
+    transaction, pgsafe.lifecycle.pipeline.drop_created_tables), restores the tables they touched from
+    the newest verified backup (pgsafe.backup.core.restore: taken by apply --apply before those
     migrations ran), then records the migrations as rolled back. The drop comes first: a new
     table's foreign key to a restored one would make the restore's DROP TABLE fail."""
     import importlib
 
-    from pgsafe.cli import EXIT_OK, _say
+    from pgsafe.cli.main import EXIT_OK, _say
     from pgsafe.errors import ConfigError, Error, RollbackError
-    from pgsafe.lifecycle import drop_created_tables
+    from pgsafe.lifecycle.pipeline import drop_created_tables
 
-    backup = importlib.import_module("pgsafe.backup")
+    backup = importlib.import_module("pgsafe.backup.core")
     info = rplan.backup
     dropped = drop_created_tables(dsn, rplan, settings, events)
     if dropped:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import Script, ScriptDirectory
 
-    from pgsafe.migrations import Migration
+    from pgsafe.sources.files import Migration
 
 # What the project's sqlalchemy.url is replaced with while rendering: offline mode never
 # connects, it only needs the dialect (the project's own URL may point at production).
@@ -327,7 +327,7 @@ def analyse(path: str | Path, render: bool = True) -> Project:
 def discover_alembic(path: str | Path) -> list[Migration]:
     """pgsafe.migrations.discover for an Alembic project: one Migration per revision, its SQL
     rendered offline (version = revision id, checksum = SHA-256 of the revision file)."""
-    from pgsafe.migrations import Migration
+    from pgsafe.sources.files import Migration
 
     project = analyse(path)
     if len(project.heads) > 1:
@@ -360,7 +360,7 @@ def _downgrade_sql(r: Revision) -> str:
     """The downgrade's own statements, then the alembic_version rows as they were before the
     revision was applied. Alembic renders a downgrade from the revision alone and so cannot
     know the other branches' heads; pgsafe rolls back in the reverse of the order it applied."""
-    from pgsafe.migrations import parse_sql
+    from pgsafe.sources.files import parse_sql
 
     assert r.downgrade is not None
     text = r.downgrade.sql

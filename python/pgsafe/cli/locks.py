@@ -46,7 +46,7 @@ def _interval(text: str) -> float:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from pgsafe.cli import _add_format, _add_verbose, table_list
+    from pgsafe.cli.main import _add_format, _add_verbose, table_list
 
     p = sub.add_parser(
         "locks",
@@ -101,10 +101,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def pending_relations(path: str | Path, dsn: str, label: str) -> list[str]:
     """The relations that existed before and that the migrations pending on `dsn` lock, as the
     lint engine predicts them (names as written in the SQL), in order of first use."""
+    from pgsafe.lifecycle.runner import Runner
     from pgsafe.lint.context import Context
     from pgsafe.lint.model import Stmt
-    from pgsafe.migrations import discover
-    from pgsafe.runner import Runner
+    from pgsafe.sources.files import discover
 
     migs = discover(path)
     if not migs:
@@ -135,11 +135,11 @@ def _path(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pgsafe.cli import EXIT_OK, EXIT_UNSAFE, _note, _target
+    from pgsafe.cli.main import EXIT_OK, EXIT_UNSAFE, _note, _target
     from pgsafe.config import Settings
-    from pgsafe.migrations import discover
-    from pgsafe.probe import probe
-    from pgsafe.runner import connect
+    from pgsafe.lifecycle.probe import probe
+    from pgsafe.lifecycle.runner import connect
+    from pgsafe.sources.files import discover
 
     path = None if args.tables else _path(args)
     if path is not None:

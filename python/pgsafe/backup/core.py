@@ -27,8 +27,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from pgsafe import _core, restore_force
-from pgsafe.errors import ConfigError, Error, RollbackError, UnsafeError, mask_password
+from pgsafe import _core
+from pgsafe.backup import force as restore_force
+from pgsafe.errors import (
+    BackupError,
+    ConfigError,
+    CorruptChunk,
+    Error,
+    RollbackError,
+    UnsafeError,
+    mask_password,
+)
 from pgsafe.progress import Progress, human_bytes
 from pgsafe.render import Report, Section, Table, Text
 from pgsafe.stamps import stamped_name
@@ -56,23 +65,6 @@ LATEST_NAME = "latest-backup.txt"
 _SUFFIX = {"zstd": ".sql.zst", "gzip": ".sql.gz"}
 _ENCRYPTED_SUFFIX = ".enc"
 _KEY_CHECK_LABEL = b"pgsafe-backup-key-check/"
-
-
-class BackupError(Error):
-    """Taking or checking a backup failed (DESIGN.md: exit code 2)."""
-
-    exit_code = 2
-
-
-class CorruptChunk(BackupError):
-    """A chunk's bytes are not what the manifest recorded: altered, moved or cut short."""
-
-    def __init__(self, index: int, table: str, offset: int, reason: str, message: str = "") -> None:
-        super().__init__(message or f"chunk {index} ({table}, offset {offset}): {reason}")
-        self.index = index
-        self.table = table
-        self.offset = offset
-        self.reason = reason
 
 
 # --------------------------------------------------------------------------------------------
@@ -1024,7 +1016,7 @@ def _prepare_target(
     """restore()'s prologue: refuses a target that has any table, or any object the backup
     creates, unless `force`; with `force`, drops what the backup recreates (a chosen-tables
     backup: only its tables) in one transaction, refusing when anything the backup does not
-    recreate depends on it (pgsafe.restore_force). Returns what was dropped."""
+    recreate depends on it (pgsafe.backup.force). Returns what was dropped."""
     if not restore_force.has_user_objects(dsn):
         return []
     tables = [str(t["table"]) for t in doc.get("tables", [])]
@@ -1171,7 +1163,7 @@ def _literal(text: str) -> str:
 
 
 def _restored_fingerprints(dsn: str, tables: list[dict[str, Any]], workers: int) -> dict[str, Any]:
-    from pgsafe.datafp import fingerprint
+    from pgsafe.testing.datafp import fingerprint
 
     names = [t["table"] for t in tables]
     return {f.table: f for f in fingerprint(dsn, names, workers)} if names else {}

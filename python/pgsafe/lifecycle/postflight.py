@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pgsafe import _core
+from pgsafe.analysis.touches import Touches, analyse
 from pgsafe.config import Settings
 from pgsafe.errors import ConfigError, DatabaseError, Error, PostflightError
-from pgsafe.fingerprints import (
+from pgsafe.lifecycle.fingerprints import (
     RecordedFingerprint,
     applied_versions,
     last_fingerprint,
@@ -27,7 +28,6 @@ from pgsafe.fingerprints import (
 )
 from pgsafe.render import Report, Section, Table, Text
 from pgsafe.schema import diff, fingerprint
-from pgsafe.touches import Touches, analyse
 
 __all__ = [
     "Check",
@@ -993,7 +993,7 @@ def _check_fingerprint(
 
 
 def _connect(dsn: str, settings: Settings) -> _core.Connection:
-    from pgsafe.runner import connect
+    from pgsafe.lifecycle.runner import connect
 
     return connect(dsn, settings, "postflight")
 
@@ -1042,7 +1042,7 @@ def postflight(
         expect = expectations or Expectations()
     migrations: list[Any] = []
     if migrations_path is not None:
-        from pgsafe.migrations import discover
+        from pgsafe.sources.files import discover
 
         migrations = discover(migrations_path)
     label = target_label or (_core.mask_dsn(dsn) if dsn else "libpq defaults")

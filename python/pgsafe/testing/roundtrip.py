@@ -14,18 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pgsafe.analysis.touches import Touches, analyse
 from pgsafe.config import Settings
-from pgsafe.datafp import TableFingerprint
-from pgsafe.datafp import fingerprint as data_fingerprint
 from pgsafe.errors import DatabaseError, Error
-from pgsafe.migrations import Migration, discover
+from pgsafe.lifecycle.runner import Runner
 from pgsafe.render import Report, Section, Table, Text
-from pgsafe.rowgen import fill
-from pgsafe.runner import Runner
 from pgsafe.schema import Difference, SchemaFingerprint, diff, render_diff
 from pgsafe.schema import fingerprint as schema_fingerprint
 from pgsafe.server import TemporaryDatabase, TemporaryServer
-from pgsafe.touches import Touches, analyse
+from pgsafe.sources.files import Migration, discover
+from pgsafe.testing.datafp import TableFingerprint
+from pgsafe.testing.datafp import fingerprint as data_fingerprint
+from pgsafe.testing.rowgen import fill
 
 __all__ = ["CheckResult", "RoundtripReport", "run_tests"]
 

@@ -1,0 +1,1 @@
+"""What a statement does, read from its parse tree: touches, locks, destructive changes, estimates."""

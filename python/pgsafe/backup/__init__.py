@@ -1,0 +1,1 @@
+"""Backups: streaming writer, manifest, restore (plain and --force), verification."""

@@ -1,0 +1,1 @@
+"""The `pgsafe` command line: one module per command, shared flags and output in `_common`."""

@@ -1,0 +1,1 @@
+"""Finding migrations: pgsafe's own file layout, other tools' layouts, Alembic projects."""

@@ -1,0 +1,2 @@
+"""Migration tests: `pgsafe test`'s round trip, generated rows, data fingerprints, the harness and
+the pytest plugin."""
