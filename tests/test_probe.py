@@ -1,4 +1,5 @@
-"""The live probe (`pgsafe.lifecycle.probe`, `pgsafe locks`) against a real server: blocker and blocked
+"""The live probe (`pgsafe.lifecycle.probe`, `pgsafe locks`) against a real server: blocker and
+blocked
 sessions, long and idle transactions, lock queues, vacuums; the probe itself never waits."""
 
 from __future__ import annotations

@@ -3,23 +3,20 @@ runs. The public API is re-exported here; the compiled core (`pgsafe._core`) is 
 
 from pgsafe import _core
 from pgsafe.config import Settings, Target, resolve_target
+from pgsafe.db import connect
 from pgsafe.errors import (
     ConfigError,
+    ConnectError,
     DatabaseError,
     Error,
     MigrationError,
+    MigrationFailed,
     ParseError,
     RollbackError,
+    RollbackFailed,
     UnsafeError,
 )
-from pgsafe.lifecycle.runner import (
-    ConnectError,
-    MigrationFailed,
-    RollbackFailed,
-    Runner,
-    StatusReport,
-    connect,
-)
+from pgsafe.lifecycle.runner import Runner, StatusReport
 from pgsafe.schema import Difference, SchemaFingerprint, SchemaObject
 from pgsafe.sources.files import Migration, discover, load_statements, parse_sql
 

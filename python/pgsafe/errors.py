@@ -149,6 +149,26 @@ class CorruptChunk(BackupError):
         self.reason = reason
 
 
+class ConnectError(ConfigError):
+    """The target database could not be reached (bad DSN, wrong password, no server)."""
+
+
+class MigrationFailed(MigrationError):
+    """A migration failed; says where, why, and what state it left."""
+
+    def __init__(self, message: str, *, version: str, dirty: bool) -> None:
+        super().__init__(message)
+        self.version = version
+        self.dirty = dirty
+
+
+class RollbackFailed(RollbackError):
+    def __init__(self, message: str, *, version: str, dirty: bool) -> None:
+        super().__init__(message)
+        self.version = version
+        self.dirty = dirty
+
+
 class DatabaseError(Error):
     """An error reported by PostgreSQL (or libpq), with the server's diagnostic fields.
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pgsafe import _core
 from pgsafe.config import Settings
+from pgsafe.db import connect
 from pgsafe.errors import ConfigError
 
 FORMAT = "pgsafe-schema-fingerprint"
@@ -200,10 +201,6 @@ def fingerprint(
     ledger schema."""
     excluded = (exclude,) if isinstance(exclude, str) else tuple(exclude)
     if isinstance(conn_or_dsn, str):
-        from pgsafe.lifecycle.runner import (
-            connect,  # runner imports much more; keep this module light
-        )
-
         with connect(conn_or_dsn, settings or Settings(), "schema fingerprint") as conn:
             return fingerprint(conn, excluded)
     core = _core.schema_fingerprint(conn_or_dsn, list(excluded))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import itertools
 import os
 import pwd
@@ -26,13 +27,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 from urllib.parse import quote
 
+from pgsafe._core import Connection
+from pgsafe.db import quote_ident
 from pgsafe.errors import ConfigError
-
-if TYPE_CHECKING:
-    from pgsafe._core import Connection
 
 __all__ = [
     "ServerError",
@@ -229,10 +229,6 @@ def _conf_value(value: object) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _dsn_value(value: str) -> str:
     if value and not re.search(r"[\s'\\]", value):
         return value
@@ -263,8 +259,6 @@ def _remove_sysv_segment(pidfile: Path) -> None:
     except (OSError, ValueError, IndexError):
         return
     with contextlib.suppress(Exception):
-        import ctypes
-
         ctypes.CDLL(None).shmctl(shmid, 0, None)  # IPC_RMID
 
 
@@ -600,7 +594,6 @@ class TemporaryServer:
         if self._admin is not None:
             # Never finalize the inherited connection: closing it would send a Terminate message
             # down the socket the parent still uses. One leaked object per fork is the price.
-            import ctypes
 
             ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._admin))
         self._watchdog_pipe = self._admin = self._proc = self._watchdog = None
@@ -812,7 +805,6 @@ class TemporaryServer:
 
     def connect(self, dbname: str = "postgres", application_name: str = "pgsafe") -> Connection:
         """A new connection (from the C++ core) to ``dbname`` on this server."""
-        from pgsafe._core import Connection
 
         return Connection(self.dsn(dbname), application_name=application_name)
 
@@ -832,10 +824,10 @@ class TemporaryServer:
         Cloning fails while anyone is connected to the template, so keep it connection-free.
         """
         _check_db_name(name)
-        sql = f"CREATE DATABASE {_quote_ident(name)}"
+        sql = f"CREATE DATABASE {quote_ident(name)}"
         if template is not None:
             _check_db_name(template)
-            sql += f" TEMPLATE {_quote_ident(template)}"
+            sql += f" TEMPLATE {quote_ident(template)}"
             if self.version >= 15:
                 sql += f" STRATEGY {self._clone_strategy}"
         if template == "postgres":
@@ -854,7 +846,7 @@ class TemporaryServer:
         sql = "DROP DATABASE "
         if missing_ok:
             sql += "IF EXISTS "
-        sql += _quote_ident(name)
+        sql += quote_ident(name)
         if self.version >= 13:
             sql += " WITH (FORCE)"
         self.execute(sql)

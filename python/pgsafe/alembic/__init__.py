@@ -23,7 +23,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "lint_project":
-        from pgsafe.alembic.lint import lint_project
+        from pgsafe.lint.alembic import lint_project
 
         return lint_project
     raise AttributeError(name)

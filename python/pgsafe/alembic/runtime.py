@@ -16,6 +16,7 @@ from typing import Any
 
 from pgsafe import _core
 from pgsafe.config import applied_by
+from pgsafe.db import quote_ident
 from pgsafe.errors import ConfigError, MigrationError, MigrationLockTimeout
 
 log = logging.getLogger("pgsafe")
@@ -328,14 +329,10 @@ def _check_invariants(run: _Run, ctx: Any, dbapi: Any, revision: str) -> None:
 # -- the ledger -------------------------------------------------------------------------------
 
 
-def _q(ident: str) -> str:
-    return '"' + ident.replace('"', '""') + '"'
-
-
 def _ledger_ddl(schema: str) -> str:
     # The same tables as the C++ Ledger::ensure (cpp/src/executor.cpp): `pgsafe status` on the
     # project reads what this wrote, and `pgsafe apply` continues where Alembic stopped.
-    s = _q(schema)
+    s = quote_ident(schema)
     return (
         f"CREATE SCHEMA IF NOT EXISTS {s};"
         f"CREATE TABLE IF NOT EXISTS {s}.migrations ("
@@ -361,7 +358,7 @@ def _record(
     duration_s: float,
 ) -> None:
     """The ledger row and its history entry, in the step's transaction (not committed here)."""
-    s = _q(schema)
+    s = quote_ident(schema)
     cur = dbapi.cursor()
     try:
         cur.execute(
@@ -409,7 +406,8 @@ def _before_run(
     preflight: bool | Callable[[str], Any],
     backup: bool | Callable[[str], Any],
 ) -> None:
-    """Integration points for pgsafe.lifecycle.preflight and pgsafe.backup.core: True uses pgsafe's own, a
+    """Integration points for pgsafe.lifecycle.preflight and pgsafe.backup.core: True uses
+    pgsafe's own, a
     callable gets the database URL. A preflight report whose ``failed`` is true stops the run."""
     if preflight:
         if callable(preflight):
@@ -419,7 +417,8 @@ def _before_run(
                 from pgsafe.lifecycle import preflight as _pre
             except ImportError:
                 raise ConfigError(
-                    "preflight=True needs pgsafe.lifecycle.preflight, which this pgsafe does not have"
+                    "preflight=True needs pgsafe.lifecycle.preflight, which this pgsafe "
+                    "does not have"
                 ) from None
             report = _pre.preflight(_dsn(connection))
         if getattr(report, "failed", False):

@@ -1,1 +1,2 @@
-"""What a statement does, read from its parse tree: touches, locks, destructive changes, estimates."""
+"""What a statement does, read from its parse tree: touches, locks, destructive changes,
+estimates."""

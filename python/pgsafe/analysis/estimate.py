@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgsafe import _core
+from pgsafe.db import quote_ident
 from pgsafe.errors import DatabaseError
 
 log = logging.getLogger("pgsafe")
@@ -129,10 +130,6 @@ def _generator(name: str, typ: str, category: str) -> str | None:
     return None
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def generate_sample(conn: _core.Connection, table: str, rows: int) -> int:
     """Inserts `rows` generated rows into `table` (on the throwaway database) and returns how
     many went in. Columns with a default fill themselves; the others get values by type. When
@@ -154,7 +151,7 @@ def generate_sample(conn: _core.Connection, table: str, rows: int) -> int:
             log.info("trace: no sample rows for %s: cannot generate %s %s", table, name, typ)
             return 0
         if expr is not None:
-            (required if notnull == "t" else optional).append((_ident(str(name)), expr))
+            (required if notnull == "t" else optional).append((quote_ident(str(name)), expr))
     attempts = [required + optional, required] if optional else [required]
     conn.execute("SET session_replication_role = replica")
     try:

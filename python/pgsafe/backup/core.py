@@ -9,6 +9,8 @@ A plain backup restores with ``zstd -dc FILE | psql`` or ``zcat FILE | psql``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import datetime as dt
 import hashlib
@@ -29,6 +31,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from pgsafe import _core
 from pgsafe.backup import force as restore_force
+from pgsafe.db import quote_literal
 from pgsafe.errors import (
     BackupError,
     ConfigError,
@@ -40,7 +43,9 @@ from pgsafe.errors import (
 )
 from pgsafe.progress import Progress, human_bytes
 from pgsafe.render import Report, Section, Table, Text
+from pgsafe.server import TemporaryServer, find_pg_bindir
 from pgsafe.stamps import stamped_name
+from pgsafe.testing.datafp import fingerprint
 
 __all__ = [
     "DEFAULT_OUT_DIR",
@@ -77,8 +82,6 @@ def _decode_key(raw: bytes, where: str) -> bytes:
         return bytes.fromhex(text.decode())
     if len(raw) == 32:
         return raw
-    import base64
-    import binascii
 
     with contextlib.suppress(binascii.Error, ValueError):
         decoded = base64.b64decode(text, validate=True)
@@ -258,7 +261,6 @@ def _client_env(dsn: str) -> tuple[str, dict[str, str]]:
 
 
 def _tool(name: str) -> str:
-    from pgsafe.server import find_pg_bindir
 
     try:
         path = find_pg_bindir() / name
@@ -1143,27 +1145,21 @@ def restore(
 
 @contextlib.contextmanager
 def _throwaway(roles: Sequence[str]) -> Iterator[str]:
-    from pgsafe.server import TemporaryServer
 
     with TemporaryServer() as server:
         server.create_database("pgsafe_verify")
         for role in roles:
             server.execute(
                 "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = "
-                + _literal(role)
+                + quote_literal(role)
                 + ") THEN EXECUTE pg_catalog.format('CREATE ROLE %I', "
-                + _literal(role)
+                + quote_literal(role)
                 + "); END IF; END$$"
             )
         yield server.dsn("pgsafe_verify")
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _restored_fingerprints(dsn: str, tables: list[dict[str, Any]], workers: int) -> dict[str, Any]:
-    from pgsafe.testing.datafp import fingerprint
 
     names = [t["table"] for t in tables]
     return {f.table: f for f in fingerprint(dsn, names, workers)} if names else {}

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgsafe import _core
+from pgsafe.db import quote_ident
 from pgsafe.errors import Error, RollbackError, UnsafeError
 
 __all__ = [
@@ -88,10 +89,6 @@ class Created:
 # What the script creates
 
 
-def _q(ident: str) -> str:
-    return '"' + ident.replace('"', '""') + '"'
-
-
 def _strings(nodes: Iterable[Any] | None) -> list[str]:
     return [str(n.get("String", {}).get("sval", "")) for n in nodes or []]
 
@@ -106,7 +103,7 @@ def _rangevar(rv: dict[str, Any]) -> list[str]:
 
 def _type_text(tn: dict[str, Any]) -> str:
     names = _strings(tn.get("names"))
-    return ".".join(_q(n) for n in names) + "[]" * len(tn.get("arrayBounds") or [])
+    return ".".join(quote_ident(n) for n in names) + "[]" * len(tn.get("arrayBounds") or [])
 
 
 def _type_label(tn: dict[str, Any]) -> str:
@@ -121,13 +118,16 @@ def _routine(parts: list[str], params: list[Any], procedure: bool) -> str:
         for p in params
         if "FunctionParameter" in p and p["FunctionParameter"].get("mode") not in skip
     ]
-    return ".".join(_q(n) for n in parts) + "(" + ",".join(args) + ")"
+    return ".".join(quote_ident(n) for n in parts) + "(" + ",".join(args) + ")"
 
 
 def _relation(rv: dict[str, Any], what: str, optional: bool) -> Created:
     parts = _rangevar(rv)
     return Created(
-        "relation", ".".join(_q(p) for p in parts), f"{what} {_dotted(parts)}", _RELKINDS[what],
+        "relation",
+        ".".join(quote_ident(p) for p in parts),
+        f"{what} {_dotted(parts)}",
+        _RELKINDS[what],
         optional,
     )  # fmt: skip
 
@@ -137,7 +137,7 @@ def _named(kind: str, what: str, name: str, optional: bool = False) -> Created:
 
 
 def _typed(what: str, parts: list[str], optional: bool = False) -> Created:
-    return Created("type", ".".join(_q(p) for p in parts), f"{what} {_dotted(parts)}",
+    return Created("type", ".".join(quote_ident(p) for p in parts), f"{what} {_dotted(parts)}",
                    optional=optional)  # fmt: skip
 
 
@@ -184,7 +184,7 @@ def _from_tree(kind: str, node: dict[str, Any]) -> Created | None:
             left = defs.get("leftarg")
             right = defs.get("rightarg")
             sides = [_type_text(s["TypeName"]) if s else "NONE" for s in (left, right)]
-            name = ".".join([*(_q(p) for p in parts[:-1]), parts[-1]])
+            name = ".".join([*(quote_ident(p) for p in parts[:-1]), parts[-1]])
             return Created("operator", f"{name}({','.join(sides)})", f"operator {_dotted(parts)}")
         return None
     if kind == "CreateSeqStmt":

@@ -5,11 +5,29 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import importlib
+import json
 import sys
 import time
 from typing import Any
 
+from pgsafe.cli import _common as common
+from pgsafe.cli._common import EXIT_OK, EXIT_UNSAFE
 from pgsafe.cli.preflight import add_env
+from pgsafe.errors import ConfigError, Error, RollbackError
+from pgsafe.lifecycle.pipeline import (
+    ApplyReport,
+    Step,
+    apply_pipeline,
+    drop_created_tables,
+    plan_restore_rollback,
+    rollback_data_loss,
+)
+from pgsafe.lifecycle.policy import load_policy
+from pgsafe.lifecycle.preflight import preflight
+from pgsafe.lifecycle.runner import Runner
+from pgsafe.sources.files import discover
 
 # A rollback outside local/ci needs --yes (or "yes" typed at a terminal); without either the
 # command refuses with the usage exit code 5: nothing was touched, the invocation was incomplete.
@@ -17,14 +35,6 @@ _CONFIRM = "yes"
 
 
 def register(sub: Any) -> None:
-    from pgsafe.cli.main import (
-        _add_format,
-        _add_safety,
-        _add_target,
-        duration_ms,
-        positive_int,
-        version,
-    )
 
     p = sub.add_parser(
         "apply",
@@ -36,11 +46,11 @@ def register(sub: Any) -> None:
         "prints the run (steps, outcomes, exit code, timings, migrations) as one JSON document "
         "on stdout, progress and logs on stderr.",
     )
-    _add_target(p)
+    common.add_target(p)
     p.add_argument(
         "--apply", action="store_true", dest="execute", help="actually write to the database"
     )
-    p.add_argument("--to", type=version, metavar="VERSION", help="stop after this version")
+    p.add_argument("--to", type=common.version, metavar="VERSION", help="stop after this version")
     add_env(p)
     p.add_argument(
         "--force", action="store_true", help="go on despite a failed preflight (recorded)"
@@ -70,12 +80,12 @@ def register(sub: Any) -> None:
     p.add_argument("--approvals", metavar="FILE", help="default: PATH/approvals.toml")
     p.add_argument(
         "--slow-warning",
-        type=duration_ms,
+        type=common.duration_ms,
         metavar="DUR",
         help="warn about a migration running longer than this (default 5min, seed 002)",
     )
-    _add_format(p)
-    _add_safety(p)
+    common.add_format(p)
+    common.add_safety(p)
     p.set_defaults(handler=run_apply)
 
     p = sub.add_parser(
@@ -88,13 +98,13 @@ def register(sub: Any) -> None:
         "--from-backup restores the affected tables from the last verified backup instead, "
         "and drops the tables the migrations created (listed first; not in the backup).",
     )
-    _add_target(p)
+    common.add_target(p)
     g = p.add_mutually_exclusive_group()
     g.add_argument(
-        "--steps", type=positive_int, metavar="N", help="how many migrations (default 1)"
+        "--steps", type=common.positive_int, metavar="N", help="how many migrations (default 1)"
     )
     g.add_argument(
-        "--to", type=version, metavar="VERSION", help="roll back everything after VERSION"
+        "--to", type=common.version, metavar="VERSION", help="roll back everything after VERSION"
     )
     p.add_argument(
         "--apply", action="store_true", dest="execute", help="actually write to the database"
@@ -113,14 +123,13 @@ def register(sub: Any) -> None:
         metavar="DIR",
         help="where backups are (default: backups/migrations)",
     )
-    _add_safety(p)
+    common.add_safety(p)
     p.set_defaults(handler=run_rollback)
 
 
 def _plan_lines(title: str, plan: Any) -> None:
-    from pgsafe.cli.main import _print_plan
 
-    _print_plan(title, plan)
+    common.print_plan(title, plan)
 
 
 def _stderr(message: str) -> None:
@@ -131,22 +140,13 @@ def run_apply(args: argparse.Namespace) -> int:
     """Text (default): progress, the reports and the summary on stdout. --format json: one JSON
     document of the run (ApplyReport.to_dict) on stdout and everything else on stderr, also
     when a step fails (the document then carries the error and the exit code)."""
-    import datetime as dt
-    import json
-    import time
-
-    from pgsafe.cli.main import _exit_code, _say, _settings, _target
-    from pgsafe.errors import Error
-    from pgsafe.lifecycle.pipeline import ApplyReport
-    from pgsafe.lifecycle.policy import load_policy
-    from pgsafe.sources.files import discover
 
     as_json = args.format == "json"
-    say = _stderr if as_json else _say
-    settings = _settings(args)
+    say = _stderr if as_json else common.say
+    settings = common.settings_from(args)
     policy = load_policy(args.env)
     discover(args.path)  # a bad PATH fails before a throwaway server starts
-    with _target(args, say=say) as (dsn, label):
+    with common.open_target(args, say=say) as (dsn, label):
         report = ApplyReport(label, policy.name, dry_run=not args.execute)
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         report.started_at = now.replace("+00:00", "Z")
@@ -157,7 +157,7 @@ def run_apply(args: argparse.Namespace) -> int:
             return _apply(args, dsn, label, settings, policy, report, say)
         except Error as exc:
             if report.error is None:
-                report.error, report.exit_code = str(exc), _exit_code("apply", exc)
+                report.error, report.exit_code = str(exc), common.exit_code("apply", exc)
             raise
         finally:
             report.seconds = time.monotonic() - started
@@ -176,10 +176,6 @@ def _plan_apply(
 ) -> int:
     """Without --apply: the preflight result and the plan, nothing written (no report file, no
     event log, nothing in the database)."""
-    from pgsafe.cli.main import EXIT_OK, EXIT_UNSAFE
-    from pgsafe.lifecycle.pipeline import Step
-    from pgsafe.lifecycle.preflight import preflight
-    from pgsafe.lifecycle.runner import Runner
 
     as_json = args.format == "json"
     runner = Runner(args.path, dsn, settings=settings, target_label=label)
@@ -243,13 +239,11 @@ def _apply(
     report: Any,
     say: Any,
 ) -> int:
-    """--apply: preflight -> backup -> apply -> postflight (pgsafe.lifecycle.pipeline.apply_pipeline);
+    """--apply: preflight -> backup -> apply -> postflight
+    (pgsafe.lifecycle.pipeline.apply_pipeline);
     in text mode the failing step's report and the summary are printed whatever happened."""
-    from pgsafe.cli.main import EXIT_OK, _event_log
-    from pgsafe.lifecycle.pipeline import apply_pipeline
-    from pgsafe.lifecycle.runner import Runner
 
-    events = _event_log(args)
+    events = common.event_log(args)
     slow = args.slow_warning / 1000 if args.slow_warning is not None else None
     try:
         apply_pipeline(
@@ -287,7 +281,6 @@ def _apply(
 
 
 def _confirm(args: argparse.Namespace, what: str) -> None:
-    from pgsafe.errors import ConfigError
 
     if args.yes:
         return
@@ -305,21 +298,20 @@ def _confirm(args: argparse.Namespace, what: str) -> None:
 
 
 def run_rollback(args: argparse.Namespace) -> int:
-    from pgsafe.cli.main import EXIT_OK, _event_log, _print_plan, _say, _settings, _target
-    from pgsafe.errors import RollbackError
-    from pgsafe.lifecycle.pipeline import plan_restore_rollback, rollback_data_loss
-    from pgsafe.lifecycle.policy import load_policy
-    from pgsafe.lifecycle.runner import Runner
-    from pgsafe.sources.files import discover
 
-    settings = _settings(args)
+    settings = common.settings_from(args)
     policy = load_policy(args.env)
     args._policy = policy
     discover(args.path)
-    events = _event_log(args)
-    with _target(args) as (dsn, label):
+    events = common.event_log(args)
+    with common.open_target(args) as (dsn, label):
         runner = Runner(
-            args.path, dsn, settings=settings, events=events, progress=_say, target_label=label
+            args.path,
+            dsn,
+            settings=settings,
+            events=events,
+            progress=common.say,
+            target_label=label,
         )
         # Irreversible ones (no down file) are refused here (4), unless restored from a backup.
         plan = runner.plan_rollback(args.steps, args.to, require_down=not args.from_backup)
@@ -333,15 +325,15 @@ def run_rollback(args: argparse.Namespace) -> int:
         else:
             losses = rollback_data_loss(dsn, plan, settings) if plan else []
         for loss in losses:
-            _say(f"warning: data loss: {loss.describe()}")
+            common.say(f"warning: data loss: {loss.describe()}")
         if rplan is not None:
             for line in rplan.describe():
-                _say(line)
+                common.say(line)
         if not args.execute:
-            _print_plan(f"rollback on {label}", plan)
+            common.print_plan(f"rollback on {label}", plan)
             return EXIT_OK
         if not plan:
-            _say("nothing to roll back")
+            common.say("nothing to roll back")
             return EXIT_OK
         names = ", ".join(m.label for m, _ in plan)
         lost = sum(x.rows or 0 for x in losses)
@@ -364,30 +356,28 @@ def run_rollback(args: argparse.Namespace) -> int:
         if rplan is not None:
             return _from_backup(runner, plan, rplan, dsn, settings, events)
         results = runner.rollback(args.steps, args.to)
-        _say(f"rolled back {len(results)} migration(s)")
-        _say(runner.status().render_text())
+        common.say(f"rolled back {len(results)} migration(s)")
+        common.say(runner.status().render_text())
         return EXIT_OK
-    raise RollbackError("the target went away")  # _target never swallows; for the type checker
+    raise RollbackError(
+        "the target went away"
+    )  # common.open_target never swallows; for the type checker
 
 
 def _from_backup(runner: Any, plan: Any, rplan: Any, dsn: str, settings: Any, events: Any) -> int:
     """Drops the tables the rolled-back migrations created that the backup does not hold (one
-    transaction, pgsafe.lifecycle.pipeline.drop_created_tables), restores the tables they touched from
+    transaction, pgsafe.lifecycle.pipeline.drop_created_tables), restores the tables they
+    touched from
     the newest verified backup (pgsafe.backup.core.restore: taken by apply --apply before those
     migrations ran), then records the migrations as rolled back. The drop comes first: a new
     table's foreign key to a restored one would make the restore's DROP TABLE fail."""
-    import importlib
-
-    from pgsafe.cli.main import EXIT_OK, _say
-    from pgsafe.errors import ConfigError, Error, RollbackError
-    from pgsafe.lifecycle.pipeline import drop_created_tables
 
     backup = importlib.import_module("pgsafe.backup.core")
     info = rplan.backup
     dropped = drop_created_tables(dsn, rplan, settings, events)
     if dropped:
-        _say(f"dropped {', '.join(dropped)} (created by the rolled-back migrations)")
-    _say(f"restoring {', '.join(info.tables) or 'the whole database'} from {info.path}")
+        common.say(f"dropped {', '.join(dropped)} (created by the rolled-back migrations)")
+    common.say(f"restoring {', '.join(info.tables) or 'the whole database'} from {info.path}")
     events.write("restore_start", path=str(info.path), tables=list(info.tables))
     try:
         backup.restore(str(info.path), dsn, force=True)
@@ -397,6 +387,6 @@ def _from_backup(runner: Any, plan: Any, rplan: Any, dsn: str, settings: Any, ev
         raise RollbackError(f"--from-backup: restore of {info.path} failed: {exc}") from exc
     versions = [m.version for m, _ in plan]
     runner.mark_rolled_back(versions, f"restored from backup {info.path}")
-    _say(f"rolled back {len(versions)} migration(s) by restoring {info.path}")
-    _say(runner.status().render_text())
+    common.say(f"rolled back {len(versions)} migration(s) by restoring {info.path}")
+    common.say(runner.status().render_text())
     return EXIT_OK

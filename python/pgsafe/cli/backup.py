@@ -11,7 +11,8 @@ import json
 import sys
 from typing import Any
 
-from pgsafe.cli.main import _add_target, _add_verbose, _target, positive_int, table_list
+from pgsafe.backup.core import backup, load_key, restore, verify_backup
+from pgsafe.cli import _common as common
 from pgsafe.errors import ConfigError, Error, RollbackError, UnsafeError, mask_password
 
 EXIT_OK, EXIT_UNSAFE, EXIT_BACKUP, EXIT_RESTORE, EXIT_CONFIG = 0, 1, 2, 4, 5
@@ -32,7 +33,6 @@ def _add_key(p: argparse.ArgumentParser, verb: str) -> None:
 
 
 def _key(args: argparse.Namespace) -> bytes | None:
-    from pgsafe.backup.core import load_key
 
     if args.encrypt_key_file is None and args.encrypt_key_env is None:
         return None
@@ -51,11 +51,10 @@ def _fail(exc: Error) -> None:
 
 
 def _backup(args: argparse.Namespace) -> int:
-    from pgsafe.backup.core import backup
 
     key = _key(args)
     try:
-        with _target(args, say=lambda m: print(m, file=sys.stderr)) as (dsn, _label):
+        with common.open_target(args, say=lambda m: print(m, file=sys.stderr)) as (dsn, _label):
             result = backup(
                 dsn,
                 tables=args.tables,
@@ -77,11 +76,10 @@ def _backup(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    from pgsafe.backup.core import restore
 
     key = _key(args)
     try:
-        with _target(args, say=lambda m: print(m, file=sys.stderr)) as (dsn, _label):
+        with common.open_target(args, say=lambda m: print(m, file=sys.stderr)) as (dsn, _label):
             result = restore(args.file, dsn, workers=args.workers, force=args.force, key=key)
     except (ConfigError, UnsafeError):
         raise
@@ -93,7 +91,6 @@ def _restore(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from pgsafe.backup.core import verify_backup
 
     key = _key(args)
     report = verify_backup(args.file, key=key, workers=args.workers)
@@ -115,8 +112,8 @@ def register(sub: Any) -> None:
         "DIR/latest-backup.txt. Roles, tablespaces and large objects are not included. "
         "Exit codes: 0 ok, 2 failed, 5 config.",
     )
-    _add_target(p, with_path=False, with_log_dir=False)
-    p.add_argument("--tables", type=table_list, metavar="T,...", help="only these tables")
+    common.add_target(p, with_path=False, with_log_dir=False)
+    p.add_argument("--tables", type=common.table_list, metavar="T,...", help="only these tables")
     p.add_argument(
         "--out",
         default="backups/migrations",
@@ -124,13 +121,17 @@ def register(sub: Any) -> None:
         help="backup directory (default backups/migrations)",
     )
     p.add_argument("--compress", choices=["zstd", "gzip"], default="zstd")
-    p.add_argument("--workers", type=positive_int, default=2, metavar="N", help="connections")
+    p.add_argument(
+        "--workers", type=common.positive_int, default=2, metavar="N", help="connections"
+    )
     _add_key(p, "encrypt")
-    p.add_argument("--keep", type=positive_int, metavar="N", help="keep the N newest backups")
+    p.add_argument(
+        "--keep", type=common.positive_int, metavar="N", help="keep the N newest backups"
+    )
     p.add_argument(
         "--max-age", metavar="D", help="delete complete backups older than D (e.g. 7d, 12h)"
     )
-    p.add_argument("--chunk-pages", type=positive_int, metavar="N", help=argparse.SUPPRESS)
+    p.add_argument("--chunk-pages", type=common.positive_int, metavar="N", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_backup)
 
@@ -146,8 +147,10 @@ def register(sub: Any) -> None:
         "Exit codes: 0 ok, 1 refused, 4 failed, 5 config.",
     )
     p.add_argument("file", metavar="FILE", help="the backup file (its manifest must be beside it)")
-    _add_target(p, with_path=False, with_log_dir=False)
-    p.add_argument("--workers", type=positive_int, default=2, metavar="N", help="connections")
+    common.add_target(p, with_path=False, with_log_dir=False)
+    p.add_argument(
+        "--workers", type=common.positive_int, default=2, metavar="N", help="connections"
+    )
     p.add_argument(
         "--force",
         action="store_true",
@@ -166,8 +169,10 @@ def register(sub: Any) -> None:
         "FILE.verified.json. Exit codes: 0 ok, 2 damaged or mismatched, 5 config.",
     )
     p.add_argument("file", metavar="FILE")
-    _add_verbose(p)
-    p.add_argument("--workers", type=positive_int, default=2, metavar="N", help="connections")
+    common.add_verbose(p)
+    p.add_argument(
+        "--workers", type=common.positive_int, default=2, metavar="N", help="connections"
+    )
     _add_key(p, "decrypt")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_verify)

@@ -11,7 +11,16 @@ import sys
 import time
 from pathlib import Path
 
+from pgsafe.cli import _common as common
+from pgsafe.cli._common import EXIT_OK, EXIT_UNSAFE
+from pgsafe.config import Settings
+from pgsafe.db import connect
 from pgsafe.errors import ConfigError
+from pgsafe.lifecycle.probe import probe
+from pgsafe.lifecycle.runner import Runner
+from pgsafe.lint.context import Context
+from pgsafe.lint.model import Stmt
+from pgsafe.sources.files import discover
 
 _EPILOG = """\
 what it shows: sessions blocked by others (pg_blocking_pids: both pids and queries, the lock
@@ -46,7 +55,6 @@ def _interval(text: str) -> float:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from pgsafe.cli.main import _add_format, _add_verbose, table_list
 
     p = sub.add_parser(
         "locks",
@@ -58,7 +66,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_verbose(p)
+    common.add_verbose(p)
     p.add_argument(
         "path",
         nargs="?",
@@ -74,11 +82,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--tables",
-        type=table_list,
+        type=common.table_list,
         metavar="T,...",
         help="probe these relations (instead of those of PATH's pending migrations)",
     )
-    _add_format(p)
+    common.add_format(p)
     p.add_argument(
         "--long-tx",
         type=_seconds,
@@ -101,10 +109,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def pending_relations(path: str | Path, dsn: str, label: str) -> list[str]:
     """The relations that existed before and that the migrations pending on `dsn` lock, as the
     lint engine predicts them (names as written in the SQL), in order of first use."""
-    from pgsafe.lifecycle.runner import Runner
-    from pgsafe.lint.context import Context
-    from pgsafe.lint.model import Stmt
-    from pgsafe.sources.files import discover
 
     migs = discover(path)
     if not migs:
@@ -135,22 +139,17 @@ def _path(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pgsafe.cli.main import EXIT_OK, EXIT_UNSAFE, _note, _target
-    from pgsafe.config import Settings
-    from pgsafe.lifecycle.probe import probe
-    from pgsafe.lifecycle.runner import connect
-    from pgsafe.sources.files import discover
 
     path = None if args.tables else _path(args)
     if path is not None:
         discover(path)  # a bad PATH fails before a throwaway server starts
     tty = sys.stdout.isatty()
-    with _target(args, say=_note) as (dsn, label):
+    with common.open_target(args, say=common.note) as (dsn, label):
         relations = list(args.tables or [])
         if path is not None:
             relations = pending_relations(path, dsn, label)
             if not relations:
-                _note(f"no pending migration in {path} locks an existing relation")
+                common.note(f"no pending migration in {path} locks an existing relation")
         code = EXIT_OK
         with contextlib.closing(connect(dsn, Settings(), "probe")) as conn:
             try:

@@ -9,9 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pgsafe.cli import _common as common
+from pgsafe.cli._common import EXIT_OK, EXIT_POSTFLIGHT
+from pgsafe.errors import ConfigError
+from pgsafe.lifecycle.postflight import Expectations, load_expectations, postflight, write_report
+from pgsafe.sources.files import discover
+
 
 def register(sub: Any) -> None:
-    from pgsafe.cli.main import _add_format, _add_target, duration_ms
 
     p = sub.add_parser(
         "postflight",
@@ -24,13 +29,13 @@ def register(sub: Any) -> None:
         "the schema fingerprint in the ledger. Writes LOG_DIR/postflight-report-<UTC "
         "timestamp>.json. Exits 3 when any check fails.",
     )
-    _add_target(p)
+    common.add_target(p)
     p.add_argument(
         "--expect",
         metavar="FILE",
         help="expectations file (TOML; default PATH/expectations.toml when it exists)",
     )
-    _add_format(p)
+    common.add_format(p)
     p.add_argument(
         "--no-record",
         action="store_true",
@@ -43,7 +48,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=duration_ms,
+        type=common.duration_ms,
         metavar="DUR",
         help="statement_timeout of each check query, e.g. an orphan count (default 30s)",
     )
@@ -51,10 +56,6 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pgsafe.cli.main import EXIT_OK, EXIT_POSTFLIGHT, _note, _target
-    from pgsafe.errors import ConfigError
-    from pgsafe.lifecycle.postflight import load_expectations, postflight, write_report
-    from pgsafe.sources.files import discover
 
     path: Path | None = Path(args.path)
     assert path is not None
@@ -77,10 +78,8 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise ConfigError(f"{log_dir}: cannot write reports: {exc.strerror or exc}") from None
     if expectations is None and args.timeout is not None:
-        from pgsafe.lifecycle.postflight import Expectations
-
         expectations = Expectations(statement_timeout_s=args.timeout / 1000)
-    with _target(args, say=_note) as (dsn, label):
+    with common.open_target(args, say=common.note) as (dsn, label):
         report = postflight(
             dsn,
             migrations_path=path,
@@ -91,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.log_dir:
         written = write_report(report, args.log_dir)
-        _note(f"report written to {written}")
+        common.note(f"report written to {written}")
     if args.format == "json":
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:

@@ -8,7 +8,12 @@ import json
 import sys
 from typing import Any
 
-from pgsafe.lifecycle.policy import ENVIRONMENTS
+from pgsafe.cli import _common as common
+from pgsafe.cli._common import EXIT_OK, EXIT_UNSAFE
+from pgsafe.events import EventLog
+from pgsafe.lifecycle.policy import ENVIRONMENTS, load_policy
+from pgsafe.lifecycle.preflight import preflight
+from pgsafe.sources.files import discover
 
 
 def add_env(p: argparse.ArgumentParser) -> None:
@@ -20,7 +25,6 @@ def add_env(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-    from pgsafe.cli.main import _add_format, _add_safety, _add_target
 
     p = sub.add_parser(
         "preflight",
@@ -32,10 +36,10 @@ def register(sub: Any) -> None:
         "LOG_DIR/preflight-report-<UTC timestamp>.json. Exits 1 when a check fails, unless "
         "--force (recorded in the report and the event log).",
     )
-    _add_target(p)
+    common.add_target(p)
     add_env(p)
     p.add_argument("--force", action="store_true", help="exit 0 despite failures (recorded)")
-    _add_format(p)
+    common.add_format(p)
     p.add_argument(
         "--backup-dir",
         default="backups/migrations",
@@ -47,22 +51,17 @@ def register(sub: Any) -> None:
         metavar="FILE",
         help="approvals file (default: PATH/approvals.toml)",
     )
-    _add_safety(p)
+    common.add_safety(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pgsafe.cli.main import EXIT_OK, EXIT_UNSAFE, _note, _settings, _target
-    from pgsafe.events import EventLog
-    from pgsafe.lifecycle.policy import load_policy
-    from pgsafe.lifecycle.preflight import preflight
-    from pgsafe.sources.files import discover
 
-    settings = _settings(args)
+    settings = common.settings_from(args)
     policy = load_policy(args.env)
     discover(args.path)
     events = EventLog(f"{args.log_dir}/migrations.jsonl" if args.log_dir else None)
-    with _target(args, say=_note) as (dsn, label):
+    with common.open_target(args, say=common.note) as (dsn, label):
         report = preflight(
             dsn,
             args.path,
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"report: {report.report_path}")
     if not report.ok:
         if report.forced:
-            _note("preflight failed; --force given: continuing is on you (recorded)")
+            common.note("preflight failed; --force given: continuing is on you (recorded)")
             return EXIT_OK
         print(f"pgsafe: error: {report.failure_line()}", file=sys.stderr)
         return EXIT_UNSAFE

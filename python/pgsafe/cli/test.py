@@ -9,9 +9,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pgsafe.cli import _common as common
+from pgsafe.cli._common import EXIT_OK, EXIT_UNSAFE
+from pgsafe.errors import ConfigError
+from pgsafe.testing.roundtrip import run_tests
+
 
 def register(sub: Any) -> None:
-    from pgsafe.cli.main import _add_format, _add_path, _add_verbose, positive_int
 
     p = sub.add_parser(
         "test",
@@ -22,10 +26,10 @@ def register(sub: Any) -> None:
         "checks that the next migration keeps them; and report which migrations can be re-run. "
         "Exit codes: 0 every check passed, 1 a check failed, 5 bad input.",
     )
-    _add_verbose(p)
-    _add_path(p)
+    common.add_verbose(p)
+    common.add_path(p)
     p.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML")
-    _add_format(p)
+    common.add_format(p)
     p.add_argument(
         "--no-stairway",
         action="store_true",
@@ -33,7 +37,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--rows",
-        type=positive_int,
+        type=common.positive_int,
         default=10,
         metavar="N",
         help="generated rows per table after each step (default 10)",
@@ -44,9 +48,6 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pgsafe.cli.main import EXIT_OK, EXIT_UNSAFE
-    from pgsafe.errors import ConfigError
-    from pgsafe.testing.roundtrip import run_tests
 
     junit = Path(args.junit) if args.junit else None
     if junit is not None:

@@ -1,1 +1,2 @@
-"""The lifecycle steps: dry-run and trace, preflight, apply (runner and ledger), postflight, rollback."""
+"""The lifecycle steps: dry-run and trace, preflight, apply (runner and ledger), postflight,
+rollback."""

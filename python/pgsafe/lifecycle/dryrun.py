@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pgsafe import _core
 from pgsafe.analysis.estimate import fmt_seconds
+from pgsafe.lifecycle.trace import trace as run_trace
 from pgsafe.lint.config import LintConfig
 from pgsafe.lint.context import Context
 from pgsafe.lint.engine import lint_text
@@ -668,8 +669,6 @@ def dry_run(
     if environment:
         report.environment = environment
     if trace is True:
-        from pgsafe.lifecycle.trace import trace as run_trace
-
         trace = run_trace(
             migrations,
             target_dsn=target_dsn,

@@ -25,13 +25,10 @@ from datetime import UTC, datetime
 
 from pgsafe import _core
 from pgsafe.config import Settings, applied_by
+from pgsafe.db import connect, quote_ident
 from pgsafe.schema import SchemaFingerprint, fingerprint
 
 __all__ = ["RecordedFingerprint", "applied_versions", "last_fingerprint", "record_fingerprint"]
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)
@@ -62,8 +59,6 @@ def _conn(
     conn_or_dsn: _core.Connection | str, settings: Settings | None
 ) -> Iterator[_core.Connection]:
     if isinstance(conn_or_dsn, str):
-        from pgsafe.lifecycle.runner import connect
-
         with connect(conn_or_dsn, settings or Settings(), "fingerprint") as conn:
             yield conn
     else:
@@ -71,12 +66,12 @@ def _conn(
 
 
 def _table(ledger_schema: str) -> str:
-    return f"{_ident(ledger_schema)}.fingerprints"
+    return f"{quote_ident(ledger_schema)}.fingerprints"
 
 
 def applied_versions(conn: _core.Connection, ledger_schema: str = "pgsafe") -> list[str]:
     """Versions the ledger lists as applied, in order ([] without a ledger)."""
-    table = f"{_ident(ledger_schema)}.migrations"
+    table = f"{quote_ident(ledger_schema)}.migrations"
     exists = conn.execute("SELECT to_regclass($1) IS NOT NULL", [table]).rows[0][0] == "t"
     if not exists:
         return []
@@ -100,7 +95,7 @@ def record_fingerprint(
             fp = fingerprint(conn, (ledger_schema,))
         table = _table(ledger_schema)
         conn.execute(
-            f"CREATE SCHEMA IF NOT EXISTS {_ident(ledger_schema)};\n"
+            f"CREATE SCHEMA IF NOT EXISTS {quote_ident(ledger_schema)};\n"
             f"CREATE TABLE IF NOT EXISTS {table} (\n"
             "  id bigserial PRIMARY KEY,\n"
             "  recorded_at timestamptz NOT NULL DEFAULT clock_timestamp(),\n"

@@ -6,7 +6,10 @@ against the target's row counts before anything runs."""
 from __future__ import annotations
 
 import contextlib
-import importlib
+import datetime as dt
+import inspect
+import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from pgsafe import _core
+from pgsafe.backup import core as backup_core
 from pgsafe.config import Settings
+from pgsafe.db import connect, quote_ident
 from pgsafe.errors import (
     ConfigError,
     DatabaseError,
@@ -22,12 +27,16 @@ from pgsafe.errors import (
     Error,
     MigrationError,
     PostflightError,
+    RollbackError,
     UnsafeError,
 )
 from pgsafe.events import EventLog
+from pgsafe.lifecycle import postflight as postflight_mod
+from pgsafe.lifecycle.dryrun import destructive_kind
 from pgsafe.lifecycle.policy import Policy
-from pgsafe.lifecycle.preflight import PreflightReport, preflight
-from pgsafe.lifecycle.runner import Runner, StepResult, _duration, connect
+from pgsafe.lifecycle.preflight import PreflightReport, preflight, touched_tables
+from pgsafe.lifecycle.runner import Runner, StepResult, _duration
+from pgsafe.lint.model import Stmt, alter_cmds, range_name, strings
 from pgsafe.render import Report, Section, Table, Text
 from pgsafe.sources.files import Migration
 
@@ -44,15 +53,6 @@ class PreflightFailed(UnsafeError):
 
 class BackupFailed(MigrationError):
     """The backup the policy asks for could not be taken: nothing was applied (exit 2)."""
-
-
-def _optional(module: str, attr: str) -> Any | None:
-    """A neighbour's function (pgsafe.backup.core, pgsafe.lifecycle.postflight) when this build has it."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    return getattr(mod, attr, None)
 
 
 @dataclass
@@ -283,16 +283,9 @@ def apply_pipeline(
         except BackupFailed as exc:
             stop(Step("backup", "failed", str(exc), time.monotonic() - started), exc, 2)
             raise
-        if path is None:
-            report.steps.append(
-                Step("backup", "skipped", "pgsafe.backup.core is not in this build (recommended)")
-            )
-        else:
-            report.backup_path = path
-            what = ", ".join(tables) if tables else "whole database"
-            report.steps.append(
-                Step("backup", "ok", f"{path} ({what})", time.monotonic() - started)
-            )
+        report.backup_path = path
+        what = ", ".join(tables) if tables else "whole database"
+        report.steps.append(Step("backup", "ok", f"{path} ({what})", time.monotonic() - started))
 
     # 3. apply
     started = time.monotonic()
@@ -312,14 +305,10 @@ def apply_pipeline(
 
     # 4. postflight
     started = time.monotonic()
-    check = _optional("pgsafe.lifecycle.postflight", "postflight")
+    check = postflight_mod.postflight
     if not postflight:
         report.steps.append(Step("postflight", "skipped", "--no-postflight"))
         events.write("postflight_skipped", reason="--no-postflight")
-    elif check is None:
-        report.steps.append(
-            Step("postflight", "skipped", "pgsafe.lifecycle.postflight is not in this build")
-        )
     else:
         try:
             post = _run_postflight(
@@ -356,34 +345,23 @@ def apply_pipeline(
 
 def _take_backup(
     dsn: str, tables: list[str], out_dir: str | Path, policy: Policy, events: EventLog, say: Say
-) -> str | None:
-    """The backup step through pgsafe.backup.core; None when this build does not have it and the
-    policy only recommends one."""
-    backup = _optional("pgsafe.backup.core", "backup")
-    if backup is None:
-        if policy.backup == "required":
-            raise BackupFailed(
-                f"the {policy.name} policy requires a backup, and pgsafe.backup.core is not in this "
-                "build; nothing was applied"
-            )
-        events.write("backup_skipped", reason="pgsafe.backup.core not available")
-        return None
+) -> str:
+    """The backup step through pgsafe.backup.core: the path of the backup taken."""
     say(f"backing up {', '.join(tables) if tables else 'the whole database'} to {out_dir}")
     events.write("backup_start", tables=tables or None, out_dir=str(out_dir))
     try:
-        result = backup(dsn, tables=tables or None, out_dir=str(out_dir))
+        result = backup_core.backup(dsn, tables=tables or None, out_dir=str(out_dir))
     except ConfigError as exc:
         raise BackupFailed(f"backup failed: {exc}; nothing was applied") from exc
     except Error as exc:
         raise BackupFailed(f"backup failed: {exc}; nothing was applied") from exc
     path = str(getattr(result, "path", result))
     verified = False
-    verify = _optional("pgsafe.backup.core", "verify_backup")
-    if verify is not None and policy.backup == "required":
+    if policy.backup == "required":
         # Seed 003: a production backup must be known to restore, not merely exist.
         say(f"verifying {path} (restore into a throwaway server)")
         try:
-            v = verify(path)
+            v = backup_core.verify_backup(path)
         except Error as exc:
             raise BackupFailed(
                 f"backup {path} could not be verified: {exc}; nothing was applied"
@@ -405,7 +383,6 @@ def _run_postflight(
     label: str,
 ) -> Any:
     """pgsafe.lifecycle.postflight.postflight with the arguments it takes (it lands separately)."""
-    import inspect
 
     params = inspect.signature(check).parameters
     offered: dict[str, Any] = {
@@ -457,8 +434,6 @@ class DataLoss:
 
 def _down_targets(mig: Migration) -> list[tuple[int, str, str, str | None]]:
     """(line, kind, table, column) of each destructive statement in the down file."""
-    from pgsafe.lifecycle.dryrun import destructive_kind
-    from pgsafe.lint.model import Stmt, alter_cmds, range_name, strings
 
     out: list[tuple[int, str, str, str | None]] = []
     if mig.down_path is None:
@@ -604,15 +579,10 @@ class RestorePlan:
         return lines
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _created_names(migs: list[Migration]) -> dict[Name, tuple[Migration, int, bool]]:
     """Tables the up files of `migs` create (CREATE TABLE, CREATE TABLE AS, SELECT INTO), under
     the name they have after the migrations' own renames, with the creating migration, line and
     whether it said IF NOT EXISTS. Read from libpg_query's parse trees."""
-    from pgsafe.lint.model import Stmt
 
     def rv(node: Any) -> Name | None:
         if isinstance(node, dict) and isinstance(node.get("relname"), str):
@@ -704,23 +674,8 @@ def plan_restore_rollback(
     verified, taken after a migration of `plan` was applied, missing a table the migrations
     touched, or something outside the tables involved depends on them; ConfigError (5) when
     this build has no pgsafe.backup.core or the backup is encrypted."""
-    import datetime as dt
-    import json
-    import re
 
-    from pgsafe.errors import RollbackError
-    from pgsafe.lifecycle.preflight import touched_tables
-
-    try:
-        backup = importlib.import_module("pgsafe.backup.core")
-    except ImportError:
-        backup = None
-    if backup is None or not hasattr(backup, "restore") or not hasattr(backup, "latest_backup"):
-        raise ConfigError(
-            "--from-backup needs pgsafe.backup.core (restore, latest_backup), which is not in this "
-            "build; nothing was touched"
-        )
-    info = backup.latest_backup(backup_dir)
+    info = backup_core.latest_backup(backup_dir)
     if info is None:
         raise RollbackError(f"--from-backup: no backup in {backup_dir}; nothing was touched")
     if info.verified_at is None:
@@ -750,7 +705,7 @@ def plan_restore_rollback(
             + "; nothing was touched"
         )
     try:
-        doc = json.loads(backup.manifest_path(info.path).read_text())
+        doc = json.loads(backup_core.manifest_path(info.path).read_text())
     except (OSError, ValueError) as exc:
         raise RollbackError(
             f"--from-backup: cannot read the manifest of {info.path}: {exc}"
@@ -771,7 +726,7 @@ def plan_restore_rollback(
                 restored[found[0]] = found[1]
         dropping: dict[str, str] = {}
         for (schema, name), (mig, line, if_not_exists) in created.items():
-            quoted = f"{_ident(schema)}.{_ident(name)}" if schema else _ident(name)
+            quoted = f"{quote_ident(schema)}.{quote_ident(name)}" if schema else quote_ident(name)
             found = _resolve(conn, quoted)
             if found is None or found[0] in restored or found[0] in dropping:
                 continue  # gone again, or the backup holds it: the restore takes care of it
@@ -808,7 +763,6 @@ def drop_created_tables(
     the tables involved depends on them (CASCADE then only removes what the restore replaces
     anyway, such as a foreign key of a restored table to a new one). Raises RollbackError with
     nothing dropped when the check fails or a lock is not granted within lock_timeout."""
-    from pgsafe.errors import RollbackError
 
     if not rplan.drop:
         return []

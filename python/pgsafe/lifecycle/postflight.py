@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pgsafe import _core
 from pgsafe.analysis.touches import Touches, analyse
 from pgsafe.config import Settings
+from pgsafe.db import connect, quote_ident, quote_qualified
 from pgsafe.errors import ConfigError, DatabaseError, Error, PostflightError
 from pgsafe.lifecycle.fingerprints import (
     RecordedFingerprint,
@@ -28,6 +29,8 @@ from pgsafe.lifecycle.fingerprints import (
 )
 from pgsafe.render import Report, Section, Table, Text
 from pgsafe.schema import diff, fingerprint
+from pgsafe.sources.files import discover
+from pgsafe.stamps import stamped_name
 
 __all__ = [
     "Check",
@@ -46,20 +49,7 @@ _RANK = {"skip": 0, "pass": 1, "warn": 2, "fail": 3}
 _SYSTEM = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 _PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
-
-
-def _qualified(schema: str, name: str) -> str:
-    """schema.name, quoted only where SQL needs it (as quote_ident does)."""
-
-    def q(part: str) -> str:
-        return part if _PLAIN.fullmatch(part) else _ident(part)
-
-    return f"{q(schema)}.{q(name)}"
 
 
 # -- expectations file ---------------------------------------------------------------------
@@ -331,7 +321,6 @@ def _plain(value: object) -> object:
 def write_report(report: PostflightReport, log_dir: str | Path = "logs") -> Path:
     """Writes ``LOG_DIR/postflight-report-<UTC YYYYmmddTHHMMSS.fffZ>.json`` (pgsafe.stamps: the
     report's time, never the name of another report) and returns its path."""
-    from pgsafe.stamps import stamped_name
 
     directory = Path(log_dir)
     name = stamped_name(
@@ -503,7 +492,7 @@ def _check_not_valid(ctx: _Context) -> Check:
         age = _age(applied_at)
         item: dict[str, Any] = {
             "constraint": r["name"],
-            "table": _qualified(r["schema"], r["table"]),
+            "table": quote_qualified(r["schema"], r["table"]),
             "definition": r["definition"],
             "added_by": version,
             "not_valid_for": _human_age(age),
@@ -514,7 +503,7 @@ def _check_not_valid(ctx: _Context) -> Check:
             try:
                 with _readonly_tx(ctx.conn, ctx.expect.statement_timeout_s):
                     n = ctx.conn.execute(
-                        f"SELECT count(*) FROM {_qualified(r['schema'], r['table'])} "
+                        f"SELECT count(*) FROM {quote_qualified(r['schema'], r['table'])} "
                         f"WHERE ({r['expr']}) IS FALSE"
                     ).rows[0][0]
                 item["violating_rows"] = int(str(n))
@@ -558,13 +547,13 @@ def _fk_rows(ctx: _Context) -> list[dict[str, Any]]:
 
 def orphan_sql(fk: Mapping[str, Any]) -> str:
     """count(*) and one example key of the rows of `fk`'s table with no referenced row."""
-    child = ("" if fk["kind"] == "p" else "ONLY ") + _qualified(fk["schema"], fk["table"])
-    parent = ("" if fk["ref_kind"] == "p" else "ONLY ") + _qualified(
+    child = ("" if fk["kind"] == "p" else "ONLY ") + quote_qualified(fk["schema"], fk["table"])
+    parent = ("" if fk["ref_kind"] == "p" else "ONLY ") + quote_qualified(
         fk["ref_schema"], fk["ref_table"]
     )
-    cols = [f"ch.{_ident(c)}" for c in fk["cols"]]
+    cols = [f"ch.{quote_ident(c)}" for c in fk["cols"]]
     match = " AND ".join(
-        f"p.{_ident(rc)} = {c}" for rc, c in zip(fk["ref_cols"], cols, strict=True)
+        f"p.{quote_ident(rc)} = {c}" for rc, c in zip(fk["ref_cols"], cols, strict=True)
     )
     if fk["match"] == "f":  # MATCH FULL: only an all-NULL key is exempt
         exempt = "NOT (" + " AND ".join(f"{c} IS NULL" for c in cols) + ")"
@@ -604,8 +593,8 @@ def _check_orphans(ctx: _Context) -> Check:
     for fk, reason in chosen:
         item: dict[str, Any] = {
             "constraint": fk["name"],
-            "table": _qualified(fk["schema"], fk["table"]),
-            "references": _qualified(fk["ref_schema"], fk["ref_table"]),
+            "table": quote_qualified(fk["schema"], fk["table"]),
+            "references": quote_qualified(fk["ref_schema"], fk["ref_table"]),
             "why_checked": reason,
         }
         try:
@@ -653,10 +642,11 @@ def _check_invalid_indexes(ctx: _Context) -> Check:
         return Check("invalid-indexes", "pass", "no invalid index")
     evidence = [
         {
-            "index": _qualified(r["schema"], r["index"]),
-            "table": _qualified(r["schema"], r["table"]),
+            "index": quote_qualified(r["schema"], r["index"]),
+            "table": quote_qualified(r["schema"], r["table"]),
             "state": "being built now" if r["building"] else "INVALID (failed build)",
-            "fix": f"DROP INDEX CONCURRENTLY {_qualified(r['schema'], r['index'])}; then build "
+            "fix": "DROP INDEX CONCURRENTLY "
+            f"{quote_qualified(r['schema'], r['index'])}; then build "
             "it again",
             "definition": r["definition"],
         }
@@ -691,7 +681,7 @@ def _check_rls(ctx: _Context) -> Check:
     advice: list[dict[str, Any]] = []
     by_name = {(r["schema"], r["table"]): r for r in rows}
     for r in rows:
-        name = _qualified(r["schema"], r["table"])
+        name = quote_qualified(r["schema"], r["table"])
         if r["rls"] and not r["policies"]:
             problems.append(
                 {
@@ -877,8 +867,8 @@ def _check_tenants(ctx: _Context) -> Check:
             tenants = probe.tenants or [
                 str(r[0])
                 for r in conn.execute(
-                    f"SELECT DISTINCT {_ident(column)}::text FROM {rel} "
-                    f"WHERE {_ident(column)} IS NOT NULL ORDER BY 1 LIMIT 3"
+                    f"SELECT DISTINCT {quote_ident(column)}::text FROM {rel} "
+                    f"WHERE {quote_ident(column)} IS NOT NULL ORDER BY 1 LIMIT 3"
                 ).rows
             ]
             if len(tenants) < 2:
@@ -887,15 +877,16 @@ def _check_tenants(ctx: _Context) -> Check:
             for tenant in tenants:
                 conn.execute("BEGIN READ ONLY")
                 try:
-                    conn.execute(f"SET LOCAL ROLE {_ident(probe.role)}")
+                    conn.execute(f"SET LOCAL ROLE {quote_ident(probe.role)}")
                     conn.execute(
                         "SELECT set_config($1, $2, true)",
                         [probe.setting, probe.value.replace("{tenant}", tenant)],
                     )
                     own, other, example = conn.execute(
-                        f"SELECT count(*) FILTER (WHERE {_ident(column)}::text = $1), "
-                        f"count(*) FILTER (WHERE {_ident(column)}::text IS DISTINCT FROM $1), "
-                        f"min({_ident(column)}::text) FILTER (WHERE {_ident(column)}::text "
+                        f"SELECT count(*) FILTER (WHERE {quote_ident(column)}::text = $1), "
+                        f"count(*) FILTER (WHERE {quote_ident(column)}::text IS DISTINCT FROM $1), "
+                        f"min({quote_ident(column)}::text) "
+                        f"FILTER (WHERE {quote_ident(column)}::text "
                         f"IS DISTINCT FROM $1) FROM {rel}",
                         [tenant],
                     ).rows[0]
@@ -993,7 +984,6 @@ def _check_fingerprint(
 
 
 def _connect(dsn: str, settings: Settings) -> _core.Connection:
-    from pgsafe.lifecycle.runner import connect
 
     return connect(dsn, settings, "postflight")
 
@@ -1042,8 +1032,6 @@ def postflight(
         expect = expectations or Expectations()
     migrations: list[Any] = []
     if migrations_path is not None:
-        from pgsafe.sources.files import discover
-
         migrations = discover(migrations_path)
     label = target_label or (_core.mask_dsn(dsn) if dsn else "libpq defaults")
     started = datetime.now(UTC)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import importlib
 import json
 import time
 from collections.abc import Callable
@@ -16,12 +15,25 @@ from pathlib import Path
 from typing import Any
 
 from pgsafe import _core
+from pgsafe.backup import core as backup_core
 from pgsafe.config import Settings
+from pgsafe.db import connect
 from pgsafe.errors import ConfigError, DatabaseError, Error
 from pgsafe.events import EventLog
+from pgsafe.lifecycle import probe as probe_mod
+from pgsafe.lifecycle.dryrun import analyse
+from pgsafe.lifecycle.fingerprints import applied_versions, last_fingerprint
 from pgsafe.lifecycle.policy import APPROVALS_FILE, Policy, evaluate, load_approvals, load_policy
+from pgsafe.lifecycle.runner import Runner
+from pgsafe.lint import load_config
+from pgsafe.lint.context import Context
+from pgsafe.lint.locks import predict
+from pgsafe.lint.model import Stmt, range_name, strings, walk
 from pgsafe.render import Report, Section, Table, Text
-from pgsafe.sources.files import Migration
+from pgsafe.schema import diff, fingerprint
+from pgsafe.sources.checksums import MANIFEST, check_manifest
+from pgsafe.sources.files import Migration, discover
+from pgsafe.stamps import stamped_name
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 _MARK = {PASS: "ok", WARN: "WARN", FAIL: "FAIL", SKIP: "skip"}
@@ -171,7 +183,6 @@ class PreflightReport(Report):
     def write(self, log_dir: str | Path) -> Path:
         """Writes ``log_dir/preflight-report-<UTC YYYYmmddTHHMMSS.fffZ>.json`` (pgsafe.stamps;
         never over another)."""
-        from pgsafe.stamps import stamped_name
 
         folder = Path(log_dir)
         try:
@@ -194,17 +205,6 @@ class PreflightReport(Report):
         raise ConfigError(f"{folder}: could not create a new preflight report name")
 
 
-# -- neighbours' modules: used when they are installed ---------------------------------------
-
-
-def _optional(module: str) -> Any | None:
-    """pgsafe.lifecycle.probe / pgsafe.backup.core when this build has them (they land separately)."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
-
-
 # -- the checks -------------------------------------------------------------------------------
 
 
@@ -221,7 +221,6 @@ class _Preflight:
         approvals_path: Path,
         to: str | None = None,
     ) -> None:
-        from pgsafe.lifecycle.runner import Runner
 
         self.to = to
         self.conn = conn
@@ -353,7 +352,6 @@ class _Preflight:
         )
 
     def manifest(self) -> Check:
-        from pgsafe.sources.checksums import MANIFEST, check_manifest
 
         path = self.source / MANIFEST
         level = self.policy.checksum_manifest
@@ -380,8 +378,6 @@ class _Preflight:
     def analyse_pending(self) -> Check:
         """Lint and destructive-statement analysis of the pending migrations, and the existing
         tables they touch (for sizes, backups and lock probing)."""
-        from pgsafe.lifecycle.dryrun import analyse
-        from pgsafe.lint import load_config
 
         config = load_config()
         errors: list[str] = []
@@ -407,8 +403,6 @@ class _Preflight:
     def drift(self) -> Check:
         """Live schema vs the fingerprint recorded (pgsafe.fingerprints) after the last apply,
         rollback, repair or postflight."""
-        from pgsafe.lifecycle.fingerprints import applied_versions, last_fingerprint
-        from pgsafe.schema import diff, fingerprint
 
         schema = self.settings.ledger_schema
         recorded = last_fingerprint(self.conn, ledger_schema=schema)
@@ -463,9 +457,10 @@ class _Preflight:
 
     # Live activity: pgsafe.lifecycle.probe (the lock-probing issue) when this build has it.
     def _probe(self) -> Any | None:
-        """pgsafe.lifecycle.probe's report on the target and the tables the migrations touch (once)."""
+        """pgsafe.lifecycle.probe's report on the target and the tables the migrations touch
+        (once)."""
         if not hasattr(self, "_probe_report"):
-            probe = _optional("pgsafe.lifecycle.probe")
+            probe = probe_mod
             self._probe_report: Any | None = None
             self._probe_error: str | None = None
             if probe is not None and hasattr(probe, "probe"):
@@ -607,7 +602,7 @@ class _Preflight:
         if not self.pending:
             return Check("backup", PASS, "nothing pending: no backup needed")
         bad = FAIL if level == "required" else WARN
-        backup_mod = _optional("pgsafe.backup.core")
+        backup_mod = backup_core
         if backup_mod is None or not hasattr(backup_mod, "latest_backup"):
             return Check(
                 "backup",
@@ -761,7 +756,6 @@ class _Preflight:
             problems.append("default_transaction_read_only is on")
         if can_create != "t":
             warnings.append("the current user may not CREATE in this database")
-        from pgsafe.lint import load_config
 
         lint_major = load_config().pg_version
         if lint_major != version // 10000:
@@ -826,7 +820,6 @@ def _covered(info: Any) -> set[str]:
 
 
 def _extensions(migrations: list[Migration]) -> list[str]:
-    from pgsafe.lint.model import Stmt
 
     out = []
     for mig in migrations:
@@ -841,9 +834,6 @@ def _extensions(migrations: list[Migration]) -> list[str]:
 def touched_tables(mig: Migration, pg_version: int = 15) -> list[str]:
     """Tables (as written) that the up migration reads, locks or changes and that existed before
     it: what a backup must hold and whose size and lock queue matter."""
-    from pgsafe.lint.context import Context
-    from pgsafe.lint.locks import predict
-    from pgsafe.lint.model import Stmt, range_name, strings, walk
 
     ctx = Context(pg_version=pg_version, file=str(mig.up_path))
     out: list[str] = []
@@ -937,8 +927,6 @@ def preflight(
     failures (recorded in the report and the event log) when the policy allows it.
     `backup_planned`: the caller (apply --apply) takes a backup next, so recency is moot.
     `to`: only migrations up to this version count as pending (apply --to)."""
-    from pgsafe.lifecycle.runner import connect
-    from pgsafe.sources.files import discover
 
     settings = settings or Settings()
     policy = policy or load_policy(env)

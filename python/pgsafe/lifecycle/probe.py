@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pgsafe import _core
 from pgsafe.config import Settings
+from pgsafe.db import connect
 from pgsafe.errors import LockNotAvailable, QueryCanceled, UnsafeError
 from pgsafe.render import Report, Section, Table, Text
 
@@ -618,10 +619,6 @@ def probe(
     block."""
     names = [relations] if isinstance(relations, str) else list(dict.fromkeys(relations))
     if isinstance(dsn, str):
-        from pgsafe.lifecycle.runner import (
-            connect,  # runner imports much more; keep this module light
-        )
-
         with contextlib.closing(connect(dsn, settings or Settings(), "probe")) as conn:
             return probe(conn, relations=names, long_tx_seconds=long_tx_seconds, target=target)
     try:

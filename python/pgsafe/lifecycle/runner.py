@@ -13,17 +13,20 @@ from typing import Any
 
 from pgsafe import _core
 from pgsafe.config import Settings, applied_by
+from pgsafe.db import connect
 from pgsafe.errors import (
     ChecksumMismatch,
     ConfigError,
     DatabaseError,
     DirtyMigrationError,
     Error,
-    MigrationError,
+    MigrationFailed,
     RollbackError,
+    RollbackFailed,
     UnsafeError,
 )
 from pgsafe.events import EventLog
+from pgsafe.lifecycle.fingerprints import last_fingerprint, record_fingerprint
 from pgsafe.render import Report, Section, Table
 from pgsafe.sources.files import Migration, Statement, discover
 
@@ -32,37 +35,8 @@ log = logging.getLogger("pgsafe")
 Progress = Callable[[str], None]
 
 
-class ConnectError(ConfigError):
-    """The target database could not be reached (bad DSN, wrong password, no server)."""
-
-
-class MigrationFailed(MigrationError):
-    """A migration failed; says where, why, and what state it left."""
-
-    def __init__(self, message: str, *, version: str, dirty: bool) -> None:
-        super().__init__(message)
-        self.version = version
-        self.dirty = dirty
-
-
-class RollbackFailed(RollbackError):
-    def __init__(self, message: str, *, version: str, dirty: bool) -> None:
-        super().__init__(message)
-        self.version = version
-        self.dirty = dirty
-
-
 def pgsafe_version() -> str:
     return str(_core.__version__)
-
-
-def connect(dsn: str, settings: Settings, purpose: str = "") -> _core.Connection:
-    """A connection, or ConnectError naming the target (password masked) and the reason."""
-    name = settings.application_name + (f" {purpose}" if purpose else "")
-    try:
-        return _core.Connection(dsn, name, settings.connect_timeout_s)
-    except DatabaseError as exc:
-        raise ConnectError(exc.message) from exc
 
 
 @dataclass
@@ -382,7 +356,6 @@ class Runner:
         (pgsafe.fingerprints, shared with postflight), for preflight's drift check. Best effort:
         a failure is logged, never allowed to hide the run's own outcome. `only_if_missing`: a
         run that changed nothing records a baseline only when there is none yet."""
-        from pgsafe.lifecycle.fingerprints import last_fingerprint, record_fingerprint
 
         if not self.record_schema:
             return

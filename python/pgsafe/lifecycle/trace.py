@@ -26,11 +26,14 @@ from pgsafe.analysis.estimate import (
     read_sizes,
     scale_factor,
 )
+from pgsafe.config import Settings
+from pgsafe.db import connect
 from pgsafe.errors import ConfigError, mask_password
 from pgsafe.lint.context import Context
 from pgsafe.lint.locks import predict
 from pgsafe.lint.model import LOCK_ORDER, Stmt
 from pgsafe.render import Report, Section, Table, Text
+from pgsafe.server import TemporaryServer
 from pgsafe.sources.files import Migration, discover, parse_sql, read_sql
 
 __all__ = [
@@ -429,8 +432,6 @@ def copy_schema(target_dsn: str, server: Any, dbname: str, ledger_schema: str = 
 def _copy_roles(target_dsn: str, dsn: str) -> None:
     """Roles are cluster-wide, so a database's dump lacks them, yet its grants and policies
     name them: create each (NOLOGIN, no password) on the throwaway server when missing."""
-    from pgsafe.config import Settings
-    from pgsafe.lifecycle.runner import connect
 
     with contextlib.closing(connect(target_dsn, Settings(), "trace")) as conn:
         roles = conn.execute(
@@ -448,7 +449,6 @@ def _copy_roles(target_dsn: str, dsn: str) -> None:
 @contextlib.contextmanager
 def _throwaway(server: Any | None) -> Iterator[tuple[Any, Any]]:
     """(server, database): a fresh database on `server`, or on a server of its own."""
-    from pgsafe.server import TemporaryServer
 
     own = server is None
     srv: Any = TemporaryServer(settings={"autovacuum": "off"}) if own else server
@@ -647,9 +647,6 @@ def _trace_units(
     sizes: dict[str, RelationSize] = {}
     target_label = None
     if target_dsn is not None:
-        from pgsafe.config import Settings
-        from pgsafe.lifecycle.runner import connect
-
         target_label = _core.mask_dsn(target_dsn) if target_dsn else "libpq defaults"
         with contextlib.closing(connect(target_dsn, Settings(), "trace")) as conn:
             if migs is not None:

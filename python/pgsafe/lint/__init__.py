@@ -2,8 +2,9 @@
 and safer recipes (`pgsafe lint`, `pgsafe rules`)."""
 
 from pgsafe.lint.config import LintConfig, load_config
-from pgsafe.lint.engine import LintResult, lint_paths, lint_text
+from pgsafe.lint.engine import LintResult, lint_text
 from pgsafe.lint.model import HAZARDS, LOCKS, RULES, Finding, Rule
+from pgsafe.lint.paths import lint_paths
 
 __all__ = [
     "HAZARDS",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pgsafe.lint.locks import predict
 from pgsafe.lint.model import LOCKS, Stmt, alter_cmds, range_name, strings, stronger_lock, walk
 
 TIMEOUTS = ("lock_timeout", "statement_timeout")
@@ -90,8 +91,6 @@ class Context:
     def existing_locks(self, stmt: Stmt) -> dict[str, str]:
         """The locks the statement takes on relations that existed before this file: relation
         -> strongest mode (pgsafe.lint.locks predicts them; for DROP INDEX the key is the index)."""
-        from pgsafe.lint.locks import predict  # locks.py needs this module: import it late
-
         out: dict[str, str] = {}
         for relation, mode in predict(stmt, self).locks:
             if not self.is_new_relation(relation):

@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import bisect
 import re
-import sys
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pgsafe import _core
-from pgsafe.errors import ConfigError, ParseError
+from pgsafe.errors import ParseError
 from pgsafe.lint import rules as _rules  # noqa: F401  (registers every rule)
 from pgsafe.lint.config import LintConfig
 from pgsafe.lint.context import Context
 from pgsafe.lint.locks import predict
 from pgsafe.lint.model import RULES, Finding, Hit, Rule, Stmt, lock_hazards
 from pgsafe.render import Report, Section, Table, Text
-from pgsafe.sources.files import is_alembic_project, parse_sql, read_sql
+from pgsafe.sources.files import parse_sql
 
 # "-- pgsafe: ignore rule-a, rule-b reason: why" (statement) or "ignore-file" (whole file).
 _SUPPRESS = re.compile(
@@ -264,40 +261,3 @@ def lint_text(text: str, file: str = "<stdin>", config: LintConfig | None = None
                 )
     result.findings.sort(key=lambda f: (f.line, f.column, f.rule))
     return result
-
-
-def lint_paths(paths: Iterable[str], config: LintConfig | None = None) -> LintResult:
-    """Lint files, directories (every *.sql in them, sorted), Alembic projects (an alembic.ini
-    or its directory: every revision rendered offline) and '-' for stdin."""
-    config = config or LintConfig()
-    total = LintResult()
-    for p in paths:
-        if p == "-":
-            files: list[tuple[str, str]] = [("<stdin>", sys.stdin.read())]
-        else:
-            path = Path(p)
-            if is_alembic_project(path):
-                from pgsafe.alembic.lint import lint_project
-
-                one = lint_project(path, config)
-                total.findings.extend(one.findings)
-                total.files.extend(one.files)
-                continue
-            if path.is_dir():
-                # Down files undo what their up file did (dropping is their job): linted only
-                # when named explicitly.
-                found = sorted(
-                    f
-                    for f in path.rglob("*.sql")
-                    if f.is_file() and not f.name.endswith(".down.sql")
-                )
-                files = [(str(f), read_sql(f)) for f in found if not config.excluded(f)]
-            elif path.is_file():
-                files = [(str(path), read_sql(path))]
-            else:
-                raise ConfigError(f"{p}: no such file or directory")
-        for name, text in files:
-            one = lint_text(text, name, config)
-            total.findings.extend(one.findings)
-            total.files.extend(one.files)
-    return total

@@ -6,10 +6,17 @@ observes the real ones; this is the static prediction it is compared with."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from pgsafe.lint.context import Context
 from pgsafe.lint.model import Stmt, alter_cmds, range_name, strings, stronger_lock, walk
+
+
+class Context(Protocol):
+    """What a prediction needs from the linter's context (pgsafe.lint.context.Context): whether a
+    table was created earlier in the same migration (locking it blocks nobody)."""
+
+    def is_new_table(self, name: str) -> bool: ...
+
 
 AE = "AccessExclusiveLock"
 SRE = "ShareRowExclusiveLock"

@@ -1,6 +1,7 @@
 """Migration tests in Python: a harness that applies and rolls back one migrations source on one
 database, and assertions whose failure message names the object or table that differs. The
-pytest plugin (pgsafe.testing.pytest_plugin) hands these out as fixtures; nothing here needs pytest."""
+pytest plugin (pgsafe.testing.pytest_plugin) hands these out as fixtures; nothing here needs
+pytest."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pgsafe import _core, schema
 from pgsafe.config import Settings
-from pgsafe.lifecycle.runner import Runner, StatusReport, StepResult, connect
+from pgsafe.db import connect
+from pgsafe.lifecycle.runner import Runner, StatusReport, StepResult
 from pgsafe.lifecycle.trace import TraceReport, assert_max_lock, assert_no_rewrite, trace
 from pgsafe.schema import DEFAULT_EXCLUDE, SchemaFingerprint
 from pgsafe.testing import datafp
@@ -115,7 +117,8 @@ class MigrationHarness:
     def trace(self, **kwargs: Any) -> TraceReport:
         """Traces the migrations still pending on this database (on a throwaway copy of its
         schema, with sample rows): the locks each statement takes, rewrites and estimates, as
-        ``pgsafe.lifecycle.trace.trace(source, target_dsn=dsn, **kwargs)`` returns them (a TraceReport).
+        ``pgsafe.lifecycle.trace.trace(source, target_dsn=dsn, **kwargs)`` returns them (a
+        TraceReport).
         """
         return trace(self.source, target_dsn=self.dsn, **kwargs)
 

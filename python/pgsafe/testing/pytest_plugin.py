@@ -212,7 +212,8 @@ def database_fixture(
 def migrations_fixture(
     target: str = "pgsafe_target", *, migrations: str | Path | None = None
 ) -> Callable[..., Any]:
-    """A per-test fixture yielding a :class:`~pgsafe.testing.harness.MigrationHarness` for migrations
+    """A per-test fixture yielding a :class:`~pgsafe.testing.harness.MigrationHarness` for
+    migrations
     source ``migrations`` (default ``--pgsafe-migrations``) on the DSN fixture ``target``."""
 
     @pytest.fixture
@@ -261,7 +262,8 @@ def pgsafe_target(request: pytest.FixtureRequest) -> str:
 
 
 pgsafe_migrations = migrations_fixture()
-pgsafe_migrations.__doc__ = """A :class:`~pgsafe.testing.harness.MigrationHarness` for the configured
+pgsafe_migrations.__doc__ = """A :class:`~pgsafe.testing.harness.MigrationHarness` for the
+configured
 migrations source (``--pgsafe-migrations`` / ini ``pgsafe_migrations``) on ``pgsafe_target``:
 ``apply(to=None)``, ``rollback(steps=None, to=None)``, ``status()``, ``fingerprint()``,
 ``data_fingerprint(tables)``, ``execute(sql)``, ``trace(...)``."""

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pgsafe.analysis.touches import Touches, analyse
 from pgsafe.config import Settings
+from pgsafe.db import quote_qualified
 from pgsafe.errors import DatabaseError, Error
 from pgsafe.lifecycle.runner import Runner
 from pgsafe.render import Report, Section, Table, Text
@@ -365,7 +366,7 @@ class _Run:
                 (new for old, new in t.renamed.items() if _same(old, schema, table)), None
             )
             if a is None and renamed is not None:
-                a = after.get(_quote(renamed[0] or schema, renamed[1]))
+                a = after.get(quote_qualified(renamed[0] or schema, renamed[1]))
             if a is None:
                 if t.deletes(schema, table):
                     notes.append(f"drops {name} with {b.rows} row(s) (by design: DROP)")
@@ -713,15 +714,6 @@ def _run_all(conn: Any, statements: Sequence[Any]) -> str | None:
         except DatabaseError as exc:
             return f"line {s.line}: {exc.message}"
     return None
-
-
-def _quote(schema: str, name: str) -> str:
-    def q(part: str) -> str:
-        if re.fullmatch(r"[a-z_][a-z0-9_$]*", part):
-            return part
-        return '"' + part.replace('"', '""') + '"'
-
-    return f"{q(schema)}.{q(name)}"
 
 
 def _split(qualified: str) -> tuple[str, str]:

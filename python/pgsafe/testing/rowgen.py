@@ -10,17 +10,10 @@ from typing import Any
 
 from pgsafe import _core
 from pgsafe.analysis.touches import walk_dicts
+from pgsafe.db import quote_ident, quote_literal
 from pgsafe.errors import DatabaseError, Error
 
 _SYSTEM = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass
@@ -34,7 +27,7 @@ class _Table:
 
     @property
     def qualified(self) -> str:
-        return f"{_ident(self.schema)}.{_ident(self.name)}"
+        return f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
 
 
 def _value(col: dict[str, Any], table: str) -> str | None:
@@ -72,7 +65,7 @@ def _value(col: dict[str, Any], table: str) -> str | None:
         "bpchar": "('v' || g)",
         "name": "('v' || g)",
         "citext": "('v' || g)",
-        "uuid": f"md5({_lit(table + '.' + col['name'])} || g)::uuid",
+        "uuid": f"md5({quote_literal(table + '.' + col['name'])} || g)::uuid",
         "bool": "(g % 2 = 0)",
         "date": "(date '2024-01-01' + (g % 3650))",
         "timestamp": "(timestamp '2024-01-01 00:00:00' + g * interval '1 minute')",
@@ -131,7 +124,7 @@ def _allowed_values(expr: str) -> dict[str, list[str]]:
 
 
 def _tables(conn: _core.Connection, exclude: tuple[str, ...]) -> list[_Table]:
-    skip = ", ".join(_lit(s) for s in exclude) or "''"
+    skip = ", ".join(quote_literal(s) for s in exclude) or "''"
     rows = conn.execute(
         "SELECT json_build_object('oid', c.oid::bigint, 'schema', n.nspname, 'name', c.relname, "
         "'cols', (SELECT json_agg(json_build_object('name', a.attname, "
@@ -202,8 +195,8 @@ def _insert_sql(
         for pos, c in enumerate(fk["cols"]):
             fk_of[c] = (i, pos)
         count = int(str(conn.execute(f"SELECT count(*) FROM {parent.qualified}").rows[0][0]))
-        cols = ", ".join(f"p.{_ident(c)}" for c in fk["ref_cols"])
-        not_null = " AND ".join(f"p.{_ident(c)} IS NOT NULL" for c in fk["ref_cols"])
+        cols = ", ".join(f"p.{quote_ident(c)}" for c in fk["ref_cols"])
+        not_null = " AND ".join(f"p.{quote_ident(c)} IS NOT NULL" for c in fk["ref_cols"])
         joins.append(
             f"LEFT JOIN LATERAL (SELECT {cols} FROM {parent.qualified} p WHERE {not_null} "
             f"ORDER BY {cols} OFFSET g % {max(count, 1)} LIMIT 1) fk{i} ON true"
@@ -214,14 +207,14 @@ def _insert_sql(
             continue
         if col["name"] in fk_of:
             i, pos = fk_of[col["name"]]
-            names.append(_ident(col["name"]))
-            values.append(f"fk{i}.{_ident(t.fks[i]['ref_cols'][pos])}")
+            names.append(quote_ident(col["name"]))
+            values.append(f"fk{i}.{quote_ident(t.fks[i]['ref_cols'][pos])}")
             continue
         if minimal and not col["notnull"]:
             continue
         allowed = t.allowed.get(col["name"])
         if allowed:
-            arr = ", ".join(_lit(v) for v in allowed)
+            arr = ", ".join(quote_literal(v) for v in allowed)
             expr: str | None = f"((ARRAY[{arr}])[1 + g % {len(allowed)}])::{col['type']}"
         else:
             expr = _value(col, f"{t.schema}.{t.name}")
@@ -229,7 +222,7 @@ def _insert_sql(
             if col["notnull"]:
                 raise ValueError(f"column {col['name']} ({col['type']}): no value generator")
             continue
-        names.append(_ident(col["name"]))
+        names.append(quote_ident(col["name"]))
         values.append(expr)
     target = f"INSERT INTO {t.qualified}"
     if not names:

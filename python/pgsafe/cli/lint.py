@@ -1,0 +1,74 @@
+"""`pgsafe lint` and `pgsafe rules`: rule findings over migration files, and the rules' pages."""
+
+from __future__ import annotations
+
+import argparse
+
+from pgsafe.cli import _common as common
+from pgsafe.cli._common import EXIT_OK, EXIT_UNSAFE
+from pgsafe.errors import ConfigError
+from pgsafe.lint import RULES, lint_paths, load_config
+from pgsafe.lint.output import render
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "lint",
+        help="static analysis: rule findings with hazards and lock levels",
+        description="Parse every statement with the PostgreSQL parser and report what is "
+        "unsafe, with the lock it takes, the hazards, and the safer recipe. Directories are "
+        "searched for *.sql (down files only when named explicitly); '-' reads stdin. Exits 1 "
+        "when any finding is an error.",
+    )
+    p.add_argument(
+        "paths",
+        nargs="*",
+        default=["migrations"],
+        metavar="PATH",
+        help="files, directories or '-' (default: ./migrations)",
+    )
+    p.add_argument("--format", choices=["text", "json", "sarif", "github"], default="text")
+    p.add_argument(
+        "--pg-version",
+        type=int,
+        metavar="N",
+        help="PostgreSQL major version of the target (default 15, or pg_version in the config)",
+    )
+    common.add_verbose(p, help=argparse.SUPPRESS)
+
+    p.set_defaults(handler=_lint)
+    p = sub.add_parser(
+        "rules",
+        help="list the lint rules, or explain one",
+        description="Without an argument, list every rule; with one, print its page.",
+    )
+    p.add_argument("rule", nargs="?", help="a rule id, e.g. ban-drop-column")
+    common.add_verbose(p, help=argparse.SUPPRESS)
+
+    p.set_defaults(handler=_rules)
+
+
+def _lint(args: argparse.Namespace) -> int:
+
+    config = load_config()
+    if args.pg_version is not None:
+        config.pg_version = args.pg_version
+    result = lint_paths(args.paths, config)
+    out = render(result, args.format)
+    if out:
+        print(out)
+    return EXIT_UNSAFE if result.failed else EXIT_OK
+
+
+def _rules(args: argparse.Namespace) -> int:
+
+    if args.rule:
+        rule = RULES.get(args.rule)
+        if rule is None:
+            raise ConfigError(f"no rule {args.rule!r}; `pgsafe rules` lists them")
+        print(rule.doc())
+        return EXIT_OK
+    width = max(len(r) for r in RULES)
+    for r in sorted(RULES.values(), key=lambda r: r.id):
+        print(f"{r.id:<{width}}  {r.severity:<7}  {r.summary}")
+    return EXIT_OK

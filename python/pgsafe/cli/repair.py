@@ -1,0 +1,59 @@
+"""`pgsafe repair`: record a dirty migration's real state, or accept a changed file."""
+
+from __future__ import annotations
+
+import argparse
+
+from pgsafe.cli import _common as common
+from pgsafe.cli._common import EXIT_OK
+from pgsafe.config import Settings
+from pgsafe.lifecycle.runner import Runner
+from pgsafe.sources.files import discover
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "repair",
+        help="resolve a dirty migration or re-baseline a changed file",
+        description="After fixing the database by hand, record what state a dirty migration is "
+        "really in (--mark), or accept an applied file's new contents (--rebaseline). "
+        "Both are written to the ledger's history with --reason.",
+    )
+    p.add_argument("version", help="the migration's version (numeric prefix)")
+    common.add_target(p)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument(
+        "--mark", choices=["applied", "rolled-back"], help="the state the database is really in"
+    )
+    g.add_argument(
+        "--rebaseline",
+        action="store_true",
+        help="record the file's current checksum for an applied migration",
+    )
+    p.add_argument("--reason", required=True, help="why (kept in the ledger history)")
+    p.add_argument(
+        "--lock-wait",
+        type=common.duration_ms,
+        default=int(Settings().lock_wait_s * 1000),
+        metavar="DUR",
+        help=argparse.SUPPRESS,
+    )
+
+    p.set_defaults(handler=_repair)
+
+
+def _repair(args: argparse.Namespace) -> int:
+    settings = common.settings_from(args)
+    discover(args.path)  # a bad PATH fails before a throwaway server starts
+    events = common.event_log(args)
+    with common.open_target(args) as (dsn, label):
+        runner = Runner(
+            args.path,
+            dsn,
+            settings=settings,
+            events=events,
+            progress=common.say,
+            target_label=label,
+        )
+        common.say(runner.repair(args.version, args.mark, args.rebaseline, args.reason))
+    return EXIT_OK
