@@ -4,7 +4,6 @@ Context, apply `-- pgsafe: ignore RULE reason: TEXT` suppressions, report unused
 from __future__ import annotations
 
 import bisect
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,12 +17,30 @@ from pgsafe.lint.model import RULES, Finding, Hit, Rule, Stmt, lock_hazards
 from pgsafe.render import Report, Section, Table, Text
 from pgsafe.sources.files import parse_sql
 
-# "-- pgsafe: ignore rule-a, rule-b reason: why" (statement) or "ignore-file" (whole file).
-_SUPPRESS = re.compile(
-    r"pgsafe:\s*(?P<scope>ignore-file|ignore)\s+(?P<rules>[a-z0-9\-,\s]+?)"
-    r"(?:\s+reason:\s*(?P<reason>.*?))?\s*(?:\*/)?\s*$",
-    re.IGNORECASE,
-)
+_RULE_LIST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-, \t")
+
+
+def read_directive(body: str) -> tuple[str, list[str], str] | None:
+    """A suppression comment's words: "pgsafe: ignore rule-a, rule-b reason: why" (one
+    statement) or "pgsafe: ignore-file ..." (the whole file) -> (scope, rules, reason); None
+    when it is not of that form. `body` is the comment token's text without its -- or /* */."""
+    if not body.lower().startswith("pgsafe:"):
+        return None
+    rest = body[len("pgsafe:") :].strip()
+    if rest.endswith("*/"):
+        rest = rest[:-2].rstrip()
+    words = rest.split(None, 1)
+    if len(words) != 2 or words[0].lower() not in ("ignore", "ignore-file"):
+        return None
+    scope, tail = words[0].lower(), words[1]
+    at = tail.lower().find("reason:")
+    rules_text, reason = (tail, "") if at < 0 else (tail[:at], tail[at + len("reason:") :])
+    if at > 0 and not tail[at - 1].isspace():
+        return None
+    if not rules_text.strip() or not set(rules_text.lower()) <= _RULE_LIST_CHARS:
+        return None
+    rules = [r.strip() for r in rules_text.split(",") if r.strip()]
+    return scope, rules, reason.strip()
 
 
 @dataclass
@@ -99,24 +116,23 @@ def _suppressions(
         def problem(message: str, c: _core.Comment = c) -> None:
             problems.append(_meta(file, c.line, c.column, "invalid-suppression", message))
 
-        m = _SUPPRESS.search(body)
-        if m is None:
+        directive = read_directive(body)
+        if directive is None:
             problem(
                 f"cannot read this pgsafe comment: {body!r}; expected "
                 "'pgsafe: ignore RULE reason: TEXT'"
             )
             continue
-        names = [r.strip() for r in m["rules"].split(",") if r.strip()]
+        scope, names, reason = directive
         unknown = [r for r in names if r not in RULES]
         if unknown:
             problem(f"unknown rule {', '.join(unknown)} in a suppression")
-        reason = (m["reason"] or "").strip()
         if not reason:
             problem(
                 f"a suppression needs a reason: '-- pgsafe: ignore {', '.join(names)} reason: TEXT'"
             )
             continue
-        file_wide = m["scope"].lower() == "ignore-file"
+        file_wide = scope == "ignore-file"
         target = None if file_wide else _statement_for(c, statements)
         out.append(Suppression(names, reason, c.line, c.column, file_wide, target))
     return out, problems

@@ -8,7 +8,6 @@ index over, or checks, every existing row (and a primary key or NOT NULL fails o
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -374,8 +373,8 @@ def ban_validate_in_same_transaction(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
 
 # -- SET NOT NULL ------------------------------------------------------------------------------
 
-_NOT_NULL = r"(?:not_?null|non_?null|nn)"
-_CHECK = r"(?:chk|ck|check)"
+_NOT_NULL = ("not_null", "notnull", "non_null", "nonnull", "nn")
+_CHECK = ("chk", "ck", "check")
 
 
 def _proves_not_null(con: dict[str, Any], column: str) -> bool:
@@ -400,10 +399,15 @@ def _looks_like_not_null_check(name: str, table: str, column: str) -> bool:
     the column's whole name next to the marker, with at most the table's name and a chk/check
     word around them (`orders_customer_id_not_null`, `customer_id_nn`, `chk_customer_id_notnull`;
     not `users_org_id_not_null` for users.id, nor `email_not_null` for mail)."""
-    col = re.escape(column.lower())
-    tab = re.escape(_bare(table).lower())
-    pattern = rf"(?:{_CHECK}_)?(?:{tab}_)?(?:{col}_{_NOT_NULL}|{_NOT_NULL}_{col})(?:_{_CHECK})?"
-    return re.fullmatch(pattern, name.lower()) is not None
+    col, tab = column.lower(), _bare(table).lower()
+    cores = [f"{col}_{nn}" for nn in _NOT_NULL] + [f"{nn}_{col}" for nn in _NOT_NULL]
+    return name.lower() in {
+        f"{prefix}{t}{core}{suffix}"
+        for prefix in ("", *(f"{c}_" for c in _CHECK))
+        for t in ("", f"{tab}_")
+        for core in cores
+        for suffix in ("", *(f"_{c}" for c in _CHECK))
+    }
 
 
 def _validated_not_null_check(ctx: Context, table: str, column: str) -> bool:
