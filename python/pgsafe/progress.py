@@ -121,9 +121,9 @@ class Progress:
 
             from IPython.display import HTML, display  # only inside a kernel
 
-            content = HTML(f"<pre>{html.escape(self.line())}</pre>")
+            content = HTML(f"<pre>{html.escape(self.line())}</pre>")  # type: ignore[no-untyped-call]
             if self._handle is None:
-                self._handle = display(content, display_id=True)
+                self._handle = display(content, display_id=True)  # type: ignore[no-untyped-call]
             else:
                 self._handle.update(content)
 

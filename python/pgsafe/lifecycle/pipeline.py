@@ -320,8 +320,8 @@ def apply_pipeline(
             perr = PostflightError(f"postflight could not run: {exc}")
             stop(Step("postflight", "failed", str(perr), time.monotonic() - started), perr, 3)
             raise perr from exc
-        path = getattr(post, "report_path", None)
-        report.postflight_report = str(path) if path else None
+        post_path = getattr(post, "report_path", None)
+        report.postflight_report = str(post_path) if post_path else None
         ok = bool(getattr(post, "ok", getattr(post, "passed", True)))
         summary = post.summary() if hasattr(post, "summary") else ("ok" if ok else "failed")
         if not ok:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgsafe import _core
-from pgsafe._core import Statement
+from pgsafe._core import Statement as Statement
 from pgsafe.errors import ConfigError, ParseError
 
 log = logging.getLogger("pgsafe")

@@ -9,7 +9,7 @@ index over, or checks, every existing row (and a primary key or NOT NULL fails o
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from pgsafe.lint.context import Context
 from pgsafe.lint.model import Hit, Stmt, alter_cmds, range_name, rule, strings, walk
@@ -289,9 +289,10 @@ class FileConstraints(Tracker):
 
     def find(self, table: str, name: str) -> dict[str, Any] | None:
         """The latest definition of constraint `name` on `table` added so far, if any."""
-        for t, con in reversed(self.added.get((_bare(table), name), [])):
+        found: list[tuple[str, dict[str, Any]]] = self.added.get((_bare(table), name), [])
+        for t, con in reversed(found):
             if _same_name(t, table):
-                return con
+                return cast("dict[str, Any]", con)
         return None
 
 
