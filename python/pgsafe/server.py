@@ -27,12 +27,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pgsafe._core import Connection
-from pgsafe.db import quote_ident
 from pgsafe.errors import ConfigError
+from pgsafe.quoting import quote_ident
+
+if TYPE_CHECKING:
+    from pgsafe._core import Connection
 
 __all__ = [
     "ServerError",
@@ -805,6 +807,9 @@ class TemporaryServer:
 
     def connect(self, dbname: str = "postgres", application_name: str = "pgsafe") -> Connection:
         """A new connection (from the C++ core) to ``dbname`` on this server."""
+        # Imported here: this module runs from a plain source tree without the compiled core
+        # (the launcher as an unprivileged user; tests/test_server.py).
+        from pgsafe._core import Connection  # noqa: PLC0415
 
         return Connection(self.dsn(dbname), application_name=application_name)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from pgsafe import _core
 from pgsafe.config import applied_by
-from pgsafe.db import quote_ident
 from pgsafe.errors import ConfigError, MigrationError, MigrationLockTimeout
+from pgsafe.quoting import quote_ident
 
 log = logging.getLogger("pgsafe")
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgsafe import _core
-from pgsafe.db import quote_ident
 from pgsafe.errors import DatabaseError
+from pgsafe.quoting import quote_ident
 
 log = logging.getLogger("pgsafe")
 

@@ -31,7 +31,6 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from pgsafe import _core
 from pgsafe.backup import force as restore_force
-from pgsafe.db import quote_literal
 from pgsafe.errors import (
     BackupError,
     ConfigError,
@@ -42,6 +41,7 @@ from pgsafe.errors import (
     mask_password,
 )
 from pgsafe.progress import Progress, human_bytes
+from pgsafe.quoting import quote_literal
 from pgsafe.render import Report, Section, Table, Text
 from pgsafe.server import TemporaryServer, find_pg_bindir
 from pgsafe.stamps import stamped_name

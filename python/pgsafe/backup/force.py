@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgsafe import _core
-from pgsafe.db import quote_ident
 from pgsafe.errors import Error, RollbackError, UnsafeError
+from pgsafe.quoting import quote_ident
 
 __all__ = [
     "Created",

@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 
 from pgsafe import _core
 from pgsafe.config import Settings, applied_by
-from pgsafe.db import connect, quote_ident
+from pgsafe.db import connect
+from pgsafe.quoting import quote_ident
 from pgsafe.schema import SchemaFingerprint, fingerprint
 
 __all__ = ["RecordedFingerprint", "applied_versions", "last_fingerprint", "record_fingerprint"]

@@ -19,7 +19,7 @@ from typing import Any
 from pgsafe import _core
 from pgsafe.backup import core as backup_core
 from pgsafe.config import Settings
-from pgsafe.db import connect, quote_ident
+from pgsafe.db import connect
 from pgsafe.errors import (
     ConfigError,
     DatabaseError,
@@ -37,6 +37,7 @@ from pgsafe.lifecycle.policy import Policy
 from pgsafe.lifecycle.preflight import PreflightReport, preflight, touched_tables
 from pgsafe.lifecycle.runner import Runner, StepResult, _duration
 from pgsafe.lint.model import Stmt, alter_cmds, range_name, strings
+from pgsafe.quoting import quote_ident
 from pgsafe.render import Report, Section, Table, Text
 from pgsafe.sources.files import Migration
 

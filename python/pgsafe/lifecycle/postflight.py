@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pgsafe import _core
 from pgsafe.analysis.touches import Touches, analyse
 from pgsafe.config import Settings
-from pgsafe.db import connect, quote_ident, quote_qualified
+from pgsafe.db import connect
 from pgsafe.errors import ConfigError, DatabaseError, Error, PostflightError
 from pgsafe.lifecycle.fingerprints import (
     RecordedFingerprint,
@@ -27,6 +27,7 @@ from pgsafe.lifecycle.fingerprints import (
     last_fingerprint,
     record_fingerprint,
 )
+from pgsafe.quoting import quote_ident, quote_qualified
 from pgsafe.render import Report, Section, Table, Text
 from pgsafe.schema import diff, fingerprint
 from pgsafe.sources.files import discover

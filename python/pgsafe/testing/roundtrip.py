@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from pgsafe.analysis.touches import Touches, analyse
 from pgsafe.config import Settings
-from pgsafe.db import quote_qualified
 from pgsafe.errors import DatabaseError, Error
 from pgsafe.lifecycle.runner import Runner
+from pgsafe.quoting import quote_qualified
 from pgsafe.render import Report, Section, Table, Text
 from pgsafe.schema import Difference, SchemaFingerprint, diff, render_diff
 from pgsafe.schema import fingerprint as schema_fingerprint

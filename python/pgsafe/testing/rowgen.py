@@ -10,8 +10,8 @@ from typing import Any
 
 from pgsafe import _core
 from pgsafe.analysis.touches import walk_dicts
-from pgsafe.db import quote_ident, quote_literal
 from pgsafe.errors import DatabaseError, Error
+from pgsafe.quoting import quote_ident, quote_literal
 
 _SYSTEM = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
 
