@@ -20,7 +20,7 @@ from pgsafe import _core
 from pgsafe.config import Settings, resolve_target
 from pgsafe.errors import ConfigError, DatabaseError, Error, mask_password
 from pgsafe.events import EventLog
-from pgsafe.migrations import discover
+from pgsafe.migrations import Statement, discover
 from pgsafe.runner import Runner
 
 if TYPE_CHECKING:
@@ -251,7 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--pg-version",
         type=int,
         metavar="N",
-        help="PostgreSQL major version of the target (default 15, or pg_version in the config)",
+        help="PostgreSQL major version of the target (default: pg_version in the config, else the "
+        "newest grammar's); syntax newer than it is an error (requires-newer-postgres)",
     )
     _add_verbose(p, help=argparse.SUPPRESS)
 
@@ -442,7 +443,7 @@ def _target(
         yield server.dsn("postgres"), f"embedded throwaway server (port {server.port})"
 
 
-def _print_plan(title: str, plan: Sequence[tuple[object, Sequence[_core.Statement]]]) -> None:
+def _print_plan(title: str, plan: Sequence[tuple[object, Sequence[Statement]]]) -> None:
     if not plan:
         _say(f"{title}: nothing to do")
         return
@@ -476,7 +477,7 @@ def _lint(args: argparse.Namespace) -> int:
 
     config = load_config()
     if args.pg_version is not None:
-        config.pg_version = args.pg_version
+        config.pg_version, config.pg_version_source = args.pg_version, "--pg-version"
     result = lint_paths(args.paths, config)
     out = render(result, args.format)
     if out:
@@ -505,7 +506,7 @@ def _dry_run(args: argparse.Namespace) -> int:
 
     config = load_config()
     if args.pg_version is not None:
-        config.pg_version = args.pg_version
+        config.pg_version, config.pg_version_source = args.pg_version, "--pg-version"
     migs = discover(args.path)
     environment = None
     target = resolve_target(args.db)
@@ -514,6 +515,12 @@ def _dry_run(args: argparse.Namespace) -> int:
         pending = {s.version for s in runner.status().migrations if s.state == "pending"}
         migs = [m for m in migs if m.version in pending]
         environment = f"Static analysis of the migrations pending on {target.masked}"
+        # The target's major is the server's own (server_version_num), whatever the config says.
+        from pgsafe.runner import connect
+
+        with contextlib.closing(connect(target.dsn, Settings(), "dry-run")) as conn:
+            config.pg_version = conn.server_version // 10000
+        config.pg_version_source = f"the server ({target.masked})"
     report = dry_run(migs, config, environment)
     if args.no_trace:
         report.trace_note = "--no-trace"

@@ -761,8 +761,9 @@ class _Preflight:
             warnings.append("the current user may not CREATE in this database")
         from pgsafe.lint import load_config
 
-        lint_major = load_config().pg_version
-        if lint_major != version // 10000:
+        lint_config = load_config()
+        lint_major = lint_config.pg_version
+        if lint_config.pg_version_source and lint_major != version // 10000:
             warnings.append(
                 f"lint assumed PostgreSQL {lint_major} (pg_version), the server is "
                 f"{version // 10000}: lock predictions may differ"

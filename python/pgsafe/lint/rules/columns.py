@@ -59,10 +59,10 @@ def _constraints(cd: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _is_null(expr: dict[str, Any] | None) -> bool:
+    while expr and "TypeCast" in expr:  # NULL::text::int ...: a loop, for any depth
+        expr = expr["TypeCast"].get("arg")
     if not expr:
         return True
-    if "TypeCast" in expr:
-        return _is_null(expr["TypeCast"].get("arg"))
     return bool(expr.get("A_Const", {}).get("isnull"))
 
 
