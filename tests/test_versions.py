@@ -23,8 +23,10 @@ def need(sql: str) -> int | None:
     return None if r is None else r.major
 
 
-def test_the_grammar_is_postgresql_18_or_newer() -> None:
-    assert GRAMMAR_MAJOR >= 18
+def test_the_grammar_is_postgresql_18_the_one_pglast_bundles() -> None:
+    from pglast import parser
+
+    assert GRAMMAR_MAJOR == parser.get_postgresql_version()[0] == 18
 
 
 @pytest.mark.parametrize(

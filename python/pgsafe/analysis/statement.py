@@ -9,13 +9,14 @@ the server would), and a tree deeper than Python's recursion limit is decoded it
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
-
-from pglast import parser as _pg
 
 from pgsafe.errors import ConfigError, ParseError
 
@@ -30,8 +31,23 @@ __all__ = [
     "walk_nodes",
 ]
 
-#: The PostgreSQL major whose grammar parses (pglast's bundled libpg_query).
-GRAMMAR_MAJOR: int = _pg.get_postgresql_version()[0]
+#: The PostgreSQL major whose grammar parses: pglast 8.x bundles libpg_query of PostgreSQL 18
+#: (pyproject pins pglast>=8,<9; tests/test_versions.py checks the two agree). A constant, so
+#: that importing pgsafe does not load pglast (about 0.1 s) before anything is parsed.
+GRAMMAR_MAJOR = 18
+
+_PGLAST: ModuleType | None = None
+
+
+def _pg() -> ModuleType:
+    """pglast.parser, imported on first use."""
+    global _PGLAST
+    if _PGLAST is None:
+        from pglast import parser
+
+        _PGLAST = parser
+    return _PGLAST
+
 
 # PostgreSQL's scanner treats these as white space (scan.l: space [ \t\n\r\f\v]).
 _SPACE = b" \t\n\r\f\v"
@@ -232,6 +248,20 @@ def _decode(doc: str) -> Any:
         return _decode_iteratively(doc)
 
 
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """The cyclic garbage collector off while a parse tree is built: it would scan the growing
+    tree again and again (a file of 8,000 INSERTs splits four times slower with it on). A parse
+    tree has no cycles; collection resumes afterwards."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def walk_nodes(tree: Any) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every (node type, fields) pair below `tree`, depth first in document order (a node
     before its children, its children before its next sibling), without recursion: trees may
@@ -327,7 +357,7 @@ def _char_position(text: str, index: int) -> tuple[int, int]:
 def _real_token_span(piece: bytes) -> tuple[int, int]:
     """Byte range of `piece` from its first token to its last that is not a comment."""
     text = piece.decode("utf-8", "replace")
-    tokens = [t for t in _pg.scan(_ascii_twin(text)) if t.name not in _COMMENT_TOKENS]
+    tokens = [t for t in _pg().scan(_ascii_twin(text)) if t.name not in _COMMENT_TOKENS]
     if not tokens:
         return 0, len(piece.rstrip(_SPACE))
     first = len(text[: tokens[0].start].encode("utf-8"))
@@ -417,7 +447,7 @@ def _classify(s: Statement) -> None:
 # -- splitting --------------------------------------------------------------------------------
 
 
-def _parse_error(text: str, source: str, exc: _pg.ParseError) -> ParseError:
+def _parse_error(text: str, source: str, exc: Exception) -> ParseError:
     message = str(exc.args[0]) if exc.args else str(exc)
     index = exc.args[1] if len(exc.args) > 1 else None
     if "stack depth limit exceeded" in message or message.startswith("memory exhausted"):
@@ -436,14 +466,15 @@ def _failing_statement(text: str, message: str) -> int:
     the text when the error is at its end."""
     if "stack depth" not in message:
         return len(text)
+    pg = _pg()
     try:
-        pieces = _pg.split(text, with_parser=False, only_slices=True)
-    except _pg.ParseError:
+        pieces = pg.split(text, with_parser=False, only_slices=True)
+    except pg.ParseError:
         return len(text)
     for piece in pieces:
         try:
-            _pg.parse_sql_json(text[piece])
-        except _pg.ParseError:
+            pg.parse_sql_json(text[piece])
+        except pg.ParseError:
             return int(piece.start or 0)
     return len(text)
 
@@ -453,11 +484,16 @@ def split_statements(text: str, source: str = "<sql>") -> list[Statement]:
     source:line:column, and nothing when any statement is broken (never a partial result)."""
     if "\x00" in text:
         raise ConfigError(f"{source}: contains a NUL byte")
+    pg = _pg()
     try:
-        doc = _pg.parse_sql_json(text)
-    except _pg.ParseError as exc:
+        doc = pg.parse_sql_json(text)
+    except pg.ParseError as exc:
         raise _parse_error(text, source, exc) from None
-    tree = _decode(doc)
+    with _no_cyclic_gc():
+        return _statements(text, _decode(doc))
+
+
+def _statements(text: str, tree: dict[str, Any]) -> list[Statement]:
     data = text.encode("utf-8")
     cursor = _Cursor(data)
     out: list[Statement] = []
@@ -480,9 +516,11 @@ def split_statements(text: str, source: str = "<sql>") -> list[Statement]:
 def scan_comments(text: str) -> list[Comment]:
     """The comments of SQL text as PostgreSQL's scanner sees them (none from inside strings or
     dollar-quoted bodies). Text the scanner refuses has no comments (the parser reports it)."""
+    pg = _pg()
     try:
-        tokens = _pg.scan(_ascii_twin(text))
-    except _pg.ParseError:
+        with _no_cyclic_gc():
+            tokens = pg.scan(_ascii_twin(text))
+    except pg.ParseError:
         return []
     out = []
     data = text.encode("utf-8")
