@@ -12,7 +12,12 @@ import pytest
 
 from helpers import pgsafe, write
 from pgsafe import errors as e
-from pgsafe.analysis.statement import _decode_iteratively, split_statements, walk_nodes
+from pgsafe.analysis.statement import (
+    _decode_iteratively,
+    split_statements,
+    walk_dicts,
+    walk_nodes,
+)
 from pgsafe.lint import lint_text
 from pgsafe.server import TemporaryDatabase
 
@@ -136,3 +141,33 @@ def test_too_deep_apply_fails_before_touching_the_database(
     assert "Traceback" not in res.stderr
     assert "001_deep.sql:2:1: stack depth limit exceeded" in res.stderr
     assert scalar(pgsafe_db, "SELECT to_regclass('never') IS NULL") == "t"
+
+
+def test_walkers_visit_in_document_order_like_a_recursive_walk() -> None:
+    def nodes(node: object) -> list[str]:
+        out: list[str] = []
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(value, dict) and key[:1].isupper():
+                    out.append(key)
+                out += nodes(value)
+        elif isinstance(node, list):
+            for item in node:
+                out += nodes(item)
+        return out
+
+    def dicts(node: object) -> list[int]:
+        if isinstance(node, dict):
+            return [id(node)] + [i for v in node.values() for i in dicts(v)]
+        if isinstance(node, list):
+            return [i for v in node for i in dicts(v)]
+        return []
+
+    corpus = Path(__file__).parent / "lint_corpus"
+    checked = 0
+    for path in sorted(corpus.rglob("*.sql")):
+        for stmt in split_statements(path.read_text(), str(path)):
+            assert [k for k, _ in walk_nodes(stmt.tree)] == nodes(stmt.tree), path
+            assert [id(d) for d in walk_dicts(stmt.tree)] == dicts(stmt.tree), path
+            checked += 1
+    assert checked > 300

@@ -384,6 +384,9 @@ class _Preflight:
         from pgsafe.lint import load_config
 
         config = load_config()
+        # The target's own major decides the analysis (requires-newer-postgres, predictions).
+        config.pg_version = self.conn.server_version // 10000
+        config.pg_version_source = "the server"
         errors: list[str] = []
         for mig in self.pending:
             rep = analyse(mig, config)

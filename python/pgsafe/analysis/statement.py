@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from types import ModuleType
 from typing import Any
 
@@ -265,37 +266,39 @@ def _no_cyclic_gc() -> Iterator[None]:
 def walk_nodes(tree: Any) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every (node type, fields) pair below `tree`, depth first in document order (a node
     before its children, its children before its next sibling), without recursion: trees may
-    be thousands of levels deep."""
-    stack: list[tuple[str | None, Any]] = [(None, tree)]
+    be thousands of levels deep. A stack of iterators, each resumed where it left off."""
+    stack: list[Iterator[tuple[str | None, Any]]] = [zip(repeat(None), (tree,))]
+    push, pop = stack.append, stack.pop
     while stack:
-        key, node = stack.pop()
-        if isinstance(node, dict):
-            if key is not None:
-                yield key, node
-            stack.extend(
-                reversed(
-                    [
-                        (k if isinstance(v, dict) and k[:1].isupper() else None, v)
-                        for k, v in node.items()
-                        if isinstance(v, (dict, list))
-                    ]
-                )
-            )
-        elif isinstance(node, list):
-            stack.extend((None, v) for v in reversed(node))
+        for key, value in stack[-1]:
+            if type(value) is dict:
+                if key is not None and key[:1].isupper():
+                    yield key, value
+                push(iter(value.items()))
+                break
+            if type(value) is list:
+                push(zip(repeat(None), value))
+                break
+        else:
+            pop()
 
 
 def walk_dicts(tree: Any) -> Iterator[dict[str, Any]]:
     """Every dict of a parse tree, `tree` itself first, depth first in document order,
     without recursion."""
-    stack = [tree]
+    stack: list[Iterator[Any]] = [iter((tree,))]
+    push, pop = stack.append, stack.pop
     while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            yield node
-            stack.extend(reversed([v for v in node.values() if isinstance(v, (dict, list))]))
-        elif isinstance(node, list):
-            stack.extend(reversed(node))
+        for value in stack[-1]:
+            if type(value) is dict:
+                yield value
+                push(iter(value.values()))
+                break
+            if type(value) is list:
+                push(iter(value))
+                break
+        else:
+            pop()
 
 
 # -- positions --------------------------------------------------------------------------------

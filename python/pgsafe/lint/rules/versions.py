@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pgsafe.analysis.statement import GRAMMAR_MAJOR
 from pgsafe.analysis.versions import requirement
 from pgsafe.lint.context import Context
 from pgsafe.lint.model import Hit, Stmt, rule
@@ -23,6 +24,8 @@ from pgsafe.lint.model import Hit, Stmt, rule
     "each major added), or upgrade the target first; set pg_version to the target's major",
 )
 def requires_newer_postgres(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
+    if ctx.pg_version >= GRAMMAR_MAJOR:
+        return  # nothing parses that the newest grammar's major lacks
     need = requirement(stmt.raw.tree)
     if need is not None and need.major > ctx.pg_version:
         yield Hit(
