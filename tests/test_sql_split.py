@@ -16,7 +16,7 @@ import pytest
 
 import pgsafe
 from pgsafe import errors as e
-from pgsafe.analysis.statement import Statement, line_column, split_statements
+from pgsafe.analysis.statement import Statement, line_column, scan_comments, split_statements
 
 
 def split(text: str) -> list[Statement]:
@@ -680,3 +680,64 @@ def test_splitting_time_grows_linearly_with_the_file() -> None:
     large = seconds(8000)
     # Four times the input: about four times the time when linear, sixteen when quadratic.
     assert large < 8 * small + 0.2, f"2000 statements: {small:.3f}s, 8000: {large:.3f}s"
+
+
+# --- typed facts for the executor --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "setting", "local"),
+    [
+        ("SET lock_timeout = '2s'", "lock_timeout", False),
+        ("SET SESSION statement_timeout = 5000", "statement_timeout", False),
+        ("SET LOCAL lock_timeout TO '1s'", "lock_timeout", True),
+        ("SET LOCAL statement_timeout TO DEFAULT", "statement_timeout", True),
+        ("RESET lock_timeout", "lock_timeout", False),
+        ("RESET ALL", "", False),
+        ("SET TIME ZONE 'UTC'", "timezone", False),
+        ("SELECT set_config('lock_timeout', '1s', true)", "", False),
+        ("CREATE TABLE lock_timeout (name text)", "", False),
+    ],
+)
+def test_set_facts(text: str, setting: str, local: bool) -> None:
+    (stmt,) = split(text)
+    assert (stmt.setting, stmt.sets_local) == (setting, local)
+    core = stmt.to_core()
+    assert core.sets_local == local
+    assert core.sets_lock_timeout == (setting == "lock_timeout")
+    assert core.sets_statement_timeout == (setting == "statement_timeout")
+
+
+def test_core_statement_carries_every_fact() -> None:
+    (stmt,) = split("-- x\n  CREATE INDEX CONCURRENTLY idx ON app.jobs (a)")
+    core = stmt.to_core()
+    assert (core.sql, core.offset, core.line, core.column, core.end_line) == (
+        "CREATE INDEX CONCURRENTLY idx ON app.jobs (a)",
+        7,
+        2,
+        3,
+        2,
+    )
+    assert (core.kind, core.timeout_class, core.non_transactional, core.reason) == (
+        "IndexStmt",
+        "index",
+        True,
+        "CREATE INDEX CONCURRENTLY",
+    )
+    assert (core.index_name, core.index_schema, core.index_table) == ("idx", "app", "jobs")
+    assert core.transaction_control == ""
+
+
+def test_scan_comments_positions_after_multibyte_text() -> None:
+    text = (
+        "SELECT 'é -- not a comment';  -- pgsafe: one\n"
+        '/* 日本 */ SELECT $$ /* no */ $$; SELECT "🐘" /* two */;\n'
+        "-- three 🐘"
+    )
+    got = scan_comments(text)
+    assert [c.text for c in got] == ["-- pgsafe: one", "/* 日本 */", "/* two */", "-- three 🐘"]
+    raw = text.encode()
+    for c in got:
+        assert raw[c.offset : c.offset + len(c.text.encode())] == c.text.encode()
+        assert (c.line, c.column) == expected_position(text, c.offset)
+    assert scan_comments("SELECT 'unterminated") == []
