@@ -32,7 +32,7 @@ fi
 # (tests and the demo start their own throwaway servers), so nothing here starts or relies on it.
 APT_PACKAGES=(
   postgresql-15 postgresql-client-15 postgresql-contrib
-  libpq-dev libssl-dev libspdlog-dev libfmt-dev libpg-query-dev libzstd-dev zlib1g-dev
+  libpq-dev libssl-dev libspdlog-dev libfmt-dev libzstd-dev zlib1g-dev
   nlohmann-json3-dev libgtest-dev libxxhash-dev
   clang-format clang-tidy cmake g++ make zstd
 )

@@ -1,4 +1,5 @@
-"""Statement splitting with libpg_query (pgsafe._core.split_statements, pgsafe.parse_sql).
+"""Statement splitting with libpg_query of the newest grammar (pgsafe.analysis.statement,
+pgsafe.parse_sql).
 
 Positions, quoting and comments, parse errors, and the facts the executor relies on
 (transaction control, statements that cannot run in a transaction block, timeout class) —
@@ -7,7 +8,6 @@ checked against the parser's output and, where the server is the judge, against 
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from pathlib import Path
@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 import pgsafe
-from pgsafe import _core
 from pgsafe import errors as e
+from pgsafe.analysis.statement import Statement, line_column, scan_comments, split_statements
 
 
-def split(text: str) -> list[_core.Statement]:
-    return list(_core.split_statements(text))
+def split(text: str) -> list[Statement]:
+    return split_statements(text)
 
 
 def sqls(text: str) -> list[str]:
@@ -35,7 +35,7 @@ def expected_position(text: str, byte_offset: int) -> tuple[int, int]:
     return line, column
 
 
-def assert_positions_consistent(text: str, statements: list[_core.Statement]) -> None:
+def assert_positions_consistent(text: str, statements: list[Statement]) -> None:
     raw = text.encode("utf-8")
     for stmt in statements:
         body = stmt.sql.encode("utf-8")
@@ -97,10 +97,10 @@ def test_columns_count_characters_after_multibyte_utf8() -> None:
 
 def test_line_column_helper() -> None:
     text = "ab\ncé\n🐘x"
-    assert _core.line_column(text, 0) == (1, 1)
-    assert _core.line_column(text, 3) == (2, 1)
-    assert _core.line_column(text, len("ab\ncé".encode())) == (2, 3)
-    assert _core.line_column(text, len("ab\ncé\n🐘".encode())) == (3, 2)
+    assert line_column(text, 0) == (1, 1)
+    assert line_column(text, 3) == (2, 1)
+    assert line_column(text, len("ab\ncé".encode())) == (2, 3)
+    assert line_column(text, len("ab\ncé\n🐘".encode())) == (3, 2)
 
 
 def test_leading_comments_are_not_part_of_the_statement() -> None:
@@ -230,9 +230,9 @@ def test_crlf_line_endings() -> None:
     assert [(s.sql, s.line, s.column) for s in got] == [("SELECT 1", 1, 1), ("SELECT 2", 2, 1)]
 
 
-def test_parse_tree_json_is_the_statement_node() -> None:
+def test_parse_tree_is_the_statement_node() -> None:
     (stmt,) = split("CREATE INDEX CONCURRENTLY i ON s.t (a)")
-    tree = json.loads(stmt.parse_tree_json)
+    tree = stmt.tree
     assert list(tree) == ["IndexStmt"]
     assert tree["IndexStmt"]["concurrent"] is True
     assert tree["IndexStmt"]["relation"]["relname"] == "t"
@@ -256,7 +256,7 @@ def test_parse_tree_json_is_the_statement_node() -> None:
 )
 def test_parse_error_position_and_message(text: str, line: int, column: int, message: str) -> None:
     with pytest.raises(e.ParseError) as info:
-        _core.split_statements(text)
+        split_statements(text)
     err = info.value
     assert (err.line, err.column) == (line, column)
     assert err.message.startswith(message)
@@ -280,7 +280,7 @@ def test_parse_error_from_a_file_names_the_file(tmp_path: Path) -> None:
 def test_parse_error_is_raised_not_partial_result() -> None:
     # A good first statement must not be returned when a later one is broken.
     with pytest.raises(e.ParseError):
-        _core.split_statements("CREATE TABLE a (id int);\nDROP TABLE;\n")
+        split_statements("CREATE TABLE a (id int);\nDROP TABLE;\n")
 
 
 # --- transaction control ---------------------------------------------------------------------
@@ -670,7 +670,7 @@ def test_splitting_time_grows_linearly_with_the_file() -> None:
     def seconds(n: int) -> float:
         text = "".join(f"INSERT INTO t (a, b, c) VALUES ({i}, 'x{i}', now());\n" for i in range(n))
         started = time.perf_counter()
-        got = _core.split_statements(text)
+        got = split_statements(text)
         elapsed = time.perf_counter() - started
         assert len(got) == n
         assert (got[-1].line, got[-1].column) == (n, 1)
@@ -680,3 +680,64 @@ def test_splitting_time_grows_linearly_with_the_file() -> None:
     large = seconds(8000)
     # Four times the input: about four times the time when linear, sixteen when quadratic.
     assert large < 8 * small + 0.2, f"2000 statements: {small:.3f}s, 8000: {large:.3f}s"
+
+
+# --- typed facts for the executor --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "setting", "local"),
+    [
+        ("SET lock_timeout = '2s'", "lock_timeout", False),
+        ("SET SESSION statement_timeout = 5000", "statement_timeout", False),
+        ("SET LOCAL lock_timeout TO '1s'", "lock_timeout", True),
+        ("SET LOCAL statement_timeout TO DEFAULT", "statement_timeout", True),
+        ("RESET lock_timeout", "lock_timeout", False),
+        ("RESET ALL", "", False),
+        ("SET TIME ZONE 'UTC'", "timezone", False),
+        ("SELECT set_config('lock_timeout', '1s', true)", "", False),
+        ("CREATE TABLE lock_timeout (name text)", "", False),
+    ],
+)
+def test_set_facts(text: str, setting: str, local: bool) -> None:
+    (stmt,) = split(text)
+    assert (stmt.setting, stmt.sets_local) == (setting, local)
+    core = stmt.to_core()
+    assert core.sets_local == local
+    assert core.sets_lock_timeout == (setting == "lock_timeout")
+    assert core.sets_statement_timeout == (setting == "statement_timeout")
+
+
+def test_core_statement_carries_every_fact() -> None:
+    (stmt,) = split("-- x\n  CREATE INDEX CONCURRENTLY idx ON app.jobs (a)")
+    core = stmt.to_core()
+    assert (core.sql, core.offset, core.line, core.column, core.end_line) == (
+        "CREATE INDEX CONCURRENTLY idx ON app.jobs (a)",
+        7,
+        2,
+        3,
+        2,
+    )
+    assert (core.kind, core.timeout_class, core.non_transactional, core.reason) == (
+        "IndexStmt",
+        "index",
+        True,
+        "CREATE INDEX CONCURRENTLY",
+    )
+    assert (core.index_name, core.index_schema, core.index_table) == ("idx", "app", "jobs")
+    assert core.transaction_control == ""
+
+
+def test_scan_comments_positions_after_multibyte_text() -> None:
+    text = (
+        "SELECT 'é -- not a comment';  -- pgsafe: one\n"
+        '/* 日本 */ SELECT $$ /* no */ $$; SELECT "🐘" /* two */;\n'
+        "-- three 🐘"
+    )
+    got = scan_comments(text)
+    assert [c.text for c in got] == ["-- pgsafe: one", "/* 日本 */", "/* two */", "-- three 🐘"]
+    raw = text.encode()
+    for c in got:
+        assert raw[c.offset : c.offset + len(c.text.encode())] == c.text.encode()
+        assert (c.line, c.column) == expected_position(text, c.offset)
+    assert scan_comments("SELECT 'unterminated") == []

@@ -80,9 +80,6 @@ void translate(std::exception_ptr p) {
     pybind11::object errors = pybind11::module_::import("pgsafe.errors");
     pybind11::object exc = errors.attr("from_core")(fields_dict(e.fields()));
     PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
-  } catch (const ParseError& e) {
-    raise_python("ParseError",
-                 pybind11::make_tuple("<sql>", e.line(), e.column(), e.parser_message()));
   } catch (const LockTimeout& e) {
     pybind11::kwargs kw;
     kw["message"] = e.what();

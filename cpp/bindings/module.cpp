@@ -6,7 +6,7 @@
 #endif
 
 PYBIND11_MODULE(_core, m) {
-  m.doc() = "pgsafe's compiled core: libpq, libpg_query, OpenSSL, spdlog";
+  m.doc() = "pgsafe's compiled core: libpq, OpenSSL, zstd, spdlog";
   m.attr("__version__") = PGSAFE_VERSION;
   pgsafe::py::register_errors(m);
   pgsafe::py::register_log(m);

@@ -19,13 +19,6 @@ bool DbError::retryable() const noexcept {
   return fields_.sqlstate == "55P03" || fields_.sqlstate == "40P01";
 }
 
-ParseError::ParseError(std::string message, int offset, int line, int column)
-    : Error(std::to_string(line) + ":" + std::to_string(column) + ": " + message),
-      message_(std::move(message)),
-      offset_(offset),
-      line_(line),
-      column_(column) {}
-
 FileError::FileError(const std::string& path, const std::string& reason)
     : Error(path + ": " + reason), path_(path) {}
 

@@ -180,17 +180,12 @@ void Executor::emit(const Event& event) const {
 
 void Executor::note_user_settings(const Statement& stmt) {
   if (stmt.kind != "VariableSetStmt") return;
-  const bool local = stmt.parse_tree.find("\"is_local\":true") != std::string::npos;
   auto take = [&](bool UserTimeouts::*which) {
     user_segment_.*which = true;
-    if (!local) user_session_.*which = true;
+    if (!stmt.sets_local) user_session_.*which = true;
   };
-  if (stmt.parse_tree.find("\"name\":\"lock_timeout\"") != std::string::npos) {
-    take(&UserTimeouts::lock);
-  }
-  if (stmt.parse_tree.find("\"name\":\"statement_timeout\"") != std::string::npos) {
-    take(&UserTimeouts::statement);
-  }
+  if (stmt.sets_lock_timeout) take(&UserTimeouts::lock);
+  if (stmt.sets_statement_timeout) take(&UserTimeouts::statement);
 }
 
 void Executor::set_timeouts(const Statement& stmt, bool local, std::string& current_class) {

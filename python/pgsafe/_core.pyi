@@ -44,6 +44,9 @@ def mask_dsn(dsn: str) -> str: ...
 def sleep(seconds: float) -> None: ...
 
 class Statement:
+    """Plain struct the executor and tracer run; built by
+    pgsafe.analysis.statement.Statement.to_core()."""
+
     sql: str
     offset: int
     line: int
@@ -57,17 +60,11 @@ class Statement:
     index_name: str
     index_schema: str
     index_table: str
-    parse_tree_json: str
+    sets_local: bool
+    sets_lock_timeout: bool
+    sets_statement_timeout: bool
+    def __init__(self) -> None: ...
 
-def split_statements(text: str) -> list[Statement]: ...
-
-class Comment:
-    text: str
-    offset: int
-    line: int
-    column: int
-
-def scan_comments(text: str) -> list[Comment]: ...
 def line_column(text: str, byte_offset: int) -> tuple[int, int]: ...
 def sha256_hex(data: bytes) -> str: ...
 def sha256_file(path: str | PathLike[str]) -> str: ...

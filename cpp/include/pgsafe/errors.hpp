@@ -50,22 +50,6 @@ class Interrupted : public Error {
   Interrupted() : Error("interrupted") {}
 };
 
-// SQL text that the PostgreSQL parser rejects. Offsets are into the text that was parsed.
-class ParseError : public Error {
- public:
-  ParseError(std::string message, int offset, int line, int column);
-  const std::string& parser_message() const noexcept { return message_; }
-  int offset() const noexcept { return offset_; }  // 0-based byte offset
-  int line() const noexcept { return line_; }      // 1-based
-  int column() const noexcept { return column_; }  // 1-based, in characters
-
- private:
-  std::string message_;
-  int offset_;
-  int line_;
-  int column_;
-};
-
 // A file that cannot be opened or read.
 class FileError : public Error {
  public:

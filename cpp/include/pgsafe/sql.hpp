@@ -1,10 +1,10 @@
-// Migration files split into statements by libpg_query (the real PostgreSQL parser), with
-// positions and the facts the executor needs: transaction control, statements that cannot run
-// in a transaction block, and the timeout class of each statement.
+// One statement of a migration as the executor and the tracer run it: a plain struct with the
+// facts Python decoded from PostgreSQL's parse tree (python/pgsafe/analysis/statement.py owns
+// the parser: libpg_query of the newest grammar through pglast). The core parses no SQL.
 #pragma once
 
 #include <string>
-#include <vector>
+#include <utility>
 
 namespace pgsafe {
 
@@ -21,26 +21,18 @@ struct Statement {
   std::string reason;              // why it is non-transactional, e.g. "CREATE INDEX CONCURRENTLY"
   // "index" (index builds), "validate" (VALIDATE CONSTRAINT), "maintenance" (VACUUM, CLUSTER),
   // "ddl", "dml", "transaction", "other": the executor picks timeouts by this.
-  std::string timeout_class;
+  std::string timeout_class = "ddl";
   // For CREATE INDEX [CONCURRENTLY]: the index name (may be empty) and the table it is on.
   std::string index_name;
   std::string index_schema;
   std::string index_table;
-  std::string parse_tree;  // this statement's parse tree as JSON
+  // SET / RESET of a setting: SET LOCAL (ends with the transaction) or for the session, and
+  // whether the setting is lock_timeout or statement_timeout (the user's own bound, which the
+  // executor then leaves alone).
+  bool sets_local = false;
+  bool sets_lock_timeout = false;
+  bool sets_statement_timeout = false;
 };
-
-// Throws ParseError with the parser's message and the position of the error.
-std::vector<Statement> split_statements(const std::string& text);
-
-// A `--` or `/* */` comment as the PostgreSQL scanner sees it (never one inside a string or a
-// dollar-quoted body): where suppressions and annotations live.
-struct Comment {
-  std::string text;
-  int offset = 0;  // 0-based byte offset
-  int line = 0;
-  int column = 0;
-};
-std::vector<Comment> scan_comments(const std::string& text);
 
 // 1-based line and character column of a 0-based byte offset.
 std::pair<int, int> line_column(const std::string& text, int byte_offset);

@@ -5,14 +5,13 @@ and the tables they rename. Postflight uses it to pick the foreign keys a migrat
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgsafe._core import Statement
+from pgsafe.analysis.statement import Statement, walk_dicts
 
-__all__ = ["Touches", "analyse"]
+__all__ = ["Touches", "analyse", "walk_dicts"]
 
 # (schema or None when unqualified, name)
 Name = tuple[str | None, str]
@@ -43,17 +42,6 @@ def _match(names: set[Name], schema: str, name: str, search_path: str) -> bool:
     return (schema, name) in names or (schema == search_path and (None, name) in names)
 
 
-def walk_dicts(node: Any) -> Iterator[dict[str, Any]]:
-    """Every dict in a JSON parse tree (libpg_query's), depth first, `node` itself first."""
-    if isinstance(node, dict):
-        yield node
-        for v in node.values():
-            yield from walk_dicts(v)
-    elif isinstance(node, list):
-        for v in node:
-            yield from walk_dicts(v)
-
-
 def _rangevar(node: dict[str, Any]) -> Name | None:
     if "relname" in node and isinstance(node["relname"], str):
         return (node.get("schemaname"), node["relname"])
@@ -72,11 +60,7 @@ def _names(items: Iterable[Any]) -> Name | None:
 def analyse(statements: Iterable[Statement]) -> Touches:
     t = Touches()
     for stmt in statements:
-        try:
-            tree = json.loads(stmt.parse_tree_json)
-        except (ValueError, TypeError):
-            t.opaque = True
-            continue
+        tree = stmt.tree
         kind, body = next(iter(tree.items())) if isinstance(tree, dict) and tree else ("", {})
         if kind in ("DoStmt", "CallStmt"):
             t.opaque = True

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgsafe import _core
+from pgsafe.analysis.statement import split_statements
 from pgsafe.errors import Error, RollbackError, UnsafeError
 from pgsafe.quoting import quote_ident
 
@@ -244,14 +245,12 @@ def created_by_script(script: bytes) -> list[Created]:
     table's DDL brings along (columns, defaults, indexes, constraints, triggers, policies) are
     not listed: they go and come back with their table."""
     found: dict[tuple[str, str], Created] = {}
-    for i, stmt in enumerate(_core.split_statements(_without_meta_commands(script))):
+    for i, stmt in enumerate(
+        split_statements(_without_meta_commands(script), "the backup's schema")
+    ):
         if stmt.kind not in _CREATING:
             continue  # most of a script: ALTER ... OWNER, GRANT, COMMENT, SELECT setval(...)
-        tree = json.loads(stmt.parse_tree_json)
-        if not isinstance(tree, dict) or len(tree) != 1:
-            continue
-        ((kind, node),) = tree.items()
-        c = _from_tree(kind, node)
+        c = _from_tree(stmt.kind, stmt.node)
         if c is None:
             continue
         c.order = i
@@ -657,10 +656,8 @@ def _trial(conn: _core.Connection, schema_sql: bytes) -> None:
     """Runs the backup's schema script (what restore's pre-data step will run) inside the
     caller's transaction, then undoes it."""
     conn.execute("SAVEPOINT pgsafe_force_trial")
-    for stmt in _core.split_statements(_without_meta_commands(schema_sql)):
-        tree = json.loads(stmt.parse_tree_json)
-        node = tree.get("VariableSetStmt") if isinstance(tree, dict) else None
-        if node is not None and node.get("name") in _TIMEOUTS:
+    for stmt in split_statements(_without_meta_commands(schema_sql), "the backup's schema"):
+        if stmt.setting in _TIMEOUTS:
             continue
         try:
             conn.execute(stmt.sql)

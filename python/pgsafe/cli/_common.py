@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from pgsafe import _core
 from pgsafe.config import Settings, resolve_target
 from pgsafe.errors import ConfigError, DatabaseError, Error
 from pgsafe.events import EventLog
 from pgsafe.server import TemporaryServer
+from pgsafe.sources.files import Statement
 
 EXIT_OK, EXIT_UNSAFE, EXIT_MIGRATION, EXIT_POSTFLIGHT, EXIT_ROLLBACK, EXIT_CONFIG = range(6)
 
@@ -235,7 +235,7 @@ def open_target(
         yield server.dsn("postgres"), f"embedded throwaway server (port {server.port})"
 
 
-def print_plan(title: str, plan: Sequence[tuple[object, Sequence[_core.Statement]]]) -> None:
+def print_plan(title: str, plan: Sequence[tuple[object, Sequence[Statement]]]) -> None:
     if not plan:
         say(f"{title}: nothing to do")
         return

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from pgsafe.cli import _common as common
 from pgsafe.cli._common import EXIT_OK, EXIT_UNSAFE
-from pgsafe.config import resolve_target
+from pgsafe.config import Settings, resolve_target
+from pgsafe.db import connect
 from pgsafe.errors import ConfigError, mask_password
 from pgsafe.lifecycle.dryrun import DryRunReport, attach_trace, dry_run
 from pgsafe.lifecycle.runner import Runner
@@ -57,7 +59,7 @@ def _dry_run(args: argparse.Namespace) -> int:
 
     config = load_config()
     if args.pg_version is not None:
-        config.pg_version = args.pg_version
+        config.pg_version, config.pg_version_source = args.pg_version, "--pg-version"
     migs = discover(args.path)
     environment = None
     target = resolve_target(args.db)
@@ -66,6 +68,10 @@ def _dry_run(args: argparse.Namespace) -> int:
         pending = {s.version for s in runner.status().migrations if s.state == "pending"}
         migs = [m for m in migs if m.version in pending]
         environment = f"Static analysis of the migrations pending on {target.masked}"
+        # The target's major is the server's own (server_version_num), whatever the config says.
+        with contextlib.closing(connect(target.dsn, Settings(), "dry-run")) as conn:
+            config.pg_version = conn.server_version // 10000
+        config.pg_version_source = f"the server ({target.masked})"
     report = dry_run(migs, config, environment)
     if args.no_trace:
         report.trace_note = "--no-trace"

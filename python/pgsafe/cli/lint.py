@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--pg-version",
         type=int,
         metavar="N",
-        help="PostgreSQL major version of the target (default 15, or pg_version in the config)",
+        help="PostgreSQL major version of the target (default: pg_version in the config, else the "
+        "newest grammar's); syntax newer than it is an error (requires-newer-postgres)",
     )
     common.add_verbose(p, help=argparse.SUPPRESS)
 
@@ -52,7 +53,7 @@ def _lint(args: argparse.Namespace) -> int:
 
     config = load_config()
     if args.pg_version is not None:
-        config.pg_version = args.pg_version
+        config.pg_version, config.pg_version_source = args.pg_version, "--pg-version"
     result = lint_paths(args.paths, config)
     out = render(result, args.format)
     if out:

@@ -380,6 +380,9 @@ class _Preflight:
         tables they touch (for sizes, backups and lock probing)."""
 
         config = load_config()
+        # The target's own major decides the analysis (requires-newer-postgres, predictions).
+        config.pg_version = self.conn.server_version // 10000
+        config.pg_version_source = "the server"
         errors: list[str] = []
         for mig in self.pending:
             rep = analyse(mig, config)
@@ -757,8 +760,9 @@ class _Preflight:
         if can_create != "t":
             warnings.append("the current user may not CREATE in this database")
 
-        lint_major = load_config().pg_version
-        if lint_major != version // 10000:
+        lint_config = load_config()
+        lint_major = lint_config.pg_version
+        if lint_config.pg_version_source and lint_major != version // 10000:
             warnings.append(
                 f"lint assumed PostgreSQL {lint_major} (pg_version), the server is "
                 f"{version // 10000}: lock predictions may differ"

@@ -387,7 +387,7 @@ class Runner:
         plan = _core.MigrationPlan()
         plan.version, plan.name, plan.checksum = mig.version, mig.name, mig.checksum
         plan.direction = direction
-        plan.statements = statements
+        plan.statements = [s.to_core() for s in statements]
         path = mig.up_path if direction == "up" else mig.down_path
         verb = "applying" if direction == "up" else "rolling back"
         self.progress(f"{verb} {mig.label} ({len(statements)} statements)")

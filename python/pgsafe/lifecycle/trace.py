@@ -34,7 +34,7 @@ from pgsafe.lint.locks import predict
 from pgsafe.lint.model import LOCK_ORDER, Stmt
 from pgsafe.render import Report, Section, Table, Text
 from pgsafe.server import TemporaryServer
-from pgsafe.sources.files import Migration, discover, parse_sql, read_sql
+from pgsafe.sources.files import Migration, Statement, discover, parse_sql, read_sql
 
 __all__ = [
     "MigrationTrace",
@@ -344,7 +344,7 @@ class TraceReport(Report):
 class _Unit:
     label: str
     file: str
-    statements: list[_core.Statement]
+    statements: list[Statement]
 
 
 def _unit(mig: Migration) -> _Unit:
@@ -483,7 +483,9 @@ def _trace_unit(
     dsn: str, unit: _Unit, pg_version: int, options: _core.TraceOptions
 ) -> MigrationTrace:
     preds = _predictions(unit, pg_version)
-    core = _core.trace_migration(dsn, unit.statements, [g for _, _, g in preds], options)
+    core = _core.trace_migration(
+        dsn, [s.to_core() for s in unit.statements], [g for _, _, g in preds], options
+    )
     statements = []
     for t in core.statements:
         pred_lock, pred_rel, _ = preds[t.index]

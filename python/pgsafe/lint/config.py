@@ -11,13 +11,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgsafe.analysis.statement import GRAMMAR_MAJOR
 from pgsafe.errors import ConfigError
 from pgsafe.lint.model import RULES, SEVERITIES, Rule
 
 
 @dataclass
 class LintConfig:
-    pg_version: int = 15
+    # The target's PostgreSQL major: the server's when a command has one, else pg_version in
+    # the config (or --pg-version), else the newest grammar's. `pg_version_source` says which
+    # ("" for the default).
+    pg_version: int = GRAMMAR_MAJOR
+    pg_version_source: str = ""
     disable: set[str] = field(default_factory=set)
     enable: set[str] = field(default_factory=set)  # opt-in rules to turn on
     severities: dict[str, str] = field(default_factory=dict)
@@ -52,6 +57,8 @@ def _from_table(table: dict[str, Any], source: str) -> LintConfig:
     if not isinstance(version, int) or isinstance(version, bool) or not 9 <= version <= 99:
         raise ConfigError(f"{source}: pg_version must be a PostgreSQL major version such as 15")
     cfg.pg_version = version
+    if "pg_version" in table:
+        cfg.pg_version_source = f"pg_version in {source}"
     lint = table.get("lint", {})
     if not isinstance(lint, dict):
         raise ConfigError(f"{source}: lint must be a table ([tool.pgsafe.lint])")

@@ -7,7 +7,7 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgsafe import _core
+from pgsafe.analysis.statement import Comment, scan_comments
 from pgsafe.errors import ParseError
 from pgsafe.lint import rules as _rules  # noqa: F401  (registers every rule)
 from pgsafe.lint.config import LintConfig
@@ -108,12 +108,12 @@ def _suppressions(
 ) -> tuple[list[Suppression], list[Finding]]:
     out: list[Suppression] = []
     problems: list[Finding] = []
-    for c in _core.scan_comments(text):
+    for c in scan_comments(text) if "pgsafe:" in text.lower() else ():
         body = c.text.lstrip("-/* ").rstrip()
         if not body.lower().startswith("pgsafe:"):
             continue
 
-        def problem(message: str, c: _core.Comment = c) -> None:
+        def problem(message: str, c: Comment = c) -> None:
             problems.append(_meta(file, c.line, c.column, "invalid-suppression", message))
 
         directive = read_directive(body)
@@ -138,7 +138,7 @@ def _suppressions(
     return out, problems
 
 
-def _statement_for(comment: _core.Comment, statements: list[Stmt]) -> int | None:
+def _statement_for(comment: Comment, statements: list[Stmt]) -> int | None:
     """The statement a suppression comment belongs to: the one it is inside, or the one whose
     last line it trails (`DROP ...; -- pgsafe: ignore ...`), or else the next one."""
     trailing = None

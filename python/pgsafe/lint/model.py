@@ -4,12 +4,11 @@ documentation (`pgsafe rules ID`) is generated from the same object that runs.""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgsafe import _core
+from pgsafe.analysis.statement import Statement, walk_nodes
 
 HAZARDS = (
     "deletes-data",
@@ -168,12 +167,14 @@ class Stmt:
     offset: int
     kind: str
     node: dict[str, Any]
-    raw: _core.Statement
+    raw: Statement
 
     @classmethod
-    def from_core(cls, index: int, s: _core.Statement) -> Stmt:
-        tree = json.loads(s.parse_tree_json)
-        return cls(index, s.sql, s.line, s.column, s.offset, s.kind, tree[s.kind], s)
+    def from_statement(cls, index: int, s: Statement) -> Stmt:
+        """The rules' view of a parsed statement (its tree was decoded once, by the parser)."""
+        return cls(index, s.sql, s.line, s.column, s.offset, s.kind, s.node, s)
+
+    from_core = from_statement  # the name callers used when statements came from the core
 
 
 @dataclass
@@ -210,15 +211,9 @@ class Finding:
 
 
 def walk(node: Any) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every (node type, fields) pair below `node`, depth first."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if isinstance(value, dict) and key[:1].isupper():
-                yield key, value
-            yield from walk(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from walk(item)
+    """Every (node type, fields) pair below `node`, depth first, without recursion (parse
+    trees can be thousands of levels deep)."""
+    return walk_nodes(node)
 
 
 def range_name(rangevar: dict[str, Any] | None) -> str:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pgsafe import _core
-from pgsafe._core import Statement as Statement
+from pgsafe.analysis.statement import Statement as Statement
+from pgsafe.analysis.statement import split_statements
 from pgsafe.errors import ConfigError, ParseError
 
 log = logging.getLogger("pgsafe")
@@ -149,13 +150,9 @@ def read_sql(path: Path) -> str:
 
 
 def parse_sql(text: str, source: str = "<sql>") -> list[Statement]:
-    """Split SQL text with libpg_query; errors name source:line:column."""
-    if "\x00" in text:
-        raise ConfigError(f"{source}: contains a NUL byte")
-    try:
-        return list(_core.split_statements(text))
-    except ParseError as exc:
-        raise ParseError(source, exc.line, exc.column, exc.message) from None
+    """Split SQL text with libpg_query (pgsafe.analysis.statement); errors name
+    source:line:column."""
+    return split_statements(text, source)
 
 
 def rendered_statements(text: str, source: str) -> list[Statement]:

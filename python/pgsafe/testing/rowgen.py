@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgsafe import _core
-from pgsafe.analysis.touches import walk_dicts
+from pgsafe.analysis.statement import split_statements, walk_dicts
 from pgsafe.errors import DatabaseError, Error
 from pgsafe.quoting import quote_ident, quote_literal
 
@@ -103,8 +103,8 @@ def _allowed_values(expr: str) -> dict[str, list[str]]:
     """{column: values} for the `col IN (...)` / `col = ANY (ARRAY[...])` parts of a CHECK
     expression, read from its parse tree, so generated rows can satisfy it."""
     try:
-        [stmt] = _core.split_statements(f"SELECT {expr}")
-        tree = json.loads(stmt.parse_tree_json)
+        [stmt] = split_statements(f"SELECT {expr}")
+        tree = stmt.tree
     except (Error, ValueError):
         return {}
     out: dict[str, list[str]] = {}

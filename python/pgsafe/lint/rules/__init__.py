@@ -9,4 +9,5 @@ from pgsafe.lint.rules import (  # noqa: F401
     tables,
     transactions,
     types,
+    versions,
 )

@@ -59,10 +59,10 @@ def _constraints(cd: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _is_null(expr: dict[str, Any] | None) -> bool:
+    while expr and "TypeCast" in expr:  # NULL::text::int ...: a loop, for any depth
+        expr = expr["TypeCast"].get("arg")
     if not expr:
         return True
-    if "TypeCast" in expr:
-        return _is_null(expr["TypeCast"].get("arg"))
     return bool(expr.get("A_Const", {}).get("isnull"))
 
 
@@ -271,14 +271,17 @@ def adding_required_field(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
     summary="ADD COLUMN ... GENERATED ALWAYS AS (...) STORED rewrites the table.",
     why="the expression is computed and stored for every existing row, rewriting the table while "
     "ACCESS EXCLUSIVE blocks reads and writes",
-    fix="compute the value on read (a view or an expression index), or add a plain nullable "
-    "column kept up to date by a trigger and backfill it in batches",
+    fix="compute the value on read (a VIRTUAL generated column on PostgreSQL 18, a view or an "
+    "expression index), or add a plain nullable column kept up to date by a trigger and "
+    "backfill it in batches",
 )
 def adding_stored_generated_column(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
     for table, cd in _added_columns(stmt):
         if ctx.is_new_table(table):
             continue
-        if "CONSTR_GENERATED" in _constraints(cd):
+        generated = _constraints(cd).get("CONSTR_GENERATED")
+        # VIRTUAL (PostgreSQL 18, and its default there) computes on read: no rewrite.
+        if generated is not None and generated.get("generated_kind") != "v":
             yield Hit(
                 f"adds stored generated column {table}.{cd.get('colname', '')}: rewrites "
                 f"{table} under ACCESS EXCLUSIVE",

@@ -484,8 +484,11 @@ def _filled(cd: dict[str, Any]) -> bool:
     fix="migration 1: ALTER TABLE t ADD CONSTRAINT t_col_not_null CHECK (col IS NOT NULL) NOT "
     "VALID; migration 2: ALTER TABLE t VALIDATE CONSTRAINT t_col_not_null; ALTER TABLE t ALTER "
     "COLUMN col SET NOT NULL; ALTER TABLE t DROP CONSTRAINT t_col_not_null (PostgreSQL 12 and "
-    "later; before 12 keep the CHECK instead of SET NOT NULL). For a new column, declare it "
-    "NOT NULL with a constant DEFAULT in the ADD COLUMN itself: no scan on PostgreSQL 11+",
+    "later; before 12 keep the CHECK instead of SET NOT NULL). On PostgreSQL 18 and later: "
+    "ALTER TABLE t ADD CONSTRAINT t_col_not_null NOT NULL col NOT VALID, then (another "
+    "migration) ALTER TABLE t VALIDATE CONSTRAINT t_col_not_null, which scans under SHARE UPDATE "
+    "EXCLUSIVE and leaves the column NOT NULL. For a new column, declare it NOT NULL with a "
+    "constant DEFAULT in the ADD COLUMN itself: no scan on PostgreSQL 11+",
 )
 def setting_not_nullable_field(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
     if stmt.kind != "AlterTableStmt":
@@ -518,6 +521,12 @@ def setting_not_nullable_field(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
             yield Hit(
                 f"sets {table}.{column} NOT NULL: every row is scanned under an ACCESS "
                 "EXCLUSIVE lock"
+                + (
+                    f" (on PostgreSQL {ctx.pg_version}: ADD CONSTRAINT ... NOT NULL {column} "
+                    "NOT VALID, then VALIDATE CONSTRAINT, scans without blocking reads or writes)"
+                    if ctx.pg_version >= 18
+                    else ""
+                )
             )
 
 

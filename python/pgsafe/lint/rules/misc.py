@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pgsafe.analysis.statement import walk_dicts
 from pgsafe.lint.context import Context
 from pgsafe.lint.model import Hit, Stmt, alter_cmds, range_name, rule, strings, type_name, walk
 from pgsafe.lint.rules._tracking import Tracker, per_file, tracked
@@ -132,14 +133,7 @@ def _const_text(node: Any) -> tuple[str, int | None] | None:
 
 def _relation_names(node: Any, out: set[str]) -> None:
     """Every relation named in a parse tree: RangeVar nodes and RangeVar-shaped fields."""
-    if isinstance(node, dict):
-        if "relname" in node:
-            out.add(range_name(node))
-        for value in node.values():
-            _relation_names(value, out)
-    elif isinstance(node, list):
-        for item in node:
-            _relation_names(item, out)
+    out.update(range_name(d) for d in walk_dicts(node) if "relname" in d)
 
 
 def _enum_literals(stmt: Stmt, ctx: Context) -> list[tuple[str, str, int | None]]:

@@ -8,6 +8,7 @@ import itertools
 from collections.abc import Iterator
 from typing import Any
 
+from pgsafe.analysis.statement import walk_dicts
 from pgsafe.lint.context import Context
 from pgsafe.lint.model import LOCKS, Hit, Stmt, alter_cmds, range_name, rule, stronger_lock
 from pgsafe.lint.rules._tracking import Tracker, tracked
@@ -152,14 +153,7 @@ def ban_uncommitted_transaction(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
 def _relations(node: Any) -> Iterator[str]:
     """Every relation a parse tree names: RangeVar nodes, and the RangeVar-shaped fields such as
     an UPDATE's target (`relation`), which are not wrapped in a node type."""
-    if isinstance(node, dict):
-        if "relname" in node:
-            yield range_name(node)
-        for value in node.values():
-            yield from _relations(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _relations(item)
+    return (range_name(d) for d in walk_dicts(node) if "relname" in d)
 
 
 # Statements that can run for a long time when they touch a table with rows in it: holding

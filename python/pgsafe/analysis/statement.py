@@ -1,0 +1,538 @@
+"""The parsed statement: a migration's SQL split by libpg_query of PostgreSQL's newest grammar
+(through pglast), each statement with its position and the facts decoded once from its parse
+tree that lint, trace, preflight, the executor and restore --force share.
+
+This is the one place where a parse tree is decoded from JSON. Trees of any depth are handled:
+PostgreSQL's own parser refuses statements nested beyond its stack limit (a ParseError here, as
+the server would), and a tree deeper than Python's recursion limit is decoded iteratively.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import repeat
+from types import ModuleType
+from typing import Any
+
+from pgsafe import _core
+from pgsafe.errors import ConfigError, ParseError
+
+__all__ = [
+    "GRAMMAR_MAJOR",
+    "Comment",
+    "Statement",
+    "line_column",
+    "scan_comments",
+    "split_statements",
+    "walk_dicts",
+    "walk_nodes",
+]
+
+#: The PostgreSQL major whose grammar parses: pglast 8.x bundles libpg_query of PostgreSQL 18
+#: (pyproject pins pglast>=8,<9; tests/test_versions.py checks the two agree). A constant, so
+#: that importing pgsafe does not load pglast (about 0.1 s) before anything is parsed.
+GRAMMAR_MAJOR = 18
+
+_PGLAST: ModuleType | None = None
+
+
+def _pg() -> ModuleType:
+    """pglast.parser, imported on first use."""
+    global _PGLAST
+    if _PGLAST is None:
+        from pglast import parser  # noqa: PLC0415 (start-up time: 0.1 s, only when parsing)
+
+        _PGLAST = parser
+    return _PGLAST
+
+
+# PostgreSQL's scanner treats these as white space (scan.l: space [ \t\n\r\f\v]).
+_SPACE = b" \t\n\r\f\v"
+_COMMENT_TOKENS = frozenset({"SQL_COMMENT", "C_COMMENT"})
+
+_TRANSACTION_WORDS = {
+    "TRANS_STMT_BEGIN": "begin",
+    "TRANS_STMT_START": "start transaction",
+    "TRANS_STMT_COMMIT": "commit",
+    "TRANS_STMT_ROLLBACK": "rollback",
+    "TRANS_STMT_SAVEPOINT": "savepoint",
+    "TRANS_STMT_RELEASE": "release",
+    "TRANS_STMT_ROLLBACK_TO": "rollback to savepoint",
+    "TRANS_STMT_PREPARE": "prepare transaction",
+    "TRANS_STMT_COMMIT_PREPARED": "commit prepared",
+    "TRANS_STMT_ROLLBACK_PREPARED": "rollback prepared",
+}
+
+_NEVER_IN_TRANSACTION = {
+    "CreatedbStmt": "CREATE DATABASE",
+    "DropdbStmt": "DROP DATABASE",
+    "AlterSystemStmt": "ALTER SYSTEM",
+    "CreateTableSpaceStmt": "CREATE TABLESPACE",
+    "DropTableSpaceStmt": "DROP TABLESPACE",
+    "CreateSubscriptionStmt": "CREATE SUBSCRIPTION",
+    "DropSubscriptionStmt": "DROP SUBSCRIPTION",
+}
+_REINDEX_NON_TRANSACTIONAL = {
+    "REINDEX_OBJECT_SYSTEM": "REINDEX SYSTEM",
+    "REINDEX_OBJECT_DATABASE": "REINDEX DATABASE",
+    "REINDEX_OBJECT_SCHEMA": "REINDEX SCHEMA",
+}
+_DML = frozenset({"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "SelectStmt", "CopyStmt"})
+_OTHER = frozenset(
+    {"VariableSetStmt", "VariableShowStmt", "DoStmt", "NotifyStmt", "ListenStmt", "CallStmt"}
+)
+
+
+@dataclass(eq=False)
+class Statement:
+    """One statement of a migration file, as parsed.
+
+    `sql` runs from its first token to its last (comments around it and the terminating
+    semicolon excluded); `offset` is the 0-based byte offset of that first token in the UTF-8
+    text, `line`/`column` its 1-based position (column in characters), `end_line` the line of
+    its last character. `tree` is the statement's parse tree (``{kind: fields}``), decoded once.
+    """
+
+    sql: str
+    offset: int
+    line: int
+    column: int
+    end_line: int
+    kind: str
+    tree: dict[str, Any] = field(repr=False)
+    # BEGIN/START/COMMIT/END/ROLLBACK/SAVEPOINT/RELEASE/PREPARE TRANSACTION...: lowercase words.
+    transaction_control: str = ""
+    non_transactional: bool = False  # cannot run inside a transaction block
+    reason: str = ""  # why it is non-transactional, e.g. "CREATE INDEX CONCURRENTLY"
+    # "index", "validate", "maintenance", "ddl", "dml", "transaction", "other": the executor
+    # picks the statement's timeouts by this.
+    timeout_class: str = "ddl"
+    # CREATE INDEX [CONCURRENTLY]: the index name (may be empty) and the table it is on.
+    index_name: str = ""
+    index_schema: str = ""
+    index_table: str = ""
+    # SET / RESET / SET ... TO DEFAULT of one setting: its name ("" for other statements and
+    # for RESET ALL), and whether it is SET LOCAL (ends with the transaction).
+    setting: str = ""
+    sets_local: bool = False
+
+    @property
+    def node(self) -> dict[str, Any]:
+        """The statement's own fields (the dict under its kind)."""
+        value = self.tree.get(self.kind)
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def sets_lock_timeout(self) -> bool:
+        return self.setting == "lock_timeout"
+
+    @property
+    def sets_statement_timeout(self) -> bool:
+        return self.setting == "statement_timeout"
+
+    def to_core(self) -> Any:
+        """The C++ core's plain struct of this statement (what the executor and tracer run)."""
+        s = _core.Statement()
+        s.sql = self.sql
+        s.offset = self.offset
+        s.line = self.line
+        s.column = self.column
+        s.end_line = self.end_line
+        s.kind = self.kind
+        s.transaction_control = self.transaction_control
+        s.non_transactional = self.non_transactional
+        s.reason = self.reason
+        s.timeout_class = self.timeout_class
+        s.index_name = self.index_name
+        s.index_schema = self.index_schema
+        s.index_table = self.index_table
+        s.sets_local = self.sets_local
+        s.sets_lock_timeout = self.sets_lock_timeout
+        s.sets_statement_timeout = self.sets_statement_timeout
+        return s
+
+    def __repr__(self) -> str:
+        return f"<Statement {self.kind} at {self.line}:{self.column}>"
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A `--` or `/* */` comment as the PostgreSQL scanner sees it (never one inside a string
+    or a dollar-quoted body): where suppressions and annotations live."""
+
+    text: str
+    offset: int  # 0-based byte offset
+    line: int
+    column: int  # 1-based, in characters
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+_JSON_TOKEN = re.compile(
+    r'[ \t\n\r]*(?:([{}\[\],:])|("(?:[^"\\]|\\.)*")|(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)'
+    r"|(true|false|null))"
+)
+_LITERALS = {"true": True, "false": False, "null": None}
+
+
+def _decode_iteratively(doc: str) -> Any:
+    """json.loads without recursion, for trees deeper than the interpreter's recursion limit.
+    (The input is libpg_query's own JSON output; this reads JSON, never SQL.)"""
+    stack: list[Any] = []  # open containers
+    keys: list[str | None] = []  # pending key of each open object
+    root: Any = None
+    done = False
+    pos, end = 0, len(doc)
+    expect_key = False
+
+    def put(value: Any) -> None:
+        nonlocal root, done
+        if not stack:
+            root, done = value, True
+            return
+        top = stack[-1]
+        if isinstance(top, list):
+            top.append(value)
+        else:
+            top[keys[-1]] = value
+            keys[-1] = None
+
+    while pos < end:
+        m = _JSON_TOKEN.match(doc, pos)
+        if m is None:
+            if doc[pos:].strip() == "":
+                break
+            raise ValueError(f"malformed parse tree at {pos}")
+        pos = m.end()
+        punct, text, number, literal = m.groups()
+        if punct is not None:
+            if punct == "{":
+                stack.append({})
+                keys.append(None)
+                expect_key = True
+            elif punct == "[":
+                stack.append([])
+                keys.append(None)
+            elif punct in "}]":
+                value = stack.pop()
+                keys.pop()
+                put(value)
+            elif punct == ",":
+                expect_key = isinstance(stack[-1], dict)
+            continue
+        if text is not None:
+            value = json.loads(text) if "\\" in text else text[1:-1]
+            if expect_key:
+                keys[-1] = value
+                expect_key = False
+                continue
+            put(value)
+        elif number is not None:
+            put(float(number) if any(c in number for c in ".eE") else int(number))
+        else:
+            put(_LITERALS[literal])
+    if not done or stack:
+        raise ValueError("truncated parse tree")
+    return root
+
+
+def _decode(doc: str) -> Any:
+    try:
+        return json.loads(doc)
+    except RecursionError:
+        return _decode_iteratively(doc)
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """The cyclic garbage collector off while a parse tree is built: it would scan the growing
+    tree again and again (a file of 8,000 INSERTs splits four times slower with it on). A parse
+    tree has no cycles; collection resumes afterwards."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def walk_nodes(tree: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every (node type, fields) pair below `tree`, depth first in document order (a node
+    before its children, its children before its next sibling), without recursion: trees may
+    be thousands of levels deep. A stack of iterators, each resumed where it left off."""
+    stack: list[Iterator[tuple[str | None, Any]]] = [zip(repeat(None), (tree,))]
+    push, pop = stack.append, stack.pop
+    while stack:
+        for key, value in stack[-1]:
+            if type(value) is dict:
+                if key is not None and key[:1].isupper():
+                    yield key, value
+                push(iter(value.items()))
+                break
+            if type(value) is list:
+                push(zip(repeat(None), value))
+                break
+        else:
+            pop()
+
+
+def walk_dicts(tree: Any) -> Iterator[dict[str, Any]]:
+    """Every dict of a parse tree, `tree` itself first, depth first in document order,
+    without recursion."""
+    stack: list[Iterator[Any]] = [iter((tree,))]
+    push, pop = stack.append, stack.pop
+    while stack:
+        for value in stack[-1]:
+            if type(value) is dict:
+                yield value
+                push(iter(value.values()))
+                break
+            if type(value) is list:
+                push(iter(value))
+                break
+        else:
+            pop()
+
+
+# -- positions --------------------------------------------------------------------------------
+
+# Every UTF-8 lead byte becomes "x", continuation bytes go: one ASCII character per character.
+_ASCII_TABLE = bytes(range(128)) + b"x" * 128
+_CONTINUATION = bytes(range(0x80, 0xC0))
+
+
+def _ascii_twin(text: str) -> str:
+    """`text` with every non-ASCII character replaced by the letter x: the PostgreSQL scanner
+    treats both as identifier characters (and as content in strings and comments), so the
+    tokens keep their spans, and character offsets stay those of `text`. It spares pglast's
+    scanner its byte-to-character conversion, which is quadratic on non-ASCII text."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8").translate(_ASCII_TABLE, _CONTINUATION).decode("ascii")
+
+
+def line_column(text: str, byte_offset: int) -> tuple[int, int]:
+    """1-based line and character column of a 0-based byte offset into the UTF-8 `text`."""
+    data = text.encode("utf-8")
+    offset = min(max(byte_offset, 0), len(data))
+    start = data.rfind(b"\n", 0, offset) + 1
+    column = len(data[start:offset].decode("utf-8", "replace")) + 1
+    return data.count(b"\n", 0, offset) + 1, column
+
+
+class _Cursor:
+    """Line and column of increasing byte offsets, each piece of text counted once."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.offset = 0
+        self.line = 1
+        self.column = 1
+
+    def at(self, offset: int) -> tuple[int, int]:
+        data = self.data
+        if offset < self.offset:  # not expected; start over rather than count wrongly
+            self.offset, self.line, self.column = 0, 1, 1
+        newlines = data.count(b"\n", self.offset, offset)
+        if newlines:
+            self.line += newlines
+            start = data.rfind(b"\n", self.offset, offset) + 1
+            self.column = len(data[start:offset].decode("utf-8", "replace")) + 1
+        else:
+            self.column += len(data[self.offset : offset].decode("utf-8", "replace"))
+        self.offset = offset
+        return self.line, self.column
+
+
+def _char_position(text: str, index: int) -> tuple[int, int]:
+    """1-based line and column of the 0-based character index `index`."""
+    prefix = text[:index]
+    return prefix.count("\n") + 1, index - (prefix.rfind("\n") + 1) + 1
+
+
+def _real_token_span(piece: bytes) -> tuple[int, int]:
+    """Byte range of `piece` from its first token to its last that is not a comment."""
+    text = piece.decode("utf-8", "replace")
+    tokens = [t for t in _pg().scan(_ascii_twin(text)) if t.name not in _COMMENT_TOKENS]
+    if not tokens:
+        return 0, len(piece.rstrip(_SPACE))
+    first = len(text[: tokens[0].start].encode("utf-8"))
+    last = len(text[: tokens[-1].end + 1].encode("utf-8"))
+    return first, last
+
+
+def _trim(data: bytes, start: int, end: int) -> tuple[int, int]:
+    """The statement's byte range without white space and comments around it. libpg_query
+    starts a statement at its first token and ends it before the semicolon, comments and
+    white space included; the scanner is asked only when a comment may be there."""
+    piece = data[start:end]
+    body = piece.strip(_SPACE)
+    last_line = body[body.rfind(b"\n") + 1 :]
+    if body.startswith((b"--", b"/*")) or body.endswith(b"*/") or b"--" in last_line:
+        first, last = _real_token_span(piece)
+        return start + first, start + last
+    lead = len(piece) - len(piece.lstrip(_SPACE))
+    return start + lead, start + lead + len(body)
+
+
+# -- facts ------------------------------------------------------------------------------------
+
+
+def _classify(s: Statement) -> None:
+    k, n = s.kind, s.node
+    if k == "TransactionStmt":
+        s.transaction_control = _TRANSACTION_WORDS.get(str(n.get("kind", "")), "transaction")
+        s.timeout_class = "transaction"
+    elif k == "IndexStmt":
+        s.timeout_class = "index"
+        s.index_name = str(n.get("idxname", ""))
+        rel = n.get("relation") or {}
+        s.index_schema = str(rel.get("schemaname", ""))
+        s.index_table = str(rel.get("relname", ""))
+        if n.get("concurrent"):
+            s.non_transactional, s.reason = True, "CREATE INDEX CONCURRENTLY"
+    elif k == "ReindexStmt":
+        s.timeout_class = "index"
+        params = n.get("params") or []
+        if any(p.get("DefElem", {}).get("defname") == "concurrently" for p in params):
+            s.non_transactional, s.reason = True, "REINDEX CONCURRENTLY"
+        elif n.get("kind") in _REINDEX_NON_TRANSACTIONAL:
+            s.non_transactional = True
+            s.reason = _REINDEX_NON_TRANSACTIONAL[n["kind"]]
+    elif k == "DropStmt" and n.get("concurrent"):
+        s.non_transactional, s.reason = True, "DROP INDEX CONCURRENTLY"
+    elif k == "AlterTableStmt":
+        for c in n.get("cmds") or []:
+            cmd = c.get("AlterTableCmd") if isinstance(c, dict) else None
+            if not isinstance(cmd, dict):
+                continue
+            if cmd.get("subtype") == "AT_ValidateConstraint":
+                s.timeout_class = "validate"
+            part = (cmd.get("def") or {}).get("PartitionCmd") or {}
+            if cmd.get("subtype") == "AT_DetachPartition" and part.get("concurrent"):
+                s.non_transactional, s.reason = True, "DETACH PARTITION CONCURRENTLY"
+    elif k == "AlterDomainStmt":
+        if n.get("subtype") == "V":
+            s.timeout_class = "validate"
+    elif k == "VacuumStmt":
+        s.timeout_class = "maintenance"
+        if n.get("is_vacuumcmd"):
+            s.non_transactional, s.reason = True, "VACUUM"
+    elif k == "ClusterStmt":
+        s.timeout_class = "maintenance"
+        if not n.get("relation"):
+            s.non_transactional, s.reason = True, "CLUSTER of every table"
+    elif k == "DiscardStmt" and n.get("target") == "DISCARD_ALL":
+        s.non_transactional, s.reason, s.timeout_class = True, "DISCARD ALL", "other"
+    elif k == "AlterDatabaseStmt":
+        for o in n.get("options") or []:
+            if isinstance(o, dict) and o.get("DefElem", {}).get("defname") == "tablespace":
+                s.non_transactional, s.reason = True, "ALTER DATABASE ... SET TABLESPACE"
+    elif k in _NEVER_IN_TRANSACTION:
+        s.non_transactional, s.reason = True, _NEVER_IN_TRANSACTION[k]
+        s.timeout_class = "other"
+    elif k in _DML:
+        s.timeout_class = "dml"
+    elif k in _OTHER:
+        s.timeout_class = "other"
+        if k == "VariableSetStmt":
+            s.setting = str(n.get("name", ""))
+            s.sets_local = bool(n.get("is_local"))
+
+
+# -- splitting --------------------------------------------------------------------------------
+
+
+def _parse_error(text: str, source: str, exc: Exception) -> ParseError:
+    message = str(exc.args[0]) if exc.args else str(exc)
+    index = exc.args[1] if len(exc.args) > 1 else None
+    if "stack depth limit exceeded" in message or message.startswith("memory exhausted"):
+        message += (
+            ": the statement nests too deeply for PostgreSQL's parser (the server refuses it"
+            " too); split the expression or the nesting into smaller parts"
+        )
+    if index is None:
+        index = _failing_statement(text, message)
+    return ParseError(source, *_char_position(text, index), message)
+
+
+def _failing_statement(text: str, message: str) -> int:
+    """Character index of the statement the parser refused without saying where ("stack
+    depth limit exceeded"), found by parsing the scanner's statements one by one; the end of
+    the text when the error is at its end."""
+    if "stack depth" not in message:
+        return len(text)
+    pg = _pg()
+    try:
+        pieces = pg.split(text, with_parser=False, only_slices=True)
+    except pg.ParseError:
+        return len(text)
+    for piece in pieces:
+        try:
+            pg.parse_sql_json(text[piece])
+        except pg.ParseError:
+            return int(piece.start or 0)
+    return len(text)
+
+
+def split_statements(text: str, source: str = "<sql>") -> list[Statement]:
+    """Split SQL text into statements with PostgreSQL's parser; raises ParseError naming
+    source:line:column, and nothing when any statement is broken (never a partial result)."""
+    if "\x00" in text:
+        raise ConfigError(f"{source}: contains a NUL byte")
+    pg = _pg()
+    try:
+        doc = pg.parse_sql_json(text)
+    except pg.ParseError as exc:
+        raise _parse_error(text, source, exc) from None
+    with _no_cyclic_gc():
+        return _statements(text, _decode(doc))
+
+
+def _statements(text: str, tree: dict[str, Any]) -> list[Statement]:
+    data = text.encode("utf-8")
+    cursor = _Cursor(data)
+    out: list[Statement] = []
+    for raw in tree.get("stmts") or ():
+        loc = int(raw.get("stmt_location", 0))
+        length = int(raw.get("stmt_len", 0))
+        first, last = _trim(data, loc, loc + length if length > 0 else len(data))
+        node = raw.get("stmt") or {}
+        kind = next(iter(node), "")
+        line, column = cursor.at(first)
+        end_line, _ = cursor.at(last)
+        stmt = Statement(
+            data[first:last].decode("utf-8"), first, line, column, end_line, kind, node
+        )
+        _classify(stmt)
+        out.append(stmt)
+    return out
+
+
+def scan_comments(text: str) -> list[Comment]:
+    """The comments of SQL text as PostgreSQL's scanner sees them (none from inside strings or
+    dollar-quoted bodies). Text the scanner refuses has no comments (the parser reports it)."""
+    pg = _pg()
+    try:
+        with _no_cyclic_gc():
+            tokens = pg.scan(_ascii_twin(text))
+    except pg.ParseError:
+        return []
+    out = []
+    data = text.encode("utf-8")
+    cursor = _Cursor(data)
+    chars = byte = 0
+    for t in tokens:
+        if t.name not in _COMMENT_TOKENS:
+            continue
+        byte += len(text[chars : t.start].encode("utf-8"))
+        chars = t.start
+        line, column = cursor.at(byte)
+        out.append(Comment(text[t.start : t.end + 1], byte, line, column))
+    return out
