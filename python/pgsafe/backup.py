@@ -17,7 +17,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import threading
 import time
@@ -265,24 +264,11 @@ def _client_env(dsn: str) -> tuple[str, dict[str, str]]:
     return clean, env
 
 
-def _tool(name: str) -> str:
-    from pgsafe.server import find_pg_bindir
+def _tool(name: str, server_major: int) -> str:
+    """pg_dump or psql for a `server_major` server: of its major or newer (pgsafe.pgbin)."""
+    from pgsafe import pgbin
 
-    try:
-        path = find_pg_bindir() / name
-    except ConfigError:
-        found = shutil.which(name)
-        if found is None:
-            raise ConfigError(
-                f"{name} not found (install the PostgreSQL client programs)"
-            ) from None
-        return found
-    if not path.exists():
-        found = shutil.which(name)
-        if found is None:
-            raise ConfigError(f"{name} not found next to the PostgreSQL server programs")
-        return found
-    return str(path)
+    return pgbin.client_program(name, server_major)
 
 
 def _pattern(table: str) -> str:
@@ -290,10 +276,12 @@ def _pattern(table: str) -> str:
     return table
 
 
-def _pg_dump(dsn: str, snapshot: str, section: str, tables: Sequence[str] | None) -> bytes:
+def _pg_dump(
+    pg_dump: str, dsn: str, snapshot: str, section: str, tables: Sequence[str] | None
+) -> bytes:
     clean, env = _client_env(dsn)
     argv = [
-        _tool("pg_dump"),
+        pg_dump,
         f"--section={section}",
         f"--snapshot={snapshot}",
         "--encoding=UTF8",
@@ -310,10 +298,10 @@ def _pg_dump(dsn: str, snapshot: str, section: str, tables: Sequence[str] | None
     return proc.stdout
 
 
-def _psql(dsn: str, sql: bytes, what: str) -> None:
+def _psql(psql: str, dsn: str, sql: bytes, what: str) -> None:
     clean, env = _client_env(dsn)
     argv = [
-        _tool("psql"),
+        psql,
         "-X",
         "-q",
         "--no-password",
@@ -641,13 +629,15 @@ def _retain(
     return removed[::-1]  # oldest first
 
 
-def _roles(dsn: str) -> list[str]:
+def _roles(dsn: str) -> tuple[list[str], int]:
+    """The roles of the target's cluster, and its major version."""
     with _core.Connection(dsn, application_name="pgsafe-backup") as conn:
         rows = conn.execute(
             "SELECT rolname FROM pg_catalog.pg_roles WHERE rolname !~ '^pg_' "
             'ORDER BY rolname COLLATE "C"'
         ).rows
-    return [str(r[0]) for r in rows]
+        major = conn.server_version // 10000
+    return [str(r[0]) for r in rows], major
 
 
 def backup(
@@ -686,7 +676,8 @@ def backup(
     if any(not t for t in names):
         raise ConfigError("empty table name")
     masked = _core.mask_dsn(dsn)
-    roles = _roles(dsn)  # connects first: a bad target creates nothing
+    roles, major = _roles(dsn)  # connects first: a bad target creates nothing
+    pg_dump = _tool("pg_dump", major)  # nor does a missing pg_dump of its major
     directory = Path(out_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -735,7 +726,7 @@ def backup(
 
             def dump(section: str) -> None:
                 try:
-                    dumps[section] = _pg_dump(dsn, snap, section, chosen)
+                    dumps[section] = _pg_dump(pg_dump, dsn, snap, section, chosen)
                 except BaseException as exc:  # reported on the calling thread
                     errors.append(exc)
 
@@ -1097,6 +1088,9 @@ def restore(
         raise CorruptChunk(p.chunk if p.chunk is not None else -1, p.table, p.offset or 0, p.reason)
     started = time.monotonic()
     table_names = [t["table"] for t in doc.get("tables", [])]
+    from pgsafe import pgbin
+
+    psql = _tool("psql", pgbin.server_major(dsn))  # before anything is dropped
     dropped = _prepare_target(dsn, file, doc, chunks, opened, force)
     compress = str(doc.get("compress", "zstd"))
     file_id = str(doc.get("file_id", ""))
@@ -1105,6 +1099,7 @@ def restore(
     data = [c for c in chunks if c.kind == "data"]
     for c in pre:
         _psql(
+            psql,
             dsn,
             _core.read_backup_chunk(str(file), c, compress, opened, file_id),
             "schema (pre-data)",
@@ -1133,7 +1128,7 @@ def restore(
             raise RollbackError(f"loading the data failed: {exc}") from exc
     _run_parallel(dsn, parallel, workers, settings)
     if post:
-        _psql(dsn, rest, "indexes, constraints, triggers and sequence values (post-data)")
+        _psql(psql, dsn, rest, "indexes, constraints, triggers and sequence values (post-data)")
     return RestoreResult(
         path=file,
         database=_core.mask_dsn(dsn),
@@ -1149,11 +1144,21 @@ def restore(
 # Verify
 
 
+def _source_major(doc: dict[str, Any]) -> int | None:
+    """The major of the server the backup was taken from (its manifest's server_version_num)."""
+    version = doc.get("server_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version >= 100000:
+        return version // 10000
+    return None
+
+
 @contextlib.contextmanager
-def _throwaway(roles: Sequence[str]) -> Iterator[str]:
+def _throwaway(roles: Sequence[str], major: int | None) -> Iterator[str]:
+    """A database on a throwaway server of the backup's own major (`major`; None: the default
+    major), with the backup's roles."""
     from pgsafe.server import TemporaryServer
 
-    with TemporaryServer() as server:
+    with TemporaryServer(pg_version=major) as server:
         server.create_database("pgsafe_verify")
         for role in roles:
             server.execute(
@@ -1218,7 +1223,7 @@ def verify_backup(
         dsn = (
             target_dsn
             if target_dsn is not None
-            else stack.enter_context(_throwaway(doc.get("roles") or []))
+            else stack.enter_context(_throwaway(doc.get("roles") or [], _source_major(doc)))
         )
         try:
             restore(file, dsn, workers=workers, key=opened or None, progress=progress)
