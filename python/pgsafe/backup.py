@@ -677,7 +677,10 @@ def backup(
         raise ConfigError("empty table name")
     masked = _core.mask_dsn(dsn)
     roles, major = _roles(dsn)  # connects first: a bad target creates nothing
-    pg_dump = _tool("pg_dump", major)  # nor does a missing pg_dump of its major
+    from pgsafe import pgbin
+
+    clients = pgbin.client_installation(major)  # nor does a missing pg_dump for its major
+    pg_dump = clients.program("pg_dump")
     directory = Path(out_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -766,6 +769,7 @@ def backup(
             "created_at": _iso(created),
             "database": masked,
             "server_version": server_version,
+            "pg_dump_version": clients.version,
             "snapshot": snapshot,
             "scope": "tables" if names else "database",
             "compress": compress,

@@ -8,8 +8,9 @@ PostgreSQL 18; ``pgserver``, PostgreSQL 16). Then:
 
 - a throwaway server (initdb, pg_ctl, postgres) is of the major asked for, exactly: a trace or
   a copy must behave as the target does;
-- the client programs (pg_dump, psql, pg_restore) for a server are of its major or newer, the
-  newest found (pg_dump refuses a server newer than itself).
+- the client programs (pg_dump, psql, pg_restore) for a server are of its major, else of the
+  nearest newer one (pg_dump refuses a server newer than itself, and its script is only sure
+  to load into a server of its own major or newer).
 
 When nothing fits, :class:`MissingBinaries` (exit 5) names the major needed, what was found and
 how to get it: there is never a silent fallback to another major.
@@ -335,8 +336,10 @@ def server_installation(
 
 
 def client_installation(server_major: int) -> Installation:
-    """pg_dump, psql and pg_restore that work with a PostgreSQL `server_major` server: the newest
-    found, of that major or newer. Raises MissingBinaries (exit 5)."""
+    """pg_dump, psql and pg_restore that work with a PostgreSQL `server_major` server: of its
+    own major when found, else of the nearest newer major (pg_dump refuses a newer server, and
+    a newer pg_dump's script may not load into the older server: pg_dump 17 and later write
+    ``SET transaction_timeout``, which PostgreSQL 16 rejects). Raises MissingBinaries (exit 5)."""
     clients = [i for i in installations() if i.client]
     fits = [i for i in clients if i.major >= server_major]
     if not fits:
@@ -346,8 +349,8 @@ def client_installation(server_major: int) -> Installation:
             f"get them with: {how_to_get(server_major, 'client')}",
             server_major,
         )
-    newest = max(i.major for i in fits)
-    return next(i for i in fits if i.major == newest)
+    nearest = min(i.major for i in fits)
+    return next(i for i in fits if i.major == nearest)
 
 
 def client_program(name: str, server_major: int) -> str:
@@ -385,13 +388,31 @@ def configured_major(explicit: int | str | None = None, source: str = "--pg-vers
     env = os.environ.get("PGSAFE_PG_VERSION")
     if env:
         return _major(env, "PGSAFE_PG_VERSION")
-    from pgsafe.lint.config import find_config_table
-
-    found = find_config_table()
+    found = _config_pg_version()
     if found is not None:
-        table, where = found
-        if "pg_version" in table:
-            return _major(table["pg_version"], f"{where}: pg_version")
+        value, where = found
+        return _major(value, f"{where}: pg_version")
+    return None
+
+
+def _config_pg_version(start: Path | None = None) -> tuple[object, str] | None:
+    """`pg_version` of the nearest pgsafe.toml (top level) or pyproject.toml ([tool.pgsafe]),
+    searched upwards from `start` (the same files lint reads; this module stays free of lint)."""
+    import tomllib
+
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        for name in ("pgsafe.toml", "pyproject.toml"):
+            path = folder / name
+            if not path.is_file():
+                continue
+            try:
+                data = tomllib.loads(path.read_text())
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"{path}: {exc}") from None
+            table = data if name == "pgsafe.toml" else data.get("tool", {}).get("pgsafe")
+            if isinstance(table, dict):
+                return (table["pg_version"], str(path)) if "pg_version" in table else None
     return None
 
 
