@@ -474,9 +474,9 @@ def missing_extension(name: str, server: Any) -> str:
     inst = getattr(server, "installation", None)
     what = inst.describe() if inst is not None else f"PostgreSQL {server.version}"
     return (
-        f"needs extension {name}, which the throwaway server ({what}) does not have; "
-        f"install PostgreSQL {server.version} with its contrib modules (apt-get install "
-        f"postgresql-{server.version}): pgsafe prefers it to a server wheel"
+        f"needs extension {name}, which the throwaway {what} does not have; install "
+        f"PostgreSQL {server.version} with its contrib modules (apt-get install "
+        f"postgresql-{server.version}), which pgsafe prefers to a server wheel"
     )
 
 
