@@ -401,7 +401,7 @@ class DryRunReport(Report):
         """Why nothing was traced; None when it was."""
         if self.traced:
             return None
-        return self.trace_note or "not traced"
+        return self.trace_note or "static analysis only"
 
     @property
     def trace_line(self) -> str:
