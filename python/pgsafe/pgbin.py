@@ -309,8 +309,7 @@ def server_installation(
         inst = explicit_installation(bindir, "explicit bindir")
         if major is not None and inst.major != major:
             raise MissingBinaries(
-                f"the explicit bindir {inst.bindir} holds PostgreSQL {inst.version}, "
-                f"not {major}",
+                f"the explicit bindir {inst.bindir} holds PostgreSQL {inst.version}, not {major}",
                 major,
             )
         return inst
