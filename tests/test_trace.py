@@ -148,8 +148,15 @@ def test_documented_lock_modes(fresh, sql, expected, rewrites, pg_major):
     # The static prediction (pgsafe lint, dry-run) agrees with what PostgreSQL did. Sampled
     # (CONCURRENTLY) statements are left out: whether a sample catches e.g. REINDEX
     # CONCURRENTLY's brief ACCESS EXCLUSIVE on the old index when it swaps depends on timing.
-    if not st.sampled:
-        assert st.mismatch is None, st.mismatch
+    if st.sampled:
+        return
+    if pg_major >= 18 and sql.startswith("GRANT"):
+        # Observed above; the prediction does not follow the target's major yet (issue 13,
+        # part 2: version-aware predictions). This assertion fails once it does: then drop
+        # this branch.
+        assert st.mismatch == "predicted no lock, observed AccessShareLock on t"
+        pytest.xfail("the static prediction of GRANT does not know PostgreSQL 18 locks")
+    assert st.mismatch is None, st.mismatch
 
 
 def test_more_than_thirty_statement_kinds():
