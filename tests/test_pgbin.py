@@ -6,6 +6,7 @@ the server's OS user cannot reach mirrored for it when running as root."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -196,6 +197,13 @@ def test_cli_names_the_missing_major_and_exits_5(tmp_path: Path) -> None:
     res = pgsafe("test", str(migrations), "--pg-version", "x")
     assert res.returncode == 5
     assert "--pg-version: 'x' is not a PostgreSQL major version" in res.stderr
+    # dry-run still prints its report, which says it was not traced and why, then exits 5.
+    res = pgsafe("dry-run", str(migrations), "--pg-version", str(ABSENT), "--format", "json")
+    assert res.returncode == 5, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["traced"] is False and doc["server_version"] is None
+    assert doc["reason"].startswith(f"PostgreSQL {ABSENT} server programs")
+    assert res.stderr.strip().splitlines()[-1] == f"pgsafe: error: {doc['reason']}"
 
 
 # -- root: the server's OS user and a wheel it cannot reach -------------------------------------
