@@ -88,3 +88,33 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def has_extension(where: Any, name: str) -> bool:
+    """Can the server of `where` (a TemporaryServer or a database on one) create `name`?"""
+    server = getattr(where, "server", where)
+    rows = server.execute("SELECT 1 FROM pg_available_extensions WHERE name = $1", [name]).rows
+    return bool(rows)
+
+
+def require_extension(where: Any, *names: str) -> None:
+    """Skips the test, naming the server, when the server of `where` (a TemporaryServer or a
+    database on one) cannot create every extension in `names`: the server wheels of the version
+    matrix ship few contrib modules (pgserver's PostgreSQL 16 has none)."""
+    import pytest
+
+    server = getattr(where, "server", where)
+    missing = [n for n in names if not has_extension(server, n)]
+    if missing:
+        pytest.skip(f"{server.installation.describe()} has no extension {', '.join(missing)}")
+
+
+def require_icu(where: Any) -> None:
+    """Skips the test when the server of `where` was built without ICU (the server wheels)."""
+    import pytest
+
+    server = getattr(where, "server", where)
+    # initdb imports ICU's locales (und-x-icu, ...) only when the server is built with ICU.
+    rows = server.execute("SELECT count(*) FROM pg_collation WHERE collname = 'und-x-icu'").rows
+    if rows[0][0] == "0":
+        pytest.skip(f"{server.installation.describe()} is built without ICU")

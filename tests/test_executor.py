@@ -21,6 +21,9 @@ from helpers import pgsafe as run_pgsafe
 from pgsafe.errors import UniqueViolation
 from pgsafe.server import TemporaryDatabase
 
+# Runs on every major of the version matrix (tests/conftest.py).
+pytestmark = pytest.mark.pg_matrix
+
 EXIT_OK, EXIT_MIGRATION, EXIT_CONFIG = 0, 2, 5
 
 

@@ -20,6 +20,9 @@ from pgsafe.lifecycle.postflight import (
     record_fingerprint,
 )
 
+# Runs on every major of the version matrix (tests/conftest.py).
+pytestmark = pytest.mark.pg_matrix
+
 _roles = itertools.count(1)
 
 

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli_env
+from helpers import cli_env, has_extension
 from pgsafe import _core
 from pgsafe.backup import core as bk
 from pgsafe.server import TemporaryDatabase
 from pgsafe.testing.datafp import fingerprint
+
+# Runs on every major of the version matrix (tests/conftest.py).
+pytestmark = pytest.mark.pg_matrix
 
 # (column type, values as SQL expressions); every column also gets a NULL row.
 TYPES: list[tuple[str, list[str]]] = [
@@ -263,11 +266,15 @@ def test_wrong_number_of_fields_is_not_rewritten() -> None:
 
 
 def frozen_and_visible(db: TemporaryDatabase, table: str) -> tuple[int, int, int]:
+    """(all-visible, all-frozen, total) among the pages of `table` that hold rows. Empty pages
+    are left out: PostgreSQL 16 and later extend a relation by several pages at once during a
+    COPY, and the ones it did not fill stay unmarked."""
     with db.connect() as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_visibility")
         r = conn.execute(
-            "SELECT all_visible, all_frozen, pg_relation_size($1::regclass) / 8192 "
-            "FROM pg_visibility_map_summary($1::regclass)",
+            "SELECT count(*) FILTER (WHERE v.all_visible), count(*) FILTER (WHERE v.all_frozen),"
+            f" count(*) FROM pg_visibility($1::regclass) v WHERE v.blkno IN"
+            f" (SELECT DISTINCT (ctid::text::point)[0]::bigint FROM {table})",
             [table],
         )
     a, b, c = r.rows[0]
@@ -301,6 +308,8 @@ def test_restore_loads_every_type_frozen_and_splits_only_the_dominant_table(
     tables = ["public.everything", "public.big", "public.small"]
     restored = [(f.table, f.rows, f.digest) for f in fingerprint(target.dsn, tables)]
     assert restored == [(f.table, f.rows, f.digest) for f in fingerprint(pgsafe_db.dsn, tables)]
+    if not has_extension(target, "pg_visibility"):
+        return  # pgserver's PostgreSQL 16 has no contrib modules: the load itself was checked
     # Whole tables are loaded with COPY FREEZE: every page frozen, no later vacuum needed.
     for table in ("everything", "small"):
         visible, frozen, pages = frozen_and_visible(target, table)

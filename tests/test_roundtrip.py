@@ -12,6 +12,9 @@ import pytest
 from helpers import pgsafe, write
 from pgsafe.testing.roundtrip import RoundtripReport, run_tests
 
+# Runs on every major of the version matrix (tests/conftest.py).
+pytestmark = pytest.mark.pg_matrix
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 TABLES_UP = """CREATE TABLE accounts (

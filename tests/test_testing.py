@@ -18,6 +18,9 @@ from pgsafe.testing.harness import (
     no_data_loss,
 )
 
+# Runs on every major of the version matrix (tests/conftest.py).
+pytestmark = pytest.mark.pg_matrix
+
 
 def test_parity_takes_connections_and_ignores_patterns(
     pgsafe_server: TemporaryServer, pgsafe_db: TemporaryDatabase

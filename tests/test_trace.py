@@ -14,6 +14,9 @@ from helpers import pgsafe, query, write
 from pgsafe.errors import ConfigError
 from pgsafe.lifecycle.trace import assert_max_lock, assert_no_rewrite, trace, trace_sql
 
+# Runs on every major of the version matrix (tests/conftest.py).
+pytestmark = pytest.mark.pg_matrix
+
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "migrations"
 
@@ -95,7 +98,8 @@ CASES: list[tuple[str, dict[str, str | None], set[str]]] = [
     ("CREATE STATISTICS t_stats ON n, v FROM t", {"t": SUE}, set()),
     ("COMMENT ON TABLE t IS 'traced'", {"t": SUE}, set()),
     ("COMMENT ON COLUMN t.n IS 'traced'", {"t": SUE}, set()),
-    ("GRANT SELECT ON t TO trace_reader", {"t": None}, set()),
+    # PostgreSQL 18 locks the table (AccessShareLock) while it grants on it; 15 and 16 do not.
+    ("GRANT SELECT ON t TO trace_reader", {"t": lambda major: AS if major >= 18 else None}, set()),
     ("LOCK TABLE t IN SHARE MODE", {"t": SH}, set()),
     ("LOCK TABLE t", {"t": AE}, set()),
     ("CREATE VIEW t_view AS SELECT id, n FROM t", {"t": AS}, set()),
@@ -133,18 +137,26 @@ def strongest_on(statement, relation: str) -> str | None:
 
 
 @pytest.mark.parametrize(("sql", "expected", "rewrites"), CASES, ids=[c[0][:60] for c in CASES])
-def test_documented_lock_modes(fresh, sql, expected, rewrites):
+def test_documented_lock_modes(fresh, sql, expected, rewrites, pg_major):
     result = trace_sql(sql, dsn=fresh.dsn)
     assert not result.error, result.error
     (st,) = result.statements
     for relation, mode in expected.items():
-        assert strongest_on(st, relation) == mode, (relation, st.locks)
+        want = mode(pg_major) if callable(mode) else mode
+        assert strongest_on(st, relation) == want, (relation, st.locks)
     assert set(st.rewrites) == rewrites
     # The static prediction (pgsafe lint, dry-run) agrees with what PostgreSQL did. Sampled
     # (CONCURRENTLY) statements are left out: whether a sample catches e.g. REINDEX
     # CONCURRENTLY's brief ACCESS EXCLUSIVE on the old index when it swaps depends on timing.
-    if not st.sampled:
-        assert st.mismatch is None, st.mismatch
+    if st.sampled:
+        return
+    if pg_major >= 18 and sql.startswith("GRANT"):
+        # Observed above; the prediction does not follow the target's major yet (issue 13,
+        # part 2: version-aware predictions). This assertion fails once it does: then drop
+        # this branch.
+        assert st.mismatch == "predicted no lock, observed AccessShareLock on t"
+        pytest.xfail("the static prediction of GRANT does not know PostgreSQL 18 locks")
+    assert st.mismatch is None, st.mismatch
 
 
 def test_more_than_thirty_statement_kinds():

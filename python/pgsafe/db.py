@@ -3,6 +3,8 @@ connect timeout, failing with one ConnectError line that names the target (passw
 
 from __future__ import annotations
 
+import contextlib
+
 from pgsafe import _core
 from pgsafe.config import Settings
 from pgsafe.errors import ConnectError, DatabaseError
@@ -15,3 +17,9 @@ def connect(dsn: str, settings: Settings, purpose: str = "") -> _core.Connection
         return _core.Connection(dsn, name, settings.connect_timeout_s)
     except DatabaseError as exc:
         raise ConnectError(exc.message) from exc
+
+
+def server_major(dsn: str) -> int:
+    """The major version of the server at `dsn` (one short connection)."""
+    with contextlib.closing(_core.Connection(dsn, "pgsafe-version")) as conn:
+        return int(conn.server_version) // 10000

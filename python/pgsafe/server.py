@@ -30,6 +30,7 @@ from types import FrameType, TracebackType
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from pgsafe import pgbin
 from pgsafe.errors import ConfigError
 from pgsafe.quoting import quote_ident
 
@@ -44,7 +45,6 @@ __all__ = [
     "server_os_user",
 ]
 
-_SERVER_PROGRAMS = ("initdb", "pg_ctl", "postgres")
 _SUPERUSER = "postgres"
 # sun_path is 108 bytes on Linux including the terminating NUL; PostgreSQL refuses longer paths.
 _MAX_SOCKET_PATH = 107
@@ -73,73 +73,17 @@ class ServerError(ConfigError):
 # Locating binaries and the OS user
 
 
-def _missing_programs(bindir: Path) -> list[str]:
-    return [p for p in _SERVER_PROGRAMS if not os.access(bindir / p, os.X_OK)]
-
-
-def _pg_config_bindir() -> Path | None:
-    pg_config = shutil.which("pg_config")
-    if pg_config is None:
-        return None
-    try:
-        out = subprocess.run(
-            [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return Path(out) if out else None
-
-
-def _version_key(path: Path) -> tuple[int, ...]:
-    # /usr/lib/postgresql/<version>/bin; "9.6" sorts below "10".
-    return tuple(int(part) for part in re.findall(r"\d+", path.parent.name)) or (0,)
-
-
-def find_pg_bindir(explicit: str | os.PathLike[str] | None = None) -> Path:
+def find_pg_bindir(
+    explicit: str | os.PathLike[str] | None = None, pg_version: int | None = None
+) -> Path:
     """Return the directory holding ``initdb``, ``pg_ctl`` and ``postgres``.
 
-    Looked for in order: ``explicit``, ``$PGSAFE_PG_BINDIR``, ``pg_config --bindir``, the newest
-    ``/usr/lib/postgresql/*/bin``, then ``PATH``. An explicit or environment choice that lacks
-    the programs is an error rather than a reason to look elsewhere.
-    """
-    for source, value in (
-        ("explicit bindir", explicit),
-        ("PGSAFE_PG_BINDIR", os.environ.get("PGSAFE_PG_BINDIR") or None),
-    ):
-        if value is None:
-            continue
-        path = Path(value).expanduser()
-        missing = _missing_programs(path)
-        if missing:
-            raise ConfigError(
-                f"PostgreSQL server binaries not found: {source} {path} has no {', '.join(missing)}"
-            )
-        return path.resolve()
-
-    searched: list[str] = []
-    pg_config_dir = _pg_config_bindir()
-    searched.append(f"pg_config --bindir ({pg_config_dir or 'no pg_config on PATH'})")
-    # Debian's /usr/bin/pg_config may come from libpq-dev alone and name a dir without initdb.
-    if pg_config_dir is not None and not _missing_programs(pg_config_dir):
-        return pg_config_dir.resolve()
-
-    versioned = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_version_key, reverse=True)
-    searched.append("/usr/lib/postgresql/*/bin")
-    for candidate in versioned:
-        if not _missing_programs(candidate):
-            return candidate.resolve()
-
-    searched.append("PATH")
-    initdb = shutil.which("initdb")
-    if initdb is not None:
-        candidate = Path(initdb).resolve().parent
-        if not _missing_programs(candidate):
-            return candidate
-
-    raise ConfigError(
-        f"PostgreSQL server binaries ({', '.join(_SERVER_PROGRAMS)}) not found; searched "
-        f"{', '.join(searched)}; install PostgreSQL or set PGSAFE_PG_BINDIR"
-    )
+    ``explicit`` when given (it must hold them); else the installation of major ``pg_version``,
+    else of the configured major (``$PGSAFE_PG_VERSION``, ``pg_version`` in ``[tool.pgsafe]``),
+    else the newest found. See :mod:`pgsafe.pgbin` for where it looks."""
+    if explicit is None and pg_version is None:
+        pg_version = pgbin.configured_major()
+    return pgbin.server_installation(pg_version, bindir=explicit).bindir
 
 
 @dataclass(frozen=True)
@@ -396,6 +340,10 @@ class TemporaryServer:
     unix socket and the server log all live in one temp dir under ``base_dir`` (default: a
     tmpfs such as ``/dev/shm`` when it has room, else the system temp dir, or
     ``$PGSAFE_TMPDIR``). ``settings`` are extra ``postgresql.conf`` entries.
+
+    The programs are of major ``pg_version`` (exactly), or those in ``bindir``; with neither,
+    of ``$PGSAFE_PG_VERSION`` or ``pg_version`` in ``[tool.pgsafe]``, else the newest found
+    (:mod:`pgsafe.pgbin`). A missing major is a :class:`~pgsafe.pgbin.MissingBinaries` (exit 5).
     """
 
     user = _SUPERUSER
@@ -410,6 +358,7 @@ class TemporaryServer:
         start_timeout: float = 120.0,
         stop_timeout: float = 10.0,  # per shutdown step: fast, then immediate, then SIGKILL
         clone_strategy: str = _DEFAULT_CLONE_STRATEGY,
+        pg_version: int | None = None,
     ) -> None:
         if clone_strategy.upper() not in ("FILE_COPY", "WAL_LOG"):
             raise ConfigError(f"clone_strategy must be FILE_COPY or WAL_LOG, not {clone_strategy}")
@@ -417,6 +366,7 @@ class TemporaryServer:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", key):
                 raise ConfigError(f"invalid PostgreSQL setting name {key!r}")
         self._bindir_arg = bindir
+        self._pg_version_arg = pg_version
         self._base_dir_arg = base_dir
         self._port_arg = port
         self._settings = dict(settings or {})
@@ -425,6 +375,7 @@ class TemporaryServer:
         self._clone_strategy = clone_strategy.upper()
 
         self._bindir: Path | None = None
+        self._installation: pgbin.Installation | None = None
         self._tempdir: Path | None = None
         self._port: int | None = None
         self._version: int | None = None
@@ -477,6 +428,13 @@ class TemporaryServer:
         self._require_started()
         assert self._bindir is not None
         return self._bindir
+
+    @property
+    def installation(self) -> pgbin.Installation:
+        """The PostgreSQL programs this server runs (version, where they were found)."""
+        self._require_started()
+        assert self._installation is not None
+        return self._installation
 
     @property
     def version(self) -> int:
@@ -536,8 +494,16 @@ class TemporaryServer:
         with self._lock:
             if self._tempdir is not None:
                 return self
-            bindir = find_pg_bindir(self._bindir_arg)
+            major = self._pg_version_arg
+            if major is None and self._bindir_arg is None:
+                major = pgbin.configured_major()
+            installation = pgbin.server_installation(major, bindir=self._bindir_arg)
             os_user = _resolve_os_user()
+            if os_user is not None:
+                installation = pgbin.for_server_user(
+                    installation, os_user.name, os_user.uid, os_user.groups
+                )
+            bindir = installation.bindir
             base = Path(self._base_dir_arg) if self._base_dir_arg else _default_base_dir()
             if not base.is_dir():
                 raise ConfigError(f"base directory for the temporary server {base} does not exist")
@@ -554,6 +520,7 @@ class TemporaryServer:
 
             _install_process_hooks()
             self._bindir, self._os_user, self._port = bindir, os_user, port
+            self._installation = installation
             self._tempdir = Path(tempfile.mkdtemp(prefix="pgsafe-", dir=base))
             self._owner_pid = os.getpid()
             with _LIVE_LOCK:

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import threading
 import time
@@ -29,8 +28,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from pgsafe import _core
+from pgsafe import _core, pgbin
 from pgsafe.backup import force as restore_force
+from pgsafe.db import server_major
 from pgsafe.errors import (
     BackupError,
     ConfigError,
@@ -43,7 +43,7 @@ from pgsafe.errors import (
 from pgsafe.progress import Progress, human_bytes
 from pgsafe.quoting import quote_literal
 from pgsafe.render import Report, Section, Table, Text
-from pgsafe.server import TemporaryServer, find_pg_bindir
+from pgsafe.server import TemporaryServer
 from pgsafe.stamps import stamped_name
 from pgsafe.testing.datafp import fingerprint
 
@@ -260,23 +260,10 @@ def _client_env(dsn: str) -> tuple[str, dict[str, str]]:
     return clean, env
 
 
-def _tool(name: str) -> str:
+def _tool(name: str, server_major: int) -> str:
+    """pg_dump or psql for a `server_major` server: of its major or newer (pgsafe.pgbin)."""
 
-    try:
-        path = find_pg_bindir() / name
-    except ConfigError:
-        found = shutil.which(name)
-        if found is None:
-            raise ConfigError(
-                f"{name} not found (install the PostgreSQL client programs)"
-            ) from None
-        return found
-    if not path.exists():
-        found = shutil.which(name)
-        if found is None:
-            raise ConfigError(f"{name} not found next to the PostgreSQL server programs")
-        return found
-    return str(path)
+    return pgbin.client_program(name, server_major)
 
 
 def _pattern(table: str) -> str:
@@ -284,10 +271,12 @@ def _pattern(table: str) -> str:
     return table
 
 
-def _pg_dump(dsn: str, snapshot: str, section: str, tables: Sequence[str] | None) -> bytes:
+def _pg_dump(
+    pg_dump: str, dsn: str, snapshot: str, section: str, tables: Sequence[str] | None
+) -> bytes:
     clean, env = _client_env(dsn)
     argv = [
-        _tool("pg_dump"),
+        pg_dump,
         f"--section={section}",
         f"--snapshot={snapshot}",
         "--encoding=UTF8",
@@ -304,10 +293,10 @@ def _pg_dump(dsn: str, snapshot: str, section: str, tables: Sequence[str] | None
     return proc.stdout
 
 
-def _psql(dsn: str, sql: bytes, what: str) -> None:
+def _psql(psql: str, dsn: str, sql: bytes, what: str) -> None:
     clean, env = _client_env(dsn)
     argv = [
-        _tool("psql"),
+        psql,
         "-X",
         "-q",
         "--no-password",
@@ -635,13 +624,15 @@ def _retain(
     return removed[::-1]  # oldest first
 
 
-def _roles(dsn: str) -> list[str]:
+def _roles(dsn: str) -> tuple[list[str], int]:
+    """The roles of the target's cluster, and its major version."""
     with _core.Connection(dsn, application_name="pgsafe-backup") as conn:
         rows = conn.execute(
             "SELECT rolname FROM pg_catalog.pg_roles WHERE rolname !~ '^pg_' "
             'ORDER BY rolname COLLATE "C"'
         ).rows
-    return [str(r[0]) for r in rows]
+        major = conn.server_version // 10000
+    return [str(r[0]) for r in rows], major
 
 
 def backup(
@@ -680,7 +671,10 @@ def backup(
     if any(not t for t in names):
         raise ConfigError("empty table name")
     masked = _core.mask_dsn(dsn)
-    roles = _roles(dsn)  # connects first: a bad target creates nothing
+    roles, major = _roles(dsn)  # connects first: a bad target creates nothing
+
+    clients = pgbin.client_installation(major)  # nor does a missing pg_dump for its major
+    pg_dump = clients.program("pg_dump")
     directory = Path(out_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -729,7 +723,7 @@ def backup(
 
             def dump(section: str) -> None:
                 try:
-                    dumps[section] = _pg_dump(dsn, snap, section, chosen)
+                    dumps[section] = _pg_dump(pg_dump, dsn, snap, section, chosen)
                 except BaseException as exc:  # reported on the calling thread
                     errors.append(exc)
 
@@ -769,6 +763,7 @@ def backup(
             "created_at": _iso(created),
             "database": masked,
             "server_version": server_version,
+            "pg_dump_version": clients.version,
             "snapshot": snapshot,
             "scope": "tables" if names else "database",
             "compress": compress,
@@ -1091,6 +1086,8 @@ def restore(
         raise CorruptChunk(p.chunk if p.chunk is not None else -1, p.table, p.offset or 0, p.reason)
     started = time.monotonic()
     table_names = [t["table"] for t in doc.get("tables", [])]
+
+    psql = _tool("psql", server_major(dsn))  # before anything is dropped
     dropped = _prepare_target(dsn, file, doc, chunks, opened, force)
     compress = str(doc.get("compress", "zstd"))
     file_id = str(doc.get("file_id", ""))
@@ -1099,6 +1096,7 @@ def restore(
     data = [c for c in chunks if c.kind == "data"]
     for c in pre:
         _psql(
+            psql,
             dsn,
             _core.read_backup_chunk(str(file), c, compress, opened, file_id),
             "schema (pre-data)",
@@ -1127,7 +1125,7 @@ def restore(
             raise RollbackError(f"loading the data failed: {exc}") from exc
     _run_parallel(dsn, parallel, workers, settings)
     if post:
-        _psql(dsn, rest, "indexes, constraints, triggers and sequence values (post-data)")
+        _psql(psql, dsn, rest, "indexes, constraints, triggers and sequence values (post-data)")
     return RestoreResult(
         path=file,
         database=_core.mask_dsn(dsn),
@@ -1143,10 +1141,20 @@ def restore(
 # Verify
 
 
-@contextlib.contextmanager
-def _throwaway(roles: Sequence[str]) -> Iterator[str]:
+def _source_major(doc: dict[str, Any]) -> int | None:
+    """The major of the server the backup was taken from (its manifest's server_version_num)."""
+    version = doc.get("server_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version >= 100000:
+        return version // 10000
+    return None
 
-    with TemporaryServer() as server:
+
+@contextlib.contextmanager
+def _throwaway(roles: Sequence[str], major: int | None) -> Iterator[str]:
+    """A database on a throwaway server of the backup's own major (`major`; None: the default
+    major), with the backup's roles."""
+
+    with TemporaryServer(pg_version=major) as server:
         server.create_database("pgsafe_verify")
         for role in roles:
             server.execute(
@@ -1206,7 +1214,7 @@ def verify_backup(
         dsn = (
             target_dsn
             if target_dsn is not None
-            else stack.enter_context(_throwaway(doc.get("roles") or []))
+            else stack.enter_context(_throwaway(doc.get("roles") or [], _source_major(doc)))
         )
         try:
             restore(file, dsn, workers=workers, key=opened or None, progress=progress)

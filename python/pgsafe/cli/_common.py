@@ -232,7 +232,11 @@ def open_target(
         return
     say("no --db, DATABASE_URL or PG* variables: using a throwaway local PostgreSQL")
     with TemporaryServer() as server:
-        yield server.dsn("postgres"), f"embedded throwaway server (port {server.port})"
+        version = server.installation.version
+        yield (
+            server.dsn("postgres"),
+            f"embedded throwaway server (PostgreSQL {version}, port {server.port})",
+        )
 
 
 def print_plan(title: str, plan: Sequence[tuple[object, Sequence[Statement]]]) -> None:

@@ -12,11 +12,12 @@ from pgsafe.cli import _common as common
 from pgsafe.cli._common import EXIT_OK, EXIT_UNSAFE
 from pgsafe.config import Settings, resolve_target
 from pgsafe.db import connect
-from pgsafe.errors import ConfigError, mask_password
+from pgsafe.errors import ConfigError, Error, mask_password
 from pgsafe.lifecycle.dryrun import DryRunReport, attach_trace, dry_run
 from pgsafe.lifecycle.runner import Runner
-from pgsafe.lifecycle.trace import trace
+from pgsafe.lifecycle.trace import NotCheckable, trace
 from pgsafe.lint import load_config
+from pgsafe.pgbin import MissingBinaries, configured_major
 from pgsafe.server import ServerError
 from pgsafe.sources.checksums import write_manifest
 from pgsafe.sources.files import Migration, discover
@@ -73,10 +74,16 @@ def _dry_run(args: argparse.Namespace) -> int:
             config.pg_version = conn.server_version // 10000
         config.pg_version_source = f"the server ({target.masked})"
     report = dry_run(migs, config, environment)
+    missing: Error | None = None
     if args.no_trace:
         report.trace_note = "--no-trace"
-    elif migs:
-        _trace_dry_run(report, migs, None if target.embedded else target.dsn, config.pg_version)
+    elif not migs:
+        report.trace_note = "no pending migrations"
+    else:
+        # From scratch, the throwaway server is of --pg-version (else PGSAFE_PG_VERSION, else
+        # pg_version in [tool.pgsafe], else the newest found); on a target, of its major.
+        major = configured_major(args.pg_version) if target.embedded else None
+        missing = _trace_dry_run(report, migs, None if target.embedded else target.dsn, major)
     text = (
         json.dumps(report.to_json(), indent=2) if args.format == "json" else (report.to_markdown())
     )
@@ -91,26 +98,44 @@ def _dry_run(args: argparse.Namespace) -> int:
         # Every file, not only the pending ones the report covers: `pgsafe checksum --check`
         # and `sha256sum -c` verify the whole directory.
         write_manifest(args.path)
+    if missing is not None:
+        raise missing  # after the report, which says why it was not traced: exit 5
     return EXIT_UNSAFE if report.failed else EXIT_OK
 
 
 def _trace_dry_run(
     report: DryRunReport, migs: Sequence[Migration], target_dsn: str | None, pg_version: int | None
-) -> None:
-    """Observed locks, rewrites and estimates for the dry-run, from a throwaway server."""
-
+) -> Error | None:
+    """Observed locks, rewrites and estimates for the dry-run, from a throwaway server. When it
+    cannot trace, the report says why (``traced: false``, ``reason``); the error is returned
+    when no server of the major needed is installed, so the command ends with exit 5."""
     where = "a schema-only copy of the target" if target_dsn is not None else "empty schema"
     common.note(f"tracing {len(migs)} migration(s) on a throwaway PostgreSQL ({where})")
     try:
         traced = trace(migs, target_dsn=target_dsn, pg_version=pg_version)
-    except ServerError as exc:  # no PostgreSQL binaries here: the static report still stands
+    except MissingBinaries as exc:
+        report.trace_note = mask_password(str(exc)).splitlines()[0]
+        return exc
+    except NotCheckable as exc:  # an extension the server lacks: not checked, not failed
+        common.note(f"not checked: {mask_password(str(exc)).splitlines()[0]}")
+        report.trace_note = f"not checked: {mask_password(str(exc)).splitlines()[0]}"
+        return None
+    except ServerError as exc:  # the server did not start: the static report still stands
         common.note(f"not traced: {mask_password(str(exc)).splitlines()[0]}")
-        report.trace_note = "no throwaway PostgreSQL server could be started"
-        return
+        report.trace_note = (
+            f"no throwaway PostgreSQL server could be started: "
+            f"{mask_password(str(exc)).splitlines()[0]}"
+        )
+        return None
     except ConfigError as exc:  # e.g. the schema copy failed: the static report still stands
         common.note(f"not traced: {mask_password(str(exc)).splitlines()[0]}")
         report.trace_note = mask_password(str(exc)).splitlines()[0]
-        return
+        return None
     attach_trace(report, traced)
+    if traced.not_checked:
+        first, why = next(iter(traced.not_checked.items()))
+        more = len(traced.not_checked) - 1
+        common.note(f"{first}{f' and {more} after it' if more else ''} not checked: {why}")
     if traced.error:
         common.note(f"tracing stopped: {traced.error}")
+    return None

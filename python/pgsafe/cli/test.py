@@ -12,6 +12,7 @@ from typing import Any
 from pgsafe.cli import _common as common
 from pgsafe.cli._common import EXIT_OK, EXIT_UNSAFE
 from pgsafe.errors import ConfigError
+from pgsafe.pgbin import configured_major
 from pgsafe.testing.roundtrip import run_tests
 
 
@@ -44,10 +45,18 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--no-data", action="store_true", help="skip the data preservation checks")
     p.add_argument("--no-idempotency", action="store_true", help="skip the re-run report")
+    p.add_argument(
+        "--pg-version",
+        metavar="N",
+        help="PostgreSQL major of the throwaway server (default: $PGSAFE_PG_VERSION, else "
+        "pg_version in [tool.pgsafe], else the newest installed)",
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+
+    major = configured_major(args.pg_version)  # a bad value fails before anything runs
 
     junit = Path(args.junit) if args.junit else None
     if junit is not None:
@@ -68,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         data=not args.no_data,
         idempotency=not args.no_idempotency,
         progress=say,
+        pg_version=major,
     )
     if junit is not None:
         junit.write_text(report.to_junit(), encoding="utf-8")

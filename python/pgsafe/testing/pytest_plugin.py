@@ -39,8 +39,13 @@ TEMPLATE_MODES = ("empty", "migrated")
 _OPTIONS: dict[str, tuple[str, str | None]] = {
     "pg_bindir": (
         "directory holding the PostgreSQL server binaries (initdb, pg_ctl, postgres) for the "
-        "pgsafe throwaway server; default: $PGSAFE_PG_BINDIR, pg_config, "
-        "/usr/lib/postgresql/*/bin",
+        "pgsafe throwaway server; default: the installation of --pgsafe-pg-version among "
+        "$PGSAFE_PG_BINDIR, pg_config, /usr/lib/postgresql/*/bin, PATH and the server wheels",
+        None,
+    ),
+    "pg_version": (
+        "PostgreSQL major of the pgsafe throwaway server, e.g. 16; default: $PGSAFE_PG_VERSION, "
+        "else pg_version in [tool.pgsafe] (pyproject.toml), else the newest installed",
         None,
     ),
     "migrations": (
@@ -98,16 +103,34 @@ def _template_mode(config: pytest.Config) -> str:
     return mode
 
 
+def _pg_version(config: pytest.Config) -> int | None:
+    """The major of the throwaway server: --pgsafe-pg-version, ini pgsafe_pg_version,
+    $PGSAFE_PG_VERSION, pg_version in [tool.pgsafe], else None (the newest installed)."""
+    from pgsafe.errors import ConfigError
+    from pgsafe.pgbin import configured_major
+
+    cli = config.getoption("pgsafe_pg_version", None)
+    source = "--pgsafe-pg-version" if cli else "pgsafe_pg_version (ini)"
+    try:
+        return configured_major(cli or config.getini("pgsafe_pg_version") or None, source)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config.option, "pgsafe_template"):
         _template_mode(config)  # a bad value stops the run before any test, not in each one
+        _pg_version(config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     source = _migrations_path(config)
-    if source is None and not _option(config, "dsn"):
+    major = _pg_version(config)
+    if source is None and not _option(config, "dsn") and major is None:
         return []
     parts = [f"migrations={source}" if source else "migrations=(none)"]
+    if major is not None:
+        parts.append(f"pg_version={major}")
     parts.append(f"template={_template_mode(config)}")
     if _option(config, "dsn"):
         parts.append("target=--pgsafe-dsn")
@@ -141,16 +164,21 @@ def server_fixture(
     bindir: str | None = None,
     settings: dict[str, object] | None = None,
     scope: Any = "session",
+    pg_version: int | None = None,
 ) -> Callable[..., Any]:
     """A fixture yielding a started :class:`TemporaryServer` (stopped afterwards).
 
-    ``bindir`` defaults to ``--pgsafe-pg-bindir`` / ini ``pgsafe_pg_bindir``; ``settings``
-    become postgresql.conf lines (e.g. ``{"max_locks_per_transaction": 256}``)."""
+    ``pg_version`` (the PostgreSQL major) defaults to ``--pgsafe-pg-version`` / ini
+    ``pgsafe_pg_version`` / ``$PGSAFE_PG_VERSION`` / ``pg_version`` in ``[tool.pgsafe]``, else
+    the newest installed; ``bindir`` to ``--pgsafe-pg-bindir`` / ini ``pgsafe_pg_bindir``;
+    ``settings`` become postgresql.conf lines (e.g. ``{"max_locks_per_transaction": 256}``)."""
 
     @pytest.fixture(scope=scope)
     def _server(request: pytest.FixtureRequest) -> Iterator[TemporaryServer]:
         server = TemporaryServer(
-            bindir=bindir or _option(request.config, "pg_bindir"), settings=settings
+            bindir=bindir or _option(request.config, "pg_bindir"),
+            settings=settings,
+            pg_version=pg_version or _pg_version(request.config),
         )
         server.start()
         try:

