@@ -66,9 +66,11 @@ def table_list(text: str) -> list[str]:
 
 
 def version(text: str) -> str:
-    if not text.isdigit():
+    """A migration's version as its layout names it: 002, 20240131120000, Flyway's 1.2.3, a
+    sqitch change name, an Alembic revision id."""
+    if not text.strip() or any(ch.isspace() for ch in text):
         raise argparse.ArgumentTypeError(
-            f"not a version: {text!r} (the migration file's numeric prefix, e.g. 002)"
+            f"not a version: {text!r} (the migration's version, e.g. 002 or 20240131120000)"
         )
     return text
 
@@ -343,11 +345,22 @@ def build_parser() -> argparse.ArgumentParser:
         "really in (--mark), or accept an applied file's new contents (--rebaseline). "
         "Both are written to the ledger's history with --reason.",
     )
-    p.add_argument("version", help="the migration's version (numeric prefix)")
+    p.add_argument(
+        "version",
+        nargs="?",
+        help="the migration's version (numeric prefix); not with --adopt",
+    )
     _add_target(p)
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument(
         "--mark", choices=["applied", "rolled-back"], help="the state the database is really in"
+    )
+    g.add_argument(
+        "--adopt",
+        action="store_true",
+        help="write pgsafe's ledger from the history table of the tool that migrated this "
+        "database so far (golang-migrate, dbmate, diesel, Flyway, Prisma, sqitch, Supabase, "
+        "node-pg-migrate, Alembic): a row per migration it applied, checksum from the file",
     )
     g.add_argument(
         "--rebaseline",
@@ -398,7 +411,43 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verbose(q, help=argparse.SUPPRESS)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _add_layout(sub)
     return parser
+
+
+def _add_layout(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """--layout NAME on every command that reads a migrations PATH."""
+    from pgsafe.sources.layouts import LAYOUTS
+
+    for p in dict.fromkeys(sub.choices.values()):
+        if any(a.dest in ("path", "paths") for a in p._actions):
+            p.add_argument(
+                "--layout",
+                choices=list(LAYOUTS),
+                metavar="NAME",
+                help="read PATH as this tool's layout instead of detecting it: "
+                + ", ".join(LAYOUTS)
+                + ' (also `layout = "..."` in [tool.pgsafe])',
+            )
+
+
+def _layout(args: argparse.Namespace) -> str | None:
+    """--layout, else `layout` in [tool.pgsafe] / pgsafe.toml, for commands taking a PATH."""
+    from pgsafe.lint.config import find_config_table
+    from pgsafe.sources.layouts import check_layout
+
+    if getattr(args, "layout", None):
+        return str(args.layout)
+    if not any(hasattr(args, name) for name in ("path", "paths")):
+        return None
+    found = find_config_table()
+    if found is None or "layout" not in found[0]:
+        return None
+    table, source = found
+    value = table["layout"]
+    if not isinstance(value, str):
+        raise ConfigError(f'{source}: layout must be a string, e.g. "flyway"')
+    return check_layout(value, f"{source}: layout")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -739,6 +788,10 @@ def _run(args: argparse.Namespace) -> int:
         return _rules(args)
     if args.command == "schema":
         return _schema(args)
+    if args.command == "repair" and not args.adopt and args.version is None:
+        raise ConfigError("repair: VERSION is required with --mark or --rebaseline")
+    if args.command == "repair" and args.adopt and args.version is not None:
+        raise ConfigError("repair --adopt takes no VERSION: it adopts every migration it can")
     settings = _settings(args)
     discover(args.path)  # a bad PATH fails before a throwaway server starts
     events = _event_log(args)
@@ -752,6 +805,9 @@ def _run(args: argparse.Namespace) -> int:
                 print(json.dumps(report.to_json(), indent=2))
             else:
                 _say(report.render_text())
+            return EXIT_OK
+        if args.command == "repair" and args.adopt:
+            _say(runner.adopt(args.reason))
             return EXIT_OK
         if args.command == "repair":
             _say(runner.repair(args.version, args.mark, args.rebaseline, args.reason))
@@ -797,8 +853,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_CONFIG
     _configure_logging(args.verbose)
+    from pgsafe.sources.layouts import forced_layout
+
     try:
-        return _run(args)
+        with forced_layout(_layout(args)):
+            return _run(args)
     except Error as exc:
         print(f"pgsafe: error: {mask_password(str(exc))}", file=sys.stderr)
         return _exit_code(args.command, exc)

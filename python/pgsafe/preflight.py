@@ -22,6 +22,7 @@ from pgsafe.events import EventLog
 from pgsafe.migrations import Migration
 from pgsafe.policy import APPROVALS_FILE, Policy, evaluate, load_approvals, load_policy
 from pgsafe.render import Report, Section, Table, Text
+from pgsafe.sources.layouts import short_name
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 _MARK = {PASS: "ok", WARN: "WARN", FAIL: "FAIL", SKIP: "skip"}
@@ -276,12 +277,12 @@ class _Preflight:
     def ledger(self) -> Check:
         self.migrations = self.runner.migrations()
         rows = self.runner.ledger.rows(self.conn)
-        states = self.runner._states(self.migrations, rows)
+        history = self.runner.history(self.conn, self.migrations)
+        states = self.runner._states(self.migrations, rows, history)
         by_version = {m.version: m for m in self.migrations}
+        upto = self.runner.up_to(self.migrations, self.to)
         self.pending = [
-            by_version[s.version]
-            for s in states
-            if s.state == "pending" and (self.to is None or int(s.version) <= int(self.to))
+            by_version[s.version] for s in states if s.state == "pending" and s.version in upto
         ]
         bad = [s for s in states if s.state in ("dirty", "changed", "missing-file")]
         # Marked dirty by a run that is applying it right now (it holds the migration lock):
@@ -341,8 +342,7 @@ class _Preflight:
             return Check(
                 "migration-files",
                 PASS,
-                f"{len(self.migrations)} migrations named NNN_name; every pending one has a down "
-                "file",
+                f"{len(self.migrations)} migrations; every pending one has a down",
             )
         return Check(
             "migration-files",
@@ -390,7 +390,7 @@ class _Preflight:
             self.analyses[mig.version] = rep
             self.tables[mig.version] = touched_tables(mig, config.pg_version)
             errors += [
-                f"{Path(f.file).name}:{f.line}: {f.rule}: {f.message}"
+                f"{short_name(f.file)}:{f.line}: {f.rule}: {f.message}"
                 for f in rep.findings
                 if f.severity == "error"
             ]

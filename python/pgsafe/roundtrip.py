@@ -272,7 +272,23 @@ class _Run:
             self.runner(db).apply(to=m.version)
         except Error as exc:
             return str(exc)
+        self.verify(db, m)
         return None
+
+    def verify(self, db: TemporaryDatabase, m: Migration) -> None:
+        """A sqitch verify script after each up of its change: a check of its own."""
+        from pgsafe.sources.layouts import run_verify
+
+        started = time.monotonic()
+        try:
+            outcome = run_verify(db.dsn, m)
+        except Error as exc:
+            outcome = (False, str(exc))
+        if outcome is not None:
+            ok, message = outcome
+            status: Status = "pass" if ok else "fail"
+            took = time.monotonic() - started
+            self.add(CheckResult("verify", "verify", m.label, status, message, None, "", took))
 
     def down(self, db: TemporaryDatabase) -> str | None:
         try:
@@ -802,5 +818,10 @@ def run_tests(
                     run.stairway(data=data, idempotency=idempotency)
         finally:
             run.close()
+    if not any(r.status in ("pass", "fail") for r in report.results):
+        # Nothing was checked: that is never a pass.
+        report.results.append(
+            CheckResult("roundtrip", "checks", "", "fail", f"no check ran on {path}")
+        )
     report.seconds = time.monotonic() - started
     return report
