@@ -788,10 +788,13 @@ def _run(args: argparse.Namespace) -> int:
         return _rules(args)
     if args.command == "schema":
         return _schema(args)
+    if args.command == "repair" and args.adopt and args.version is not None:
+        # `pgsafe repair --adopt PATH`: the one positional given is the migrations PATH.
+        if args.path != "migrations":
+            raise ConfigError("repair --adopt takes no VERSION: it adopts every migration it can")
+        args.path, args.version = args.version, None
     if args.command == "repair" and not args.adopt and args.version is None:
         raise ConfigError("repair: VERSION is required with --mark or --rebaseline")
-    if args.command == "repair" and args.adopt and args.version is not None:
-        raise ConfigError("repair --adopt takes no VERSION: it adopts every migration it can")
     settings = _settings(args)
     discover(args.path)  # a bad PATH fails before a throwaway server starts
     events = _event_log(args)
