@@ -76,11 +76,31 @@ def _rows(
 def read_golang_migrate(conn: _core.Connection, migs: Sequence[Migration], source: Path) -> History:
     """golang-migrate's ``schema_migrations`` (one row: the last version, and whether it failed
     half-way). Only a table of that shape: another framework's schema_migrations (Rails, say)
-    says nothing about pgsafe's files."""
+    says nothing about pgsafe's files. Without one, Django's ``django_migrations`` for files
+    made by the docs/layouts.md recipe (NNN_<app>_<migration>.up.sql)."""
     cols = _columns(conn, "schema_migrations")
     if cols is None or "dirty" not in cols:
+        django = read_django(conn, migs, source)
+        if django.table is not None:
+            return django
         return History("golang-migrate", None, {}, "schema_migrations (version, dirty)")
     return read_schema_migrations(conn, migs, source)
+
+
+def read_django(conn: _core.Connection, migs: Sequence[Migration], _source: Path) -> History:
+    """``django_migrations`` (app, name, applied): migration NNN_<app>_<name> is applied when
+    Django recorded <app>.<name> (the file names `manage.py sqlmigrate` was written to)."""
+    table = "django_migrations"
+    if _columns(conn, table) is None:
+        return History("django", None, {}, table)
+    when = {
+        f"{app}_{name}": applied
+        for app, name, applied in _rows(conn, f"SELECT app, name, applied::text FROM {table}")
+    }
+    out = {
+        m.version: Applied("applied", "django", table, when[m.name]) for m in migs if m.name in when
+    }
+    return History("django", table, out, table)
 
 
 def read_schema_migrations(
