@@ -24,7 +24,7 @@ from helpers import pgsafe, query, write
 from pgsafe.errors import ConfigError
 from pgsafe.migrations import discover
 from pgsafe.roundtrip import run_tests
-from pgsafe.runner import Runner
+from pgsafe.runner import MigrationFailed, Runner
 from pgsafe.server import TemporaryDatabase, TemporaryServer
 from pgsafe.sources.history import flyway_checksum
 from pgsafe.sources.layouts import LayoutMigration, detect, flyway_version, forced_layout
@@ -343,20 +343,43 @@ def test_ordered_as_the_tool_orders_them(tmp_path: Path) -> None:
     assert [m.name for m in discover(ds)] == ["diesel_initial_setup", "a", "b"]
 
 
-def test_dbmate_transaction_false_and_misplaced_sections(tmp_path: Path) -> None:
+def test_dbmate_transaction_false_and_misplaced_sections(
+    tmp_path: Path, pgsafe_db: TemporaryDatabase
+) -> None:
     root = write(
         tmp_path / "db",
         {
-            "20240101000000_idx.sql": "-- migrate:up transaction:false\n"
+            "20240101000000_users.sql": f"-- migrate:up\n{M1_UP}\n-- migrate:down\n{M1_DOWN}\n",
+            "20240102000000_idx.sql": "-- migrate:up transaction:false\n"
+            "ALTER TABLE users ADD COLUMN name text;\n"
             "CREATE INDEX CONCURRENTLY users_email ON users (email);\n"
             "-- migrate:down\nDROP INDEX users_email;\n",
         },
     )
-    (mig,) = discover(root)
+    _, mig = discover(root)
     assert isinstance(mig, LayoutMigration)
-    (stmt,) = mig.up_statements()
-    assert stmt.non_transactional and stmt.line == 2
-    assert mig.down_statements()[0].line == 4
+    alter, index = mig.up_statements()
+    assert alter.non_transactional and alter.reason == "a transaction:false section"
+    assert index.non_transactional and (alter.line, index.line) == (2, 3)
+    assert mig.down_statements()[0].line == 5
+    assert not mig.down_statements()[0].non_transactional  # the option is the up section's
+    # Each statement of the section commits on its own, as dbmate runs it: a failure after
+    # the first leaves the first in place (and the migration dirty).
+    (root / "20240102000000_idx.sql").write_text(
+        "-- migrate:up transaction:false\nALTER TABLE users ADD COLUMN name text;\n"
+        "ALTER TABLE users ADD COLUMN email text;\n"
+    )
+    with pytest.raises(MigrationFailed, match=r"20240102000000_idx.sql:3:"):
+        Runner(root, pgsafe_db.dsn).apply()
+    assert query(pgsafe_db, "SELECT version, status FROM pgsafe.migrations ORDER BY 1") == [
+        ("20240101000000", "applied"),
+        ("20240102000000", "dirty"),
+    ]
+    assert query(
+        pgsafe_db,
+        "SELECT count(*) FROM pg_attribute WHERE attname = 'name' AND attrelid = 'users'::regclass",
+    ) == [("1",)]
+    root = write(tmp_path / "db2", {})
     (root / "20240101000000_idx.sql").write_text("SELECT 1;\n-- migrate:up\nSELECT 2;\n")
     with pytest.raises(ConfigError, match="before the first marker"):
         discover(root)[0].up_statements()
@@ -987,3 +1010,11 @@ def test_flyway_baseline_and_undo_rows(tmp_path: Path, pgsafe_db: TemporaryDatab
         )
     states = [(s.version, s.state) for s in Runner(p.path, pgsafe_db.dsn).status().migrations]
     assert states == [("1", "applied"), ("1.1", "applied"), ("2", "pending")]
+
+
+def test_supabase_given_its_migrations_folder(tmp_path: Path) -> None:
+    p = make_supabase(tmp_path / "app")
+    folder = p.path / "supabase" / "migrations"
+    assert detect(folder) == ("supabase", folder)
+    assert [m.label for m in discover(folder)] == p.labels
+    assert [m.label for m in discover(p.path)] == p.labels  # seed.sql is not a migration

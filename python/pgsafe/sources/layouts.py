@@ -288,7 +288,7 @@ class LayoutMigration(Migration):
             for s in statements:
                 if not s.non_transactional:
                     s.non_transactional = True
-                    s.reason = f"{self.sections} transaction:false"
+                    s.reason = "a transaction:false section"
         return statements
 
     def up_text(self) -> str:
