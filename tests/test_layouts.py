@@ -1018,3 +1018,12 @@ def test_supabase_given_its_migrations_folder(tmp_path: Path) -> None:
     assert detect(folder) == ("supabase", folder)
     assert [m.label for m in discover(folder)] == p.labels
     assert [m.label for m in discover(p.path)] == p.labels  # seed.sql is not a migration
+
+
+def test_lint_of_one_dbmate_file_reads_its_up_section(tmp_path: Path) -> None:
+    p = make_dbmate(tmp_path / "db")
+    res = pgsafe("lint", str(p.files[1]), "--format", "json")  # its down drops a column
+    assert res.returncode == 0, res.stdout
+    res = pgsafe("lint", str(p.files[0]), "--format", "json")
+    (finding,) = json.loads(res.stdout)["findings"]
+    assert (finding["file"], finding["line"]) == (str(p.up1[0]), p.up1[1])

@@ -303,7 +303,9 @@ def lint_paths(paths: Iterable[str], config: LintConfig | None = None) -> LintRe
                         raise ConfigError(nothing_found(path, None))
                     files = [(str(f), read_sql(f)) for f in found if not config.excluded(f)]
             elif path.is_file():
-                files = [(str(path), read_sql(path))]
+                from pgsafe.sources.layouts import lint_file_text
+
+                files = [(str(path), lint_file_text(path))]
             else:
                 raise ConfigError(f"{p}: no such file or directory")
         for name, text in files:

@@ -709,6 +709,19 @@ def lint_sources(root: Path) -> list[tuple[str, str]] | None:
     return out
 
 
+def lint_file_text(path: Path) -> str:
+    """A file named on lint's command line as lint reads it: a dbmate or node-pg-migrate file
+    (its own markers say so) is its up section, lines kept; any other file, all of it."""
+    text = read_sql(path)
+    if path.suffix != ".sql":
+        return text
+    tool = chosen_layout() or _one_file_layout(path)
+    if tool not in ("dbmate", "node-pg-migrate"):
+        return text
+    mig = LayoutMigration("0", path.stem, path, layout=tool, sections=tool)
+    return mig.lint_text()
+
+
 def run_verify(dsn: str, mig: Migration) -> tuple[bool, str] | None:
     """Runs `mig`'s verify script (sqitch) on `dsn` in a transaction it rolls back: None when it
     has none, else (passed, what happened), a failure naming file:line."""
