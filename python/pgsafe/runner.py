@@ -674,51 +674,10 @@ class Runner:
 
     def adopt(self, reason: str) -> str:
         """Writes pgsafe's ledger from the history table of the tool that migrated the database
-        so far: a row per migration that tool applied and pgsafe's ledger lacks, with the
-        checksum of its file, marked adopted (applied_by "adopted from <tool> (<table>)", a
-        history entry 'adopt'). Refuses, touching nothing, when that tool left one dirty."""
-        from pgsafe.sources.history import adopt
+        so far (pgsafe.sources.history.adopt_history)."""
+        from pgsafe.sources.history import adopt_history
 
-        migs = self.migrations()
-        with self._locked() as (conn, _lock):
-            history = self.history(conn, migs)
-            if history.table is None:
-                raise ConfigError(
-                    f"nothing to adopt: no {history.tool} history table "
-                    f"({history.looked_for}) on {self.target_label}"
-                )
-            rows = {r.version for r in self.ledger.rows(conn)}
-            todo = [(m, history.applied[m.version]) for m in migs if m.version in history.applied]
-            todo = [(m, a) for m, a in todo if m.version not in rows]
-            dirty = [(m, a) for m, a in todo if a.state == "dirty"]
-            if dirty:
-                m, a = dirty[0]
-                raise UnsafeError(
-                    f"{m.label} is dirty in {a.source} ({a.reason}); nothing adopted: fix the "
-                    f"database, then `pgsafe repair {m.version} --mark applied|rolled-back`"
-                )
-            todo = [(m, a) for m, a in todo if a.state == "applied"]
-            if not todo:
-                return (
-                    f"nothing to adopt: pgsafe's ledger already records every migration "
-                    f"{history.source_label()} says is applied"
-                )
-            self.ledger.ensure(conn)
-            adopt(
-                conn,
-                self.settings.ledger_schema,
-                [(m, a, "applied") for m, a in todo],
-                reason,
-                applied_by(),
-                pgsafe_version(),
-            )
-            versions = [m.version for m, _ in todo]
-            self._record_schema(conn, "adopt", versions)
-            self.events.write("adopt", versions=versions, source=history.source_label())
-        return (
-            f"adopted {len(todo)} migration(s) applied by {history.source_label()}: "
-            f"{todo[0][0].label} .. {todo[-1][0].label} ({reason})"
-        )
+        return adopt_history(self, reason)
 
     def repair(self, version: str, mark: str | None, rebaseline: bool, reason: str) -> str:
         migs = {m.version: m for m in self.migrations()}
@@ -726,25 +685,14 @@ class Runner:
             rows = {r.version: r for r in self.ledger.rows(conn)}
             row = rows.get(version)
             if row is None and mark is not None and version in migs:
-                # Dirty (or applied) in another tool's history only: record what it really is.
-                other = self.history(conn, list(migs.values())).applied.get(version)
-                if other is not None:
-                    from pgsafe.sources.history import adopt
+                from pgsafe.sources.history import mark_from_history
 
-                    status = {"applied": "applied", "rolled-back": "rolled_back"}[mark]
-                    self.ledger.ensure(conn)
-                    adopt(
-                        conn,
-                        self.settings.ledger_schema,
-                        [(migs[version], other, status)],
-                        reason,
-                        applied_by(),
-                        pgsafe_version(),
-                    )
-                    self._record_schema(conn, "repair", [version])
-                    self.events.write("repair", version=version, status=status, reason=reason)
-                    was = f"was {other.state} in {other.source}"
-                    return f"{version}: marked {status} ({reason}; {was})"
+                # Dirty (or applied) in another tool's history only: record what it really is.
+                done = mark_from_history(
+                    self, conn, migs[version], list(migs.values()), mark, reason
+                )
+                if done is not None:
+                    return done
             if row is None:
                 raise ConfigError(f"version {version} is not in the ledger of {self.target_label}")
             if rebaseline:
