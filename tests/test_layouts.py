@@ -1027,3 +1027,10 @@ def test_lint_of_one_dbmate_file_reads_its_up_section(tmp_path: Path) -> None:
     res = pgsafe("lint", str(p.files[0]), "--format", "json")
     (finding,) = json.loads(res.stdout)["findings"]
     assert (finding["file"], finding["line"]) == (str(p.up1[0]), p.up1[1])
+
+
+def test_dbmate_files_named_by_version_alone(tmp_path: Path) -> None:
+    root = write(tmp_path / "db", {"20240101000000.sql": f"-- migrate:up\n{M1_UP}\n"})
+    assert detect(root) == ("dbmate", root)
+    (mig,) = discover(root)
+    assert (mig.version, mig.name, mig.down_path) == ("20240101000000", "", None)

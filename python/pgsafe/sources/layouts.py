@@ -110,7 +110,7 @@ def detect(root: Path) -> tuple[str, Path] | None:
         return "diesel", root
     sql = [p.name for p in entries if p.suffix == ".sql" and p.is_file()]
     flyway = [n for n in sql if _FLYWAY.match(n) or _FLYWAY_R.match(n)]
-    numbered = [n for n in sql if _LONE.match(n)]
+    numbered = [n for n in sql if _DBMATE.match(n)]  # NNN_name.sql, NNN.sql, NNN_x.up.sql
     if flyway and numbered:
         raise ConfigError(
             f"{root}: holds both Flyway files ({flyway[0]}) and numbered files ({numbered[0]}); "
@@ -120,7 +120,7 @@ def detect(root: Path) -> tuple[str, Path] | None:
         return "flyway", root
     if any(_UPDOWN.match(n) for n in sql):
         return "pgsafe", root
-    lone = [n for n in numbered if _DBMATE.match(n)]
+    lone = numbered
     if lone:
         # Both tools refuse a file without its up marker: the first file tells.
         return _one_file_layout(root / lone[0]) or "pgsafe", root
