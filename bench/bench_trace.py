@@ -20,7 +20,7 @@ from pgsafe.lifecycle.trace import (  # the per-migration step of pgsafe.lifecyc
     _unit,
 )
 from pgsafe.server import TemporaryDatabase, TemporaryServer
-from pgsafe.sources.files import discover
+from pgsafe.sources.layouts import discover
 
 TABLES = 5
 

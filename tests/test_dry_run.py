@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from pgsafe.lifecycle.dryrun import dry_run
-from pgsafe.sources.files import discover
+from pgsafe.sources.layouts import discover
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "migrations"

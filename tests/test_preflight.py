@@ -13,7 +13,7 @@ import pytest
 from helpers import pgsafe as run
 from helpers import query, write
 from pgsafe.sources.checksums import write_manifest
-from pgsafe.sources.files import discover
+from pgsafe.sources.layouts import discover
 
 DROP_COLUMN = {
     "001_accounts.up.sql": "CREATE TABLE accounts (id bigint PRIMARY KEY, legacy text);\n",

@@ -118,7 +118,12 @@ std::string Ledger::record_sql(const std::string& unless_status) const {
                     " applied_at = EXCLUDED.applied_at, duration_s = EXCLUDED.duration_s,"
                     " applied_by = EXCLUDED.applied_by, pgsafe_version = EXCLUDED.pgsafe_version,"
                     " retries = EXCLUDED.retries, dirty_reason = EXCLUDED.dirty_reason";
-  if (!unless_status.empty()) sql += " WHERE m.status <> '" + unless_status + "'";
+  if (!unless_status.empty()) {
+    sql += " WHERE m.status <> '" + unless_status + "'";
+    // A repeatable migration (Flyway's R__ files) is applied again when its file changed: the
+    // row it left is replaced then, and only then (the same checksum twice is a second run).
+    if (unless_status == "applied") sql += " OR m.checksum <> EXCLUDED.checksum";
+  }
   return sql;
 }
 

@@ -18,7 +18,8 @@ from pgsafe.errors import (
 )
 from pgsafe.lifecycle.runner import Runner, StatusReport
 from pgsafe.schema import Difference, SchemaFingerprint, SchemaObject
-from pgsafe.sources.files import Migration, discover, load_statements, parse_sql
+from pgsafe.sources.files import Migration, load_statements, parse_sql
+from pgsafe.sources.layouts import discover
 
 __version__ = _core.__version__
 Connection = _core.Connection

@@ -90,3 +90,8 @@ def applied_by() -> str:
     except (KeyError, OSError):
         user = str(os.getuid())
     return f"{user}@{socket.gethostname()}"
+
+
+def pgsafe_version() -> str:
+    """This build's version, as the ledger records it."""
+    return str(_core.__version__)

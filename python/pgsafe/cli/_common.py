@@ -14,8 +14,10 @@ from typing import NoReturn
 from pgsafe.config import Settings, resolve_target
 from pgsafe.errors import ConfigError, DatabaseError, Error
 from pgsafe.events import EventLog
+from pgsafe.lint.config import find_config_table
 from pgsafe.server import TemporaryServer
 from pgsafe.sources.files import Statement
+from pgsafe.sources.layouts import LAYOUTS, check_layout
 
 EXIT_OK, EXIT_UNSAFE, EXIT_MIGRATION, EXIT_POSTFLIGHT, EXIT_ROLLBACK, EXIT_CONFIG = range(6)
 
@@ -58,9 +60,11 @@ def table_list(text: str) -> list[str]:
 
 
 def version(text: str) -> str:
-    if not text.isdigit():
+    """A migration's version as its layout names it: 002, 20240131120000, Flyway's 1.2.3, a
+    sqitch change name, an Alembic revision id."""
+    if not text.strip() or any(ch.isspace() for ch in text):
         raise argparse.ArgumentTypeError(
-            f"not a version: {text!r} (the migration file's numeric prefix, e.g. 002)"
+            f"not a version: {text!r} (the migration's version, e.g. 002 or 20240131120000)"
         )
     return text
 
@@ -288,3 +292,33 @@ def exit_code(command: str, exc: Error) -> int:
     if isinstance(exc, DatabaseError):
         return FAILURE_CODE.get(command, EXIT_CONFIG)
     return exc.exit_code
+
+
+def add_layout(sub: argparse._SubParsersAction[Parser]) -> None:
+    """--layout NAME on every command that reads a migrations PATH."""
+    for p in dict.fromkeys(sub.choices.values()):
+        if any(a.dest in ("path", "paths") for a in p._actions):
+            p.add_argument(
+                "--layout",
+                choices=list(LAYOUTS),
+                metavar="NAME",
+                help="read PATH as this tool's layout instead of detecting it: "
+                + ", ".join(LAYOUTS)
+                + ' (also `layout = "..."` in [tool.pgsafe])',
+            )
+
+
+def layout(args: argparse.Namespace) -> str | None:
+    """--layout, else `layout` in [tool.pgsafe] / pgsafe.toml, for commands taking a PATH."""
+    if getattr(args, "layout", None):
+        return str(args.layout)
+    if not any(hasattr(args, name) for name in ("path", "paths")):
+        return None
+    found = find_config_table()
+    if found is None or "layout" not in found[0]:
+        return None
+    table, source = found
+    value = table["layout"]
+    if not isinstance(value, str):
+        raise ConfigError(f'{source}: layout must be a string, e.g. "flyway"')
+    return check_layout(value, f"{source}: layout")

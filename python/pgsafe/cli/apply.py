@@ -27,7 +27,7 @@ from pgsafe.lifecycle.pipeline import (
 from pgsafe.lifecycle.policy import load_policy
 from pgsafe.lifecycle.preflight import preflight
 from pgsafe.lifecycle.runner import Runner
-from pgsafe.sources.files import discover
+from pgsafe.sources.layouts import discover
 
 # A rollback outside local/ci needs --yes (or "yes" typed at a terminal); without either the
 # command refuses with the usage exit code 5: nothing was touched, the invocation was incomplete.

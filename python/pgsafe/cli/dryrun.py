@@ -20,7 +20,8 @@ from pgsafe.lint import load_config
 from pgsafe.pgbin import MissingBinaries, configured_major
 from pgsafe.server import ServerError
 from pgsafe.sources.checksums import write_manifest
-from pgsafe.sources.files import Migration, discover
+from pgsafe.sources.files import Migration
+from pgsafe.sources.layouts import discover
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -20,7 +20,7 @@ from pgsafe.lifecycle.probe import probe
 from pgsafe.lifecycle.runner import Runner
 from pgsafe.lint.context import Context
 from pgsafe.lint.model import Stmt
-from pgsafe.sources.files import discover
+from pgsafe.sources.layouts import discover
 
 _EPILOG = """\
 what it shows: sessions blocked by others (pg_blocking_pids: both pids and queries, the lock

@@ -29,6 +29,7 @@ from pgsafe.cli import (
 )
 from pgsafe.cli._common import EXIT_CONFIG
 from pgsafe.errors import Error, mask_password
+from pgsafe.sources.layouts import forced_layout
 
 # In lifecycle order, as `pgsafe --help` lists them: analyse, check, protect, run, verify,
 # inspect and repair, then the tools around them.
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=common.Parser)
     for module in COMMANDS:
         module.register(sub)
+    common.add_layout(sub)
     return parser
 
 
@@ -83,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     _configure_logging(args.verbose)
     try:
-        return int(args.handler(args))
+        with forced_layout(common.layout(args)):
+            return int(args.handler(args))
     except Error as exc:
         print(f"pgsafe: error: {mask_password(str(exc))}", file=sys.stderr)
         return common.exit_code(args.command, exc)

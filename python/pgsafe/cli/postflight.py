@@ -13,7 +13,7 @@ from pgsafe.cli import _common as common
 from pgsafe.cli._common import EXIT_OK, EXIT_POSTFLIGHT
 from pgsafe.errors import ConfigError
 from pgsafe.lifecycle.postflight import Expectations, load_expectations, postflight, write_report
-from pgsafe.sources.files import discover
+from pgsafe.sources.layouts import discover
 
 
 def register(sub: Any) -> None:

@@ -13,7 +13,7 @@ from pgsafe.cli._common import EXIT_OK, EXIT_UNSAFE
 from pgsafe.events import EventLog
 from pgsafe.lifecycle.policy import ENVIRONMENTS, load_policy
 from pgsafe.lifecycle.preflight import preflight
-from pgsafe.sources.files import discover
+from pgsafe.sources.layouts import discover
 
 
 def add_env(p: argparse.ArgumentParser) -> None:

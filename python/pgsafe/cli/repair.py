@@ -7,8 +7,9 @@ import argparse
 from pgsafe.cli import _common as common
 from pgsafe.cli._common import EXIT_OK
 from pgsafe.config import Settings
+from pgsafe.errors import ConfigError
 from pgsafe.lifecycle.runner import Runner
-from pgsafe.sources.files import discover
+from pgsafe.sources.layouts import discover
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,11 +20,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "really in (--mark), or accept an applied file's new contents (--rebaseline). "
         "Both are written to the ledger's history with --reason.",
     )
-    p.add_argument("version", help="the migration's version (numeric prefix)")
+    p.add_argument(
+        "version",
+        nargs="?",
+        help="the migration's version (numeric prefix); not with --adopt",
+    )
     common.add_target(p)
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument(
         "--mark", choices=["applied", "rolled-back"], help="the state the database is really in"
+    )
+    g.add_argument(
+        "--adopt",
+        action="store_true",
+        help="write pgsafe's ledger from the history table of the tool that migrated this "
+        "database so far (golang-migrate, dbmate, diesel, Flyway, Prisma, sqitch, Supabase, "
+        "node-pg-migrate, Alembic): a row per migration it applied, checksum from the file",
     )
     g.add_argument(
         "--rebaseline",
@@ -43,6 +55,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _repair(args: argparse.Namespace) -> int:
+    if args.adopt and args.version is not None:
+        # `pgsafe repair --adopt PATH`: the one positional given is the migrations PATH.
+        if args.path != "migrations":
+            raise ConfigError("repair --adopt takes no VERSION: it adopts every migration it can")
+        args.path, args.version = args.version, None
+    if not args.adopt and args.version is None:
+        raise ConfigError("repair: VERSION is required with --mark or --rebaseline")
     settings = common.settings_from(args)
     discover(args.path)  # a bad PATH fails before a throwaway server starts
     events = common.event_log(args)
@@ -55,5 +74,8 @@ def _repair(args: argparse.Namespace) -> int:
             progress=common.say,
             target_label=label,
         )
-        common.say(runner.repair(args.version, args.mark, args.rebaseline, args.reason))
+        if args.adopt:
+            common.say(runner.adopt(args.reason))
+        else:
+            common.say(runner.repair(args.version, args.mark, args.rebaseline, args.reason))
     return EXIT_OK

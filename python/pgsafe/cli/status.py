@@ -8,7 +8,7 @@ import json
 from pgsafe.cli import _common as common
 from pgsafe.cli._common import EXIT_OK
 from pgsafe.lifecycle.runner import Runner
-from pgsafe.sources.files import discover
+from pgsafe.sources.layouts import discover
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -29,6 +29,7 @@ from pgsafe.lint.model import (
 )
 from pgsafe.render import Report, Section, Table, Text
 from pgsafe.sources.files import Migration, parse_sql
+from pgsafe.sources.layouts import short_name
 
 if TYPE_CHECKING:
     from pgsafe.lifecycle.trace import MigrationTrace, TracedStatement, TraceReport
@@ -481,9 +482,9 @@ class DryRunReport(Report):
         """`sha256sum -c` lines for every up and down file, named relative to their folder."""
         lines = []
         for m in self.migrations:
-            lines.append(f"{m.checksum}  {Path(m.file).name}")
+            lines.append(f"{m.checksum}  {short_name(m.file)}")
             if m.down_file:
-                lines.append(f"{m.down_checksum}  {Path(m.down_file).name}")
+                lines.append(f"{m.down_checksum}  {short_name(m.down_file)}")
         return lines
 
     def to_json(self) -> dict[str, Any]:

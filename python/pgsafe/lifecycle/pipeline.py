@@ -40,6 +40,7 @@ from pgsafe.lint.model import Stmt, alter_cmds, range_name, strings
 from pgsafe.quoting import quote_ident
 from pgsafe.render import Report, Section, Table, Text
 from pgsafe.sources.files import Migration
+from pgsafe.sources.layouts import short_name
 
 Say = Callable[[str], None]
 
@@ -267,7 +268,8 @@ def apply_pipeline(
     if pre.forced:
         detail += "; failures overridden by --force: " + ", ".join(c.name for c in pre.failures)
     report.steps.append(Step("preflight", status, detail, pre_time))
-    wanted = [p for p in pre.pending if to is None or int(p.version) <= int(to)]
+    upto = runner.up_to(migs, to)
+    wanted = [p for p in pre.pending if p.version in upto]
     runner.estimates = {p.version: p.estimate for p in wanted if p.estimate}
 
     # 2. backup
@@ -418,7 +420,7 @@ class DataLoss:
             approx = "~" if self.estimated else ""
             unit = "non-null values" if self.kind == "DROP COLUMN" else "rows"
             held = f"{approx}{self.rows:,} {unit} lost"
-        where = f"{Path(self.file).name}:{self.line}"
+        where = f"{short_name(self.file)}:{self.line}"
         return f"{self.migration} ({where}): {self.kind} {self.target}: {held}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -573,7 +575,7 @@ class RestorePlan:
             )
         for t in self.kept:
             lines.append(
-                f"warning: {t.name} is left in place: {Path(t.file).name}:{t.line} creates it "
+                f"warning: {t.name} is left in place: {short_name(t.file)}:{t.line} creates it "
                 "with IF NOT EXISTS and the backup (of chosen tables) cannot tell whether it "
                 "existed before; drop it by hand if the migration created it"
             )

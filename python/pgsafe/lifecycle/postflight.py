@@ -30,7 +30,7 @@ from pgsafe.lifecycle.fingerprints import (
 from pgsafe.quoting import quote_ident, quote_qualified
 from pgsafe.render import Report, Section, Table, Text
 from pgsafe.schema import diff, fingerprint
-from pgsafe.sources.files import discover
+from pgsafe.sources.layouts import discover
 from pgsafe.stamps import stamped_name
 
 __all__ = [

@@ -32,7 +32,8 @@ from pgsafe.lint.model import Stmt, range_name, strings, walk
 from pgsafe.render import Report, Section, Table, Text
 from pgsafe.schema import diff, fingerprint
 from pgsafe.sources.checksums import MANIFEST, check_manifest
-from pgsafe.sources.files import Migration, discover
+from pgsafe.sources.files import Migration
+from pgsafe.sources.layouts import discover, short_name
 from pgsafe.stamps import stamped_name
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
@@ -275,12 +276,12 @@ class _Preflight:
     def ledger(self) -> Check:
         self.migrations = self.runner.migrations()
         rows = self.runner.ledger.rows(self.conn)
-        states = self.runner._states(self.migrations, rows)
+        history = self.runner.history(self.conn, self.migrations)
+        states = self.runner._states(self.migrations, rows, history)
         by_version = {m.version: m for m in self.migrations}
+        upto = self.runner.up_to(self.migrations, self.to)
         self.pending = [
-            by_version[s.version]
-            for s in states
-            if s.state == "pending" and (self.to is None or int(s.version) <= int(self.to))
+            by_version[s.version] for s in states if s.state == "pending" and s.version in upto
         ]
         bad = [s for s in states if s.state in ("dirty", "changed", "missing-file")]
         # Marked dirty by a run that is applying it right now (it holds the migration lock):
@@ -340,8 +341,7 @@ class _Preflight:
             return Check(
                 "migration-files",
                 PASS,
-                f"{len(self.migrations)} migrations named NNN_name; every pending one has a down "
-                "file",
+                f"{len(self.migrations)} migrations; every pending one has a down",
             )
         return Check(
             "migration-files",
@@ -389,7 +389,7 @@ class _Preflight:
             self.analyses[mig.version] = rep
             self.tables[mig.version] = touched_tables(mig, config.pg_version)
             errors += [
-                f"{Path(f.file).name}:{f.line}: {f.rule}: {f.message}"
+                f"{short_name(f.file)}:{f.line}: {f.rule}: {f.message}"
                 for f in rep.findings
                 if f.severity == "error"
             ]

@@ -9,10 +9,10 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pgsafe import _core
-from pgsafe.config import Settings, applied_by
+from pgsafe.config import Settings, applied_by, pgsafe_version
 from pgsafe.db import connect
 from pgsafe.errors import (
     ChecksumMismatch,
@@ -28,15 +28,16 @@ from pgsafe.errors import (
 from pgsafe.events import EventLog
 from pgsafe.lifecycle.fingerprints import last_fingerprint, record_fingerprint
 from pgsafe.render import Report, Section, Table
-from pgsafe.sources.files import Migration, Statement, discover
+from pgsafe.sources.files import Migration, Statement
+from pgsafe.sources.history import adopt_history, mark_from_history, read_history
+from pgsafe.sources.layouts import discover
+
+if TYPE_CHECKING:
+    from pgsafe.sources.history import History
 
 log = logging.getLogger("pgsafe")
 
 Progress = Callable[[str], None]
-
-
-def pgsafe_version() -> str:
-    return str(_core.__version__)
 
 
 @dataclass
@@ -52,6 +53,10 @@ class MigrationState:
     retries: int | None = None
     dirty_reason: str | None = None
     has_down: bool = False
+    label: str | None = None  # as the migration's tool names it (a file or directory name)
+    # Applied by another tool, read from its history table (pgsafe's ledger has no row yet):
+    # "flyway", "diesel", ... (`pgsafe repair --adopt` writes the ledger rows).
+    applied_by_tool: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,11 +104,15 @@ class StatusReport(Report):
 
     def render_text(self) -> str:
         lines = [f"database: {self.target}"]
-        width = max((len(f"{m.version}_{m.name}") for m in self.migrations), default=10)
+        width = max((len(m.label or f"{m.version}_{m.name}") for m in self.migrations), default=10)
         for m in self.migrations:
-            label = f"{m.version}_{m.name}".ljust(width)
+            label = (m.label or f"{m.version}_{m.name}").ljust(width)
             extra = ""
-            if m.state == "applied":
+            if m.state == "applied" and m.applied_by_tool:
+                extra = f"  applied by {m.applied_by}"
+                if m.applied_at:
+                    extra += f"  {m.applied_at}"
+            elif m.state == "applied":
                 extra = f"  {m.applied_at}  {m.duration_s or 0:.3f}s"
                 if m.retries:
                     extra += f"  {m.retries} retries"
@@ -171,7 +180,15 @@ class Runner:
     def migrations(self) -> list[Migration]:
         return discover(self.source)
 
-    def _states(self, migs: list[Migration], rows: list[Any]) -> list[MigrationState]:
+    def history(self, conn: _core.Connection, migs: list[Migration]) -> History:
+        """What the tool whose layout this is (golang-migrate, Flyway, diesel, ...) recorded in
+        its own history table on the target."""
+
+        return read_history(conn, self.source, migs)
+
+    def _states(
+        self, migs: list[Migration], rows: list[Any], history: History | None = None
+    ) -> list[MigrationState]:
         by_version = {r.version: r for r in rows}
         by_number = {int(r.version): r for r in rows if r.version.isdigit()}
         for mig in migs:
@@ -187,8 +204,22 @@ class Runner:
         for mig in migs:
             row = by_version.pop(mig.version, None)
             st = MigrationState(
-                mig.version, mig.name, "pending", mig.checksum, has_down=mig.down_path is not None
+                mig.version,
+                mig.name,
+                "pending",
+                mig.checksum,
+                has_down=mig.down_path is not None,
+                label=mig.label,
             )
+            other = history.applied.get(mig.version) if history is not None else None
+            if row is None and other is not None:
+                # pgsafe's ledger has no word on it: the other tool's history has.
+                st.state, st.applied_at = other.state, other.applied_at
+                st.dirty_reason, st.applied_by, st.applied_by_tool = (
+                    other.reason,
+                    other.source,
+                    other.tool,
+                )
             if row is not None:
                 st.recorded_checksum = row.checksum
                 st.dirty_reason = row.dirty_reason or None
@@ -196,6 +227,8 @@ class Runner:
                     st.state = "dirty"
                 elif row.status == "applied":
                     st.state = "applied" if row.checksum == mig.checksum else "changed"
+                    if st.state == "changed" and mig.repeatable:
+                        st.state = "pending"  # a repeatable runs again when its file changed
                 if row.status != "rolled_back":
                     st.applied_at, st.applied_by = row.applied_at, row.applied_by
                     st.duration_s, st.retries = row.duration_s, row.retries
@@ -217,15 +250,20 @@ class Runner:
                     row.dirty_reason or None,
                 )
             )
-        out.sort(key=lambda s: int(s.version) if s.version.isdigit() else 0)
+        if all(m.order is None for m in migs):
+            out.sort(key=lambda s: int(s.version) if s.version.isdigit() else 0)
+        else:  # the tool's own order (a graph, a plan, Flyway versions); missing files last
+            place = {m.version: i for i, m in enumerate(migs)}
+            out.sort(key=lambda s: place.get(s.version, len(place)))
         return out
 
     def status(self) -> StatusReport:
         migs = self.migrations()
         with contextlib.closing(connect(self.dsn, self.settings)) as conn:
             rows = self.ledger.rows(conn)
+            history = self.history(conn, migs)
         return StatusReport(
-            self.target_label, self.settings.ledger_schema, self._states(migs, rows)
+            self.target_label, self.settings.ledger_schema, self._states(migs, rows, history)
         )
 
     # -- applying --------------------------------------------------------------------------
@@ -289,25 +327,36 @@ class Runner:
                     st.version, st.name, st.recorded_checksum or "", st.checksum or ""
                 )
 
+    def _position(self, migs: list[Migration], to: str) -> int:
+        """The place in `migs` of the migration `to` names: its version as written, the same
+        number (2 for 002), the version without dashes (diesel), or its label."""
+        for match in (
+            lambda m: m.version == to,
+            lambda m: to.isdigit() and m.version.isdigit() and int(m.version) == int(to),
+            lambda m: "-" in m.version + to and m.version.replace("-", "") == to.replace("-", ""),
+            lambda m: m.label == to,
+        ):
+            for i, m in enumerate(migs):
+                if match(m):
+                    return i
+        raise ConfigError(f"--to {to}: no migration with that version in {self.source}")
+
     def _check_to(self, migs: list[Migration], to: str | None) -> None:
         """Fails on a --to that names no migration, before anything is touched."""
-        if to is None:
-            return
-        if not to.isdigit():
-            raise ConfigError(f"--to {to}: a version is the file's numeric prefix, e.g. 002")
-        if not any(m.sort_key == int(to) for m in migs):
-            raise ConfigError(f"--to {to}: no migration with that version in {self.source}")
+        if to is not None:
+            self._position(migs, to)
+
+    def up_to(self, migs: list[Migration], to: str | None) -> set[str]:
+        """Versions of `migs` up to and including the one `to` names (all when None)."""
+        last = len(migs) if to is None else self._position(migs, to) + 1
+        return {m.version for m in migs[:last]}
 
     def _select_pending(
         self, migs: list[Migration], states: list[MigrationState], to: str | None
     ) -> list[Migration]:
-        self._check_to(migs, to)
+        wanted = self.up_to(migs, to)
         state = {s.version: s.state for s in states}
-        return [
-            m
-            for m in migs
-            if state.get(m.version) == "pending" and (to is None or int(m.version) <= int(to))
-        ]
+        return [m for m in migs if state.get(m.version) == "pending" and m.version in wanted]
 
     def plan_apply(self, to: str | None = None) -> list[tuple[Migration, list[Statement]]]:
         """Pending migrations with their parsed statements; reads, never writes."""
@@ -326,7 +375,7 @@ class Runner:
         self.events.write("apply_start", database=self.target_label, source=str(self.source))
         with self._locked() as (conn, lock):
             self.ledger.ensure(conn)
-            states = self._states(migs, self.ledger.rows(conn))
+            states = self._states(migs, self.ledger.rows(conn), self.history(conn, migs))
             self._check_clean(states)
             pending = self._select_pending(migs, states, to)
             if not pending:
@@ -517,10 +566,18 @@ class Runner:
             raise ConfigError(f"--steps {steps}: must be 1 or more")
         self._check_to(migs, to)
         by_version = {m.version: m for m in migs}
-        applied = [by_version[s.version] for s in states if s.state == "applied"]
-        applied.sort(key=lambda m: m.sort_key, reverse=True)
+        # Repeatables are not rolled back (Flyway's undo leaves them too): they run again when
+        # they change.
+        applied = [
+            by_version[s.version]
+            for s in states
+            if s.state == "applied" and not by_version[s.version].repeatable
+        ]
+        place = {m.version: i for i, m in enumerate(migs)}
+        applied.sort(key=lambda m: place[m.version], reverse=True)
         if to is not None:
-            chosen = [m for m in applied if m.sort_key > int(to)]
+            kept = self.up_to(migs, to)
+            chosen = [m for m in applied if m.version not in kept]
         else:
             chosen = applied[: steps if steps is not None else 1]
         missing = [m.label for m in chosen if m.down_path is None]
@@ -564,7 +621,7 @@ class Runner:
         self.events.write("rollback_start", database=self.target_label, source=str(self.source))
         with self._locked() as (conn, lock):
             self.ledger.ensure(conn)
-            states = self._states(migs, self.ledger.rows(conn))
+            states = self._states(migs, self.ledger.rows(conn), self.history(conn, migs))
             self._check_clean(states)
             chosen = self._select_rollback(migs, states, steps, to)
             if not chosen:
@@ -585,11 +642,24 @@ class Runner:
 
     # -- repair ----------------------------------------------------------------------------
 
+    def adopt(self, reason: str) -> str:
+        """Writes pgsafe's ledger from the history table of the tool that migrated the database
+        so far (pgsafe.sources.history.adopt_history)."""
+
+        return adopt_history(self, reason)
+
     def repair(self, version: str, mark: str | None, rebaseline: bool, reason: str) -> str:
         migs = {m.version: m for m in self.migrations()}
         with self._locked() as (conn, _lock):
             rows = {r.version: r for r in self.ledger.rows(conn)}
             row = rows.get(version)
+            if row is None and mark is not None and version in migs:
+                # Dirty (or applied) in another tool's history only: record what it really is.
+                done = mark_from_history(
+                    self, conn, migs[version], list(migs.values()), mark, reason
+                )
+                if done is not None:
+                    return done
             if row is None:
                 raise ConfigError(f"version {version} is not in the ledger of {self.target_label}")
             if rebaseline:

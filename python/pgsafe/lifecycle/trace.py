@@ -34,7 +34,8 @@ from pgsafe.lint.locks import predict
 from pgsafe.lint.model import LOCK_ORDER, Stmt
 from pgsafe.render import Report, Section, Table, Text
 from pgsafe.server import TemporaryServer
-from pgsafe.sources.files import Migration, Statement, discover, parse_sql, read_sql
+from pgsafe.sources.files import Migration, Statement, parse_sql, read_sql
+from pgsafe.sources.layouts import discover
 
 __all__ = [
     "MigrationTrace",

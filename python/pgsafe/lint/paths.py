@@ -12,6 +12,7 @@ from pgsafe.lint.alembic import lint_project
 from pgsafe.lint.config import LintConfig
 from pgsafe.lint.engine import LintResult, lint_text
 from pgsafe.sources.files import is_alembic_project, read_sql
+from pgsafe.sources.layouts import lint_file_text, lint_sources, nothing_found
 
 
 def lint_paths(paths: Iterable[str], config: LintConfig | None = None) -> LintResult:
@@ -30,16 +31,24 @@ def lint_paths(paths: Iterable[str], config: LintConfig | None = None) -> LintRe
                 total.files.extend(one.files)
                 continue
             if path.is_dir():
-                # Down files undo what their up file did (dropping is their job): linted only
-                # when named explicitly.
-                found = sorted(
-                    f
-                    for f in path.rglob("*.sql")
-                    if f.is_file() and not f.name.endswith(".down.sql")
-                )
-                files = [(str(f), read_sql(f)) for f in found if not config.excluded(f)]
+                # Another tool's layout (diesel, Flyway, dbmate, ...): the ups it runs, with
+                # the file's own lines (a dbmate file's down section is not linted).
+                layout_files = lint_sources(path)
+                if layout_files is not None:
+                    files = [(n, t) for n, t in layout_files if not config.excluded(Path(n))]
+                else:
+                    # Down files undo what their up file did (dropping is their job): linted
+                    # only when named explicitly.
+                    found = sorted(
+                        f
+                        for f in path.rglob("*.sql")
+                        if f.is_file() and not f.name.endswith(".down.sql")
+                    )
+                    if not found:
+                        raise ConfigError(nothing_found(path, None))
+                    files = [(str(f), read_sql(f)) for f in found if not config.excluded(f)]
             elif path.is_file():
-                files = [(str(path), read_sql(path))]
+                files = [(str(path), lint_file_text(path))]
             else:
                 raise ConfigError(f"{p}: no such file or directory")
         for name, text in files:

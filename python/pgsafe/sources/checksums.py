@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pgsafe import _core
 from pgsafe.errors import ConfigError
-from pgsafe.sources.files import discover
+from pgsafe.sources.layouts import discover
 
 MANIFEST = "checksum.txt"
 
@@ -46,18 +46,34 @@ class CheckResult:
 
 
 def migration_files(directory: str | Path) -> list[Path]:
-    """Every up and down file, in migration order (up before its down)."""
-    files: list[Path] = []
+    """Every up and down file, in migration order (up before its down), each once (a dbmate
+    file holds both), with sqitch's verify scripts."""
+    files: dict[Path, None] = {}
     for mig in discover(directory):
-        files.append(mig.up_path)
+        files[mig.up_path] = None
         if mig.down_path is not None:
-            files.append(mig.down_path)
-    return files
+            files[mig.down_path] = None
+        verify = getattr(mig, "verify_path", None)
+        if verify is not None:
+            files[verify] = None
+    return list(files)
+
+
+def _relative(path: Path, root: Path) -> str:
+    """`path` as the manifest names it: relative to the migrations directory, '/'-separated
+    (diesel's up.sql files are told apart by their directory)."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def manifest_lines(directory: str | Path) -> list[str]:
     """The manifest's lines for the files on disk now, names relative to `directory`."""
-    return [f"{_core.sha256_file(path)}  {path.name}" for path in migration_files(directory)]
+    root = Path(directory)
+    return [
+        f"{_core.sha256_file(path)}  {_relative(path, root)}" for path in migration_files(directory)
+    ]
 
 
 def write_manifest(directory: str | Path) -> Path:
@@ -145,6 +161,15 @@ def check_manifest(directory: str | Path) -> CheckResult:
     if not root.is_dir():
         raise ConfigError(f"{root}: migrations directory not found")
     manifest = root / MANIFEST
+    # Any *.sql beside the manifest counts (even a name no layout reads), and every file of the
+    # layout's migrations (diesel's and sqitch's are in subdirectories). No migration at all
+    # is an error of its own, whatever the manifest says.
+    on_disk = {p.name for p in root.iterdir() if p.suffix == ".sql" and p.is_file()}
+    try:
+        on_disk |= {_relative(p, root) for p in migration_files(root)}
+    except ConfigError:
+        if not on_disk:
+            raise
     if not manifest.exists():
         raise ConfigError(f"{manifest}: not found; write it with `pgsafe checksum --write`")
     result = CheckResult(manifest)
@@ -159,6 +184,5 @@ def check_manifest(directory: str | Path) -> CheckResult:
             result.verified.append(name)
         else:
             result.changed.append(name)
-    on_disk = sorted(p.name for p in root.iterdir() if p.suffix == ".sql" and p.is_file())
-    result.extra = [name for name in on_disk if name not in listed]
+    result.extra = [name for name in sorted(on_disk) if name not in listed]
     return result

@@ -36,6 +36,8 @@ class Migration:
     up_sql: str | None = field(default=None, repr=False)
     down_sql: str | None = field(default=None, repr=False)
     order: int | None = None
+    # Run again whenever its file changes (Flyway's R__ files); never rolled back.
+    repeatable: bool = False
 
     @property
     def label(self) -> str:
@@ -90,16 +92,9 @@ def is_alembic_project(path: str | Path) -> bool:
     )
 
 
-def discover(directory: str | Path) -> list[Migration]:
-    """Migrations in `directory`, ordered by their numeric prefix; for an Alembic project (an
-    alembic.ini or its directory), one per revision in graph order, rendered offline."""
-    root = Path(directory)
-    if is_alembic_project(root):
-        from pgsafe.sources.alembic import discover_alembic  # noqa: PLC0415 (until the layouts land: sources.alembic imports this module)
-
-        return discover_alembic(root)
-    if not root.is_dir():
-        raise ConfigError(f"{root}: migrations directory not found")
+def read_files(root: Path) -> list[Migration]:
+    """pgsafe's own layout (golang-migrate's too): NNN_name.up.sql + NNN_name.down.sql pairs
+    or a lone NNN_name.sql in `root`, ordered by the numeric prefix."""
     ups: dict[str, Migration] = {}
     downs: dict[str, tuple[str, Path]] = {}
     for path in sorted(root.iterdir()):
@@ -167,7 +162,13 @@ def load_statements(path: Path) -> list[Statement]:
 
     pgsafe gives each migration its own transaction, so an outer BEGIN/COMMIT pair is dropped;
     any other transaction control would break that guarantee and is refused."""
-    statements = parse_sql(read_sql(path), str(path))
+    return file_statements(read_sql(path), str(path))
+
+
+def file_statements(text: str, path: str) -> list[Statement]:
+    """load_statements for the text of file `path` (or of one section of it, the rest blanked
+    so lines and columns stay the file's own)."""
+    statements = parse_sql(text, path)
     if (
         len(statements) >= 2
         and statements[0].transaction_control in ("begin", "start transaction")
@@ -178,7 +179,7 @@ def load_statements(path: Path) -> list[Statement]:
     for stmt in statements:
         if stmt.transaction_control:
             raise ParseError(
-                str(path),
+                path,
                 stmt.line,
                 stmt.column,
                 f"{stmt.transaction_control.upper()} is not allowed here: pgsafe runs each "

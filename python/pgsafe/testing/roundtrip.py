@@ -29,7 +29,8 @@ from pgsafe.render import Report, Section, Table, Text
 from pgsafe.schema import Difference, SchemaFingerprint, diff, render_diff
 from pgsafe.schema import fingerprint as schema_fingerprint
 from pgsafe.server import TemporaryDatabase, TemporaryServer
-from pgsafe.sources.files import Migration, discover
+from pgsafe.sources.files import Migration
+from pgsafe.sources.layouts import discover, run_verify
 from pgsafe.testing.datafp import TableFingerprint
 from pgsafe.testing.datafp import fingerprint as data_fingerprint
 from pgsafe.testing.rowgen import fill
@@ -298,7 +299,22 @@ class _Run:
             self.runner(db).apply(to=m.version)
         except Error as exc:
             return str(exc)
+        self.verify(db, m)
         return None
+
+    def verify(self, db: TemporaryDatabase, m: Migration) -> None:
+        """A sqitch verify script after each up of its change: a check of its own."""
+
+        started = time.monotonic()
+        try:
+            outcome = run_verify(db.dsn, m)
+        except Error as exc:
+            outcome = (False, str(exc))
+        if outcome is not None:
+            ok, message = outcome
+            status: Status = "pass" if ok else "fail"
+            took = time.monotonic() - started
+            self.add(CheckResult("verify", "verify", m.label, status, message, None, "", took))
 
     def down(self, db: TemporaryDatabase) -> str | None:
         try:
@@ -856,5 +872,10 @@ def run_tests(
                     run.stairway(data=data, idempotency=idempotency)
         finally:
             run.close()
+    if not any(r.status in ("pass", "fail") for r in report.results):
+        # Nothing was checked: that is never a pass.
+        report.results.append(
+            CheckResult("roundtrip", "checks", "", "fail", f"no check ran on {path}")
+        )
     report.seconds = time.monotonic() - started
     return report
