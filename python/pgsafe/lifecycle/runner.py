@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,9 +27,10 @@ from pgsafe.errors import (
 )
 from pgsafe.events import EventLog
 from pgsafe.lifecycle.fingerprints import last_fingerprint, record_fingerprint
+from pgsafe.quoting import quote_ident
 from pgsafe.render import Report, Section, Table
 from pgsafe.sources.files import Migration, Statement
-from pgsafe.sources.history import adopt_history, mark_from_history, read_history
+from pgsafe.sources.history import Applied, History, read_history
 from pgsafe.sources.layouts import discover
 
 if TYPE_CHECKING:
@@ -644,7 +645,7 @@ class Runner:
 
     def adopt(self, reason: str) -> str:
         """Writes pgsafe's ledger from the history table of the tool that migrated the database
-        so far (pgsafe.sources.history.adopt_history)."""
+        so far (adopt_history below)."""
 
         return adopt_history(self, reason)
 
@@ -711,3 +712,116 @@ def _locate(path: Path | None, statements: list[Statement], exc: DatabaseError) 
         else:
             column += len(prefix)
     return f"{path}:{line}:{column}"
+
+
+# -- adopting another tool's history (pgsafe repair --adopt) ------------------------------
+
+
+def adopt(
+    conn: _core.Connection,
+    ledger_schema: str,
+    adopted: Sequence[tuple[Migration, Applied, str]],
+    reason: str,
+    by: str,
+    version: str,
+) -> None:
+    """Writes pgsafe ledger rows (checksums from the files) for `adopted` (migration, what the
+    other tool says, the status to record), with a history entry each, in one transaction."""
+    s = quote_ident(ledger_schema)
+    conn.execute("BEGIN")
+    try:
+        for mig, applied, status in adopted:
+            conn.execute(
+                f"INSERT INTO {s}.migrations (version, name, checksum, status, applied_at,"
+                " duration_s, applied_by, pgsafe_version, retries)"
+                " VALUES ($1, $2, $3, $4, coalesce($5::timestamptz, clock_timestamp()), 0,"
+                " $6, $7, 0)",
+                [
+                    mig.version,
+                    mig.name,
+                    mig.checksum,
+                    status,
+                    applied.applied_at,
+                    f"adopted from {applied.source}",
+                    version,
+                ],
+            )
+            conn.execute(
+                f"INSERT INTO {s}.history (version, action, status, checksum, by, detail)"
+                " VALUES ($1, 'adopt', $2, $3, $4, $5)",
+                [mig.version, status, mig.checksum, by, f"{reason} (from {applied.source})"],
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.transaction_status in ("in_transaction", "in_error"):
+            conn.execute("ROLLBACK")
+        raise
+
+
+def adopt_history(runner: Runner, reason: str) -> str:
+    """`pgsafe repair --adopt`: under the migration lock, a pgsafe ledger row for every migration
+    the other tool applied and pgsafe's ledger lacks, with the checksum of its file, marked
+    adopted (applied_by "adopted from <tool> (<table>)", a history entry 'adopt'), all in one
+    transaction. Refuses, writing nothing, when that tool left one dirty."""
+
+    migs = runner.migrations()
+    with runner._locked() as (conn, _lock):
+        history = runner.history(conn, migs)
+        if history.table is None:
+            raise ConfigError(
+                f"nothing to adopt: no {history.tool} history table ({history.looked_for}) "
+                f"on {runner.target_label}"
+            )
+        recorded = {r.version for r in runner.ledger.rows(conn)}
+        todo = [
+            (m, history.applied[m.version])
+            for m in migs
+            if m.version in history.applied and m.version not in recorded
+        ]
+        dirty = [(m, a) for m, a in todo if a.state == "dirty"]
+        if dirty:
+            m, a = dirty[0]
+            raise UnsafeError(
+                f"{m.label} is dirty in {a.source} ({a.reason}); nothing adopted: fix the "
+                f"database, then `pgsafe repair {m.version} --mark applied|rolled-back`"
+            )
+        todo = [(m, a) for m, a in todo if a.state == "applied"]
+        if not todo:
+            return (
+                "nothing to adopt: pgsafe's ledger already records every migration "
+                f"{history.source_label()} says is applied"
+            )
+        runner.ledger.ensure(conn)
+        rows = [(m, a, "applied") for m, a in todo]
+        adopt(conn, runner.settings.ledger_schema, rows, reason, applied_by(), pgsafe_version())
+        versions = [m.version for m, _ in todo]
+        runner._record_schema(conn, "adopt", versions)
+        runner.events.write("adopt", versions=versions, source=history.source_label())
+    return (
+        f"adopted {len(todo)} migration(s) applied by {history.source_label()}: "
+        f"{todo[0][0].label} .. {todo[-1][0].label} ({reason})"
+    )
+
+
+def mark_from_history(
+    runner: Runner,
+    conn: _core.Connection,
+    mig: Migration,
+    migs: Sequence[Migration],
+    mark: str,
+    reason: str,
+) -> str | None:
+    """`pgsafe repair VERSION --mark ...` for a migration pgsafe's ledger has no row for but the
+    other tool's history has (dirty there, say): the row pgsafe records is the state given.
+    None when the other tool's history does not have it either."""
+
+    other = runner.history(conn, list(migs)).applied.get(mig.version)
+    if other is None:
+        return None
+    status = {"applied": "applied", "rolled-back": "rolled_back"}[mark]
+    runner.ledger.ensure(conn)
+    rows = [(mig, other, status)]
+    adopt(conn, runner.settings.ledger_schema, rows, reason, applied_by(), pgsafe_version())
+    runner._record_schema(conn, "repair", [mig.version])
+    runner.events.write("repair", version=mig.version, status=status, reason=reason)
+    return f"{mig.version}: marked {status} ({reason}; was {other.state} in {other.source})"
