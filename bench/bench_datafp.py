@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from dataset import DB, clean_env, load
 from pgsafe.server import TemporaryServer
-from pgsafe.testing import datafp
+from pgsafe.backup import datafp
 
 
 def timed(fn: Callable[[], object]) -> float:

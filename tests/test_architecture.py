@@ -27,7 +27,7 @@ FLOORS: list[set[str]] = [
 ALLOWED_UPWARD: set[tuple[str, str]] = {
     # verify-backup and restore compare the restored rows with the data fingerprints that
     # `pgsafe test` also uses (testing/datafp.py, a thin layer over the core's scan).
-    ("pgsafe.backup.core", "pgsafe.testing.datafp"),
+    ("pgsafe.backup.core", "pgsafe.backup.datafp"),
 }
 
 

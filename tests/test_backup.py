@@ -19,9 +19,9 @@ import pytest
 
 from helpers import cli_env, pgsafe, query, require_icu, spawn, wait_for
 from pgsafe.backup import core as bk
+from pgsafe.backup.datafp import fingerprint
 from pgsafe.schema import fingerprint as schema_fingerprint
 from pgsafe.server import TemporaryDatabase
-from pgsafe.testing.datafp import fingerprint
 
 # Runs on every major of the version matrix (tests/conftest.py).
 pytestmark = pytest.mark.pg_matrix

@@ -20,9 +20,9 @@ import pytest
 from helpers import pgsafe, query, spawn, wait_for
 from pgsafe import _core
 from pgsafe import errors as e
+from pgsafe.backup import datafp
+from pgsafe.backup.datafp import TableFingerprint
 from pgsafe.server import TemporaryDatabase
-from pgsafe.testing import datafp
-from pgsafe.testing.datafp import TableFingerprint
 
 SECRET = "fp-s3cret-pass"
 # A view whose COPY runs for ~1000 s unless cancelled.

@@ -15,8 +15,8 @@ import pytest
 from helpers import cli_env, has_extension
 from pgsafe import _core
 from pgsafe.backup import core as bk
+from pgsafe.backup.datafp import fingerprint
 from pgsafe.server import TemporaryDatabase
-from pgsafe.testing.datafp import fingerprint
 
 # Runs on every major of the version matrix (tests/conftest.py).
 pytestmark = pytest.mark.pg_matrix

@@ -1,5 +1,10 @@
 """pgsafe: makes every PostgreSQL schema migration provably safe before, during and after it
-runs. The public API is re-exported here; the compiled core (`pgsafe._core`) is private."""
+runs. The public API is re-exported here; the compiled core (`pgsafe._core`) is private.
+The ground floor's names load with the package; the rest (Runner, discover, ...) on first use,
+so `import pgsafe` (and every pytest run, through the plugin) stays light."""
+
+import importlib
+from typing import Any
 
 from pgsafe import _core
 from pgsafe.config import Settings, Target, resolve_target
@@ -16,10 +21,6 @@ from pgsafe.errors import (
     RollbackFailed,
     UnsafeError,
 )
-from pgsafe.lifecycle.runner import Runner, StatusReport
-from pgsafe.schema import Difference, SchemaFingerprint, SchemaObject
-from pgsafe.sources.files import Migration, load_statements, parse_sql
-from pgsafe.sources.layouts import discover
 
 __version__ = _core.__version__
 Connection = _core.Connection
@@ -51,3 +52,29 @@ __all__ = [
     "parse_sql",
     "resolve_target",
 ]
+
+# Names from the packages above the ground floor, imported on first use (PEP 562).
+_LAZY = {
+    "Runner": "pgsafe.lifecycle.runner",
+    "StatusReport": "pgsafe.lifecycle.runner",
+    "Difference": "pgsafe.schema",
+    "SchemaFingerprint": "pgsafe.schema",
+    "SchemaObject": "pgsafe.schema",
+    "Migration": "pgsafe.sources.files",
+    "load_statements": "pgsafe.sources.files",
+    "parse_sql": "pgsafe.sources.files",
+    "discover": "pgsafe.sources.layouts",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pgsafe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

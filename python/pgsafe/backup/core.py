@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from pgsafe import _core, pgbin
 from pgsafe.backup import force as restore_force
+from pgsafe.backup.datafp import fingerprint
 from pgsafe.db import server_major
 from pgsafe.errors import (
     BackupError,
@@ -45,7 +46,6 @@ from pgsafe.quoting import quote_literal
 from pgsafe.render import Report, Section, Table, Text
 from pgsafe.server import TemporaryServer
 from pgsafe.stamps import stamped_name
-from pgsafe.testing.datafp import fingerprint
 
 __all__ = [
     "DEFAULT_OUT_DIR",

@@ -8,9 +8,9 @@ import sys
 import time
 
 from pgsafe import _core
+from pgsafe.backup.datafp import fingerprint
 from pgsafe.cli import _common as common
 from pgsafe.cli._common import EXIT_OK
-from pgsafe.testing.datafp import fingerprint
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -331,12 +331,19 @@ class Runner:
     def _position(self, migs: list[Migration], to: str) -> int:
         """The place in `migs` of the migration `to` names: its version as written, the same
         number (2 for 002), the version without dashes (diesel), or its label."""
-        for match in (
-            lambda m: m.version == to,
-            lambda m: to.isdigit() and m.version.isdigit() and int(m.version) == int(to),
-            lambda m: "-" in m.version + to and m.version.replace("-", "") == to.replace("-", ""),
-            lambda m: m.label == to,
-        ):
+        def exact(m: Migration) -> bool:
+            return m.version == to
+
+        def number(m: Migration) -> bool:
+            return to.isdigit() and m.version.isdigit() and int(m.version) == int(to)
+
+        def undashed(m: Migration) -> bool:
+            return "-" in m.version + to and m.version.replace("-", "") == to.replace("-", "")
+
+        def label(m: Migration) -> bool:
+            return m.label == to
+
+        for match in (exact, number, undashed, label):
             for i, m in enumerate(migs):
                 if match(m):
                     return i

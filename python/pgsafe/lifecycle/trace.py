@@ -489,13 +489,13 @@ def available_extensions(server: Any) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
-def needed_extensions(statements: Sequence[_core.Statement]) -> list[str]:
+def needed_extensions(statements: Sequence[Statement]) -> list[str]:
     """The extensions `statements` create (CREATE EXTENSION), from their parse trees."""
     out: list[str] = []
-    for i, s in enumerate(statements):
+    for s in statements:
         if s.kind != "CreateExtensionStmt":
             continue
-        name = Stmt.from_core(i, s).node.get("extname")
+        name = s.node.get("extname")
         if isinstance(name, str) and name not in out:
             out.append(name)
     return out

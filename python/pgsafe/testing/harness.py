@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pgsafe import _core, schema
+from pgsafe.backup import datafp
 from pgsafe.config import Settings
 from pgsafe.db import connect
 from pgsafe.lifecycle.runner import Runner, StatusReport, StepResult
 from pgsafe.lifecycle.trace import TraceReport, assert_max_lock, assert_no_rewrite, trace
 from pgsafe.schema import DEFAULT_EXCLUDE, SchemaFingerprint
-from pgsafe.testing import datafp
 
 if TYPE_CHECKING:
-    from pgsafe.testing.datafp import TableFingerprint
+    from pgsafe.backup.datafp import TableFingerprint
 
 __all__ = [
     "DataLossError",
@@ -218,7 +218,7 @@ def assert_no_data_loss(
     A migration that adds or changes a column changes every row's contents by design: compare
     with ``counts_only=True`` across it, and exactly after its rollback.
 
-    Either side is a list of :class:`~pgsafe.testing.datafp.TableFingerprint` (from
+    Either side is a list of :class:`~pgsafe.backup.datafp.TableFingerprint` (from
     ``harness.data_fingerprint()``) or a target fingerprinted now. Tables only in ``after`` are
     new, not lost, and are ignored. The message names each table with its counts."""
     __tracebackhide__ = True

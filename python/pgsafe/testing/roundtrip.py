@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pgsafe.analysis.touches import Touches, analyse
+from pgsafe.backup.datafp import TableFingerprint
+from pgsafe.backup.datafp import fingerprint as data_fingerprint
 from pgsafe.config import Settings
 from pgsafe.errors import DatabaseError, Error
 from pgsafe.lifecycle.runner import Runner
@@ -31,8 +33,6 @@ from pgsafe.schema import fingerprint as schema_fingerprint
 from pgsafe.server import TemporaryDatabase, TemporaryServer
 from pgsafe.sources.files import Migration
 from pgsafe.sources.layouts import discover, run_verify
-from pgsafe.testing.datafp import TableFingerprint
-from pgsafe.testing.datafp import fingerprint as data_fingerprint
 from pgsafe.testing.rowgen import fill
 
 __all__ = ["CheckResult", "RoundtripReport", "run_tests"]
