@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable
 
 from dataset import DB, clean_env, load
-from pgsafe.server import TemporaryServer
 from pgsafe.backup import datafp
+from pgsafe.server import TemporaryServer
 
 
 def timed(fn: Callable[[], object]) -> float:

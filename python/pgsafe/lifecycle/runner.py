@@ -331,6 +331,7 @@ class Runner:
     def _position(self, migs: list[Migration], to: str) -> int:
         """The place in `migs` of the migration `to` names: its version as written, the same
         number (2 for 002), the version without dashes (diesel), or its label."""
+
         def exact(m: Migration) -> bool:
             return m.version == to
 
