@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from pgsafe import _core
 from pgsafe.backup import force as restore_force
+from pgsafe.config import parse_duration
 from pgsafe.db import quote_literal
 from pgsafe.errors import (
     BackupError,
@@ -559,16 +560,18 @@ class BackupInfo:
 # Backup
 
 
+MAX_AGE_NO_ZERO = "0 would delete every backup but the one just written"
+
+
 def _parse_age(max_age: float | dt.timedelta | str | None) -> dt.timedelta | None:
+    """Retention's age limit: a timedelta, a number of seconds, or a duration ("7d", "12h"),
+    read by pgsafe.config's one parser; more than 0."""
     if max_age is None or isinstance(max_age, dt.timedelta):
+        if max_age is not None and max_age <= dt.timedelta(0):
+            raise ConfigError(f"max age: must be more than 0 ({MAX_AGE_NO_ZERO})")
         return max_age
-    if isinstance(max_age, int | float):
-        return dt.timedelta(seconds=max_age)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*", max_age)
-    if not m:
-        raise ConfigError(f"max age {max_age!r}: want a number with s, m, h, d or w (e.g. 7d)")
-    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m[2] or "d"]
-    return dt.timedelta(seconds=float(m[1]) * unit)
+    ms = parse_duration(max_age, "max age", unit="s", no_zero=MAX_AGE_NO_ZERO)
+    return dt.timedelta(milliseconds=ms)
 
 
 def _new_name(out_dir: Path, created: dt.datetime, suffix: str) -> str:

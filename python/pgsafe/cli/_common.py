@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from pgsafe import _core
-from pgsafe.config import Settings, resolve_target
+from pgsafe.config import Settings, parse_duration, parse_timeout, resolve_target
 from pgsafe.errors import ConfigError, DatabaseError, Error
 from pgsafe.events import EventLog
 from pgsafe.server import TemporaryServer
@@ -20,24 +19,39 @@ from pgsafe.server import TemporaryServer
 EXIT_OK, EXIT_UNSAFE, EXIT_MIGRATION, EXIT_POSTFLIGHT, EXIT_ROLLBACK, EXIT_CONFIG = range(6)
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)?\s*$")
+def duration(
+    *,
+    zero: str | None = None,
+    no_zero: str = "",
+    timeout: bool = False,
+    minimum_ms: float = 0.0,
+) -> Callable[[str], int]:
+    """An argparse type for a duration flag, in whole milliseconds, read by pgsafe.config's one
+    parser (units us, ms, s, min, h, d, w; a bare number other than 0 is refused). `zero` is
+    what 0 means where the flag allows it; `timeout`: a PostgreSQL timeout (0 would disable
+    it, so it is refused; at most ~24.8 days)."""
+
+    def parse(text: str) -> int:
+        try:
+            if timeout:
+                return parse_timeout(text, "", zero=zero)
+            ms = parse_duration(text, "", zero=zero, no_zero=no_zero, minimum_ms=minimum_ms)
+            return round(ms)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "duration"  # argparse names the type in "invalid duration value"
+    return parse
 
 
-_UNIT_MS = {"ms": 1, "s": 1000, "sec": 1000, "m": 60_000, "min": 60_000, "h": 3_600_000}
-
-
-_MAX_MS = 2_147_483_647  # PostgreSQL's timeouts are int milliseconds
-
-
-def duration_ms(text: str) -> int:
-    """'200ms', '5s', '15min', '1h' or a plain number of milliseconds."""
-    m = _DURATION.match(text)
-    if m is None:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 200ms, 5s, 15min)")
-    value = int(float(m[1]) * _UNIT_MS[m[2] or "ms"])
-    if value > _MAX_MS:
-        raise argparse.ArgumentTypeError(f"{text!r} is longer than PostgreSQL allows (~24 days)")
-    return value
+# A PostgreSQL timeout flag: 0 is refused (PostgreSQL's 0 disables the timeout).
+timeout_ms = duration(timeout=True)
+# Backoff delays: 0 retries at once.
+delay_ms = duration(zero="no delay")
+# Waiting for another run's migration lock: 0 tries once and fails at once if it is held.
+lock_wait_ms = duration(zero="no wait")
+# Thresholds that must be more than 0 (a warning after 0s would fire on everything).
+threshold_ms = duration()
 
 
 def positive_int(text: str) -> int:
@@ -120,28 +134,29 @@ def add_safety(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("safety limits")
     g.add_argument(
         "--lock-timeout",
-        type=duration_ms,
+        type=timeout_ms,
         default=d.lock_timeout_ms,
         metavar="DUR",
-        help="lock_timeout for every statement (default 5s)",
+        help="lock_timeout for every statement (default 5s; more than 0, which PostgreSQL "
+        "reads as no timeout at all)",
     )
     g.add_argument(
         "--statement-timeout",
-        type=duration_ms,
+        type=timeout_ms,
         default=d.statement_timeout_ms,
         metavar="DUR",
         help="statement_timeout for ordinary statements (default 5min)",
     )
     g.add_argument(
         "--long-statement-timeout",
-        type=duration_ms,
+        type=timeout_ms,
         default=d.long_statement_timeout_ms,
         metavar="DUR",
         help="statement_timeout for index builds, validations, VACUUM (default 15min)",
     )
     g.add_argument(
         "--idle-timeout",
-        type=duration_ms,
+        type=timeout_ms,
         default=d.idle_in_transaction_timeout_ms,
         metavar="DUR",
         help="idle_in_transaction_session_timeout (default 60s)",
@@ -155,24 +170,25 @@ def add_safety(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--retry-base",
-        type=duration_ms,
+        type=delay_ms,
         default=d.retry_base_ms,
         metavar="DUR",
         help="first backoff delay, doubled per attempt with jitter (default 500ms)",
     )
     g.add_argument(
         "--retry-max",
-        type=duration_ms,
+        type=delay_ms,
         default=d.retry_max_ms,
         metavar="DUR",
         help="backoff cap (default 30s)",
     )
     g.add_argument(
         "--lock-wait",
-        type=duration_ms,
+        type=lock_wait_ms,
         default=int(d.lock_wait_s * 1000),
         metavar="DUR",
-        help="how long to wait for another run's migration lock (default 5min)",
+        help="how long to wait for another run's migration lock (default 5min; 0: fail at "
+        "once if another run holds it)",
     )
 
 

@@ -80,7 +80,7 @@ def register(sub: Any) -> None:
     p.add_argument("--approvals", metavar="FILE", help="default: PATH/approvals.toml")
     p.add_argument(
         "--slow-warning",
-        type=common.duration_ms,
+        type=common.threshold_ms,
         metavar="DUR",
         help="warn about a migration running longer than this (default 5min, seed 002)",
     )

@@ -7,11 +7,12 @@ is damaged or does not restore to what its manifest records, 5 config."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from typing import Any
 
-from pgsafe.backup.core import backup, load_key, restore, verify_backup
+from pgsafe.backup.core import MAX_AGE_NO_ZERO, backup, load_key, restore, verify_backup
 from pgsafe.cli import _common as common
 from pgsafe.errors import ConfigError, Error, RollbackError, UnsafeError, mask_password
 
@@ -30,6 +31,13 @@ def _add_key(p: argparse.ArgumentParser, verb: str) -> None:
         metavar="VAR",
         help="the same key, from environment variable VAR (never on the command line)",
     )
+
+
+_max_age_ms = common.duration(no_zero=MAX_AGE_NO_ZERO)
+
+
+def _max_age(text: str) -> dt.timedelta:
+    return dt.timedelta(milliseconds=_max_age_ms(text))
 
 
 def _key(args: argparse.Namespace) -> bytes | None:
@@ -129,7 +137,10 @@ def register(sub: Any) -> None:
         "--keep", type=common.positive_int, metavar="N", help="keep the N newest backups"
     )
     p.add_argument(
-        "--max-age", metavar="D", help="delete complete backups older than D (e.g. 7d, 12h)"
+        "--max-age",
+        type=_max_age,
+        metavar="DUR",
+        help="delete complete backups older than DUR (e.g. 7d, 12h; more than 0)",
     )
     p.add_argument("--chunk-pages", type=common.positive_int, metavar="N", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -37,21 +37,16 @@ gave up within its timeouts; 5 bad PATH, DSN or
 option (the password is masked). With --watch, the code of the last refresh."""
 
 
+_long_tx_ms = common.duration(zero="every open transaction counts as long")
+_interval_ms = common.duration(minimum_ms=100)
+
+
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value != value or value < 0:  # NaN or negative
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text!r}")
-    return value
+    return _long_tx_ms(text) / 1000
 
 
 def _interval(text: str) -> float:
-    value = _seconds(text)
-    if value < 0.1:
-        raise argparse.ArgumentTypeError(f"refresh at most every 0.1s, not {text!r}")
-    return value
+    return _interval_ms(text) / 1000
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -91,16 +86,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--long-tx",
         type=_seconds,
         default=30.0,
-        metavar="SECONDS",
-        help="report transactions open longer than this (default 30)",
+        metavar="DUR",
+        help="report transactions open longer than this (default 30s)",
     )
     p.add_argument(
         "--watch",
         type=_interval,
         nargs="?",
         const=2.0,
-        metavar="SECONDS",
-        help="probe again every SECONDS (default 2) until Ctrl-C; with --format json, one "
+        metavar="DUR",
+        help="probe again every DUR (default 2s, at least 100ms) until Ctrl-C; with --format "
+        "json, one "
         "JSON document per line",
     )
     p.set_defaults(handler=run)

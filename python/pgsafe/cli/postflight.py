@@ -48,7 +48,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=common.duration_ms,
+        type=common.timeout_ms,
         metavar="DUR",
         help="statement_timeout of each check query, e.g. an orphan count (default 30s)",
     )
