@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import NoReturn
 from pgsafe import _core
 from pgsafe.config import Settings, parse_duration, parse_timeout, resolve_target
 from pgsafe.errors import ConfigError, DatabaseError, Error
-from pgsafe.events import EventLog
+from pgsafe.events import EventLog, create_private, private_dir
 from pgsafe.server import TemporaryServer
 
 EXIT_OK, EXIT_UNSAFE, EXIT_MIGRATION, EXIT_POSTFLIGHT, EXIT_ROLLBACK, EXIT_CONFIG = range(6)
@@ -271,9 +272,8 @@ def event_log(args: argparse.Namespace) -> EventLog:
         return EventLog(None)
     path = Path(args.log_dir) / "migrations.jsonl"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a"):
-            pass
+        private_dir(path.parent)
+        os.close(create_private(path, append=True))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write the event log: {exc.strerror or exc}") from None
     return EventLog(path)

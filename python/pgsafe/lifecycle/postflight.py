@@ -21,6 +21,7 @@ from pgsafe.analysis.touches import Touches, analyse
 from pgsafe.config import Settings, parse_duration, parse_timeout
 from pgsafe.db import connect, quote_ident, quote_qualified
 from pgsafe.errors import ConfigError, DatabaseError, Error, PostflightError
+from pgsafe.events import private_dir, write_private
 from pgsafe.lifecycle.fingerprints import (
     RecordedFingerprint,
     applied_versions,
@@ -325,9 +326,9 @@ def write_report(report: PostflightReport, log_dir: str | Path = "logs") -> Path
     )
     path = directory / name
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        write_private(tmp, json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
         tmp.replace(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write the report: {exc.strerror or exc}") from None
