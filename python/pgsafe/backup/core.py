@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from pgsafe import _core
 from pgsafe.backup import force as restore_force
 from pgsafe.config import parse_duration
-from pgsafe.db import quote_literal
+from pgsafe.db import quote_literal, split_name
 from pgsafe.errors import (
     BackupError,
     ConfigError,
@@ -682,6 +682,8 @@ def backup(
         raise ConfigError("tables is empty: name at least one table, or pass None for all")
     if any(not t for t in names):
         raise ConfigError("empty table name")
+    for t in names:
+        split_name(t)
     masked = _core.mask_dsn(dsn)
     roles = _roles(dsn)  # connects first: a bad target creates nothing
     directory = Path(out_dir)

@@ -13,11 +13,18 @@ from typing import NoReturn
 
 from pgsafe import _core
 from pgsafe.config import Settings, parse_duration, parse_timeout, resolve_target
-from pgsafe.errors import ConfigError, DatabaseError, Error
+from pgsafe.db import split_name
+from pgsafe.errors import COMMAND_FAILURE, READ_ONLY_COMMANDS, ConfigError
+from pgsafe.errors import EXIT_CONFIG as EXIT_CONFIG
+from pgsafe.errors import EXIT_INTERRUPTED as EXIT_INTERRUPTED
+from pgsafe.errors import EXIT_MIGRATION as EXIT_MIGRATION
+from pgsafe.errors import EXIT_OK as EXIT_OK
+from pgsafe.errors import EXIT_POSTFLIGHT as EXIT_POSTFLIGHT
+from pgsafe.errors import EXIT_ROLLBACK as EXIT_ROLLBACK
+from pgsafe.errors import EXIT_UNSAFE as EXIT_UNSAFE
+from pgsafe.errors import exit_code as exit_code
 from pgsafe.events import EventLog, create_private, private_dir
 from pgsafe.server import TemporaryServer
-
-EXIT_OK, EXIT_UNSAFE, EXIT_MIGRATION, EXIT_POSTFLIGHT, EXIT_ROLLBACK, EXIT_CONFIG = range(6)
 
 
 def duration(
@@ -66,9 +73,16 @@ def positive_int(text: str) -> int:
 
 
 def table_list(text: str) -> list[str]:
+    """--tables T,...: each name checked as PostgreSQL reads it (db.split_name); a bad one is
+    the same usage error (exit 5) in every command."""
     names = [t.strip() for t in text.split(",")]
     if not all(names):
         raise argparse.ArgumentTypeError(f"empty table name in {text!r}")
+    for name in names:
+        try:
+            split_name(name)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     return names
 
 
@@ -279,24 +293,7 @@ def event_log(args: argparse.Namespace) -> EventLog:
     return EventLog(path)
 
 
-FAILURE_CODE = {
-    "apply": EXIT_MIGRATION,
-    "rollback": EXIT_ROLLBACK,
-    "postflight": EXIT_POSTFLIGHT,
-    "backup": EXIT_MIGRATION,
-    "restore": EXIT_ROLLBACK,
-    "verify-backup": EXIT_MIGRATION,
-}
-
-
-READ_ONLY = {"fingerprint", "checksum"}
-
-
-def exit_code(command: str, exc: Error) -> int:
-    if isinstance(exc, ConfigError):
-        return EXIT_CONFIG
-    if command == "rollback":  # whatever stopped it, the rollback failed (DESIGN.md: 4)
-        return EXIT_ROLLBACK
-    if isinstance(exc, DatabaseError):
-        return FAILURE_CODE.get(command, EXIT_CONFIG)
-    return exc.exit_code
+# The exit codes and the code of an error live in pgsafe.errors (one place for the CLI's status,
+# its message and apply's JSON report).
+FAILURE_CODE = COMMAND_FAILURE
+READ_ONLY = READ_ONLY_COMMANDS

@@ -61,24 +61,20 @@ def _fail(exc: Error) -> None:
 def _backup(args: argparse.Namespace) -> int:
 
     key = _key(args)
-    try:
-        with common.open_target(args, say=lambda m: print(m, file=sys.stderr)) as (dsn, _label):
-            result = backup(
-                dsn,
-                tables=args.tables,
-                out_dir=args.out,
-                compress=args.compress,
-                workers=args.workers,
-                key=key,
-                keep=args.keep,
-                max_age=args.max_age,
-                chunk_pages=args.chunk_pages,
-            )
-    except ConfigError:
-        raise
-    except Error as exc:
-        _fail(exc)
-        return EXIT_BACKUP
+    # Errors go to cli.main, which prints them and exits with pgsafe.errors.exit_code:
+    # 2 (backup failed), 5 (config: a bad name in --tables, an unreachable target).
+    with common.open_target(args, say=lambda m: print(m, file=sys.stderr)) as (dsn, _label):
+        result = backup(
+            dsn,
+            tables=args.tables,
+            out_dir=args.out,
+            compress=args.compress,
+            workers=args.workers,
+            key=key,
+            keep=args.keep,
+            max_age=args.max_age,
+            chunk_pages=args.chunk_pages,
+        )
     _print(result, args.json)
     return EXIT_OK
 
