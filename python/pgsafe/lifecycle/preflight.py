@@ -473,6 +473,7 @@ class _Preflight:
                         relations=tables,
                         long_tx_seconds=self.policy.long_transaction_s,
                         settings=self.settings,
+                        long_wait_seconds=self.policy.long_lock_wait_s,
                     )
                 except ConfigError:
                     raise
@@ -545,7 +546,8 @@ class _Preflight:
         return self._from_probe(
             "blocking-locks",
             ("blocking", "lock-queue"),
-            "no session is blocked, no lock queue on the tables the migrations touch",
+            "no session is blocked on, and no lock queue on, the tables the migrations touch; "
+            f"no lock wait elsewhere of {self.policy.long_lock_wait_s:g}s or more",
             "lock conflicts right now",
         )
 
