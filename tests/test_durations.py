@@ -162,6 +162,8 @@ def test_policy_and_expectation_keys_use_the_same_parser(tmp_path: Path) -> None
     p = load_policy("staging", tmp_path)
     assert (p.long_transaction_s, p.slow_migration_s, p.max_lock_timeout_ms) == (60, 120, 10_000)
     assert (p.max_backup_age_hours, p.long_lock_wait_s) == (48, 2)
+    (tmp_path / "pgsafe.toml").write_text("[policy.staging]\nmax_backup_age_hours = 0\n")
+    assert load_policy("staging", tmp_path).max_backup_age_hours == 0  # documented: too old
     for bad, message in [
         ("max_lock_timeout_ms = 0", "policy.staging.max_lock_timeout_ms: must be more than 0"),
         ('slow_migration_s = "5"', "policy.staging.slow_migration_s: '5' has no unit"),

@@ -84,7 +84,8 @@ _DEFAULTS: dict[str, Policy] = {
 # Duration keys: (unit of a plain number, ms per unit of the stored value, what 0 means or None
 # when 0 is refused).
 _DURATIONS: dict[str, tuple[str, float, str | None]] = {
-    "max_backup_age_hours": ("h", 3_600_000.0, None),  # false: any age
+    # false: any age; 0: no backup is recent enough (the check always fails)
+    "max_backup_age_hours": ("h", 3_600_000.0, "no backup is recent enough"),
     "max_lock_timeout_ms": ("ms", 1.0, None),
     "max_statement_timeout_ms": ("ms", 1.0, None),
     "long_transaction_s": ("s", 1_000.0, "every open transaction fails preflight"),
