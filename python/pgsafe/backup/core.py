@@ -692,8 +692,8 @@ def backup(
         raise ConfigError("tables is empty: name at least one table, or pass None for all")
     if any(not t for t in names):
         raise ConfigError("empty table name")
-    for t in names:
-        split_name(t)
+    for name in names:
+        split_name(name)
     masked = _core.mask_dsn(dsn)
     roles = _roles(dsn)  # connects first: a bad target creates nothing
     directory = Path(out_dir)
