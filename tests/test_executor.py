@@ -434,7 +434,8 @@ def test_failed_mixed_migration_is_dirty_until_repaired(
     assert not exists(pgsafe_db, "after_the_dirty_one")
 
     status = pgsafe("status", str(migs), "--db", pgsafe_db.dsn, "--json")
-    assert status.returncode == EXIT_OK, status.stderr
+    assert status.returncode == 1, status.stderr  # a dirty migration needs attention
+    assert "002_" in status.stderr and "dirty" in status.stderr
     states = {m["version"]: m["state"] for m in json.loads(status.stdout)["migrations"]}
     assert states == {"001": "applied", "002": "dirty", "003": "pending"}
 

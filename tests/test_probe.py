@@ -389,7 +389,7 @@ def test_cli_text_and_json(table: TemporaryDatabase, tmp_path: Path) -> None:
 
 
 def test_cli_watch_refreshes_until_interrupted(table: TemporaryDatabase) -> None:
-    proc = spawn("locks", "--db", table.url, "--format", "json", "--watch", "0.1")
+    proc = spawn("locks", "--db", table.url, "--format", "json", "--watch", "100ms")
     try:
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline())

@@ -120,6 +120,51 @@ class MigrationLockTimeout(MigrationError):
 
 
 # ---------------------------------------------------------------------------------------------
+# Exit codes: the one place that decides which code an error ends a command with. The CLI's
+# process status, the message it prints and the `exit_code` of apply's JSON report (and its
+# "stopped (exit N)") all come from `exit_code` below.
+
+EXIT_OK, EXIT_UNSAFE, EXIT_MIGRATION, EXIT_POSTFLIGHT, EXIT_ROLLBACK, EXIT_CONFIG = range(6)
+EXIT_INTERRUPTED = 130  # a read-only command stopped by Ctrl-C or SIGTERM (128 + SIGINT)
+
+# The code of a command that a server error (or an interrupt) stops: its own failure code.
+COMMAND_FAILURE = {
+    "apply": EXIT_MIGRATION,
+    "rollback": EXIT_ROLLBACK,
+    "postflight": EXIT_POSTFLIGHT,
+    "backup": EXIT_MIGRATION,
+    "restore": EXIT_ROLLBACK,
+    "verify-backup": EXIT_MIGRATION,
+}
+# Commands that change nothing: an interrupt is just an interrupt (130).
+READ_ONLY_COMMANDS = frozenset({"fingerprint", "checksum"})
+
+
+def exit_code(command: str, exc: BaseException) -> int:
+    """The exit code `exc` ends `command` with: 5 for every config or usage error (the same bad
+    input gets the same code in every command); 4 for anything that stops a rollback, or a
+    restore it did not refuse (1);
+    a server error's code is the command's own failure code (a read-only command's: 5, as it
+    can only come from the target it was given); an interrupt is the command's failure code
+    (130 for a read-only one); otherwise the error's own `exit_code`."""
+    if isinstance(exc, ConfigError):
+        return EXIT_CONFIG
+    if isinstance(exc, KeyboardInterrupt):
+        if command in READ_ONLY_COMMANDS:
+            return EXIT_INTERRUPTED
+        return COMMAND_FAILURE.get(command, EXIT_INTERRUPTED)
+    if command == "rollback":  # whatever stopped it, the rollback failed (DESIGN.md: 4)
+        return EXIT_ROLLBACK
+    if command == "restore" and not isinstance(exc, UnsafeError):  # 1: refused, nothing done
+        return EXIT_ROLLBACK
+    if isinstance(exc, DatabaseError):
+        return COMMAND_FAILURE.get(command, EXIT_CONFIG)
+    if isinstance(exc, Error):
+        return exc.exit_code
+    return EXIT_MIGRATION
+
+
+# ---------------------------------------------------------------------------------------------
 # Server errors
 
 _by_sqlstate: dict[str, type[DatabaseError]] = {}

@@ -6,7 +6,6 @@ row per revision written before the step commits, invariant checks that abort th
 from __future__ import annotations
 
 import logging
-import re
 import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
@@ -15,14 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from pgsafe import _core
-from pgsafe.config import applied_by
+from pgsafe.config import applied_by, parse_duration, parse_timeout
 from pgsafe.errors import ConfigError, MigrationError, MigrationLockTimeout
 from pgsafe.quoting import quote_ident
 
 log = logging.getLogger("pgsafe")
 
-# PostgreSQL's own duration syntax for GUCs: a number with an optional unit.
-_DURATION = re.compile(r"^\s*\d+(\.\d+)?\s*(us|ms|s|min|h|d)?\s*$")
 # Settings that `alembic -x NAME=VALUE` may override.
 X_SETTINGS = ("lock_timeout", "statement_timeout", "lock_wait")
 
@@ -33,17 +30,22 @@ class InvariantViolation(MigrationError):
 
 
 def _duration(name: str, value: object, where: str) -> str:
-    text = str(value)
-    if not _DURATION.match(text):
-        raise ConfigError(f"{where} {name}={text}: not a duration (try 2s, 500ms, 5min)")
-    return text.strip()
+    """`value` read by pgsafe.config's one duration parser, as text PostgreSQL's SET reads
+    ("2s", "1500ms"). The timeouts must be more than 0 (PostgreSQL's 0 disables them);
+    lock_wait 0 means: fail at once when another run holds the migration lock."""
+    at = f"{where} {name}={value}"
+    if name == "lock_wait":
+        ms = round(parse_duration(value, at, zero="no wait"))
+    else:
+        ms = parse_timeout(value, at)
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1_000)):
+        if ms and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
 
 
 def _seconds(text: str) -> float:
-    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$", text)
-    assert m is not None
-    unit = {"us": 1e-6, "ms": 1e-3, "s": 1, "min": 60, "h": 3600, "d": 86400}[m[2] or "ms"]
-    return float(m[1]) * unit
+    return parse_duration(text, "lock_wait", zero="no wait") / 1000
 
 
 @dataclass

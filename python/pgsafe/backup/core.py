@@ -12,13 +12,17 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
+import signal
+import socket
 import subprocess
 import threading
 import time
@@ -31,12 +35,14 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 from pgsafe import _core, pgbin
 from pgsafe.backup import force as restore_force
 from pgsafe.backup.datafp import fingerprint
-from pgsafe.db import server_major
+from pgsafe.config import parse_duration
+from pgsafe.db import server_major, split_name
 from pgsafe.errors import (
     BackupError,
     ConfigError,
     CorruptChunk,
     Error,
+    InsufficientPrivilege,
     RollbackError,
     UnsafeError,
     mask_password,
@@ -55,14 +61,18 @@ __all__ = [
     "BackupInfo",
     "BackupResult",
     "CorruptChunk",
+    "PartialRestore",
     "RestoreResult",
     "VerifyReport",
     "backup",
     "latest_backup",
     "load_key",
+    "partial_restore",
     "restore",
     "verify_backup",
 ]
+
+log = logging.getLogger("pgsafe")
 
 FORMAT_VERSION = 1
 DEFAULT_OUT_DIR = "backups/migrations"
@@ -295,6 +305,7 @@ def _pg_dump(
 
 def _psql(psql: str, dsn: str, sql: bytes, what: str) -> None:
     clean, env = _client_env(dsn)
+    env["PGAPPNAME"] = "pgsafe-restore"  # its session is found and ended if an undo needs it
     argv = [
         psql,
         "-X",
@@ -548,16 +559,18 @@ class BackupInfo:
 # Backup
 
 
+MAX_AGE_NO_ZERO = "0 would delete every backup but the one just written"
+
+
 def _parse_age(max_age: float | dt.timedelta | str | None) -> dt.timedelta | None:
+    """Retention's age limit: a timedelta, a number of seconds, or a duration ("7d", "12h"),
+    read by pgsafe.config's one parser; more than 0."""
     if max_age is None or isinstance(max_age, dt.timedelta):
+        if max_age is not None and max_age <= dt.timedelta(0):
+            raise ConfigError(f"max age: must be more than 0 ({MAX_AGE_NO_ZERO})")
         return max_age
-    if isinstance(max_age, int | float):
-        return dt.timedelta(seconds=max_age)
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*", max_age)
-    if not m:
-        raise ConfigError(f"max age {max_age!r}: want a number with s, m, h, d or w (e.g. 7d)")
-    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m[2] or "d"]
-    return dt.timedelta(seconds=float(m[1]) * unit)
+    ms = parse_duration(max_age, "max age", unit="s", no_zero=MAX_AGE_NO_ZERO)
+    return dt.timedelta(milliseconds=ms)
 
 
 def _new_name(out_dir: Path, created: dt.datetime, suffix: str) -> str:
@@ -670,6 +683,8 @@ def backup(
         raise ConfigError("tables is empty: name at least one table, or pass None for all")
     if any(not t for t in names):
         raise ConfigError("empty table name")
+    for name in names:
+        split_name(name)
     masked = _core.mask_dsn(dsn)
     roles, major = _roles(dsn)  # connects first: a bad target creates nothing
 
@@ -1060,6 +1075,218 @@ def _prepare_target(
     return restore_force.clear(dsn, created, pre)
 
 
+# A restore in progress (or one that was killed) is marked in the target: a small table written
+# in its own transaction before anything else and dropped after everything (or after the undo).
+# `pgsafe restore` refuses a marked target without --force, `pgsafe status` reports it.
+MARKER_SCHEMA = "pgsafe_restore"
+MARKER_TABLE = f"{MARKER_SCHEMA}.partial"
+
+
+@dataclass(frozen=True)
+class PartialRestore:
+    """A restore that began on the target and neither finished nor was undone (killed)."""
+
+    file: str
+    started_at: str
+    host: str
+    pid: int
+
+    def describe(self) -> str:
+        return (
+            f"the target holds a partial restore of {self.file} (started {self.started_at} by "
+            f"pid {self.pid} on {self.host}; it neither finished nor was undone, e.g. killed)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def partial_restore(dsn: str | _core.Connection) -> PartialRestore | None:
+    """The partial-restore marker of the target, if a restore left one."""
+    if not isinstance(dsn, _core.Connection):
+        with _core.Connection(dsn, application_name="pgsafe-restore") as conn:
+            return partial_restore(conn)
+    found = dsn.execute(f"SELECT pg_catalog.to_regclass('{MARKER_TABLE}') IS NOT NULL").rows
+    if found[0][0] != "t":
+        return None
+    rows = dsn.execute(
+        f"SELECT file, started_at::text, host, pid FROM {MARKER_TABLE} ORDER BY started_at LIMIT 1"
+    ).rows
+    if not rows:
+        return PartialRestore("an unknown backup", "?", "?", 0)
+    file, started, host, pid = rows[0]
+    return PartialRestore(str(file), str(started), str(host), int(str(pid)))
+
+
+def _mark(dsn: str, file: Path) -> bool:
+    """Writes the partial-restore marker (its own transaction); False when the role may not
+    create a schema in the target (the restore still undoes itself on failure; only a kill -9
+    would then go unmarked)."""
+    try:
+        _write_mark(dsn, file)
+    except InsufficientPrivilege as exc:
+        log.warning("restore: no partial-restore marker (%s); a killed restore goes unnoticed", exc)
+        return False
+    return True
+
+
+def _write_mark(dsn: str, file: Path) -> None:
+    with _core.Connection(dsn, application_name="pgsafe-restore") as conn:
+        conn.execute("BEGIN")
+        conn.execute(f"CREATE SCHEMA {MARKER_SCHEMA}")
+        conn.execute(
+            f"CREATE TABLE {MARKER_TABLE} (file text NOT NULL, started_at timestamptz NOT NULL "
+            "DEFAULT pg_catalog.now(), host text NOT NULL, pid int NOT NULL)"
+        )
+        conn.execute(
+            f"COMMENT ON SCHEMA {MARKER_SCHEMA} IS 'pgsafe restore in progress, or one that was "
+            "killed: the database holds a partial restore (pgsafe restore --force clears it)'"
+        )
+        conn.execute(
+            f"INSERT INTO {MARKER_TABLE} (file, host, pid) VALUES ($1, $2, $3)",
+            [str(file), socket.gethostname(), str(os.getpid())],
+        )
+        conn.execute("COMMIT")
+
+
+def _unmark(dsn: str) -> None:
+    with _core.Connection(dsn, application_name="pgsafe-restore") as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {MARKER_SCHEMA} CASCADE")
+
+
+def _stop_own_sessions(dsn: str) -> None:
+    """Ends the restore's sessions that may outlive an interrupt (a psql whose process was
+    killed mid-statement, a worker the core could not cancel): their locks would hold up the
+    undo, their transactions are rolled back anyway."""
+    with _core.Connection(dsn, application_name="pgsafe-restore-undo") as conn:
+        sql = (
+            "SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(pid)) "
+            "FROM pg_catalog.pg_stat_activity WHERE datname = pg_catalog.current_database() "
+            "AND application_name = 'pgsafe-restore' AND pid <> pg_catalog.pg_backend_pid()"
+        )
+        conn.execute(sql)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            left = conn.execute(
+                "SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity "
+                "WHERE datname = pg_catalog.current_database() "
+                "AND application_name = 'pgsafe-restore' AND pid <> pg_catalog.pg_backend_pid()"
+            ).rows[0][0]
+            if str(left) == "0":
+                return
+            time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM during the restore raises KeyboardInterrupt (as Ctrl-C does), so the restore is
+    undone rather than left half-done; only on the main thread, where signals are handled."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """While the undo runs, SIGINT and SIGTERM are noted, not acted on: a second Ctrl-C must
+    not leave the undo half-done. Yields the signals that arrived."""
+    got: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: got.append(signum))
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield got
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _created_by_backup(
+    file: Path, doc: dict[str, Any], chunks: list[_core.BackupChunk], key: bytes
+) -> list[restore_force.Created]:
+    """What the backup's DDL creates: everything its pre-data makes (and event triggers and
+    publications from its post-data), or for a chosen-tables backup its tables and sequences."""
+    pre = _section(file, doc, chunks, "pre-data", key)
+    if doc.get("scope") == "tables":
+        created = restore_force.created_tables(
+            [str(t["table"]) for t in doc.get("tables", [])], pre
+        )
+        for c in created:
+            c.optional = False  # undo drops the sequences it created too
+        return created
+    post = _section(file, doc, chunks, "post-data", key)
+    return restore_force.created_by_script(pre) + [
+        c
+        for c in restore_force.created_by_script(post)
+        if c.kind in ("event trigger", "publication")
+    ]
+
+
+def _undo_restore(
+    dsn: str,
+    file: Path,
+    doc: dict[str, Any],
+    chunks: list[_core.BackupChunk],
+    key: bytes,
+    before: set[tuple[int, int]],
+    dropped_first: list[str],
+) -> str:
+    """Removes what the failed restore created; returns the clause of the failure line that
+    says what the target was left as."""
+    forced = ""
+    if dropped_first:
+        shown = ", ".join(dropped_first[:3]) + (" ..." if len(dropped_first) > 3 else "")
+        forced = (
+            f"; what --force dropped first ({len(dropped_first)} objects: {shown}) is not back: "
+            "restore it from a sound backup"
+        )
+    try:
+        _stop_own_sessions(dsn)
+        removed = restore_force.undo(dsn, _created_by_backup(file, doc, chunks, key), before)
+        count, names = restore_force.leftover(dsn, before)
+        if count:
+            raise RollbackError(f"{count} objects it created are still there ({', '.join(names)})")
+        _unmark(dsn)
+    except (Error, UnicodeDecodeError, ValueError) as exc:
+        return (
+            f"; undoing it failed ({mask_password(str(exc))}): the target holds a partial "
+            f"restore, marked in {MARKER_TABLE}; `pgsafe restore {file} --force` clears it and "
+            f"restores again{forced}"
+        )
+    what = f"its {len(removed)} objects dropped again" if removed else "nothing of it was kept"
+    return f"; the restore was undone ({what}): the target is as it was before{forced}"
+
+
+def _failed(exc: BaseException, note: str) -> BaseException:
+    """The error a failed restore raises: the original kind (CorruptChunk, ConfigError, ...)
+    with the line saying what the target was left as."""
+    if isinstance(exc, KeyboardInterrupt):
+        why = "terminated (SIGTERM)" if str(exc) == "SIGTERM" else "interrupted"
+        return RollbackError(f"restore {why}{note}")
+    if isinstance(exc, CorruptChunk):
+        return CorruptChunk(exc.index, exc.table, exc.offset, exc.reason, f"{exc}{note}")
+    if isinstance(exc, ConfigError):
+        return ConfigError(f"{exc}{note}")
+    if isinstance(exc, RollbackError):
+        return RollbackError(f"{exc}{note}")
+    if isinstance(exc, Error):
+        return RollbackError(f"restoring failed: {exc}{note}")
+    return exc
+
+
 def restore(
     path: str | os.PathLike[str],
     dsn: str,
@@ -1072,9 +1299,16 @@ def restore(
     """Restores a backup into `dsn`: pre-data DDL (one transaction), data chunks in parallel on
     `workers` connections (each checked against its SHA-256 first), then post-data and sequence
     values (one transaction). Refuses a target that has any user table, or any object the
-    backup creates, unless `force`, which first drops what the backup recreates (only its
-    tables for a chosen-tables backup; see _prepare_target and docs/backup.md).
-    Raises UnsafeError (exit 1) when refused, RollbackError (exit 4) when loading fails."""
+    backup creates, or a partial restore (see `partial_restore`), unless `force`, which first
+    drops what the backup recreates (only its tables for a chosen-tables backup; see
+    _prepare_target and docs/backup.md).
+
+    All or nothing: if any step fails, or Ctrl-C / SIGTERM stops it, every object the restore
+    created (and so every row it loaded) is dropped again and the error says so; a marker
+    table (MARKER_TABLE) written first and dropped last tells the next restore and `pgsafe
+    status` about a restore that was killed (kill -9) before it could finish or undo itself.
+    Raises UnsafeError (exit 1) when refused, RollbackError (exit 4) when loading fails or is
+    interrupted (CorruptChunk for a damaged chunk), each saying what the target was left as."""
     if workers < 1:
         raise ConfigError(f"workers must be 1 or more, not {workers}")
     file = Path(path)
@@ -1086,9 +1320,54 @@ def restore(
         raise CorruptChunk(p.chunk if p.chunk is not None else -1, p.table, p.offset or 0, p.reason)
     started = time.monotonic()
     table_names = [t["table"] for t in doc.get("tables", [])]
-
     psql = _tool("psql", server_major(dsn))  # before anything is dropped
-    dropped = _prepare_target(dsn, file, doc, chunks, opened, force)
+    partial = partial_restore(dsn)
+    if partial is not None and not force:
+        raise UnsafeError(
+            f"{partial.describe()}; nothing changed: `pgsafe restore {file} --force` drops what "
+            "the backup recreates there and restores again"
+        )
+    with _terminate_as_interrupt():
+        if partial is not None:
+            # The killed restore's sessions may still run (the server notices a dead client
+            # only when it next writes to it): they hold locks on what --force drops.
+            _stop_own_sessions(dsn)
+        dropped = _prepare_target(dsn, file, doc, chunks, opened, force)
+        if partial is not None:
+            _unmark(dsn)
+        marked = _mark(dsn, file)
+        before = restore_force.user_object_keys(dsn)
+        try:
+            rows = _load(psql, dsn, file, doc, chunks, opened, workers, progress)
+        except BaseException as exc:
+            with _signals_held():
+                note = _undo_restore(dsn, file, doc, chunks, opened, before, dropped)
+            raise _failed(exc, note) from exc
+        if marked:
+            _unmark(dsn)
+    return RestoreResult(
+        path=file,
+        database=_core.mask_dsn(dsn),
+        tables=len(table_names),
+        rows=rows,
+        chunks=len(chunks),
+        seconds=time.monotonic() - started,
+        dropped=dropped,
+    )
+
+
+def _load(
+    psql: str,
+    dsn: str,
+    file: Path,
+    doc: dict[str, Any],
+    chunks: list[_core.BackupChunk],
+    opened: bytes,
+    workers: int,
+    progress: bool,
+) -> int:
+    """restore()'s steps once the target is ready: pre-data, data (with each table's index
+    builds), the other index and key builds, the rest of post-data. Returns the rows loaded."""
     compress = str(doc.get("compress", "zstd"))
     file_id = str(doc.get("file_id", ""))
     pre = [c for c in chunks if c.kind == "pre-data"]
@@ -1126,15 +1405,7 @@ def restore(
     _run_parallel(dsn, parallel, workers, settings)
     if post:
         _psql(psql, dsn, rest, "indexes, constraints, triggers and sequence values (post-data)")
-    return RestoreResult(
-        path=file,
-        database=_core.mask_dsn(dsn),
-        tables=len(table_names),
-        rows=rows,
-        chunks=len(chunks),
-        seconds=time.monotonic() - started,
-        dropped=dropped,
-    )
+    return rows
 
 
 # --------------------------------------------------------------------------------------------

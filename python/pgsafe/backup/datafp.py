@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgsafe import _core
+from pgsafe.db import split_name
 from pgsafe.errors import ConfigError
 
 __all__ = ["DEFAULT_CHUNK_PAGES", "Progress", "TableFingerprint", "fingerprint"]
@@ -62,6 +63,8 @@ def fingerprint(
     names = [t.strip() for t in tables or []]
     if any(not t for t in names):
         raise ConfigError("empty table name")
+    for t in names:
+        split_name(t)
     found = _core.fingerprint_tables(
         dsn,
         names,

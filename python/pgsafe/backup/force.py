@@ -11,6 +11,7 @@ restore's schema step will work on what is left.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import heapq
 import json
 from collections.abc import Iterable, Sequence
@@ -31,7 +32,10 @@ __all__ = [
     "created_tables",
     "existing",
     "has_user_objects",
+    "leftover",
     "plan",
+    "undo",
+    "user_object_keys",
 ]
 
 Key = tuple[int, int]  # (pg_class oid of the catalog, object oid): one object, columns folded in
@@ -380,6 +384,53 @@ def has_user_objects(dsn: str) -> bool:
     )
     with _core.Connection(dsn, application_name="pgsafe-restore") as conn:
         return conn.execute(f"SELECT {probe}").rows[0][0] == "t"
+
+
+def user_object_keys(dsn: str) -> set[Key]:
+    """Every object of the target that initdb did not create, as (catalog, oid): what a restore
+    must leave in place when it undoes itself (`undo`)."""
+    union = " UNION ALL ".join(
+        f"SELECT 'pg_catalog.{c}'::pg_catalog.regclass::pg_catalog.oid, oid "
+        f"FROM pg_catalog.{c} WHERE oid >= 16384"
+        for c in _USER_OBJECT_CATALOGS
+    )
+    with _core.Connection(dsn, application_name="pgsafe-restore") as conn:
+        rows = conn.execute(union).rows
+    return {(int(str(c)), int(str(o))) for c, o in rows}
+
+
+def undo(
+    dsn: str, created: Sequence[Created], before: set[Key], *, lock_timeout: str = "30s"
+) -> list[str]:
+    """Undoes a failed restore: drops the objects of `created` (what the backup's script
+    creates) that exist now and did not `before` (user_object_keys taken before it began),
+    dependents first, in one transaction; returns what it dropped. IF NOT EXISTS / OR REPLACE
+    objects count here too when they are new; nothing that existed before is touched.
+    Raises UnsafeError or RollbackError (nothing dropped) as `clear` does."""
+    with _core.Connection(dsn, application_name="pgsafe-restore") as conn:
+        conn.execute("SET search_path = ''")
+        found = _resolve(conn, created)
+    new = [
+        dataclasses.replace(c, optional=False)
+        for key, (c, _) in sorted(found.items(), key=lambda kv: kv[1][0].order)
+        if key not in before
+    ]
+    return clear(dsn, new, None, lock_timeout=lock_timeout) if new else []
+
+
+def leftover(dsn: str, before: set[Key], limit: int = 5) -> tuple[int, list[str]]:
+    """How many objects of the target were not there `before`, and the names of the first
+    `limit` (top-level ones first): what an undone restore still left behind."""
+    now = user_object_keys(dsn) - before
+    if not now:
+        return 0, []
+    with _core.Connection(dsn, application_name="pgsafe-restore") as conn:
+        names = _identify(conn, sorted(now))
+    # Row and array types, TOAST tables and indexes come with a table: name the table.
+    minor = ("type", "toast table", "index")
+    plain = [k for k in sorted(now) if names.get(k, ("", ""))[0] not in minor]
+    shown = [_describe(names, k) for k in (plain or sorted(now))[:limit]]
+    return len(now), shown
 
 
 def existing(dsn: str, created: Sequence[Created]) -> list[str]:

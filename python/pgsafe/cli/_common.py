@@ -5,41 +5,63 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from pgsafe.config import Settings, resolve_target
-from pgsafe.errors import ConfigError, DatabaseError, Error
-from pgsafe.events import EventLog
+from pgsafe.config import Settings, parse_duration, parse_timeout, resolve_target
+from pgsafe.db import split_name
+from pgsafe.errors import COMMAND_FAILURE, READ_ONLY_COMMANDS, ConfigError
+from pgsafe.errors import EXIT_CONFIG as EXIT_CONFIG
+from pgsafe.errors import EXIT_INTERRUPTED as EXIT_INTERRUPTED
+from pgsafe.errors import EXIT_MIGRATION as EXIT_MIGRATION
+from pgsafe.errors import EXIT_OK as EXIT_OK
+from pgsafe.errors import EXIT_POSTFLIGHT as EXIT_POSTFLIGHT
+from pgsafe.errors import EXIT_ROLLBACK as EXIT_ROLLBACK
+from pgsafe.errors import EXIT_UNSAFE as EXIT_UNSAFE
+from pgsafe.errors import exit_code as exit_code
+from pgsafe.events import EventLog, create_private, private_dir
 from pgsafe.lint.config import find_config_table
 from pgsafe.server import TemporaryServer
 from pgsafe.sources.files import Statement
 from pgsafe.sources.layouts import LAYOUTS, check_layout
 
-EXIT_OK, EXIT_UNSAFE, EXIT_MIGRATION, EXIT_POSTFLIGHT, EXIT_ROLLBACK, EXIT_CONFIG = range(6)
+
+def duration(
+    *,
+    zero: str | None = None,
+    no_zero: str = "",
+    timeout: bool = False,
+    minimum_ms: float = 0.0,
+) -> Callable[[str], int]:
+    """An argparse type for a duration flag, in whole milliseconds, read by pgsafe.config's one
+    parser (units us, ms, s, min, h, d, w; a bare number other than 0 is refused). `zero` is
+    what 0 means where the flag allows it; `timeout`: a PostgreSQL timeout (0 would disable
+    it, so it is refused; at most ~24.8 days)."""
+
+    def parse(text: str) -> int:
+        try:
+            if timeout:
+                return parse_timeout(text, "", zero=zero)
+            ms = parse_duration(text, "", zero=zero, no_zero=no_zero, minimum_ms=minimum_ms)
+            return round(ms)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = "duration"  # argparse names the type in "invalid duration value"
+    return parse
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h)?\s*$")
-
-
-_UNIT_MS = {"ms": 1, "s": 1000, "sec": 1000, "m": 60_000, "min": 60_000, "h": 3_600_000}
-
-
-_MAX_MS = 2_147_483_647  # PostgreSQL's timeouts are int milliseconds
-
-
-def duration_ms(text: str) -> int:
-    """'200ms', '5s', '15min', '1h' or a plain number of milliseconds."""
-    m = _DURATION.match(text)
-    if m is None:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 200ms, 5s, 15min)")
-    value = int(float(m[1]) * _UNIT_MS[m[2] or "ms"])
-    if value > _MAX_MS:
-        raise argparse.ArgumentTypeError(f"{text!r} is longer than PostgreSQL allows (~24 days)")
-    return value
+# A PostgreSQL timeout flag: 0 is refused (PostgreSQL's 0 disables the timeout).
+timeout_ms = duration(timeout=True)
+# Backoff delays: 0 retries at once.
+delay_ms = duration(zero="no delay")
+# Waiting for another run's migration lock: 0 tries once and fails at once if it is held.
+lock_wait_ms = duration(zero="no wait")
+# Thresholds that must be more than 0 (a warning after 0s would fire on everything).
+threshold_ms = duration()
 
 
 def positive_int(text: str) -> int:
@@ -53,9 +75,16 @@ def positive_int(text: str) -> int:
 
 
 def table_list(text: str) -> list[str]:
+    """--tables T,...: each name checked as PostgreSQL reads it (db.split_name); a bad one is
+    the same usage error (exit 5) in every command."""
     names = [t.strip() for t in text.split(",")]
     if not all(names):
         raise argparse.ArgumentTypeError(f"empty table name in {text!r}")
+    for name in names:
+        try:
+            split_name(name)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     return names
 
 
@@ -124,28 +153,29 @@ def add_safety(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("safety limits")
     g.add_argument(
         "--lock-timeout",
-        type=duration_ms,
+        type=timeout_ms,
         default=d.lock_timeout_ms,
         metavar="DUR",
-        help="lock_timeout for every statement (default 5s)",
+        help="lock_timeout for every statement (default 5s; more than 0, which PostgreSQL "
+        "reads as no timeout at all)",
     )
     g.add_argument(
         "--statement-timeout",
-        type=duration_ms,
+        type=timeout_ms,
         default=d.statement_timeout_ms,
         metavar="DUR",
         help="statement_timeout for ordinary statements (default 5min)",
     )
     g.add_argument(
         "--long-statement-timeout",
-        type=duration_ms,
+        type=timeout_ms,
         default=d.long_statement_timeout_ms,
         metavar="DUR",
         help="statement_timeout for index builds, validations, VACUUM (default 15min)",
     )
     g.add_argument(
         "--idle-timeout",
-        type=duration_ms,
+        type=timeout_ms,
         default=d.idle_in_transaction_timeout_ms,
         metavar="DUR",
         help="idle_in_transaction_session_timeout (default 60s)",
@@ -159,24 +189,25 @@ def add_safety(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--retry-base",
-        type=duration_ms,
+        type=delay_ms,
         default=d.retry_base_ms,
         metavar="DUR",
         help="first backoff delay, doubled per attempt with jitter (default 500ms)",
     )
     g.add_argument(
         "--retry-max",
-        type=duration_ms,
+        type=delay_ms,
         default=d.retry_max_ms,
         metavar="DUR",
         help="backoff cap (default 30s)",
     )
     g.add_argument(
         "--lock-wait",
-        type=duration_ms,
+        type=lock_wait_ms,
         default=int(d.lock_wait_s * 1000),
         metavar="DUR",
-        help="how long to wait for another run's migration lock (default 5min)",
+        help="how long to wait for another run's migration lock (default 5min; 0: fail at "
+        "once if another run holds it)",
     )
 
 
@@ -263,35 +294,17 @@ def event_log(args: argparse.Namespace) -> EventLog:
         return EventLog(None)
     path = Path(args.log_dir) / "migrations.jsonl"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a"):
-            pass
+        private_dir(path.parent)
+        os.close(create_private(path, append=True))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write the event log: {exc.strerror or exc}") from None
     return EventLog(path)
 
 
-FAILURE_CODE = {
-    "apply": EXIT_MIGRATION,
-    "rollback": EXIT_ROLLBACK,
-    "postflight": EXIT_POSTFLIGHT,
-    "backup": EXIT_MIGRATION,
-    "restore": EXIT_ROLLBACK,
-    "verify-backup": EXIT_MIGRATION,
-}
-
-
-READ_ONLY = {"fingerprint", "checksum"}
-
-
-def exit_code(command: str, exc: Error) -> int:
-    if isinstance(exc, ConfigError):
-        return EXIT_CONFIG
-    if command == "rollback":  # whatever stopped it, the rollback failed (DESIGN.md: 4)
-        return EXIT_ROLLBACK
-    if isinstance(exc, DatabaseError):
-        return FAILURE_CODE.get(command, EXIT_CONFIG)
-    return exc.exit_code
+# The exit codes and the code of an error live in pgsafe.errors (one place for the CLI's status,
+# its message and apply's JSON report).
+FAILURE_CODE = COMMAND_FAILURE
+READ_ONLY = READ_ONLY_COMMANDS
 
 
 def add_layout(sub: argparse._SubParsersAction[Parser]) -> None:

@@ -80,7 +80,7 @@ def register(sub: Any) -> None:
     p.add_argument("--approvals", metavar="FILE", help="default: PATH/approvals.toml")
     p.add_argument(
         "--slow-warning",
-        type=common.duration_ms,
+        type=common.threshold_ms,
         metavar="DUR",
         help="warn about a migration running longer than this (default 5min, seed 002)",
     )
@@ -155,9 +155,11 @@ def run_apply(args: argparse.Namespace) -> int:
             if not args.execute:
                 return _plan_apply(args, dsn, label, settings, policy, report, say)
             return _apply(args, dsn, label, settings, policy, report, say)
-        except Error as exc:
+        except (Error, KeyboardInterrupt) as exc:
+            # cli.main exits with the same pgsafe.errors.exit_code: report and process agree.
             if report.error is None:
-                report.error, report.exit_code = str(exc), common.exit_code("apply", exc)
+                report.error = str(exc) or "interrupted"
+                report.exit_code = common.exit_code("apply", exc)
             raise
         finally:
             report.seconds = time.monotonic() - started

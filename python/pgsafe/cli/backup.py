@@ -1,21 +1,22 @@
 """`pgsafe backup`, `pgsafe restore` and `pgsafe verify-backup`.
 
-Exit codes: backup 0 ok, 2 failed, 5 config; restore 0 ok, 1 refused (target not empty, nothing
-changed), 4 failed, 5 config (bad file, missing or wrong key); verify-backup 0 ok, 2 the backup
-is damaged or does not restore to what its manifest records, 5 config."""
+Exit codes: backup 0 ok, 2 failed, 5 config; restore 0 ok, 1 refused (target not empty or holding
+a partial restore, nothing changed), 4 failed or interrupted (and undone: the target is left as
+it was), 5 config (bad file, missing or wrong key); verify-backup 0 ok, 2 the backup is damaged
+or does not restore to what its manifest records, 5 config."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from typing import Any
 
-from pgsafe.backup.core import backup, load_key, restore, verify_backup
+from pgsafe.backup.core import MAX_AGE_NO_ZERO, backup, load_key, restore, verify_backup
 from pgsafe.cli import _common as common
-from pgsafe.errors import ConfigError, Error, RollbackError, UnsafeError, mask_password
 
-EXIT_OK, EXIT_UNSAFE, EXIT_BACKUP, EXIT_RESTORE, EXIT_CONFIG = 0, 1, 2, 4, 5
+EXIT_OK, EXIT_BACKUP = common.EXIT_OK, common.EXIT_MIGRATION
 
 
 def _add_key(p: argparse.ArgumentParser, verb: str) -> None:
@@ -32,6 +33,13 @@ def _add_key(p: argparse.ArgumentParser, verb: str) -> None:
     )
 
 
+_max_age_ms = common.duration(no_zero=MAX_AGE_NO_ZERO)
+
+
+def _max_age(text: str) -> dt.timedelta:
+    return dt.timedelta(milliseconds=_max_age_ms(text))
+
+
 def _key(args: argparse.Namespace) -> bytes | None:
 
     if args.encrypt_key_file is None and args.encrypt_key_env is None:
@@ -46,31 +54,23 @@ def _print(report: Any, as_json: bool) -> None:
         sys.stdout.write(report.to_text())
 
 
-def _fail(exc: Error) -> None:
-    print(f"pgsafe: error: {mask_password(str(exc))}", file=sys.stderr)
-
-
 def _backup(args: argparse.Namespace) -> int:
 
     key = _key(args)
-    try:
-        with common.open_target(args, say=lambda m: print(m, file=sys.stderr)) as (dsn, _label):
-            result = backup(
-                dsn,
-                tables=args.tables,
-                out_dir=args.out,
-                compress=args.compress,
-                workers=args.workers,
-                key=key,
-                keep=args.keep,
-                max_age=args.max_age,
-                chunk_pages=args.chunk_pages,
-            )
-    except ConfigError:
-        raise
-    except Error as exc:
-        _fail(exc)
-        return EXIT_BACKUP
+    # Errors go to cli.main, which prints them and exits with pgsafe.errors.exit_code:
+    # 2 (backup failed), 5 (config: a bad name in --tables, an unreachable target).
+    with common.open_target(args, say=lambda m: print(m, file=sys.stderr)) as (dsn, _label):
+        result = backup(
+            dsn,
+            tables=args.tables,
+            out_dir=args.out,
+            compress=args.compress,
+            workers=args.workers,
+            key=key,
+            keep=args.keep,
+            max_age=args.max_age,
+            chunk_pages=args.chunk_pages,
+        )
     _print(result, args.json)
     return EXIT_OK
 
@@ -78,14 +78,11 @@ def _backup(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
 
     key = _key(args)
-    try:
-        with common.open_target(args, say=lambda m: print(m, file=sys.stderr)) as (dsn, _label):
-            result = restore(args.file, dsn, workers=args.workers, force=args.force, key=key)
-    except (ConfigError, UnsafeError):
-        raise
-    except Error as exc:
-        _fail(exc if isinstance(exc, RollbackError) else RollbackError(str(exc)))
-        return EXIT_RESTORE
+    # Errors go to cli.main, which prints them (one line, saying what the target was left as)
+    # and exits with pgsafe.errors.exit_code: 1 refused, 4 failed or interrupted (and undone),
+    # 5 config.
+    with common.open_target(args, say=lambda m: print(m, file=sys.stderr)) as (dsn, _label):
+        result = restore(args.file, dsn, workers=args.workers, force=args.force, key=key)
     _print(result, args.json)
     return EXIT_OK
 
@@ -129,7 +126,10 @@ def register(sub: Any) -> None:
         "--keep", type=common.positive_int, metavar="N", help="keep the N newest backups"
     )
     p.add_argument(
-        "--max-age", metavar="D", help="delete complete backups older than D (e.g. 7d, 12h)"
+        "--max-age",
+        type=_max_age,
+        metavar="DUR",
+        help="delete complete backups older than DUR (e.g. 7d, 12h; more than 0)",
     )
     p.add_argument("--chunk-pages", type=common.positive_int, metavar="N", help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -144,7 +144,11 @@ def register(sub: Any) -> None:
         "creates, unless --force, which first drops what the backup recreates (a --tables "
         "backup: only its tables), dependents first, in one transaction; if anything the backup "
         "does not recreate depends on them, nothing is dropped and the dependent is named. "
-        "Exit codes: 0 ok, 1 refused, 4 failed, 5 config.",
+        "All or nothing: a failure, Ctrl-C or SIGTERM drops again everything the restore "
+        "created (the error line says what the target was left as); a restore killed with -9 "
+        "leaves the marker pgsafe_restore.partial, which the next restore (refused without "
+        "--force) and `pgsafe status` report. Exit codes: 0 ok, 1 refused, 4 failed or "
+        "interrupted (undone), 5 config.",
     )
     p.add_argument("file", metavar="FILE", help="the backup file (its manifest must be beside it)")
     common.add_target(p, with_path=False, with_log_dir=False)

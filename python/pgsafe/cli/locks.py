@@ -16,7 +16,7 @@ from pgsafe.cli._common import EXIT_OK, EXIT_UNSAFE
 from pgsafe.config import Settings
 from pgsafe.db import connect
 from pgsafe.errors import ConfigError
-from pgsafe.lifecycle.probe import probe
+from pgsafe.lifecycle.probe import LONG_WAIT_SECONDS, probe
 from pgsafe.lifecycle.runner import Runner
 from pgsafe.lint.context import Context
 from pgsafe.lint.model import Stmt
@@ -31,27 +31,28 @@ replication lag. The probe is read-only and never waits: lock_timeout 1s, statem
 catalog and statistics views only, its own session left out.
 
 exit codes: 0 nothing blocking (warnings may be printed: idle sessions, ordinary autovacuum,
-replica lag); 1 unsafe to migrate now: a blocked session, a transaction older than --long-tx,
+replica lag, a lock wait of --long-wait or more on another relation); 1 unsafe to migrate now:
+a session blocked on a probed relation, a transaction older than --long-tx,
 waiters queued on a probed relation, an anti-wraparound vacuum on one, or the probe itself
 gave up within its timeouts; 5 bad PATH, DSN or
 option (the password is masked). With --watch, the code of the last refresh."""
 
 
+_long_tx_ms = common.duration(zero="every open transaction counts as long")
+_interval_ms = common.duration(minimum_ms=100)
+_long_wait_ms = common.duration(zero="every lock wait is a warning")
+
+
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value != value or value < 0:  # NaN or negative
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text!r}")
-    return value
+    return _long_tx_ms(text) / 1000
+
+
+def _long_wait(text: str) -> float:
+    return _long_wait_ms(text) / 1000
 
 
 def _interval(text: str) -> float:
-    value = _seconds(text)
-    if value < 0.1:
-        raise argparse.ArgumentTypeError(f"refresh at most every 0.1s, not {text!r}")
-    return value
+    return _interval_ms(text) / 1000
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -91,16 +92,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--long-tx",
         type=_seconds,
         default=30.0,
-        metavar="SECONDS",
-        help="report transactions open longer than this (default 30)",
+        metavar="DUR",
+        help="report transactions open longer than this (default 30s)",
+    )
+    p.add_argument(
+        "--long-wait",
+        type=_long_wait,
+        default=LONG_WAIT_SECONDS,
+        metavar="DUR",
+        help="a lock wait on a relation the pending migrations do not lock is a warning once "
+        f"it lasts this long, and nothing before (default {LONG_WAIT_SECONDS:g}s)",
     )
     p.add_argument(
         "--watch",
         type=_interval,
         nargs="?",
         const=2.0,
-        metavar="SECONDS",
-        help="probe again every SECONDS (default 2) until Ctrl-C; with --format json, one "
+        metavar="DUR",
+        help="probe again every DUR (default 2s, at least 100ms) until Ctrl-C; with --format "
+        "json, one "
         "JSON document per line",
     )
     p.set_defaults(handler=run)
@@ -155,7 +165,11 @@ def run(args: argparse.Namespace) -> int:
             try:
                 while True:
                     report = probe(
-                        conn, relations=relations, long_tx_seconds=args.long_tx, target=label
+                        conn,
+                        relations=relations,
+                        long_tx_seconds=args.long_tx,
+                        target=label,
+                        long_wait_seconds=args.long_wait,
                     )
                     code = EXIT_UNSAFE if report.failed else EXIT_OK
                     if args.format == "json":

@@ -12,6 +12,7 @@ from typing import Any
 from pgsafe.cli import _common as common
 from pgsafe.cli._common import EXIT_OK, EXIT_POSTFLIGHT
 from pgsafe.errors import ConfigError
+from pgsafe.events import private_dir
 from pgsafe.lifecycle.postflight import Expectations, load_expectations, postflight, write_report
 from pgsafe.sources.layouts import discover
 
@@ -48,7 +49,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=common.duration_ms,
+        type=common.timeout_ms,
         metavar="DUR",
         help="statement_timeout of each check query, e.g. an orphan count (default 30s)",
     )
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.log_dir:
         log_dir = Path(args.log_dir)
         try:
-            log_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(log_dir)
         except OSError as exc:
             raise ConfigError(f"{log_dir}: cannot write reports: {exc.strerror or exc}") from None
     if expectations is None and args.timeout is not None:

@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--reason", required=True, help="why (kept in the ledger history)")
     p.add_argument(
         "--lock-wait",
-        type=common.duration_ms,
+        type=common.lock_wait_ms,
         default=int(Settings().lock_wait_s * 1000),
         metavar="DUR",
         help=argparse.SUPPRESS,

@@ -29,6 +29,7 @@ from pgsafe.errors import (
     PostflightError,
     RollbackError,
     UnsafeError,
+    exit_code,
 )
 from pgsafe.events import EventLog
 from pgsafe.lifecycle import postflight as postflight_mod
@@ -215,7 +216,9 @@ def apply_pipeline(
     if backup is False:
         events.write("backup_skipped", reason="--no-backup", environment=policy.name)
 
-    def stop(step: Step, exc: Error, code: int) -> None:
+    def stop(step: Step, exc: Error) -> None:
+        # The same function the CLI exits with: report, message and process agree.
+        code = exit_code("apply", exc)
         report.steps.append(step)
         report.error = str(exc)
         report.exit_code = code
@@ -245,7 +248,7 @@ def apply_pipeline(
         raise
     except DatabaseError as exc:
         err = UnsafeError(f"preflight could not run: {exc}")
-        stop(Step("preflight", "failed", str(err), time.monotonic() - started), err, 1)
+        stop(Step("preflight", "failed", str(err), time.monotonic() - started), err)
         raise err from exc
     report.preflight = pre
     pre_time = time.monotonic() - started
@@ -253,11 +256,11 @@ def apply_pipeline(
         # A dirty ledger stops every run with the migration exit code, --force or not.
         version, name, reason = pre.dirty[0]
         derr = DirtyMigrationError(version, name, reason)
-        stop(Step("preflight", "failed", pre.summary(), pre_time), derr, 2)
+        stop(Step("preflight", "failed", pre.summary(), pre_time), derr)
         raise derr
     if not pre.passed:
         err = PreflightFailed(pre)
-        stop(Step("preflight", "failed", pre.summary(), pre_time), err, 1)
+        stop(Step("preflight", "failed", pre.summary(), pre_time), err)
         raise err
     status = "ok" if pre.ok and not pre.warnings else "warn"
     if pre.forced:
@@ -284,7 +287,7 @@ def apply_pipeline(
         try:
             path = _take_backup(dsn, tables, backup_dir, policy, events, say)
         except BackupFailed as exc:
-            stop(Step("backup", "failed", str(exc), time.monotonic() - started), exc, 2)
+            stop(Step("backup", "failed", str(exc), time.monotonic() - started), exc)
             raise
         report.backup_path = path
         what = ", ".join(tables) if tables else "whole database"
@@ -298,7 +301,7 @@ def apply_pipeline(
         report.results = runner.results
         if isinstance(exc, ConfigError):
             raise
-        stop(Step("apply", "failed", str(exc), time.monotonic() - started), exc, 2)
+        stop(Step("apply", "failed", str(exc), time.monotonic() - started), exc)
         raise
     slow = [r for r in report.results if r.slow]
     detail = f"{len(report.results)} migrations" + (
@@ -321,7 +324,7 @@ def apply_pipeline(
             raise
         except Error as exc:
             perr = PostflightError(f"postflight could not run: {exc}")
-            stop(Step("postflight", "failed", str(perr), time.monotonic() - started), perr, 3)
+            stop(Step("postflight", "failed", str(perr), time.monotonic() - started), perr)
             raise perr from exc
         post_path = getattr(post, "report_path", None)
         report.postflight_report = str(post_path) if post_path else None
@@ -335,7 +338,7 @@ def apply_pipeline(
                 if getattr(c, "status", "") == "fail"
             ]
             perr = PostflightError("postflight failed: " + ("; ".join(failed) or summary))
-            stop(Step("postflight", "failed", summary, time.monotonic() - started), perr, 3)
+            stop(Step("postflight", "failed", summary, time.monotonic() - started), perr)
             raise perr
         report.steps.append(Step("postflight", "ok", summary, time.monotonic() - started))
     events.write(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pgsafe.config import parse_duration
 from pgsafe.errors import ConfigError
 from pgsafe.lint.config import find_config_table
 
@@ -45,6 +46,9 @@ class Policy:
     allow_skip_backup: bool = True  # apply --no-backup
     checksum_manifest: str = "recommended"  # off | recommended | required
     long_transaction_s: float = 30.0  # seed 002: transactions older than this block preflight
+    # A session waiting this long for a lock a pending migration does not need: a warning
+    # (shorter waits there are ordinary traffic, e.g. row locks under load).
+    long_lock_wait_s: float = 5.0
     min_server_version: int = 120000  # server_version_num the migrations may rely on
     slow_migration_s: float = 300.0  # seed 002: warn when one migration runs longer
     source: str = "built-in"
@@ -77,6 +81,18 @@ _DEFAULTS: dict[str, Policy] = {
     ),
 }
 
+# Duration keys: (unit of a plain number, ms per unit of the stored value, what 0 means or None
+# when 0 is refused).
+_DURATIONS: dict[str, tuple[str, float, str | None]] = {
+    # false: any age; 0: no backup is recent enough (the check always fails)
+    "max_backup_age_hours": ("h", 3_600_000.0, "no backup is recent enough"),
+    "max_lock_timeout_ms": ("ms", 1.0, None),
+    "max_statement_timeout_ms": ("ms", 1.0, None),
+    "long_transaction_s": ("s", 1_000.0, "every open transaction fails preflight"),
+    "long_lock_wait_s": ("s", 1_000.0, "every lock wait is a warning"),
+    "slow_migration_s": ("s", 1_000.0, None),
+}
+
 _SETTABLE = {f.name for f in dataclasses.fields(Policy)} - {"name", "source"}
 
 
@@ -104,6 +120,12 @@ def _check_value(name: str, value: Any, source: str, env: str) -> Any:
         return value
     if name == "max_backup_age_hours" and value is False:
         return None
+    if name in _DURATIONS:
+        # pgsafe.config's one duration parser: a number in the key's own unit, or text with a
+        # unit ("30s", "24h").
+        unit, size, zero = _DURATIONS[name]
+        ms = parse_duration(value, where, unit=unit, zero=zero)
+        return int(ms) if unit == "ms" else ms / size
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ConfigError(f"{where} must be a number >= 0")
     if name in ("approvals", "max_lock_timeout_ms", "max_statement_timeout_ms"):

@@ -18,9 +18,10 @@ from typing import Any, Literal
 
 from pgsafe import _core
 from pgsafe.analysis.touches import Touches, analyse
-from pgsafe.config import Settings
+from pgsafe.config import Settings, parse_duration, parse_timeout
 from pgsafe.db import connect
 from pgsafe.errors import ConfigError, DatabaseError, Error, PostflightError
+from pgsafe.events import private_dir, write_private
 from pgsafe.lifecycle.fingerprints import (
     RecordedFingerprint,
     applied_versions,
@@ -55,17 +56,9 @@ _PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
 
 # -- expectations file ---------------------------------------------------------------------
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|sec|m|min|h|d)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
-
-def _seconds(value: object, where: str) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    m = _DURATION.match(str(value))
-    if m is None:
-        raise ConfigError(f"{where}: not a duration: {value!r} (try 30s, 5min, 24h)")
-    return float(m[1]) * _UNIT_S[m[2] or "s"]
+def _seconds(value: object, where: str, zero: str | None = None) -> float:
+    return parse_duration(value, where, zero=zero) / 1000
 
 
 @dataclass
@@ -128,12 +121,14 @@ def parse_expectations(doc: Mapping[str, Any], source: str = "expectations") -> 
         raise ConfigError(f"{source}: [postflight] must be a table")
     _keys(pf, {"statement_timeout", "max_not_valid_age"}, f"{source}: [postflight]")
     if "statement_timeout" in pf:
-        e.statement_timeout_s = _seconds(
-            pf["statement_timeout"], f"{source}: postflight.statement_timeout"
+        e.statement_timeout_s = (
+            parse_timeout(pf["statement_timeout"], f"{source}: postflight.statement_timeout") / 1000
         )
     if "max_not_valid_age" in pf:
         e.max_not_valid_age_s = _seconds(
-            pf["max_not_valid_age"], f"{source}: postflight.max_not_valid_age"
+            pf["max_not_valid_age"],
+            f"{source}: postflight.max_not_valid_age",
+            zero="any NOT VALID constraint fails",
         )
     usage = doc.get("index_usage", [])
     if not isinstance(usage, list):
@@ -332,9 +327,9 @@ def write_report(report: PostflightReport, log_dir: str | Path = "logs") -> Path
     )
     path = directory / name
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        private_dir(directory)
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        write_private(tmp, json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
         tmp.replace(path)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write the report: {exc.strerror or exc}") from None

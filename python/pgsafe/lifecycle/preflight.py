@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from pgsafe.backup import core as backup_core
 from pgsafe.config import Settings
 from pgsafe.db import connect
 from pgsafe.errors import ConfigError, DatabaseError, Error
-from pgsafe.events import EventLog
+from pgsafe.events import EventLog, create_private, private_dir
 from pgsafe.lifecycle import probe as probe_mod
 from pgsafe.lifecycle.dryrun import analyse
 from pgsafe.lifecycle.fingerprints import applied_versions, last_fingerprint
@@ -187,7 +188,7 @@ class PreflightReport(Report):
 
         folder = Path(log_dir)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            private_dir(folder)
             for _attempt in range(1000):
                 # A name another process creates between the check and open("x") is retried.
                 name = stamped_name(
@@ -195,7 +196,8 @@ class PreflightReport(Report):
                 )
                 path = folder / name
                 try:
-                    with path.open("x", encoding="utf-8") as out:
+                    fd = create_private(path, exclusive=True)
+                    with os.fdopen(fd, "w", encoding="utf-8") as out:
                         self.report_path = str(path)
                         out.write(json.dumps(self.to_dict(), indent=2) + "\n")
                     return path
@@ -474,6 +476,7 @@ class _Preflight:
                         relations=tables,
                         long_tx_seconds=self.policy.long_transaction_s,
                         settings=self.settings,
+                        long_wait_seconds=self.policy.long_lock_wait_s,
                     )
                 except ConfigError:
                     raise
@@ -546,7 +549,8 @@ class _Preflight:
         return self._from_probe(
             "blocking-locks",
             ("blocking", "lock-queue"),
-            "no session is blocked, no lock queue on the tables the migrations touch",
+            "no session is blocked on, and no lock queue on, the tables the migrations touch; "
+            f"no lock wait elsewhere of {self.policy.long_lock_wait_s:g}s or more",
             "lock conflicts right now",
         )
 

@@ -36,6 +36,9 @@ PROBE_LOCK_TIMEOUT_MS = 1_000
 PROBE_STATEMENT_TIMEOUT_MS = 5_000
 #: Replay lag above which a replica is reported (a migration's WAL adds to it).
 REPLICA_LAG_WARN_SECONDS = 60.0
+# A session waiting this long for a lock on a relation no pending migration locks: a warning.
+# Shorter waits there are ordinary traffic (row locks under load) and no problem at all.
+LONG_WAIT_SECONDS = 5.0
 
 
 class ProbeBlocked(UnsafeError):
@@ -176,16 +179,19 @@ class ProbeReport(Report):
     autovacuum: list[VacuumRun] = field(default_factory=list)  # manual VACUUMs too
     replication: list[ReplicaLag] = field(default_factory=list)
     replica_lag_warn_seconds: float = REPLICA_LAG_WARN_SECONDS
+    long_wait_seconds: float = LONG_WAIT_SECONDS
 
     title = "pgsafe locks"
 
     # -- decisions ---------------------------------------------------------------------
 
     def problems(self) -> list[Problem]:
-        """Fails: transactions older than the threshold, sessions blocked by others, waiters in
-        the lock queue of a probed relation, an anti-wraparound vacuum on one. Warns: sessions
+        """Fails: transactions older than the threshold, sessions blocked on a probed relation,
+        waiters in the lock queue of a probed relation, an anti-wraparound vacuum on one. Warns:
+        a session that has waited `long_wait_seconds` or more for a lock elsewhere, sessions
         idle in transaction (younger than the threshold), an ordinary autovacuum on a probed
-        relation, an anti-wraparound vacuum elsewhere, replicas lagging."""
+        relation, an anti-wraparound vacuum elsewhere, replicas lagging. A shorter wait on a
+        relation no pending migration locks (a row lock under load) is no problem at all."""
         out: list[Problem] = []
         probed = set(self.relations)
         for s in self.long_transactions:
@@ -214,20 +220,30 @@ class ProbeReport(Report):
                 )
             )
         for e in self.blocking:
+            touched = bool(e.relation) and e.relation in probed
+            if not touched and e.blocked_wait_seconds < self.long_wait_seconds:
+                continue  # ordinary traffic on a relation no pending migration locks
             target = f" on {e.relation}" if e.relation else f" ({e.locktype})"
             holds = (
                 f"holds {e.blocking_modes}"
                 if e.blocking_granted
                 else f"is queued ahead for {e.blocking_modes}"
             )
+            elsewhere = (
+                ""
+                if touched
+                else f" (not a relation the pending migrations lock; a wait of "
+                f"{self.long_wait_seconds:g}s or more is worth a look)"
+            )
             out.append(
                 Problem(
-                    "fail",
+                    "fail" if touched else "warn",
                     "blocking",
                     f"pid {e.blocked_pid} has waited {duration(e.blocked_wait_seconds)} for "
                     f"{e.blocked_mode}{target}, blocked by {_who(e.blocking_pid)} "
                     f"({e.blocking_state or 'no state'}, transaction "
-                    f"{duration(e.blocking_xact_seconds)}, {holds}): {_short(e.blocking_query)}",
+                    f"{duration(e.blocking_xact_seconds)}, {holds}){elsewhere}: "
+                    f"{_short(e.blocking_query)}",
                     pid=e.blocked_pid,
                     relation=e.relation or None,
                 )
@@ -506,6 +522,7 @@ class ProbeReport(Report):
             "probed_at": self.probed_at,
             "server_version": self.server_version,
             "long_tx_seconds": self.long_tx_seconds,
+            "long_wait_seconds": self.long_wait_seconds,
             "relations": list(self.relations),
             "unknown_relations": list(self.unknown_relations),
             "ok": not any(p.severity == "fail" for p in problems),
@@ -610,17 +627,25 @@ def probe(
     long_tx_seconds: float = 30.0,
     settings: Settings | None = None,
     target: str | None = None,
+    long_wait_seconds: float = LONG_WAIT_SECONDS,
 ) -> ProbeReport:
     """Probes a database: a DSN (a connection of its own, application_name "pgsafe probe",
     closed here) or an open idle connection (kept open: `pgsafe locks --watch` reuses one).
     `relations` are table or index names, schema-qualified or resolved with the search_path;
-    names that do not exist are listed in `unknown_relations`. Read-only; it waits at most
+    names that do not exist are listed in `unknown_relations`. A lock wait on another relation
+    is a warning once it lasts `long_wait_seconds`, and nothing before. Read-only; it waits at most
     1 s for any lock and 5 s for any statement, and raises ProbeBlocked (exit 1) rather than
     block."""
     names = [relations] if isinstance(relations, str) else list(dict.fromkeys(relations))
     if isinstance(dsn, str):
         with contextlib.closing(connect(dsn, settings or Settings(), "probe")) as conn:
-            return probe(conn, relations=names, long_tx_seconds=long_tx_seconds, target=target)
+            return probe(
+                conn,
+                relations=names,
+                long_tx_seconds=long_tx_seconds,
+                target=target,
+                long_wait_seconds=long_wait_seconds,
+            )
     try:
         result = _core.probe(
             dsn, names, long_tx_seconds, PROBE_LOCK_TIMEOUT_MS, PROBE_STATEMENT_TIMEOUT_MS
@@ -632,4 +657,6 @@ def probe(
             f"{PROBE_STATEMENT_TIMEOUT_MS / 1000:g}s): {exc.message}; a catalog is locked or the "
             "server is overloaded, so a migration would wait too"
         ) from exc
-    return _from_core(result, target or dsn.dsn)
+    report = _from_core(result, target or dsn.dsn)
+    report.long_wait_seconds = long_wait_seconds
+    return report

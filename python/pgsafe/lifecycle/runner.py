@@ -74,6 +74,15 @@ class StatusReport(Report):
     def count(self, state: str) -> int:
         return sum(1 for m in self.migrations if m.state == state)
 
+    # States apply refuses to go on from: `pgsafe status` exits 1 when it shows one.
+    NEEDS_ATTENTION = ("dirty", "changed", "missing-file")
+
+    @property
+    def attention(self) -> list[MigrationState]:
+        """Migrations that stop every apply until someone acts: dirty, changed after they
+        were applied, or applied with their file gone."""
+        return [m for m in self.migrations if m.state in self.NEEDS_ATTENTION]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "database": self.target,
