@@ -1439,7 +1439,6 @@ def _throwaway(roles: Sequence[str], major: int | None) -> Iterator[str]:
 
 
 def _restored_fingerprints(dsn: str, tables: list[dict[str, Any]], workers: int) -> dict[str, Any]:
-
     names = [t["table"] for t in tables]
     return {f.table: f for f in fingerprint(dsn, names, workers)} if names else {}
 

@@ -23,7 +23,7 @@ from pgsafe.errors import EXIT_ROLLBACK as EXIT_ROLLBACK
 from pgsafe.errors import EXIT_UNSAFE as EXIT_UNSAFE
 from pgsafe.errors import exit_code as exit_code
 from pgsafe.events import EventLog, create_private, private_dir
-from pgsafe.lint.config import find_config_table
+from pgsafe.lint.config import LintConfig, find_config_table, load_config
 from pgsafe.server import TemporaryServer
 from pgsafe.sources.files import Statement
 from pgsafe.sources.layouts import LAYOUTS, check_layout
@@ -335,3 +335,11 @@ def layout(args: argparse.Namespace) -> str | None:
     if not isinstance(value, str):
         raise ConfigError(f'{source}: layout must be a string, e.g. "flyway"')
     return check_layout(value, f"{source}: layout")
+
+
+def lint_config(args: argparse.Namespace) -> LintConfig:
+    """The lint configuration ([tool.pgsafe] / pgsafe.toml) with --pg-version applied."""
+    config = load_config()
+    if getattr(args, "pg_version", None) is not None:
+        config.pg_version, config.pg_version_source = args.pg_version, "--pg-version"
+    return config

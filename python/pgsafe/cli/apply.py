@@ -35,7 +35,6 @@ _CONFIRM = "yes"
 
 
 def register(sub: Any) -> None:
-
     p = sub.add_parser(
         "apply",
         help="apply pending migrations (a read-only plan and preflight without --apply)",
@@ -128,7 +127,6 @@ def register(sub: Any) -> None:
 
 
 def _plan_lines(title: str, plan: Any) -> None:
-
     common.print_plan(title, plan)
 
 
@@ -283,7 +281,6 @@ def _apply(
 
 
 def _confirm(args: argparse.Namespace, what: str) -> None:
-
     if args.yes:
         return
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -300,7 +297,6 @@ def _confirm(args: argparse.Namespace, what: str) -> None:
 
 
 def run_rollback(args: argparse.Namespace) -> int:
-
     settings = common.settings_from(args)
     policy = load_policy(args.env)
     args._policy = policy

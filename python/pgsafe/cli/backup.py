@@ -41,7 +41,6 @@ def _max_age(text: str) -> dt.timedelta:
 
 
 def _key(args: argparse.Namespace) -> bytes | None:
-
     if args.encrypt_key_file is None and args.encrypt_key_env is None:
         return None
     return load_key(args.encrypt_key_file, args.encrypt_key_env)
@@ -55,7 +54,6 @@ def _print(report: Any, as_json: bool) -> None:
 
 
 def _backup(args: argparse.Namespace) -> int:
-
     key = _key(args)
     # Errors go to cli.main, which prints them and exits with pgsafe.errors.exit_code:
     # 2 (backup failed), 5 (config: a bad name in --tables, an unreachable target).
@@ -76,7 +74,6 @@ def _backup(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-
     key = _key(args)
     # Errors go to cli.main, which prints them (one line, saying what the target was left as)
     # and exits with pgsafe.errors.exit_code: 1 refused, 4 failed or interrupted (and undone),
@@ -88,7 +85,6 @@ def _restore(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-
     key = _key(args)
     report = verify_backup(args.file, key=key, workers=args.workers)
     _print(report, args.json)

@@ -30,7 +30,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _checksum(args: argparse.Namespace) -> int:
-
     if args.write:
         path = write_manifest(args.path)
         count = sum(1 for line in path.read_text().splitlines() if line)

@@ -16,7 +16,6 @@ from pgsafe.errors import ConfigError, Error, mask_password
 from pgsafe.lifecycle.dryrun import DryRunReport, attach_trace, dry_run
 from pgsafe.lifecycle.runner import Runner
 from pgsafe.lifecycle.trace import NotCheckable, trace
-from pgsafe.lint import load_config
 from pgsafe.pgbin import MissingBinaries, configured_major
 from pgsafe.server import ServerError
 from pgsafe.sources.checksums import write_manifest
@@ -58,10 +57,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _dry_run(args: argparse.Namespace) -> int:
-
-    config = load_config()
-    if args.pg_version is not None:
-        config.pg_version, config.pg_version_source = args.pg_version, "--pg-version"
+    config = common.lint_config(args)
     migs = discover(args.path)
     environment = None
     target = resolve_target(args.db)

@@ -43,7 +43,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _fingerprint(args: argparse.Namespace) -> int:
-
     show_progress = not args.json and sys.stderr.isatty()
 
     def progress(p: _core.FingerprintProgress) -> None:

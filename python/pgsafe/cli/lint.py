@@ -7,7 +7,7 @@ import argparse
 from pgsafe.cli import _common as common
 from pgsafe.cli._common import EXIT_OK, EXIT_UNSAFE
 from pgsafe.errors import ConfigError
-from pgsafe.lint import RULES, lint_paths, load_config
+from pgsafe.lint import RULES, lint_paths
 from pgsafe.lint.output import render
 
 
@@ -50,10 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _lint(args: argparse.Namespace) -> int:
-
-    config = load_config()
-    if args.pg_version is not None:
-        config.pg_version, config.pg_version_source = args.pg_version, "--pg-version"
+    config = common.lint_config(args)
     result = lint_paths(args.paths, config)
     out = render(result, args.format)
     if out:
@@ -62,7 +59,6 @@ def _lint(args: argparse.Namespace) -> int:
 
 
 def _rules(args: argparse.Namespace) -> int:
-
     if args.rule:
         rule = RULES.get(args.rule)
         if rule is None:

@@ -56,7 +56,6 @@ def _interval(text: str) -> float:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-
     p = sub.add_parser(
         "locks",
         help="live blockers, long and idle transactions, lock queues, vacuums, replica lag",
@@ -149,7 +148,6 @@ def _path(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     path = None if args.tables else _path(args)
     if path is not None:
         discover(path)  # a bad PATH fails before a throwaway server starts

@@ -18,7 +18,6 @@ from pgsafe.sources.layouts import discover
 
 
 def register(sub: Any) -> None:
-
     p = sub.add_parser(
         "postflight",
         help="verify the result: NOT VALID constraints, orphans, invalid indexes, RLS, "
@@ -57,7 +56,6 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     path: Path | None = Path(args.path)
     assert path is not None
     if not path.exists():

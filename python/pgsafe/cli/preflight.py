@@ -25,7 +25,6 @@ def add_env(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
-
     p = sub.add_parser(
         "preflight",
         help="live checks on the target before migrating (read-only)",
@@ -56,7 +55,6 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     settings = common.settings_from(args)
     policy = load_policy(args.env)
     discover(args.path)

@@ -82,7 +82,6 @@ def _load_side(spec: str, exclude: tuple[str, ...]) -> SchemaFingerprint:
 
 
 def _schema(args: argparse.Namespace) -> int:
-
     exclude = _excluded(args)
     if args.schema_command == "fingerprint":
         with common.open_target(args, say=common.note) as (dsn, label):

@@ -17,7 +17,6 @@ from pgsafe.testing.roundtrip import run_tests
 
 
 def register(sub: Any) -> None:
-
     p = sub.add_parser(
         "test",
         help="up, down, up on a throwaway database: schema parity, data preservation, idempotency",
@@ -55,7 +54,6 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     major = configured_major(args.pg_version)  # a bad value fails before anything runs
 
     junit = Path(args.junit) if args.junit else None

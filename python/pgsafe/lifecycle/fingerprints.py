@@ -159,7 +159,6 @@ def last_fingerprint(
 
 
 def _utc(text: str) -> datetime:
-
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 

@@ -980,7 +980,6 @@ def _check_fingerprint(
 
 
 def _connect(dsn: str, settings: Settings) -> _core.Connection:
-
     return connect(dsn, settings, "postflight")
 
 

@@ -354,7 +354,6 @@ class _Preflight:
         )
 
     def manifest(self) -> Check:
-
         path = self.source / MANIFEST
         level = self.policy.checksum_manifest
         if not path.exists():
@@ -828,7 +827,6 @@ def _covered(info: Any) -> set[str]:
 
 
 def _extensions(migrations: list[Migration]) -> list[str]:
-
     out = []
     for mig in migrations:
         for i, s in enumerate(mig.up_statements()):

@@ -502,7 +502,6 @@ def needed_extensions(statements: Sequence[Statement]) -> list[str]:
 
 
 def _check_target_extensions(target_dsn: str, server: Any) -> None:
-
     with contextlib.closing(connect(target_dsn, Settings(), "trace")) as conn:
         used = [str(r[0]) for r in conn.execute("SELECT extname FROM pg_extension").rows]
     have = available_extensions(server)

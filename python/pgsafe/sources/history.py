@@ -267,7 +267,6 @@ def read_prisma(conn: _core.Connection, migs: Sequence[Migration], _source: Path
 
 
 def read_sqitch(conn: _core.Connection, migs: Sequence[Migration], source: Path) -> History:
-
     table = "sqitch.changes"
     if _columns(conn, table) is None:
         return History("sqitch", None, {}, table)
