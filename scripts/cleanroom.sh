@@ -10,7 +10,10 @@
 # migrations. The chroot is kept in build/cleanroom/<suite>/ for the next run.
 # Environment: SUITE (default bookworm), MIRROR (default: Debian's main mirror),
 #              CLEANROOM_SERVER=1 (also install the `server` extra, downloaded on the host, and
-#              run `pgsafe test` on the migrations).
+#              run `pgsafe test` on the migrations),
+#              CLEANROOM_SDIST=1 (also build dist/pgsafe-*.tar.gz from source in a copy of the
+#              chroot, build/cleanroom/<suite>-build: first without libzstd-dev, which must stop
+#              on the one line naming it, then with every -dev package).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -56,14 +59,23 @@ name="$(basename "$wheel")"
 extra=""
 [[ "${CLEANROOM_SERVER:-0}" == 1 ]] && extra="[server]"
 
-# /proc, /dev and /dev/shm only inside a private mount namespace: nothing is left mounted.
-unshare -m --propagation private bash -s "$CHROOT" "$name" "$extra" <<'INNER'
-set -euo pipefail
-chroot_dir="$1" name="$2" extra="$3"
-mount -t proc proc "$chroot_dir/proc"
-mount --rbind /dev "$chroot_dir/dev"
-exec chroot "$chroot_dir" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
-  bash -s "$name" "$extra" <<'CHROOT'
+# Runs the bash script on stdin inside chroot $1 with arguments $2...: /proc and /dev mounted
+# only in a private mount namespace, so nothing is left mounted, and a clean environment.
+in_chroot() {
+  local dir="$1"
+  shift
+  unshare -m --propagation private bash -c '
+    set -e
+    mount -t proc proc "$1/proc"
+    mount --rbind /dev "$1/dev"
+    dir="$1"
+    shift
+    exec chroot "$dir" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+      LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive bash -s "$@"
+  ' sh "$dir" "$@"
+}
+
+in_chroot "$CHROOT" "$name" "$extra" <<'CHROOT'
 set -euo pipefail
 name="$1" extra="$2"
 echo "== $(. /etc/os-release; echo "$PRETTY_NAME"), $(python3 -V), $(ldd --version | head -n1)"
@@ -89,4 +101,48 @@ if [[ -n "$extra" ]]; then
   echo "exit $? after $(python3 -c "import time; print(f'{time.time() - $start:.1f}')") s"
 fi
 CHROOT
-INNER
+
+[[ "${CLEANROOM_SDIST:-0}" == 1 ]] || exit 0
+
+# --- the sdist, built from source --------------------------------------------------------------
+sdist="$(find "$ROOT/dist" -maxdepth 1 -name 'pgsafe-*.tar.gz' | head -n1)"
+[[ -n "$sdist" ]] || die "no sdist in dist/ (run scripts/wheel.sh)"
+BUILD_CHROOT="$ROOT/build/cleanroom/$SUITE-build"
+if [[ ! -x "$BUILD_CHROOT/usr/bin/python3" ]]; then
+  say "copying the clean room to build/cleanroom/$SUITE-build"
+  cp -a "$CHROOT" "$BUILD_CHROOT"
+fi
+rm -rf "$BUILD_CHROOT/tmp/wheels" "$BUILD_CHROOT/tmp/out"
+mkdir -p "$BUILD_CHROOT/tmp/wheels"
+cp "$sdist" "$BUILD_CHROOT/tmp/"
+# The build requirements (pyproject's, plus what scikit-build-core and build pull in), downloaded
+# here; the chroot's pip then uses only that directory.
+mapfile -t build_requires < <(python3 -c '
+import tomllib
+with open("'"$ROOT"'/pyproject.toml", "rb") as f:
+    print("\n".join(tomllib.load(f)["build-system"]["requires"]))
+')
+python3 -m pip download -q -d "$BUILD_CHROOT/tmp/wheels" "${build_requires[@]}" 'ninja>=1.5' \
+  'build>=1.2' || die "could not download the build requirements"
+
+in_chroot "$BUILD_CHROOT" "$(basename "$sdist")" <<'CHROOT'
+set -uo pipefail
+sdist="$1"
+# What the C++ core needs (CMakeLists.txt names each); libzstd-dev comes second.
+dev=(g++ make cmake pkgconf python3-dev libpq-dev libssl-dev libspdlog-dev libfmt-dev
+  libpg-query-dev zlib1g-dev nlohmann-json3-dev libxxhash-dev)
+apt-get update -qq && apt-get install -y -qq --no-install-recommends "${dev[@]}" >/dev/null 2>&1 ||
+  { echo "apt-get install of the -dev packages failed"; exit 1; }
+apt-get remove -y -qq libzstd-dev >/dev/null 2>&1
+export PIP_NO_INDEX=1 PIP_FIND_LINKS=/tmp/wheels PIP_DISABLE_PIP_VERSION_CHECK=1
+cd /tmp
+rm -rf buildvenv && python3 -m venv buildvenv && buildvenv/bin/pip install -q build
+echo "== without libzstd-dev: python -m build --wheel $sdist"
+buildvenv/bin/python -m build --wheel --outdir out "$sdist" >build-1.log 2>&1
+echo "exit $?; its line: $(grep -m1 -o 'pgsafe: .* not found: install .*' build-1.log)"
+apt-get install -y -qq --no-install-recommends libzstd-dev >/dev/null 2>&1
+echo "== with every -dev package: python -m build --wheel $sdist"
+start=$(date +%s)
+buildvenv/bin/python -m build --wheel --outdir out "$sdist" >build-2.log 2>&1
+echo "exit $? after $(($(date +%s) - start)) s: $(cd out && ls pgsafe-*.whl 2>/dev/null)"
+CHROOT

@@ -82,10 +82,13 @@ else
   # python -m build without --sdist/--wheel builds the wheel from the sdist it just made.
   if ! PATH="$tools/bin:$PATH" "$tools/bin/python" -m build --outdir "$work/raw" . \
     >"$work/build.log" 2>&1; then
-    # CMake's own "pgsafe: X not found: install Y" line, when that is what failed.
-    grep -m1 -A1 'CMake Error' "$work/build.log" >&2 || tail -n 30 "$work/build.log" >&2
-    grep -m1 -o 'pgsafe: .* not found: install .*' "$work/build.log" >&2 || true
-    die "the build failed; full log above or rerun: $tools/bin/python -m build ."
+    cp "$work/build.log" "$CACHE/last-build.log"
+    # A missing -dev package: CMake's one line says which.
+    if line="$(grep -m1 -o 'pgsafe: .* not found: install .*' "$work/build.log")"; then
+      die "$line"
+    fi
+    tail -n 40 "$work/build.log" >&2
+    die "the build failed; the last lines are above, the whole log is build/wheel/last-build.log"
   fi
 
   raw="$(find "$work/raw" -maxdepth 1 -name 'pgsafe-*.whl' | head -n1)"
@@ -116,7 +119,11 @@ mkdir -p "$DIST"
 find "$DIST" -maxdepth 1 \( -name "pgsafe-*-$pytag-*.whl" -o -name 'pgsafe-*.tar.gz' \) -delete
 cp "$cached" "$out"/pgsafe-*.tar.gz "$DIST/"
 wheel="$DIST/$(basename "$cached")"
-say "$(sed -n 's/.*is consistent with the following platform tag: "\(.*\)".*/platform tag: \1/p' \
-  "$out/auditwheel-show.txt")"
+say "$(tr '\n' ' ' <"$out/auditwheel-show.txt" | grep -o 'platform tag: "[^"]*"' | head -n1)"
+say "carries in pgsafe.libs/: $("$PYTHON" -c '
+import sys, zipfile
+names = zipfile.ZipFile(sys.argv[1]).namelist()
+print(" ".join(sorted(n.split("/")[1].split("-")[0] for n in names if n.startswith("pgsafe.libs/"))))
+' "$wheel")"
 say "size: $(du -k "$wheel" | cut -f1) KiB; sdist: dist/$(basename "$out"/pgsafe-*.tar.gz)"
 echo "$wheel"
