@@ -1,7 +1,7 @@
 # Thin wrappers: the scripts are the source of truth (and work without make).
 # Pass pytest arguments with ARGS, e.g. `make test ARGS="-k lint -x"`.
 
-.PHONY: all bootstrap test demo lint bench errors clean
+.PHONY: all bootstrap test demo lint bench errors wheel clean
 
 ARGS ?=
 
@@ -18,6 +18,10 @@ demo:
 
 lint:
 	./scripts/lint.sh
+
+# The manylinux wheel and the sdist in dist/ (cached per source hash in build/wheel/).
+wheel:
+	./scripts/wheel.sh
 
 # Every benchmark in bench/, each a standalone script.
 bench: bootstrap

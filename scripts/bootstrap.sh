@@ -33,7 +33,7 @@ fi
 APT_PACKAGES=(
   postgresql-15 postgresql-client-15 postgresql-contrib
   libpq-dev libssl-dev libspdlog-dev libfmt-dev libzstd-dev zlib1g-dev
-  nlohmann-json3-dev libgtest-dev libxxhash-dev
+  libgtest-dev libxxhash-dev
   clang-format clang-tidy cmake g++ make zstd
 )
 
