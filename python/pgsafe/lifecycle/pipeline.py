@@ -267,7 +267,7 @@ def apply_pipeline(
     if pre.forced:
         detail += "; failures overridden by --force: " + ", ".join(c.name for c in pre.failures)
     report.steps.append(Step("preflight", status, detail, pre_time))
-    wanted = [p for p in pre.pending if to is None or int(p.version) <= int(to)]
+    wanted = list(pre.pending)  # preflight selected them up to --to
     runner.estimates = {p.version: p.estimate for p in wanted if p.estimate}
 
     # 2. backup

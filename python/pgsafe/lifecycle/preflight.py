@@ -277,10 +277,12 @@ class _Preflight:
         rows = self.runner.ledger.rows(self.conn)
         states = self.runner._states(self.migrations, rows)
         by_version = {m.version: m for m in self.migrations}
+        target = self.runner._check_to(self.migrations, self.to)
         self.pending = [
             by_version[s.version]
             for s in states
-            if s.state == "pending" and (self.to is None or int(s.version) <= int(self.to))
+            if s.state == "pending"
+            and (target is None or by_version[s.version].sort_key <= target.sort_key)
         ]
         bad = [s for s in states if s.state in ("dirty", "changed", "missing-file")]
         # Marked dirty by a run that is applying it right now (it holds the migration lock):

@@ -150,8 +150,12 @@ class Runner:
         slow_migration_s: float = SLOW_MIGRATION_S,
         estimates: dict[str, str] | None = None,
         record_schema: bool = True,
+        migrations: list[Migration] | None = None,
     ) -> None:
         self.source = Path(source)
+        # Discovered once by the caller (pgsafe test's many runners): an Alembic project is
+        # rendered revision by revision, too slow to repeat for every step.
+        self._migrations = migrations
         # Record the schema fingerprint after each run, for preflight's drift check.
         self.record_schema = record_schema
         self.slow_migration_s = slow_migration_s
@@ -169,6 +173,8 @@ class Runner:
     # -- reading ---------------------------------------------------------------------------
 
     def migrations(self) -> list[Migration]:
+        if self._migrations is not None:
+            return list(self._migrations)
         return discover(self.source)
 
     def _states(self, migs: list[Migration], rows: list[Any]) -> list[MigrationState]:
@@ -217,7 +223,10 @@ class Runner:
                     row.dirty_reason or None,
                 )
             )
-        out.sort(key=lambda s: int(s.version) if s.version.isdigit() else 0)
+        # In the source's order (an Alembic revision id says nothing about its place);
+        # ledger rows without a file last.
+        place = {m.version: i for i, m in enumerate(migs)}
+        out.sort(key=lambda s: place.get(s.version, len(place)))
         return out
 
     def status(self) -> StatusReport:
@@ -289,24 +298,40 @@ class Runner:
                     st.version, st.name, st.recorded_checksum or "", st.checksum or ""
                 )
 
-    def _check_to(self, migs: list[Migration], to: str | None) -> None:
-        """Fails on a --to that names no migration, before anything is touched."""
+    def _check_to(self, migs: list[Migration], to: str | None) -> Migration | None:
+        """The migration --to names (None without --to); fails on one that names none, before
+        anything is touched. A version is matched as written (an Alembic revision id of any
+        form: 202511121302, ae1027a6acf, 0001_x); a number also matches a numbered file
+        whatever its zero padding (--to 2 is 002_x.sql)."""
         if to is None:
-            return
-        if not to.isdigit():
-            raise ConfigError(f"--to {to}: a version is the file's numeric prefix, e.g. 002")
-        if not any(m.sort_key == int(to) for m in migs):
+            return None
+        exact = [m for m in migs if m.version == to]
+        if exact:
+            return exact[0]
+        if to.isdigit():
+            numbered = [
+                m
+                for m in migs
+                if m.order is None and m.version.isdigit() and int(m.version) == int(to)
+            ]
+            if numbered:
+                return numbered[0]
             raise ConfigError(f"--to {to}: no migration with that version in {self.source}")
+        raise ConfigError(
+            f"--to {to}: no migration with that version in {self.source} (a version is the "
+            "file's numeric prefix, e.g. 002, or an Alembic revision id)"
+        )
 
     def _select_pending(
         self, migs: list[Migration], states: list[MigrationState], to: str | None
     ) -> list[Migration]:
-        self._check_to(migs, to)
+        target = self._check_to(migs, to)
         state = {s.version: s.state for s in states}
         return [
             m
             for m in migs
-            if state.get(m.version) == "pending" and (to is None or int(m.version) <= int(to))
+            if state.get(m.version) == "pending"
+            and (target is None or m.sort_key <= target.sort_key)
         ]
 
     def plan_apply(self, to: str | None = None) -> list[tuple[Migration, list[Statement]]]:
@@ -515,12 +540,12 @@ class Runner:
     ) -> list[Migration]:
         if steps is not None and steps < 1:
             raise ConfigError(f"--steps {steps}: must be 1 or more")
-        self._check_to(migs, to)
+        target = self._check_to(migs, to)
         by_version = {m.version: m for m in migs}
         applied = [by_version[s.version] for s in states if s.state == "applied"]
         applied.sort(key=lambda m: m.sort_key, reverse=True)
-        if to is not None:
-            chosen = [m for m in applied if m.sort_key > int(to)]
+        if target is not None:
+            chosen = [m for m in applied if m.sort_key > target.sort_key]
         else:
             chosen = applied[: steps if steps is not None else 1]
         missing = [m.label for m in chosen if m.down_path is None]

@@ -107,7 +107,14 @@ class RoundtripReport(Report):
                     Table(
                         ["phase", "check", "migration", "status", "result"],
                         [
-                            (r.phase, r.check, r.migration, r.status.upper(), r.message)
+                            (
+                                r.phase,
+                                r.check,
+                                r.migration,
+                                r.status.upper(),
+                                # A failure is told once, in its own section below.
+                                "see below" if r.status == "fail" else r.message,
+                            )
                             for r in self.results
                         ],
                     )
@@ -260,13 +267,11 @@ class _Run:
     def add(self, result: CheckResult) -> CheckResult:
         self.report.results.append(result)
         if result.status == "fail":
-            self.progress(
-                f"  FAIL {result.phase}.{result.check} {result.migration}: {result.message}"
-            )
+            self.progress(f"  FAIL {result.phase}.{result.check} {result.migration}".rstrip())
         return result
 
     def runner(self, db: TemporaryDatabase) -> Runner:
-        return Runner(self.path, db.dsn, settings=self.settings)
+        return Runner(self.path, db.dsn, settings=self.settings, migrations=self.migs)
 
     def up(self, db: TemporaryDatabase, m: Migration) -> str | None:
         try:
@@ -286,11 +291,8 @@ class _Run:
         self, phase: str, check: str, m: Migration, message: str, err: str, started: float
     ) -> None:
         """An up or down of `m` raised `err`: record the failure, timed from `started`."""
-        self.add(
-            CheckResult(
-                phase, check, m.label, "fail", message, None, err, time.monotonic() - started
-            )
-        )
+        seconds = time.monotonic() - started
+        self.add(CheckResult(phase, check, m.label, "fail", message, None, "", seconds))
 
     def schema(self, db: TemporaryDatabase) -> SchemaFingerprint:
         return schema_fingerprint(db.dsn, settings=self.settings)
@@ -346,10 +348,13 @@ class _Run:
             )
         return differences
 
-    def fill(self, db: TemporaryDatabase) -> None:
+    def fill(self, db: TemporaryDatabase, m: Migration) -> None:
+        """Generated rows after `m`, satisfying the constraints later migrations add."""
         self._step += 1
+        later = [self.touches(n) for n in self.migs[self.migs.index(m) + 1 :]]
+        planned = [c for t in later for c in (*t.foreign_keys, *t.checks)]
         with contextlib.closing(db.connect("pgsafe-test")) as conn:
-            skipped = fill(conn, self.rows, self._step)
+            skipped = fill(conn, self.rows, self._step, planned=planned)
         for table, why in skipped.items():
             self.report.unfilled_tables.setdefault(table, why)
 
@@ -440,7 +445,9 @@ class _Run:
 
     def rerun(self, db: TemporaryDatabase, m: Migration) -> None:
         started = time.monotonic()
-        statements = m.up_statements()
+        # What the migration's author wrote: a tool's own bookkeeping (Alembic creating and
+        # updating alembic_version) is not the migration's to re-run.
+        statements = m.up_statements(own=True)
         error = None
         if any(s.non_transactional for s in statements):
             # Cannot run in a transaction block: run it on a scratch copy instead.
@@ -523,7 +530,7 @@ class _Run:
         if idempotency:
             self.rerun(db, m)
         if data:
-            self.fill(db)
+            self.fill(db, m)
 
     def roundtrip(self, *, data: bool, idempotency: bool) -> None:
         """Apply all, roll back all, apply all, with schema parity at every step."""
@@ -699,7 +706,7 @@ class _Run:
             if idempotency:
                 self.rerun(db, m)
             if data:
-                self.fill(db)
+                self.fill(db, m)
 
     def close(self) -> None:
         for db in self.dbs:
