@@ -58,9 +58,12 @@ def table_list(text: str) -> list[str]:
 
 
 def version(text: str) -> str:
-    if not text.isdigit():
+    """A version as --to names it: a file's numeric prefix (002) or an Alembic revision id of
+    any form (202511121302, ae1027a6acf, 0001_x); which ones exist is the source's to say."""
+    if not text or any(ch.isspace() for ch in text) or text.startswith("-"):
         raise argparse.ArgumentTypeError(
-            f"not a version: {text!r} (the migration file's numeric prefix, e.g. 002)"
+            f"not a version: {text!r} (the migration file's numeric prefix, e.g. 002, or an "
+            "Alembic revision id)"
         )
     return text
 
@@ -74,9 +77,34 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_CONFIG, f"pgsafe: error: {message}\n")
 
 
+APP_PATH_HELP = (
+    "a directory to import the application from, for Alembic revisions and env.py that import "
+    "it (like PYTHONPATH; repeatable)"
+)
+
+
 def add_verbose(p: argparse.ArgumentParser, help: str = VERBOSE_HELP) -> None:
-    """-v also after the command; SUPPRESS keeps the top-level count when it is not repeated."""
+    """-v (and --app-path) also after the command; SUPPRESS keeps the top-level value when it
+    is not repeated."""
     p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=help)
+    p.add_argument(
+        "--app-path",
+        action="append",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help=APP_PATH_HELP if help != argparse.SUPPRESS else argparse.SUPPRESS,
+    )
+
+
+def use_app_paths(paths: list[str] | None) -> None:
+    """--app-path: put the directories first on the import path (checked to exist)."""
+    resolved = []
+    for raw in paths or []:
+        p = Path(raw).expanduser()
+        if not p.is_dir():
+            raise ConfigError(f"--app-path {raw}: not a directory")
+        resolved.append(str(p.resolve()))
+    sys.path[:0] = [p for p in resolved if p not in sys.path]
 
 
 def add_path(p: argparse.ArgumentParser) -> None:

@@ -97,11 +97,14 @@ def uses_flask(env_py: Path) -> bool:
     except (OSError, SyntaxError, UnicodeDecodeError):
         return False
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "flask":
+        if isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        if any(name.partition(".")[0] == "flask" for name in names):
             return True
-        if isinstance(node, ast.Import):
-            if any(a.name.partition(".")[0] == "flask" for a in node.names):
-                return True
     return False
 
 
@@ -291,24 +294,43 @@ def _flask_app(cfg: Config) -> Iterator[None]:
             f"{env_py}: a Flask-Migrate env.py (it imports flask): install the application's "
             "requirements (Flask, Flask-Migrate) where pgsafe runs"
         ) from None
-    app_name = os.environ.get("FLASK_APP")
+    app_name = os.environ.get("FLASK_APP") or _flaskenv_app(root / ".flaskenv")
     try:
         with _chdir(root):
             app = ScriptInfo(app_import_path=app_name, set_debug_flag=False).load_app()
     except Exception as exc:
         where = _where(exc.__traceback__, _in_dir(root))
-        what = f"the Flask application ({'FLASK_APP=' + app_name if app_name else 'no FLASK_APP'})"
+        if app_name is None and type(exc).__name__ == "NoAppException":
+            raise ConfigError(
+                f"{env_py}: Flask-Migrate's env.py reads the application (flask.current_app): "
+                f"set FLASK_APP=module or module:create_app as for `flask db` (in the "
+                f"environment or {root / '.flaskenv'}; {root} has no wsgi.py or app.py)"
+            ) from None
         message = (
-            f"{env_py}: Flask-Migrate's env.py needs the application, and {what} cannot be "
-            f"loaded from {root}"
+            f"{env_py}: Flask-Migrate's env.py reads the application, and FLASK_APP={app_name} "
+            f"cannot be loaded from {root}"
             + (f" ({where[0]}:{where[1]})" if where else "")
-            + f": {type(exc).__name__}: {exc}; set FLASK_APP as for `flask db`"
+            + f": {type(exc).__name__}: {exc}"
         )
         if isinstance(exc, ImportError):
             message += f" ({IMPORT_HINT})"
         raise ConfigError(message) from None
     with app.app_context():
         yield
+
+
+def _flaskenv_app(path: Path) -> str | None:
+    """FLASK_APP from the project's .flaskenv (what `flask` reads with python-dotenv); the
+    other settings there are not pgsafe's to load."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    for raw in text.splitlines():
+        key, sep, value = raw.strip().removeprefix("export ").partition("=")
+        if sep and key.strip() == "FLASK_APP":
+            return value.split(" #")[0].strip().strip("'\"") or None
+    return None
 
 
 @contextlib.contextmanager
