@@ -190,9 +190,9 @@ def _in_dir(directory: Path) -> Callable[[Path], bool]:
 
 
 def _import_failure(exc: BaseException, where: tuple[Path, int] | None, what: str) -> ConfigError:
-    """One line for a project file that cannot be imported or run."""
-    place = f"{where[0]}:{where[1]}" if where else what
-    message = f"{place}: cannot import {what}: {type(exc).__name__}: {exc}"
+    """One line for a project file that cannot be imported or run: `what` says which."""
+    place = f"{where[0]}:{where[1]}: " if where else ""
+    message = f"{place}{what}: {type(exc).__name__}: {exc}"
     if isinstance(exc, ImportError):
         message += f" ({IMPORT_HINT})"
     return ConfigError(message)
@@ -208,7 +208,7 @@ def revisions_in_order(script: ScriptDirectory) -> list[Script]:
         raise ConfigError(f"{script.dir}: revision graph: {exc}") from None
     except Exception as exc:  # a revision file that cannot be imported (the app it imports)
         where = _where(exc.__traceback__, _in_dir(Path(script.dir)))
-        raise _import_failure(exc, where, "the revision") from None
+        raise _import_failure(exc, where, "cannot import the revision") from None
     revs.reverse()
     return revs
 
@@ -461,7 +461,11 @@ def _render(
     except Exception as exc:
         where = _where(exc.__traceback__, _in_dir(Path(script.dir)))
         if where is not None and where[0].name == "env.py":
-            raise _import_failure(exc, where, "env.py") from None
+            raise _import_failure(exc, where, "env.py cannot run") from None
+        if isinstance(exc, ImportError):
+            # The application the function imports is not on the path: not a property of
+            # the revision that a lint rule could report.
+            raise _import_failure(exc, where, f"{direction}() cannot import") from None
         return None, f"{direction}() cannot be rendered offline: {type(exc).__name__}: {exc}"
     ctx = getattr(env, "_migration_context", None)
     dialect = getattr(getattr(ctx, "dialect", None), "name", "postgresql")
