@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pgsafe.analysis.touches import Touches, analyse
+from pgsafe.analysis.touches import CheckAdded, ForeignKey, Touches, analyse
 from pgsafe.config import Settings
 from pgsafe.errors import DatabaseError, Error
 from pgsafe.lifecycle.runner import Runner
@@ -356,7 +356,10 @@ class _Run:
         """Generated rows after `m`, satisfying the constraints later migrations add."""
         self._step += 1
         later = [self.touches(n) for n in self.migs[self.migs.index(m) + 1 :]]
-        planned = [c for t in later for c in (*t.foreign_keys, *t.checks)]
+        planned: list[ForeignKey | CheckAdded] = []
+        for t in later:
+            planned += t.foreign_keys
+            planned += t.checks
         with contextlib.closing(db.connect("pgsafe-test")) as conn:
             skipped = fill(conn, self.rows, self._step, planned=planned)
         for table, why in skipped.items():
