@@ -223,10 +223,13 @@ class Runner:
                     row.dirty_reason or None,
                 )
             )
-        # In the source's order (an Alembic revision id says nothing about its place);
-        # ledger rows without a file last.
-        place = {m.version: i for i, m in enumerate(migs)}
-        out.sort(key=lambda s: place.get(s.version, len(place)))
+        if all(m.order is None for m in migs) and all(s.version.isdigit() for s in out):
+            out.sort(key=lambda s: int(s.version))  # numbered files, missing ones in place
+        else:
+            # In the source's order (an Alembic revision id says nothing about its place);
+            # ledger rows without a file last.
+            place = {m.version: i for i, m in enumerate(migs)}
+            out.sort(key=lambda s: place.get(s.version, len(place)))
         return out
 
     def status(self) -> StatusReport:
