@@ -430,7 +430,8 @@ class Revision:
 
 
 def _render(
-    cfg_path: str | Path,
+    cfg: Config,
+    script: ScriptDirectory,
     rev: Script,
     direction: str,
     start: tuple[str, ...],
@@ -438,12 +439,13 @@ def _render(
 ) -> tuple[Rendered | None, str | None]:
     """One revision's SQL, as `alembic upgrade/downgrade START:DEST --sql` writes it (START may
     be several heads: a merge, or a revision on a branch next to another). A revision function
-    that cannot run offline is returned as an error; env.py failing is the project's error."""
+    that cannot run offline is returned as an error; env.py failing is the project's error.
+    One Config and ScriptDirectory serve every revision (the revision files are imported
+    once)."""
     from alembic.runtime.environment import EnvironmentContext
 
     capture = _Capture(rev.path)
-    cfg = load_config(cfg_path, capture)
-    script = script_directory(cfg)
+    cfg.output_buffer = capture
 
     def steps(current: Any, context: Any) -> Any:
         if direction == "upgrade":
@@ -545,10 +547,10 @@ def _analyse(path: str | Path, cfg: Config, render: bool) -> Project:
             heads_before=heads,
         )
         if render:
-            r.upgrade, r.upgrade_error = _render(path, rev, "upgrade", heads, rev.revision)
+            r.upgrade, r.upgrade_error = _render(cfg, script, rev, "upgrade", heads, rev.revision)
             if kind != "missing":
                 r.downgrade, r.downgrade_error = _render(
-                    path, rev, "downgrade", (rev.revision,), down[0] if down else "base"
+                    cfg, script, rev, "downgrade", (rev.revision,), down[0] if down else "base"
                 )
         heads = (*(h for h in heads if h not in down), rev.revision)
         out.append(r)
