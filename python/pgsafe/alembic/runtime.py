@@ -17,6 +17,7 @@ from pgsafe import _core
 from pgsafe.config import applied_by, parse_duration, parse_timeout
 from pgsafe.errors import ConfigError, MigrationError, MigrationLockTimeout
 from pgsafe.quoting import quote_ident
+from pgsafe.sources.alembic import RENDERING, revision_name
 
 log = logging.getLogger("pgsafe")
 
@@ -113,6 +114,8 @@ def configure(
             options["dialect_name"] = "postgresql"
         options.setdefault("literal_binds", True)
         context.configure(connection=connection, on_version_apply=callbacks, **options)
+        if context.config.attributes.get(RENDERING):
+            return  # pgsafe renders the project: its runner sets the timeouts itself
         impl = context.get_context().impl
         impl.static_output(f"SET lock_timeout = '{settings['lock_timeout']}';")
         impl.static_output(f"SET statement_timeout = '{settings['statement_timeout']}';")
@@ -276,8 +279,6 @@ def _after_step(run: _Run, ctx: Any, step: Any) -> None:
     if run.ledger:
         script = step.up_revision
         path = Path(script.path)
-        from pgsafe.sources.alembic import revision_name
-
         _record(
             dbapi,
             run.ledger_schema,

@@ -11,10 +11,37 @@ from typing import Any
 
 from pgsafe.analysis.statement import Statement, walk_dicts
 
-__all__ = ["Touches", "analyse", "walk_dicts"]
+__all__ = ["CheckAdded", "ForeignKey", "Touches", "analyse", "walk_dicts"]
 
 # (schema or None when unqualified, name)
 Name = tuple[str | None, str]
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """A foreign key that ALTER TABLE ... ADD CONSTRAINT gives an existing table."""
+
+    table: Name
+    columns: tuple[str, ...]
+    parent: Name
+    parent_columns: tuple[str, ...]  # empty: the parent's primary key
+
+
+@dataclass(frozen=True)
+class CheckAdded:
+    """A CHECK constraint that ALTER TABLE ... ADD CONSTRAINT gives an existing table: its
+    expression's parse tree."""
+
+    table: Name
+    expression: dict[str, Any] = field(hash=False, compare=False)
+
+
+def _strings(items: Any) -> tuple[str, ...]:
+    return tuple(
+        str(i["String"]["sval"])
+        for i in items or []
+        if isinstance(i, dict) and isinstance(i.get("String"), dict)
+    )
 
 
 @dataclass
@@ -26,6 +53,8 @@ class Touches:
     deletes_rows: set[Name] = field(default_factory=set)  # DELETE, TRUNCATE, DROP TABLE
     dropped: set[Name] = field(default_factory=set)  # DROP TABLE / VIEW / MATERIALIZED VIEW
     renamed: dict[Name, Name] = field(default_factory=dict)  # old -> new (table renames)
+    foreign_keys: list[ForeignKey] = field(default_factory=list)  # added to existing tables
+    checks: list[CheckAdded] = field(default_factory=list)  # added to existing tables
     opaque: bool = False  # DO blocks or function calls: effects pgsafe cannot see
 
     def mentions(self, schema: str, name: str, search_path: str = "public") -> bool:
@@ -83,6 +112,9 @@ def analyse(statements: Iterable[Statement]) -> Touches:
                 for c in walk_dicts(body)
             ):
                 t.foreign_key_tables.add(rv)
+            if kind == "AlterTableStmt":
+                t.foreign_keys.extend(_added_foreign_keys(rv, body))
+                t.checks.extend(_added_checks(rv, body))
             if kind == "DeleteStmt":
                 t.deletes_rows.add(rv)
             if kind == "RenameStmt" and body.get("renameType") == "OBJECT_TABLE":
@@ -108,3 +140,27 @@ def analyse(statements: Iterable[Statement]) -> Touches:
         if kind == "SelectStmt" and any("FuncCall" in n for n in walk_dicts(body)):
             t.opaque = True  # SELECT some_function(): may write anything
     return t
+
+
+def _added_constraints(body: dict[str, Any], contype: str) -> Iterable[dict[str, Any]]:
+    for cmd in body.get("cmds") or []:
+        c = cmd.get("AlterTableCmd") if isinstance(cmd, dict) else None
+        if not isinstance(c, dict) or c.get("subtype") != "AT_AddConstraint":
+            continue
+        con = (c.get("def") or {}).get("Constraint")
+        if isinstance(con, dict) and con.get("contype") == contype:
+            yield con
+
+
+def _added_checks(table: Name, body: dict[str, Any]) -> Iterable[CheckAdded]:
+    for con in _added_constraints(body, "CONSTR_CHECK"):
+        if isinstance(con.get("raw_expr"), dict):
+            yield CheckAdded(table, con["raw_expr"])
+
+
+def _added_foreign_keys(table: Name, body: dict[str, Any]) -> Iterable[ForeignKey]:
+    for con in _added_constraints(body, "CONSTR_FOREIGN"):
+        parent = _rangevar(con.get("pktable") or {})
+        columns = _strings(con.get("fk_attrs"))
+        if parent is not None and columns:
+            yield ForeignKey(table, columns, parent, _strings(con.get("pk_attrs")))

@@ -107,9 +107,34 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_CONFIG, f"pgsafe: error: {message}\n")
 
 
+APP_PATH_HELP = (
+    "a directory to import the application from, for Alembic revisions and env.py that import "
+    "it (like PYTHONPATH; repeatable)"
+)
+
+
 def add_verbose(p: argparse.ArgumentParser, help: str = VERBOSE_HELP) -> None:
-    """-v also after the command; SUPPRESS keeps the top-level count when it is not repeated."""
+    """-v (and --app-path) also after the command; SUPPRESS keeps the top-level value when it
+    is not repeated."""
     p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=help)
+    p.add_argument(
+        "--app-path",
+        action="append",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help=APP_PATH_HELP if help != argparse.SUPPRESS else argparse.SUPPRESS,
+    )
+
+
+def use_app_paths(paths: list[str] | None) -> None:
+    """--app-path: put the directories first on the import path (checked to exist)."""
+    resolved = []
+    for raw in paths or []:
+        p = Path(raw).expanduser()
+        if not p.is_dir():
+            raise ConfigError(f"--app-path {raw}: not a directory")
+        resolved.append(str(p.resolve()))
+    sys.path[:0] = [p for p in resolved if p not in sys.path]
 
 
 def add_path(p: argparse.ArgumentParser) -> None:

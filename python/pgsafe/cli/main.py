@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pgsafe {_core.__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help=common.VERBOSE_HELP)
+    parser.add_argument("--app-path", action="append", metavar="DIR", help=common.APP_PATH_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=common.Parser)
     for module in COMMANDS:
         module.register(sub)
@@ -85,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     _configure_logging(args.verbose)
     try:
+        common.use_app_paths(args.app_path)
         with forced_layout(common.layout(args)):
             return int(args.handler(args))
     except Error as exc:

@@ -4,6 +4,7 @@ SQL, destructive statements and checksums, as Markdown for people and JSON for s
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html
 from collections.abc import Sequence
@@ -147,6 +148,9 @@ class MigrationReport:
     down_checksum: str | None = None
     trace: MigrationTrace | None = None
     trace_note: str | None = None  # why it was not traced
+    # Rendered by a tool (an Alembic revision): the statements the tool wrote for itself
+    # (alembic_version) run in the trace but are not the migration's, nor its lock impact.
+    rendered: bool = False
 
     @property
     def label(self) -> str:
@@ -284,10 +288,22 @@ class MigrationReport:
         self.trace, self.trace_note = trace, note
         if trace is None:
             return
+        # The k-th statement at a line joins the k-th traced one there (an `op.` call of an
+        # Alembic revision may emit several statements, all at its line).
+        by_line: dict[int, list[TracedStatement]] = {}
+        for t in trace.statements:
+            by_line.setdefault(t.line, []).append(t)
+        seen: dict[int, int] = {}
+        attached = []
         for s in self.statements:
-            t = trace.statement_at(s.line)
-            if t is not None:
-                s.attach(t)
+            k = seen.get(s.line, 0)
+            seen[s.line] = k + 1
+            at = by_line.get(s.line, [])
+            if k < len(at):
+                s.attach(at[k])
+                attached.append(at[k])
+        if self.rendered:
+            trace.statements = attached
 
 
 def _operation(stmt: Stmt) -> str:
@@ -342,16 +358,34 @@ def analyse(migration: Migration, config: LintConfig | None = None) -> Migration
     config = config or LintConfig()
     text = migration.up_text()
     file = str(migration.up_path)
-    statements = [Stmt.from_core(i, s) for i, s in enumerate(parse_sql(text, file))]
-    findings = lint_text(text, file, config).findings
+    where = migration.up_map
+    raw = parse_sql(text, file)
+    linted = lint_text(text, file, config).findings
+    # (line in the text, finding as reported) and the first text line of each statement.
+    placed = [(f.line, f) for f in linted]
+    if where is not None:
+        # Rendered SQL (an Alembic revision) is linted whole, as the tool wrote it, and each
+        # finding moved to the revision line of the `op.` call; the tool's own statements
+        # (BEGIN/COMMIT, alembic_version, env.py's) are not the user's and are not linted.
+        raw = [s for s in raw if not s.transaction_control and where.of(s.line, s.end_line)]
+        placed = [
+            (f.line, dataclasses.replace(f, line=line, column=1))
+            for f in linted
+            if (line := where.of(f.line, f.line)) is not None
+        ]
+    starts = [s.line for s in raw]
+    if where is not None:
+        raw = migration.up_statements(own=True)  # the same statements, at revision lines
+    statements = [Stmt.from_core(i, s) for i, s in enumerate(raw)]
+    findings = [f for _, f in placed]
     ctx = Context(pg_version=config.pg_version, file=file)
     reports = []
     for pos, stmt in enumerate(statements):
         p = predict(stmt, ctx)
         # A finding belongs to the statement whose lines it falls in (not to its text: two
         # identical statements each get their own).
-        last = statements[pos + 1].line if pos + 1 < len(statements) else 1 << 30
-        mine = [f for f in findings if f.statement and stmt.line <= f.line < last]
+        last = starts[pos + 1] if pos + 1 < len(starts) else 1 << 30
+        mine = [f for at, f in placed if f.statement and starts[pos] <= at < last]
         hazards = {h for f in mine for h in f.hazards} | set(lock_hazards(p.lock))
         if stmt.raw.non_transactional:
             hazards.add("not-transactional")
@@ -381,6 +415,7 @@ def analyse(migration: Migration, config: LintConfig | None = None) -> Migration
         migration.down_text() if down else None,
         str(down) if down else None,
         _core.sha256_file(str(down)) if down else None,
+        rendered=where is not None,
     )
 
 

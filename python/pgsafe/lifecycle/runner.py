@@ -169,8 +169,12 @@ class Runner:
         slow_migration_s: float = SLOW_MIGRATION_S,
         estimates: dict[str, str] | None = None,
         record_schema: bool = True,
+        migrations: list[Migration] | None = None,
     ) -> None:
         self.source = Path(source)
+        # Discovered once by the caller (pgsafe test's many runners): an Alembic project is
+        # rendered revision by revision, too slow to repeat for every step.
+        self._migrations = migrations
         # Record the schema fingerprint after each run, for preflight's drift check.
         self.record_schema = record_schema
         self.slow_migration_s = slow_migration_s
@@ -188,6 +192,8 @@ class Runner:
     # -- reading ---------------------------------------------------------------------------
 
     def migrations(self) -> list[Migration]:
+        if self._migrations is not None:
+            return list(self._migrations)
         return discover(self.source)
 
     def history(self, conn: _core.Connection, migs: list[Migration]) -> History:
@@ -260,9 +266,11 @@ class Runner:
                     row.dirty_reason or None,
                 )
             )
-        if all(m.order is None for m in migs):
-            out.sort(key=lambda s: int(s.version) if s.version.isdigit() else 0)
-        else:  # the tool's own order (a graph, a plan, Flyway versions); missing files last
+        if all(m.order is None for m in migs) and all(s.version.isdigit() for s in out):
+            out.sort(key=lambda s: int(s.version))  # numbered files, missing ones in place
+        else:
+            # In the source's order (an Alembic revision id says nothing about its place);
+            # ledger rows without a file last.
             place = {m.version: i for i, m in enumerate(migs)}
             out.sort(key=lambda s: place.get(s.version, len(place)))
         return out

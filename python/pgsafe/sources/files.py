@@ -22,6 +22,24 @@ _NAME = re.compile(
 )
 
 
+@dataclass(frozen=True)
+class SourceLines:
+    """Where the statements of rendered SQL come from in the file the user wrote (an Alembic
+    revision): ``lines[i]`` is the file line behind line i + 1 of the SQL, None for a line the
+    tool wrote for itself (BEGIN/COMMIT, the alembic_version table); ``function`` is the line
+    of the function that rendered it (``def upgrade():``), where those statements are placed."""
+
+    lines: tuple[int | None, ...]
+    function: int = 1
+
+    def of(self, first: int, last: int) -> int | None:
+        """The file line of a statement on SQL lines first..last (None: not the user's)."""
+        for n in range(first, last + 1):
+            if 1 <= n <= len(self.lines) and self.lines[n - 1] is not None:
+                return self.lines[n - 1]
+        return None
+
+
 @dataclass
 class Migration:
     """One migration. From a SQL directory: its up (and down) file. From an Alembic project:
@@ -38,6 +56,10 @@ class Migration:
     order: int | None = None
     # Run again whenever its file changes (Flyway's R__ files); never rolled back.
     repeatable: bool = False
+    # Rendered SQL only: the revision file line of each statement (errors, findings and
+    # estimates name the line of the `op.` call, not a line of the rendered SQL).
+    up_map: SourceLines | None = field(default=None, repr=False)
+    down_map: SourceLines | None = field(default=None, repr=False)
 
     @property
     def label(self) -> str:
@@ -64,12 +86,16 @@ class Migration:
             return self.down_sql
         return read_sql(self.down_path) if self.down_path is not None else None
 
-    def up_statements(self) -> list[Statement]:
+    def up_statements(self, own: bool = False) -> list[Statement]:
+        """The up's statements; own=True leaves out those a tool wrote for itself (Alembic's
+        alembic_version bookkeeping): what the user wrote, e.g. to run it a second time."""
         if self.up_sql is not None:
-            return rendered_statements(self.up_sql, f"{self.up_path} upgrade()")
+            return rendered_statements(
+                self.up_sql, f"{self.up_path} upgrade()", self.up_map, own=own
+            )
         return load_statements(self.up_path)
 
-    def down_statements(self) -> list[Statement]:
+    def down_statements(self, own: bool = False) -> list[Statement]:
         if self.down_path is None:
             raise ConfigError(
                 f"{self.label} has no down file ({self.version}_{self.name}.down.sql)"
@@ -77,7 +103,9 @@ class Migration:
                 else f"{self.label} has no downgrade ({self.up_path})"
             )
         if self.down_sql is not None:
-            return rendered_statements(self.down_sql, f"{self.down_path} downgrade()")
+            return rendered_statements(
+                self.down_sql, f"{self.down_path} downgrade()", self.down_map, own=own
+            )
         return load_statements(self.down_path)
 
 
@@ -150,11 +178,33 @@ def parse_sql(text: str, source: str = "<sql>") -> list[Statement]:
     return split_statements(text, source)
 
 
-def rendered_statements(text: str, source: str) -> list[Statement]:
+def rendered_statements(
+    text: str, source: str, where: SourceLines | None = None, *, own: bool = False
+) -> list[Statement]:
     """Statements of SQL rendered by Alembic's offline mode, without its BEGIN/COMMIT lines:
     pgsafe gives each migration its own transaction and runs what cannot run in one (what
-    Alembic's autocommit_block brackets with COMMIT ... BEGIN) in autocommit steps."""
-    return [s for s in parse_sql(text, source) if not s.transaction_control]
+    Alembic's autocommit_block brackets with COMMIT ... BEGIN) in autocommit steps. With
+    `where`, each statement is placed at its revision file line (the tool's own statements at
+    the function's line, or left out with own=True)."""
+    try:
+        statements = parse_sql(text, source)
+    except ParseError as exc:
+        line = where.of(exc.line, exc.line) if where is not None else None
+        if line is None:
+            raise
+        raise ParseError(exc.file, line, 1, exc.message) from None
+    out = []
+    for s in statements:
+        if s.transaction_control:
+            continue
+        if where is not None:
+            line = where.of(s.line, s.end_line)
+            if line is None and own:
+                continue
+            s.line = s.end_line = line if line is not None else where.function
+            s.column = 1
+        out.append(s)
+    return out
 
 
 def load_statements(path: Path) -> list[Statement]:

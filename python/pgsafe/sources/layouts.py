@@ -312,16 +312,16 @@ class LayoutMigration(Migration):
         """The up as lint reads it: lines and columns the file's own."""
         return self.up_text()
 
-    def up_statements(self) -> list[Statement]:
+    def up_statements(self, own: bool = False) -> list[Statement]:
         if self.sections is None:
-            return super().up_statements()
+            return super().up_statements(own)
         return self._statements("up")
 
-    def down_statements(self) -> list[Statement]:
+    def down_statements(self, own: bool = False) -> list[Statement]:
         if self.down_path is None:
             raise ConfigError(self._no_down())
         if self.sections is None:
-            return super().down_statements()
+            return super().down_statements(own)
         return self._statements("down")
 
     def _no_down(self) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pgsafe.analysis.touches import Touches, analyse
+from pgsafe.analysis.touches import CheckAdded, ForeignKey, Touches, analyse
 from pgsafe.backup.datafp import TableFingerprint
 from pgsafe.backup.datafp import fingerprint as data_fingerprint
 from pgsafe.config import Settings
@@ -105,9 +105,11 @@ class RoundtripReport(Report):
     def summary(self) -> str:
         n = len(self.failures)
         head = f"FAILED: {n} check(s) failed" if n else "passed"
+        unchecked = [r for r in self.results if r.message.startswith("not checked")]
         text = (
             f"{head}; {len(self.results)} checks on {len(self.migrations)} migration(s) from "
             f"{self.source} in {self.seconds:.1f}s"
+            + (f"; {len(unchecked)} not checked" if unchecked else "")
         )
         if self.server:
             text += f" on {self.server}"
@@ -124,7 +126,14 @@ class RoundtripReport(Report):
                     Table(
                         ["phase", "check", "migration", "status", "result"],
                         [
-                            (r.phase, r.check, r.migration, r.status.upper(), r.message)
+                            (
+                                r.phase,
+                                r.check,
+                                r.migration,
+                                r.status.upper(),
+                                # A failure is told once, in its own section below.
+                                "see below" if r.status == "fail" else r.message,
+                            )
                             for r in self.results
                         ],
                     )
@@ -275,6 +284,7 @@ class _Run:
         self.dbs: list[TemporaryDatabase] = []
         self._touches: dict[str, Touches] = {}
         self._step = 0
+        self._available: set[str] | None = None  # extensions the server can install
 
     # helpers ---------------------------------------------------------------------------
 
@@ -286,13 +296,11 @@ class _Run:
     def add(self, result: CheckResult) -> CheckResult:
         self.report.results.append(result)
         if result.status == "fail":
-            self.progress(
-                f"  FAIL {result.phase}.{result.check} {result.migration}: {result.message}"
-            )
+            self.progress(f"  FAIL {result.phase}.{result.check} {result.migration}".rstrip())
         return result
 
     def runner(self, db: TemporaryDatabase) -> Runner:
-        return Runner(self.path, db.dsn, settings=self.settings)
+        return Runner(self.path, db.dsn, settings=self.settings, migrations=self.migs)
 
     def up(self, db: TemporaryDatabase, m: Migration) -> str | None:
         try:
@@ -324,14 +332,12 @@ class _Run:
         return None
 
     def step_failed(
-        self, phase: str, check: str, m: Migration, message: str, err: str, started: float
+        self, phase: str, check: str, m: Migration, message: str, started: float
     ) -> None:
-        """An up or down of `m` raised `err`: record the failure, timed from `started`."""
-        self.add(
-            CheckResult(
-                phase, check, m.label, "fail", message, None, err, time.monotonic() - started
-            )
-        )
+        """An up or down of `m` failed: record it (told once: `message` holds the error),
+        timed from `started`."""
+        seconds = time.monotonic() - started
+        self.add(CheckResult(phase, check, m.label, "fail", message, None, "", seconds))
 
     def schema(self, db: TemporaryDatabase) -> SchemaFingerprint:
         return schema_fingerprint(db.dsn, settings=self.settings)
@@ -387,10 +393,16 @@ class _Run:
             )
         return differences
 
-    def fill(self, db: TemporaryDatabase) -> None:
+    def fill(self, db: TemporaryDatabase, m: Migration) -> None:
+        """Generated rows after `m`, satisfying the constraints later migrations add."""
         self._step += 1
+        later = [self.touches(n) for n in self.migs[self.migs.index(m) + 1 :]]
+        planned: list[ForeignKey | CheckAdded] = []
+        for t in later:
+            planned += t.foreign_keys
+            planned += t.checks
         with contextlib.closing(db.connect("pgsafe-test")) as conn:
-            skipped = fill(conn, self.rows, self._step)
+            skipped = fill(conn, self.rows, self._step, planned=planned)
         for table, why in skipped.items():
             self.report.unfilled_tables.setdefault(table, why)
 
@@ -481,7 +493,9 @@ class _Run:
 
     def rerun(self, db: TemporaryDatabase, m: Migration) -> None:
         started = time.monotonic()
-        statements = m.up_statements()
+        # What the migration's author wrote: a tool's own bookkeeping (Alembic creating and
+        # updating alembic_version) is not the migration's to re-run.
+        statements = m.up_statements(own=True)
         error = None
         if any(s.non_transactional for s in statements):
             # Cannot run in a transaction block: run it on a scratch copy instead.
@@ -564,21 +578,79 @@ class _Run:
         if idempotency:
             self.rerun(db, m)
         if data:
-            self.fill(db)
+            self.fill(db, m)
+
+    # keep checking after a failure ----------------------------------------------------
+
+    def missing_extensions(self, db: TemporaryDatabase, m: Migration) -> list[str]:
+        """Extensions the up creates that the test server cannot install."""
+        wanted = [
+            str(s.node.get("extname"))
+            for s in m.up_statements()
+            if s.kind == "CreateExtensionStmt" and s.node.get("extname")
+        ]
+        if not wanted:
+            return []
+        if self._available is None:
+            with contextlib.closing(db.connect("pgsafe-test")) as conn:
+                rows = conn.execute("SELECT name FROM pg_available_extensions").rows
+            self._available = {str(r[0]) for r in rows}
+        return [name for name in dict.fromkeys(wanted) if name not in self._available]
+
+    def not_checked(self, phase: str, m: Migration, missing: list[str]) -> None:
+        plural = "s" if len(missing) > 1 else ""
+        self.add(
+            CheckResult(
+                phase,
+                "up",
+                m.label,
+                "skip",
+                f"not checked: needs the extension{plural} {', '.join(missing)}, which the test "
+                f"server (PostgreSQL {self.report.server_version}) does not have",
+            )
+        )
+
+    def rest_not_checked(self, phase: str, after: int, why: str) -> None:
+        """The migrations after position `after` cannot be applied: say so, once."""
+        rest = self.migs[after + 1 :]
+        if not rest:
+            return
+        names = rest[0].label + (f" .. {rest[-1].label}" if len(rest) > 1 else "")
+        self.add(
+            CheckResult(
+                phase,
+                "up",
+                "",
+                "skip",
+                f"not checked: {len(rest)} migration(s) after {self.migs[after].label} "
+                f"({names}): {why}",
+            )
+        )
 
     def roundtrip(self, *, data: bool, idempotency: bool) -> None:
-        """Apply all, roll back all, apply all, with schema parity at every step."""
+        """Apply all, roll back all, apply all, with schema parity at every step. When an up
+        cannot be applied (it fails, or needs an extension the server lacks), what was applied
+        before it is still rolled back and applied again: a broken down does not hide behind a
+        later broken up."""
         db = self.new_db()
         self.progress(f"round trip: apply {len(self.migs)}, roll back, apply again")
         base = self.schema(db)
         fps = [base]
-        for m in self.migs:
+        applied = 0
+        for i, m in enumerate(self.migs):
             started = time.monotonic()
+            missing = self.missing_extensions(db, m)
+            if missing:
+                self.not_checked("roundtrip", m, missing)
+                self.rest_not_checked("roundtrip", i, f"they come after {m.label}")
+                break
             before = self.data(db) if data else None
             err = self.up(db, m)
             if err:
-                self.step_failed("roundtrip", "up", m, f"up failed: {err}", err, started)
-                return
+                self.step_failed("roundtrip", "up", m, f"up failed: {err}", started)
+                self.rest_not_checked("roundtrip", i, f"{m.label} failed before them")
+                break
+            applied += 1
             fps.append(self.schema(db))
             self.add(
                 CheckResult(
@@ -593,10 +665,15 @@ class _Run:
                 )
             )
             self.after_up(db, m, before, data, idempotency, started)
-        # Roll everything back, newest first, comparing with the schema before each migration.
+        if applied < len(self.migs) and applied:
+            self.progress(
+                f"round trip goes on with the {applied} migration(s) applied before "
+                f"{self.migs[applied].label}: rolled back and applied again"
+            )
+        # Roll back what was applied, newest first, comparing with the schema before each.
         leftovers: dict[tuple[str, str], str] = {}
         rolled: list[int] = []
-        for i in reversed(range(len(self.migs))):
+        for i in reversed(range(applied)):
             m = self.migs[i]
             started = time.monotonic()
             if m.down_path is None:
@@ -612,8 +689,10 @@ class _Run:
                 break
             err = self.down(db)
             if err:
-                self.step_failed("roundtrip", "down", m, f"down failed: {err}", err, started)
-                return
+                # Its transaction rolled back: the database is as after its up, so what was
+                # rolled back before it can still be applied again.
+                self.step_failed("roundtrip", "down", m, f"down failed: {err}", started)
+                break
             rolled.append(i)
             got = self.schema(db)
             differences = self.parity(
@@ -669,7 +748,7 @@ class _Run:
             err = self.up(db, m)
             if err:
                 self.step_failed(
-                    "roundtrip", "reapply", m, f"up failed after the rollback: {err}", err, started
+                    "roundtrip", "reapply", m, f"up failed after the rollback: {err}", started
                 )
                 return
             self.parity(
@@ -684,16 +763,23 @@ class _Run:
             )
 
     def stairway(self, *, data: bool, idempotency: bool) -> None:
-        """Up, down, up for each migration in turn, with schema parity and data checks."""
+        """Up, down, up for each migration in turn, with schema parity and data checks. A
+        failed down leaves the migration applied, so the next one is still checked."""
         db = self.new_db()
         self.progress(f"stairway: up, down, up for each of {len(self.migs)} migrations")
-        for m in self.migs:
+        for i, m in enumerate(self.migs):
             started = time.monotonic()
+            missing = self.missing_extensions(db, m)
+            if missing:
+                self.not_checked("stairway", m, missing)
+                self.rest_not_checked("stairway", i, f"they come after {m.label}")
+                return
             before_fp = self.schema(db)
             before = self.data(db) if data else None
             err = self.up(db, m)
             if err:
-                self.step_failed("stairway", "up", m, f"up failed: {err}", err, started)
+                self.step_failed("stairway", "up", m, f"up failed: {err}", started)
+                self.rest_not_checked("stairway", i, f"{m.label} failed before them")
                 return
             after_fp = self.schema(db)
             if data and before is not None:
@@ -708,39 +794,40 @@ class _Run:
                 started = time.monotonic()
                 err = self.down(db)
                 if err:
-                    self.step_failed("stairway", "down", m, f"down failed: {err}", err, started)
-                    return
-                self.parity(
-                    "stairway",
-                    "down-parity",
-                    m,
-                    before_fp,
-                    self.schema(db),
-                    f"after the down of {m.label} vs before its up",
-                    started,
-                )
-                if data and before is not None:
-                    self.data_down(m, before, self.data(db), time.monotonic())
-                started = time.monotonic()
-                err = self.up(db, m)
-                if err:
-                    self.step_failed(
-                        "stairway", "reup", m, f"up failed after its own down: {err}", err, started
+                    self.step_failed("stairway", "down", m, f"down failed: {err}", started)
+                else:
+                    self.parity(
+                        "stairway",
+                        "down-parity",
+                        m,
+                        before_fp,
+                        self.schema(db),
+                        f"after the down of {m.label} vs before its up",
+                        started,
                     )
-                    return
-                self.parity(
-                    "stairway",
-                    "reup-parity",
-                    m,
-                    after_fp,
-                    self.schema(db),
-                    f"{m.label} up, down, up vs the first up",
-                    started,
-                )
+                    if data and before is not None:
+                        self.data_down(m, before, self.data(db), time.monotonic())
+                    started = time.monotonic()
+                    err = self.up(db, m)
+                    if err:
+                        self.step_failed(
+                            "stairway", "reup", m, f"up failed after its own down: {err}", started
+                        )
+                        self.rest_not_checked("stairway", i, f"{m.label} failed before them")
+                        return
+                    self.parity(
+                        "stairway",
+                        "reup-parity",
+                        m,
+                        after_fp,
+                        self.schema(db),
+                        f"{m.label} up, down, up vs the first up",
+                        started,
+                    )
             if idempotency:
                 self.rerun(db, m)
             if data:
-                self.fill(db)
+                self.fill(db, m)
 
     def close(self) -> None:
         for db in self.dbs:

@@ -1,15 +1,18 @@
 """Generated rows for every user table, so `pgsafe test` can check that migrations keep data:
-values per column type, parents filled before children (foreign keys), one INSERT ... SELECT
-over generate_series per table. A table that cannot be filled is skipped with the reason."""
+values per column type, parents filled before children (foreign keys, and those a later
+migration will add), one INSERT ... SELECT over generate_series per table. A table that cannot
+be filled is skipped with the reason."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pgsafe import _core
 from pgsafe.analysis.statement import split_statements, walk_dicts
+from pgsafe.analysis.touches import CheckAdded, ForeignKey
 from pgsafe.errors import DatabaseError, Error
 from pgsafe.quoting import quote_ident, quote_literal
 
@@ -24,6 +27,7 @@ class _Table:
     cols: list[dict[str, Any]]
     fks: list[dict[str, Any]] = field(default_factory=list)
     allowed: dict[str, list[str]] = field(default_factory=dict)  # column -> CHECK IN values
+    primary_key: list[str] = field(default_factory=list)
 
     @property
     def qualified(self) -> str:
@@ -107,6 +111,11 @@ def _allowed_values(expr: str) -> dict[str, list[str]]:
         tree = stmt.tree
     except (Error, ValueError):
         return {}
+    return allowed_in_tree(tree)
+
+
+def allowed_in_tree(tree: Any) -> dict[str, list[str]]:
+    """_allowed_values of a parse tree (a CHECK a later migration adds)."""
     out: dict[str, list[str]] = {}
     for node in walk_dicts(tree):
         a = node.get("A_Expr") if isinstance(node, dict) else None
@@ -145,7 +154,10 @@ def _tables(conn: _core.Connection, exclude: tuple[str, ...]) -> list[_Table]:
         "AND a.attnum = x.attnum))) FROM pg_constraint k "
         "WHERE k.conrelid = c.oid AND k.contype = 'f'), "
         "'checks', (SELECT json_agg(pg_get_expr(k.conbin, k.conrelid)) FROM pg_constraint k "
-        "WHERE k.conrelid = c.oid AND k.contype = 'c')) "
+        "WHERE k.conrelid = c.oid AND k.contype = 'c'), "
+        "'pk', (SELECT json_agg(a.attname ORDER BY x.i) FROM pg_constraint k, unnest(k.conkey) "
+        "WITH ORDINALITY x(attnum, i) JOIN pg_attribute a ON a.attrelid = c.oid "
+        "AND a.attnum = x.attnum WHERE k.conrelid = c.oid AND k.contype = 'p')) "
         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         f"WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND {_SYSTEM} "
         f"AND n.nspname NOT IN ({skip}) ORDER BY n.nspname, c.relname"
@@ -154,6 +166,7 @@ def _tables(conn: _core.Connection, exclude: tuple[str, ...]) -> list[_Table]:
     for (doc,) in rows:
         d = json.loads(str(doc))
         t = _Table(int(d["oid"]), d["schema"], d["name"], d["cols"] or [], d["fks"] or [])
+        t.primary_key = list(d["pk"] or [])
         for expr in d["checks"] or []:
             for col, values in _allowed_values(expr).items():
                 t.allowed.setdefault(col, values)
@@ -233,12 +246,54 @@ def _insert_sql(
     )
 
 
+def _plan(tables: list[_Table], planned: Sequence[ForeignKey | CheckAdded]) -> set[int]:
+    """Constraints later migrations add, taken as if they were there: a child's rows then
+    reference rows its parent has, values are among those a CHECK's IN list allows, and the
+    later ADD CONSTRAINT finds no violation. A child whose parent does not exist yet is not
+    filled now (its rows would all be orphans then); returns those tables' oids."""
+    by_name = {(t.schema, t.name): t for t in tables}
+
+    def find(name: tuple[str | None, str]) -> _Table | None:
+        return by_name.get((name[0] or "public", name[1]))
+
+    deferred: set[int] = set()
+    for fk in planned:
+        if isinstance(fk, CheckAdded):
+            table = find(fk.table)
+            if table is not None:
+                for col, values in allowed_in_tree(fk.expression).items():
+                    table.allowed.setdefault(col, values)
+            continue
+        child = find(fk.table)
+        if child is None:
+            continue
+        if any(set(f["cols"]) & set(fk.columns) for f in child.fks):
+            continue  # already constrained (by this key or another)
+        parent = find(fk.parent)
+        if parent is None:
+            deferred.add(child.oid)
+            continue
+        ref = list(fk.parent_columns) or parent.primary_key
+        if len(ref) != len(fk.columns):
+            continue
+        child.fks.append({"name": "", "ref": parent.oid, "cols": list(fk.columns), "ref_cols": ref})
+    return deferred
+
+
 def fill(
-    conn: _core.Connection, rows: int, step: int, exclude: tuple[str, ...] = ("pgsafe",)
+    conn: _core.Connection,
+    rows: int,
+    step: int,
+    exclude: tuple[str, ...] = ("pgsafe",),
+    planned: Sequence[ForeignKey | CheckAdded] = (),
 ) -> dict[str, str]:
     """Inserts `rows` generated rows into every user table; returns {table: why it was not
-    filled} for the tables it skipped. `step` keeps values unique across calls."""
-    tables = _order(_tables(conn, exclude))
+    filled} for the tables it skipped. `step` keeps values unique across calls. `planned`:
+    foreign keys and CHECKs that later migrations add to existing tables, which the rows
+    satisfy too."""
+    tables = _tables(conn, exclude)
+    deferred = _plan(tables, planned)
+    tables = _order([t for t in tables if t.oid not in deferred])
     by_oid = {t.oid: t for t in tables}
     skipped: dict[str, str] = {}
     first = step * 100_000 + 1
