@@ -4,6 +4,8 @@ The ground floor's names load with the package; the rest (Runner, discover, ...)
 so `import pgsafe` (and every pytest run, through the plugin) stays light."""
 
 import importlib
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from pgsafe import _core
@@ -67,14 +69,24 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pgsafe' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+def lazy_attributes(
+    package: str, names: dict[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """(__getattr__, __dir__) for a package whose public names live in its modules and load on
+    first use (PEP 562): `names` maps each name to the module that defines it."""
+
+    def getattr_(name: str) -> Any:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    def dir_() -> list[str]:
+        return sorted([*vars(sys.modules[package]), *names])
+
+    return getattr_, dir_
 
 
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

@@ -27,6 +27,22 @@ from pgsafe.sources.layouts import flyway_version, layout_of, sqitch_plan
 log = logging.getLogger("pgsafe")
 
 
+# The tables (and schemas) other migration tools keep their history in: bookkeeping, not the
+# application's data (pgsafe test generates no rows into them).
+HISTORY_TABLES = frozenset(
+    {
+        "alembic_version",
+        "schema_migrations",
+        "__diesel_schema_migrations",
+        "flyway_schema_history",
+        "_prisma_migrations",
+        "pgmigrations",
+        "django_migrations",
+    }
+)
+HISTORY_SCHEMAS = frozenset({"sqitch", "supabase_migrations"})
+
+
 @dataclass
 class Applied:
     """One migration as the other tool's history has it."""

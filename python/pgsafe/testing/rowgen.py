@@ -15,6 +15,7 @@ from pgsafe.analysis.statement import split_statements, walk_dicts
 from pgsafe.analysis.touches import CheckAdded, ForeignKey
 from pgsafe.errors import DatabaseError, Error
 from pgsafe.quoting import quote_ident, quote_literal
+from pgsafe.sources.history import HISTORY_SCHEMAS, HISTORY_TABLES
 
 _SYSTEM = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
 
@@ -291,7 +292,11 @@ def fill(
     filled} for the tables it skipped. `step` keeps values unique across calls. `planned`:
     foreign keys and CHECKs that later migrations add to existing tables, which the rows
     satisfy too."""
-    tables = _tables(conn, exclude)
+    tables = [
+        t
+        for t in _tables(conn, (*exclude, *HISTORY_SCHEMAS))
+        if t.name not in HISTORY_TABLES  # another tool's bookkeeping, not data
+    ]
     deferred = _plan(tables, planned)
     tables = _order([t for t in tables if t.oid not in deferred])
     by_oid = {t.oid: t for t in tables}
