@@ -599,16 +599,14 @@ class _Run:
 
     def not_checked(self, phase: str, m: Migration, missing: list[str]) -> None:
         plural = "s" if len(missing) > 1 else ""
-        self.add(
-            CheckResult(
-                phase,
-                "up",
-                m.label,
-                "skip",
-                f"not checked: needs the extension{plural} {', '.join(missing)}, which the test "
-                f"server (PostgreSQL {self.report.server_version}) does not have",
-            )
+        why = (
+            f"needs the extension{plural} {', '.join(missing)}, which the test server "
+            f"(PostgreSQL {self.report.server_version}) does not have"
         )
+        if m.label not in self.report.not_checked:
+            self.report.not_checked[m.label] = why
+            self.progress(f"{m.label} not checked: {why}")
+        self.add(CheckResult(phase, "up", m.label, "skip", f"not checked: {why}"))
 
     def rest_not_checked(self, phase: str, after: int, why: str) -> None:
         """The migrations after position `after` cannot be applied: say so, once."""
@@ -886,27 +884,6 @@ def _server(server: TemporaryServer | None, pg_version: int | None) -> Iterator[
         yield started
 
 
-def _checkable(
-    migs: list[Migration], server: TemporaryServer
-) -> tuple[list[Migration], dict[str, str]]:
-    """The migrations `server` can run: those before the first that creates an extension the
-    server lacks; and {label: why} for that one and every one after it."""
-
-    have: set[str] | None = None
-    for pos, m in enumerate(migs):
-        needed = needed_extensions(m.up_statements())
-        if not needed:
-            continue
-        if have is None:
-            have = available_extensions(server)
-        missing = [e for e in needed if e not in have]
-        if missing:
-            reason = missing_extension(missing[0], server)
-            later = {x.label: f"follows {m.label}, which {reason}" for x in migs[pos + 1 :]}
-            return migs[:pos], {m.label: reason, **later}
-    return migs, {}
-
-
 def run_tests(
     path: str | Path = "migrations",
     *,
@@ -924,8 +901,8 @@ def run_tests(
     the migrations at `path`, on fresh databases of `server` (default: a throwaway server of
     major `pg_version`, else the configured one, else the newest found, started and stopped
     here). The report's `failed` is true when any check failed. A migration that creates an
-    extension the server lacks, and every one after it, is not checked (the report's
-    `not_checked` says why); when that leaves nothing to check, NotCheckable (exit 5)."""
+    extension the server lacks is not checked (the report's `not_checked` says why) and the
+    checks go on with the migrations after it."""
 
     migs = discover(path)
     for m in migs:  # bad SQL is a config error, before any server starts
@@ -939,16 +916,11 @@ def run_tests(
     with _server(server, pg_version) as srv:
         report.server_version = srv.version
         report.server = srv.installation.describe()
-        migs, report.not_checked = _checkable(migs, srv)
-        if report.not_checked:
-            first, why = next(iter(report.not_checked.items()))
-            if not migs:
-                raise NotCheckable(f"nothing to check: {first} {why}")
-            more = len(report.not_checked) - 1
-            say(f"{first}{f' and {more} after it' if more else ''} not checked: {why}")
-            report.results.append(
-                CheckResult("setup", "extension", first, "skip", f"not checked: {why}")
-            )
+        first_needs = needed_extensions(migs[0].up_statements()) if migs else []
+        lacking = [e for e in first_needs if e not in available_extensions(srv)]
+        if lacking:  # not even the first migration can run here: nothing would be checked
+            why = missing_extension(lacking[0], srv)
+            raise NotCheckable(f"nothing to check: {migs[0].label} {why}")
         run = _Run(Path(path), migs, srv, report, rows=rows, settings=settings, progress=say)
         try:
             if migs:
