@@ -244,6 +244,14 @@ class Context:
                 if sub == "AT_DropConstraint" and cmd.get("missing_ok") and cmd.get("name"):
                     self.dropped_constraints_if_exists.add((table, cmd["name"]))
         self._note_settings(stmt)
-        if autocommit:
+        if autocommit or self._step_follows(stmt):
             self.end_transaction()
         self.statements.append(stmt)
+
+    def _step_follows(self, stmt: Stmt) -> bool:
+        """Whether a `-- pgsafe: step` marker stands after `stmt`: pgsafe commits there (not
+        inside an explicit BEGIN ... COMMIT, which other runners keep as one transaction)."""
+        later = self.file_statements
+        if later is None or self.explicit_transaction or stmt.index + 1 >= len(later):
+            return False
+        return later[stmt.index + 1].raw.new_step

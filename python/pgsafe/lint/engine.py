@@ -7,7 +7,7 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgsafe.analysis.statement import Comment, scan_comments
+from pgsafe.analysis.statement import Comment, is_step_marker, scan_comments
 from pgsafe.errors import ParseError
 from pgsafe.lint import rules as _rules  # noqa: F401  (registers every rule)
 from pgsafe.lint.config import LintConfig
@@ -110,8 +110,8 @@ def _suppressions(
     problems: list[Finding] = []
     for c in scan_comments(text) if "pgsafe:" in text.lower() else ():
         body = c.text.lstrip("-/* ").rstrip()
-        if not body.lower().startswith("pgsafe:"):
-            continue
+        if not body.lower().startswith("pgsafe:") or is_step_marker(c.text):
+            continue  # a step marker splits transactions (analysis.statement), no suppression
 
         def problem(message: str, c: Comment = c) -> None:
             problems.append(_meta(file, c.line, c.column, "invalid-suppression", message))
