@@ -349,3 +349,19 @@ def test_the_unfixed_check_blocks_the_writer(pgsafe_db: TemporaryDatabase, tmp_p
     migs = write(tmp_path / "m", {"001_check.up.sql": E2E["check"][0] + "\n"})
     writer, _ = _apply_with_writer(pgsafe_db, migs)
     assert max(writer.latencies) > 1.0
+
+
+def test_apply_commits_at_each_step_marker(pgsafe_db: TemporaryDatabase, tmp_path: Path) -> None:
+    """The runner honours the marker: the step before a failure stays committed and the ledger
+    says dirty; without the marker the whole migration rolls back."""
+    body = "CREATE TABLE first_step (id int);\n{marker}SELECT 1 / 0;\n"
+    for marker, committed in (("", False), ("-- pgsafe: step\n", True)):
+        migs = write(tmp_path / f"m{int(committed)}", {"001_x.up.sql": body.format(marker=marker)})
+        res = pgsafe(
+            "apply", str(migs), "--db", pgsafe_db.url, "--apply", "--no-backup", "--log-dir", ""
+        )
+        assert res.returncode == 2, res.stdout + res.stderr
+        made = query(pgsafe_db, "SELECT to_regclass('first_step') IS NOT NULL")
+        assert made == [("t" if committed else "f",)]
+        status = query(pgsafe_db, "SELECT status FROM pgsafe.migrations WHERE version = '001'")
+        assert status == ([("dirty",)] if committed else [])
