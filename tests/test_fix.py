@@ -88,7 +88,10 @@ def test_set_not_null_on_postgresql_18_uses_not_null_not_valid() -> None:
 
 def test_the_rest_of_the_file_is_kept_byte_for_byte() -> None:
     head = "-- header: ünïcode kept\r\nCREATE TABLE n (id int);  /* trailing */\r\n\r\n"
-    tail = "  -- after\r\n-- pgsafe: ignore ban-drop-column reason: unused since v3\r\nALTER TABLE t DROP COLUMN x;\r\n"
+    tail = (
+        "  -- after\r\n-- pgsafe: ignore ban-drop-column reason: unused since v3\r\n"
+        "ALTER TABLE t DROP COLUMN x;\r\n"
+    )
     text = head + "CREATE INDEX i ON t (a);" + tail
     fixed = _fix(text)
     assert fixed == head + "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);" + tail
@@ -128,7 +131,10 @@ def test_partitioned_tables_and_cascade_are_left_alone() -> None:
 
 
 def test_missing_timeouts_are_prepended_when_required_below_a_header() -> None:
-    text = "-- 005: add an index\n-- pgsafe: ignore ban-drop-column reason: gone\nALTER TABLE t DROP COLUMN x;\n"
+    text = (
+        "-- 005: add an index\n-- pgsafe: ignore ban-drop-column reason: gone\n"
+        "ALTER TABLE t DROP COLUMN x;\n"
+    )
     config = LintConfig(pg_version=15, enable={"require-timeout-settings"})
     assert "require-timeout-settings" in {f.rule for f in lint_text(text, "m.sql", config).findings}
     fixed = fix_text(text, "m.sql", config, FixOptions(timeouts=True)).fixed
@@ -154,7 +160,8 @@ def test_names_follow_postgresql_when_too_long() -> None:
 
 def test_the_down_file_follows() -> None:
     up = fix_text(
-        "ALTER TABLE t ADD CONSTRAINT t_c_key UNIQUE (c);\nALTER TABLE t ALTER COLUMN b SET NOT NULL;\n",
+        "ALTER TABLE t ADD CONSTRAINT t_c_key UNIQUE (c);\n"
+        "ALTER TABLE t ALTER COLUMN b SET NOT NULL;\n",
         "001_x.up.sql",
         LintConfig(pg_version=15),
     )
@@ -332,7 +339,8 @@ def test_set_not_null_recipe_of_each_major(
         tmp_path,
         "ALTER TABLE t ALTER COLUMN b SET NOT NULL;",
         "ALTER TABLE t ALTER COLUMN b DROP NOT NULL;",
-        "SELECT a.attnotnull FROM pg_attribute a WHERE a.attrelid = 't'::regclass AND a.attname = 'b'",
+        "SELECT a.attnotnull FROM pg_attribute a"
+        " WHERE a.attrelid = 't'::regclass AND a.attname = 'b'",
         pg_major,
     )
     assert not writer.errors and writer.latencies and max(writer.latencies) < 1.0
@@ -365,3 +373,25 @@ def test_apply_commits_at_each_step_marker(pgsafe_db: TemporaryDatabase, tmp_pat
         assert made == [("t" if committed else "f",)]
         status = query(pgsafe_db, "SELECT status FROM pgsafe.migrations WHERE version = '001'")
         assert status == ([("dirty",)] if committed else [])
+
+
+def test_lint_recognises_a_recipe_split_over_two_migrations(tmp_path: Path) -> None:
+    """A CHECK (col IS NOT NULL) added NOT VALID by one migration and validated by the next
+    spares SET NOT NULL its scan: linting the directory knows it, whatever the check's name."""
+    migs = write(
+        tmp_path / "m",
+        {
+            "001_a.up.sql": (
+                "ALTER TABLE t ADD CONSTRAINT b_present CHECK (b IS NOT NULL) NOT VALID;\n"
+            ),
+            "002_b.up.sql": (
+                "ALTER TABLE t VALIDATE CONSTRAINT b_present;\n"
+                "ALTER TABLE t ALTER COLUMN b SET NOT NULL;\n"
+            ),
+        },
+    )
+    assert pgsafe("lint", str(migs), "--pg-version", "15").returncode == 0
+    alone = pgsafe("lint", str(migs / "002_b.up.sql"), "--pg-version", "15")
+    assert alone.returncode == 1 and "setting-not-nullable-field" in alone.stdout
+    fixed = pgsafe("fix", str(migs), "--pg-version", "15")
+    assert fixed.returncode == 0 and fixed.stdout == "", fixed.stdout + fixed.stderr

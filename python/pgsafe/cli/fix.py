@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from pgsafe.cli import _common as common
 from pgsafe.cli._common import EXIT_OK, EXIT_UNSAFE
@@ -15,7 +16,9 @@ from pgsafe.errors import ConfigError
 from pgsafe.lifecycle.policy import ENV_VAR, load_policy
 from pgsafe.lint import load_config
 from pgsafe.lint.config import LintConfig
+from pgsafe.lint.engine import added_constraints
 from pgsafe.lint.fix import TIMEOUT_RULE, FileFix, FixOptions, FixResult, fix_text, follow_down
+from pgsafe.lint.model import Stmt
 from pgsafe.sources.files import is_alembic_project, read_sql
 from pgsafe.sources.layouts import discover, lint_file_text
 
@@ -87,7 +90,11 @@ def _down_of(path: Path) -> Path | None:
 
 
 def _fix_file(
-    path: Path, down: Path | None, config: LintConfig, options: FixOptions
+    path: Path,
+    down: Path | None,
+    config: LintConfig,
+    options: FixOptions,
+    earlier: dict[tuple[str, str], dict[str, Any]] | None = None,
 ) -> list[FileFix]:
     text = read_sql(path)
     if lint_file_text(path) != text:
@@ -95,7 +102,11 @@ def _fix_file(
             f"{path}: holds its up and down sections in one file; pgsafe fix rewrites files "
             "that hold one direction (fix the statements by hand: `pgsafe lint` names the recipes)"
         )
-    up = fix_text(text, str(path), config, options)
+    up = fix_text(text, str(path), config, options, earlier)
+    if earlier is not None:  # what the next migration of the directory may rely on
+        earlier.update(
+            added_constraints([Stmt.from_statement(i, s) for i, s in enumerate(up.statements)])
+        )
     out = [up]
     if down is not None:
         out.append(follow_down(read_sql(down), str(down), up, config))
@@ -121,12 +132,13 @@ def _collect(args: argparse.Namespace, config: LintConfig, options: FixOptions) 
             migrations = discover(path)
             if not migrations:
                 raise ConfigError(f"{p}: no migrations found")
+            earlier: dict[tuple[str, str], dict[str, Any]] = {}
             for mig in migrations:
                 if mig.up_sql is not None:
                     raise ConfigError(f"{mig.up_path}: not a SQL file; pgsafe fix rewrites SQL")
                 if config.excluded(mig.up_path):
                     continue
-                result.files += _fix_file(mig.up_path, mig.down_path, config, options)
+                result.files += _fix_file(mig.up_path, mig.down_path, config, options, earlier)
         elif path.is_file():
             result.files += _fix_file(path, _down_of(path), config, options)
         else:

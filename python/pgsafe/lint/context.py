@@ -45,6 +45,9 @@ class Context:
     # Every statement of the file, when the engine supplies it: lets rules look ahead (is there
     # a COMMIT later, does an autocommit step follow?). None when unknown.
     file_statements: list[Stmt] | None = None
+    # Constraints earlier migrations of the same directory added, (bare table, name) -> the
+    # Constraint fields: a recipe split over several migrations is recognised (lint_paths).
+    earlier_constraints: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     created_tables: set[str] = field(default_factory=set)
     created_columns: set[tuple[str, str]] = field(default_factory=set)
     created_indexes: set[str] = field(default_factory=set)

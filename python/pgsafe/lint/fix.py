@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgsafe.analysis import rewrite
-from pgsafe.analysis.statement import STEP_MARKER, Comment, scan_comments
+from pgsafe.analysis.statement import STEP_MARKER, Comment, Statement, scan_comments
 from pgsafe.lint.config import LintConfig
 from pgsafe.lint.context import Context
 from pgsafe.lint.engine import lint_text
@@ -80,6 +80,7 @@ class FileFix:
     # EXISTS) and clean-up of what a partly applied recipe may leave behind.
     split_constraints: set[tuple[str, str]] = field(default_factory=set)
     cleanup: list[str] = field(default_factory=list)
+    statements: list[Statement] = field(default_factory=list, repr=False)  # of the original
 
     @property
     def changed(self) -> bool:
@@ -749,8 +750,10 @@ def fix_text(
     file: str = "<stdin>",
     config: LintConfig | None = None,
     options: FixOptions | None = None,
+    earlier: dict[tuple[str, str], dict[str, Any]] | None = None,
 ) -> FileFix:
-    """The fixed text of one migration file, with what changed and what could not be fixed."""
+    """The fixed text of one migration file, with what changed and what could not be fixed.
+    `earlier`: the constraints earlier migrations of its directory added (as lint_paths)."""
     config = config or LintConfig()
     options = options or FixOptions()
     lint_config = config
@@ -758,8 +761,9 @@ def fix_text(
         lint_config = dataclasses.replace(config, enable=config.enable | {TIMEOUT_RULE})
     result = FileFix(file, text, text)
     raw = parse_sql(text, file)
+    result.statements = raw
     stmts = [Stmt.from_statement(i, s) for i, s in enumerate(raw)]
-    findings = lint_text(text, file, lint_config).findings
+    findings = lint_text(text, file, lint_config, earlier).findings
     wanted = [
         f
         for f in findings
@@ -888,7 +892,7 @@ def fix_text(
         )
     result.fixed = _apply(data, edits)
     if result.changed:
-        after = lint_text(result.fixed, file, lint_config).findings
+        after = lint_text(result.fixed, file, lint_config, earlier).findings
         known = {(n.rule, n.message.split(" (not fixed:")[0]) for n in result.not_fixable}
         result.remaining = [
             f for f in after if f.severity == "error" and (f.rule, f.message) not in known
