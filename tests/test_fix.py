@@ -5,13 +5,14 @@ there and valid, no insert waited longer than a catalog update, and the down fil
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import pgsafe, query, write
+from helpers import PGSAFE, cli_env, pgsafe, query, write
 from pgsafe.analysis.statement import split_statements
 from pgsafe.errors import ParseError
 from pgsafe.lint import LintConfig, lint_text
@@ -395,3 +396,35 @@ def test_lint_recognises_a_recipe_split_over_two_migrations(tmp_path: Path) -> N
     assert alone.returncode == 1 and "setting-not-nullable-field" in alone.stdout
     fixed = pgsafe("fix", str(migs), "--pg-version", "15")
     assert fixed.returncode == 0 and fixed.stdout == "", fixed.stdout + fixed.stderr
+
+
+def test_cli_diff_exit_codes_and_bad_input(tmp_path: Path) -> None:
+    migs = write(
+        tmp_path / "m",
+        {
+            "001_a.up.sql": "CREATE INDEX i ON t (a);\n",
+            "001_a.down.sql": "DROP INDEX i;\n",
+            "002_b.up.sql": "ALTER TABLE t ADD COLUMN x int, ADD UNIQUE (x);\n",
+        },
+    )
+    shown = pgsafe("fix", str(migs), "--pg-version", "15")
+    assert shown.returncode == 1  # 002's UNIQUE on a column the statement adds stays
+    assert f"+++ b/{str(migs).lstrip('/')}/001_a.up.sql" in shown.stdout
+    assert "+CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a);" in shown.stdout
+    assert "+DROP INDEX CONCURRENTLY IF EXISTS i;" in shown.stdout
+    assert "not fixable" in shown.stderr and "disallowed-unique-constraint" in shown.stderr
+    assert "manual recipe: CREATE UNIQUE INDEX CONCURRENTLY" in shown.stderr
+    assert (migs / "001_a.up.sql").read_text() == "CREATE INDEX i ON t (a);\n"  # no --write
+    stdin = subprocess.run(
+        [str(PGSAFE), "fix", "-", "--pg-version", "15"],
+        input="DROP INDEX i;\n",
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        check=False,
+    )
+    assert stdin.returncode == 0 and "+DROP INDEX CONCURRENTLY IF EXISTS i;" in stdin.stdout
+    for argv in (["fix", str(tmp_path / "nowhere")], ["fix", "-", "--write"]):
+        bad = pgsafe(*argv)
+        assert bad.returncode == 5 and bad.stderr.count("\n") == 1, bad.stderr
+        assert "Traceback" not in bad.stderr

@@ -229,6 +229,7 @@ class Recipe:
     what: list[str] = field(default_factory=list)
     split_constraints: set[tuple[str, str]] = field(default_factory=set)
     cleanup: list[str] = field(default_factory=list)
+    declined: dict[str, str] = field(default_factory=dict)  # rule -> why this part was left
 
 
 def _table_cmd(relation: Any, *cmds: Any) -> Any:
@@ -483,7 +484,6 @@ def _fix_alter_table(stmt: Stmt, node: Any, ctx: _Ctx, recipe: Recipe, rules: se
     keep: list[Any] = []
     builds: list[str] = []  # unique indexes, built concurrently after the statement
     attach_now: list[str] = []  # ADD CONSTRAINT ... UNIQUE USING INDEX
-    declined: list[str] = []
     added_here: dict[str, Any] = {}  # columns this statement adds
     for cmd in node.cmds or ():
         if cmd.subtype == T.AT_AddColumn and isinstance(cmd.def_, a.ColumnDef):
@@ -520,11 +520,11 @@ def _fix_alter_table(stmt: Stmt, node: Any, ctx: _Ctx, recipe: Recipe, rules: se
                     keep.append(cmd)
                     continue
                 if any(_sval(k) in added_here for k in d.keys or ()):
-                    declined.append(f"{rule}: a key column is added by the same statement")
+                    recipe.declined[rule] = "a key column is added by the same statement"
                     keep.append(cmd)
                     continue
                 if d.exclusions or d.without_overlaps:
-                    declined.append(f"{rule}: WITHOUT OVERLAPS has no USING INDEX form")
+                    recipe.declined[rule] = "WITHOUT OVERLAPS has no USING INDEX form"
                     keep.append(cmd)
                     continue
                 name = _constraint_name(table, d, None)
@@ -594,25 +594,23 @@ def _fix_alter_table(stmt: Stmt, node: Any, ctx: _Ctx, recipe: Recipe, rules: se
             if added is not None or (earlier is not None and ctx.lint.is_new_column(table, column)):
                 cd = added if added is not None else earlier
                 if added is not None or not _filled(cd or {}):
-                    declined.append(
-                        "setting-not-nullable-field: the column is added in this migration: "
-                        "declare it NOT NULL with a constant DEFAULT in the ADD COLUMN"
+                    recipe.declined["setting-not-nullable-field"] = (
+                        "the column is added in this migration: declare it NOT NULL with a "
+                        "constant DEFAULT in the ADD COLUMN"
                     )
                     keep.append(cmd)
                     continue
             _not_null_recipe(relation, table, column, ctx, recipe, keep)
             continue
         keep.append(cmd)
-    if declined and not recipe.what:
-        raise Declined("; ".join(declined))
+    if recipe.declined and not recipe.what:
+        raise Declined("; ".join(recipe.declined.values()))
     if builds or recipe.later:
         _needs_own_transactions(ctx)
     if keep:
         node.cmds = tuple(keep)
         recipe.now.append(rewrite.to_sql(node))
     recipe.now += builds + attach_now
-    if declined:
-        recipe.what.append("not fixed: " + "; ".join(declined))
 
 
 def _cleanup_index(relation: Any, name: str) -> str:
@@ -793,18 +791,14 @@ def fix_text(
         if fixable:
             try:
                 node = rewrite.parse_one(stmt.sql)
-                if stmt.kind == "AlterTableStmt":
-                    if fixable == {"ban-validate-in-same-transaction"}:
-                        recipe.now.append(stmt.sql)
-                        recipe.what.append("VALIDATE CONSTRAINT -> after a step marker")
-                        _needs_own_transactions(ctx)
-                        edits.append(_Edit(stmt.offset, stmt.offset, f"-- {STEP_MARKER}\n"))
-                        recipe = Recipe(what=recipe.what)  # nothing else to replace
-                        result.changes.append(Fixed(stmt.line, sorted(fixable), recipe.what[0]))
-                        needs_autocommit = True
-                        lint_ctx.note(stmt)
-                        _report_rest(result, mine, fixable, file)
-                        continue
+                if fixable == {"ban-validate-in-same-transaction"}:
+                    # Nothing to rewrite: a step marker before the VALIDATE commits the ADD.
+                    _needs_own_transactions(ctx)
+                    edits.append(_Edit(stmt.offset, stmt.offset, f"-- {STEP_MARKER}\n"))
+                    recipe.what.append("VALIDATE CONSTRAINT -> after a step marker")
+                    result.changes.append(Fixed(stmt.line, sorted(fixable), recipe.what[0]))
+                    needs_autocommit = True
+                elif stmt.kind == "AlterTableStmt":
                     _fix_alter_table(stmt, node, ctx, recipe, fixable)
                 else:
                     _SIMPLE[stmt.kind](stmt, node, ctx, recipe)
@@ -835,22 +829,19 @@ def fix_text(
             edits.append(_Edit(stmt.offset, end, piece))
             needs_autocommit = True
             result.changes.append(
-                Fixed(stmt.line, sorted(r for r in fixable), "; ".join(recipe.what))
+                Fixed(stmt.line, sorted(fixable - set(recipe.declined)), "; ".join(recipe.what))
             )
             result.split_constraints |= recipe.split_constraints
             result.cleanup += recipe.cleanup
         for f in mine:
             if f.rule == TIMEOUT_RULE:
                 continue
-            if (
-                f.rule in fixable
-                and not declined
-                and recipe.what
-                and f.rule not in _declined_rules(recipe)
-            ):
+            if f.rule in fixable and not declined and recipe.what and f.rule not in recipe.declined:
                 continue
-            why = declined or (
-                "" if f.rule not in FIXERS else "pgsafe could not apply the recipe here"
+            why = (
+                declined
+                or recipe.declined.get(f.rule)
+                or ("" if f.rule not in FIXERS else "pgsafe could not apply the recipe here")
             )
             result.not_fixable.append(
                 NotFixable(
@@ -898,21 +889,6 @@ def fix_text(
             f for f in after if f.severity == "error" and (f.rule, f.message) not in known
         ]
     return result
-
-
-def _declined_rules(recipe: Recipe) -> set[str]:
-    out = set()
-    for what in recipe.what:
-        if what.startswith("not fixed: "):
-            for part in what[len("not fixed: ") :].split("; "):
-                out.add(part.split(":", 1)[0])
-    return out
-
-
-def _report_rest(result: FileFix, mine: list[Finding], fixed: set[str], file: str) -> None:
-    for f in mine:
-        if f.rule not in fixed and f.rule != TIMEOUT_RULE:
-            result.not_fixable.append(NotFixable(file, f.line, f.column, f.rule, f.message, f.fix))
 
 
 def _apply(data: bytes, edits: list[_Edit]) -> str:
