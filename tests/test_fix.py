@@ -5,6 +5,7 @@ there and valid, no insert waited longer than a catalog update, and the down fil
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
@@ -428,3 +429,31 @@ def test_cli_diff_exit_codes_and_bad_input(tmp_path: Path) -> None:
         bad = pgsafe(*argv)
         assert bad.returncode == 5 and bad.stderr.count("\n") == 1, bad.stderr
         assert "Traceback" not in bad.stderr
+
+
+def test_dry_run_traces_each_step_as_its_own_transaction(tmp_path: Path) -> None:
+    """The ADD ... NOT VALID's lock is held until its step commits: with the marker its hold
+    ends before the slow VALIDATE; without it the hold runs through the validation."""
+    base = (
+        "CREATE FUNCTION slow_ok(v int) RETURNS boolean IMMUTABLE LANGUAGE plpgsql AS\n"
+        "  $$ BEGIN PERFORM pg_sleep(0.0002); RETURN v IS NOT NULL; END $$;\n"
+        "CREATE TABLE t (a int);\n"
+        "INSERT INTO t SELECT g FROM generate_series(1, 3000) g;\n"
+    )
+    change = (
+        "ALTER TABLE t ADD CONSTRAINT t_a_slow CHECK (slow_ok(a)) NOT VALID;\n{marker}"
+        "ALTER TABLE t VALIDATE CONSTRAINT t_a_slow;\n"
+    )
+    holds = {}
+    for marker in ("", "-- pgsafe: step\n"):
+        migs = write(
+            tmp_path / f"m{len(marker)}",
+            {"000_base.up.sql": base, "001_check.up.sql": change.format(marker=marker)},
+        )
+        res = pgsafe("dry-run", str(migs), "--format", "json", timeout=300)
+        assert res.returncode in (0, 1), res.stderr
+        doc = json.loads(res.stdout)
+        add, validate = doc["migrations"][1]["statements"]
+        assert validate["duration_s"] > 0.3  # the scan is slow enough to tell
+        holds[bool(marker)] = add["lock_hold_s"]
+    assert holds[False] > 0.3 and holds[True] < 0.2, holds
