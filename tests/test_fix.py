@@ -47,19 +47,23 @@ RECIPES = {
     "REINDEX INDEX idx_a;": "REINDEX INDEX CONCURRENTLY idx_a;",
     "REINDEX (VERBOSE) TABLE t;": "REINDEX (VERBOSE) TABLE CONCURRENTLY t;",
     "ALTER TABLE t ADD CONSTRAINT t_o_fk FOREIGN KEY (o_id) REFERENCES o (id);": (
-        "ALTER TABLE t ADD CONSTRAINT t_o_fk FOREIGN KEY (o_id) REFERENCES o (id) NOT VALID;\n"
+        "ALTER TABLE t DROP CONSTRAINT IF EXISTS t_o_fk,"
+        " ADD CONSTRAINT t_o_fk FOREIGN KEY (o_id) REFERENCES o (id) NOT VALID;\n"
         "-- pgsafe: step\nALTER TABLE t VALIDATE CONSTRAINT t_o_fk;"
     ),
     "ALTER TABLE t ADD FOREIGN KEY (o_id) REFERENCES o;": (
-        "ALTER TABLE t ADD CONSTRAINT t_o_id_fkey FOREIGN KEY (o_id) REFERENCES o NOT VALID;\n"
+        "ALTER TABLE t DROP CONSTRAINT IF EXISTS t_o_id_fkey,"
+        " ADD CONSTRAINT t_o_id_fkey FOREIGN KEY (o_id) REFERENCES o NOT VALID;\n"
         "-- pgsafe: step\nALTER TABLE t VALIDATE CONSTRAINT t_o_id_fkey;"
     ),
     "ALTER TABLE t ADD CHECK (a > 0 AND a < 100);": (
-        "ALTER TABLE t ADD CONSTRAINT t_a_check CHECK (a > 0 AND a < 100) NOT VALID;\n"
+        "ALTER TABLE t DROP CONSTRAINT IF EXISTS t_a_check,"
+        " ADD CONSTRAINT t_a_check CHECK (a > 0 AND a < 100) NOT VALID;\n"
         "-- pgsafe: step\nALTER TABLE t VALIDATE CONSTRAINT t_a_check;"
     ),
     "ALTER TABLE t ALTER COLUMN b SET NOT NULL;": (
-        "ALTER TABLE t ADD CONSTRAINT t_b_not_null CHECK (b IS NOT NULL) NOT VALID;\n"
+        "ALTER TABLE t DROP CONSTRAINT IF EXISTS t_b_not_null,"
+        " ADD CONSTRAINT t_b_not_null CHECK (b IS NOT NULL) NOT VALID;\n"
         "-- pgsafe: step\nALTER TABLE t VALIDATE CONSTRAINT t_b_not_null;\n"
         "ALTER TABLE t ALTER COLUMN b SET NOT NULL;\nALTER TABLE t DROP CONSTRAINT t_b_not_null;"
     ),
@@ -82,7 +86,8 @@ def test_each_recipe_is_printed_from_the_tree_and_lints_clean(sql: str) -> None:
 def test_set_not_null_on_postgresql_18_uses_not_null_not_valid() -> None:
     fixed = _fix("ALTER TABLE t ALTER COLUMN b SET NOT NULL;", pg=18)
     assert fixed == (
-        "ALTER TABLE t ADD CONSTRAINT t_b_not_null NOT NULL b NOT VALID;\n"
+        "ALTER TABLE t DROP CONSTRAINT IF EXISTS t_b_not_null,"
+        " ADD CONSTRAINT t_b_not_null NOT NULL b NOT VALID;\n"
         "-- pgsafe: step\nALTER TABLE t VALIDATE CONSTRAINT t_b_not_null;"
     )
     assert _errors(fixed, pg=18) == []

@@ -436,6 +436,14 @@ def _attach(relation: Any, con: Any, name: str) -> str:
     return rewrite.to_sql(_table_cmd(relation, _cmd("AT_AddConstraint", def_=using)))
 
 
+def _add_rerunnable(keep: list[Any], name: str, con: Any) -> None:
+    """DROP CONSTRAINT IF EXISTS name, ADD CONSTRAINT name ... NOT VALID: the step that adds it
+    commits before the validation, so a re-run after a failed validation (the migration is left
+    dirty) must not stop at "already exists" (prefer-robust-stmts)."""
+    keep.append(_cmd("AT_DropConstraint", name=name, missing_ok=True))
+    keep.append(_cmd("AT_AddConstraint", def_=con))
+
+
 def _not_null_recipe(
     relation: Any, table: str, column: str, ctx: _Ctx, recipe: Recipe, keep: list[Any]
 ) -> None:
@@ -452,7 +460,7 @@ def _not_null_recipe(
             skip_validation=True,
             initially_valid=False,
         )
-        keep.append(_cmd("AT_AddConstraint", def_=con))
+        _add_rerunnable(keep, name, con)
         recipe.later.append(_validate(relation, name))
         recipe.what.append(
             f"SET NOT NULL {column} -> ADD CONSTRAINT {name} NOT NULL {column} NOT VALID, "
@@ -463,7 +471,7 @@ def _not_null_recipe(
         raise Declined("before PostgreSQL 12 SET NOT NULL always scans: keep a CHECK instead")
     con = _not_null_check(column)
     con.conname = name
-    keep.append(_cmd("AT_AddConstraint", def_=con))
+    _add_rerunnable(keep, name, con)
     recipe.later += [
         _validate(relation, name),
         rewrite.to_sql(_table_cmd(relation, _cmd("AT_SetNotNull", name=column))),
@@ -502,7 +510,7 @@ def _fix_alter_table(stmt: Stmt, node: Any, ctx: _Ctx, recipe: Recipe, rules: se
                     continue
                 name = _constraint_name(table, d, None)
                 d.conname, d.skip_validation, d.initially_valid = name, True, False
-                keep.append(cmd)
+                _add_rerunnable(keep, name, d)
                 recipe.later.append(_validate(relation, name))
                 recipe.split_constraints.add((table, name))
                 kind = "FOREIGN KEY" if d.contype == C.CONSTR_FOREIGN else "CHECK"
