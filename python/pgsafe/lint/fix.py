@@ -11,6 +11,7 @@ fixed safely is left as it is and reported with the rule's manual recipe (docs/f
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import difflib
 from collections.abc import Callable
@@ -708,13 +709,8 @@ def _map_findings(findings: list[Finding], stmts: list[Stmt]) -> dict[int, list[
     for f in findings:
         if not f.statement:
             continue
-        at = None
-        for i, start in enumerate(starts):
-            if start <= (f.line, f.column):
-                at = i
-            else:
-                break
-        if at is not None:
+        at = bisect.bisect_right(starts, (f.line, f.column)) - 1  # linear files stay linear
+        if at >= 0:
             out.setdefault(at, []).append(f)
     return out
 
