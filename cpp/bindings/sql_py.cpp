@@ -23,6 +23,7 @@ void register_sql(pyb::module_& m) {
       .def_readwrite("transaction_control", &Statement::transaction_control)
       .def_readwrite("non_transactional", &Statement::non_transactional)
       .def_readwrite("reason", &Statement::reason)
+      .def_readwrite("new_step", &Statement::new_step)
       .def_readwrite("timeout_class", &Statement::timeout_class)
       .def_readwrite("index_name", &Statement::index_name)
       .def_readwrite("index_schema", &Statement::index_schema)

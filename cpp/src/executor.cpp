@@ -511,14 +511,19 @@ ExecResult Executor::run(const MigrationPlan& plan) {
                         "transaction");
     }
     bool tx = !s.non_transactional;
-    if (segments.empty() || segments.back().transactional != tx || !tx) {
+    // A new segment at each autocommit statement, after one, and at a "-- pgsafe: step" marker
+    // (the transaction so far commits; the next one starts with this statement).
+    if (segments.empty() || segments.back().transactional != tx || !tx || s.new_step) {
       segments.push_back({tx, {}, {}});
     }
     segments.back().statements.push_back(&s);
     segments.back().indexes.push_back(static_cast<int>(i));
   }
   if (segments.empty()) segments.push_back({true, {}, {}});
-  const bool mixed = std::any_of(segments.begin(), segments.end(),
+  // More than one segment: something commits before the migration is done (an autocommit step
+  // or a step marker's transaction), so a failure after it must leave the ledger dirty.
+  const bool mixed = segments.size() > 1 ||
+                     std::any_of(segments.begin(), segments.end(),
                                  [](const Segment& s) { return !s.transactional; });
   const std::string final_status = plan.direction == "down" ? "rolled_back" : "applied";
   std::optional<Row> previous;

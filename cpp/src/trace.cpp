@@ -375,7 +375,11 @@ class Tracer {
         continue;
       }
       size_t end = i;
-      while (end < statements.size() && !statements[end].non_transactional) ++end;
+      // One transaction up to the next autocommit statement or "-- pgsafe: step" marker.
+      do {
+        ++end;
+      } while (end < statements.size() && !statements[end].non_transactional &&
+               !statements[end].new_step);
       run_transaction(statements, i, end, current, out);
       i = end;
     }

@@ -56,6 +56,7 @@ class Statement:
     transaction_control: str
     non_transactional: bool
     reason: str
+    new_step: bool
     timeout_class: str
     index_name: str
     index_schema: str

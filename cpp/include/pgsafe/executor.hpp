@@ -95,7 +95,8 @@ class Executor {
   Executor(Connection& conn, Ledger ledger, Timeouts timeouts, RetryPolicy retry,
            std::string applied_by, std::string pgsafe_version, EventSink sink = {});
   // Runs the plan and records it. Throws DbError (the last one, once retries are exhausted or
-  // for a non-retryable error); a failure after an autocommit step leaves the ledger row dirty.
+  // for a non-retryable error); a failure after an autocommit step (or after the commit at a
+  // "-- pgsafe: step" marker) leaves the ledger row dirty.
   ExecResult run(const MigrationPlan& plan);
   // Before each commit, check that the session `pid` still holds advisory lock `key`: if that
   // session died, another runner may be applying the same migration now.

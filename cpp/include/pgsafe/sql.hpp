@@ -19,6 +19,9 @@ struct Statement {
   std::string transaction_control;
   bool non_transactional = false;  // cannot run inside a transaction block
   std::string reason;              // why it is non-transactional, e.g. "CREATE INDEX CONCURRENTLY"
+  // A "-- pgsafe: step" comment stands before it: the transaction of the statements before it
+  // commits, and it starts a new one (for recipes such as ADD ... NOT VALID, then VALIDATE).
+  bool new_step = false;
   // "index" (index builds), "validate" (VALIDATE CONSTRAINT), "maintenance" (VACUUM, CLUSTER),
   // "ddl", "dml", "transaction", "other": the executor picks timeouts by this.
   std::string timeout_class = "ddl";

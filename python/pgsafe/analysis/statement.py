@@ -24,8 +24,10 @@ from pgsafe.errors import ConfigError, ParseError
 
 __all__ = [
     "GRAMMAR_MAJOR",
+    "STEP_MARKER",
     "Comment",
     "Statement",
+    "is_step_marker",
     "line_column",
     "scan_comments",
     "split_statements",
@@ -109,6 +111,9 @@ class Statement:
     transaction_control: str = ""
     non_transactional: bool = False  # cannot run inside a transaction block
     reason: str = ""  # why it is non-transactional, e.g. "CREATE INDEX CONCURRENTLY"
+    # A `-- pgsafe: step` comment stands before it: `pgsafe apply` commits the transaction of
+    # the statements before it and starts a new one here (docs/fix.md).
+    new_step: bool = False
     # "index", "validate", "maintenance", "ddl", "dml", "transaction", "other": the executor
     # picks the statement's timeouts by this.
     timeout_class: str = "ddl"
@@ -147,6 +152,7 @@ class Statement:
         s.transaction_control = self.transaction_control
         s.non_transactional = self.non_transactional
         s.reason = self.reason
+        s.new_step = self.new_step
         s.timeout_class = self.timeout_class
         s.index_name = self.index_name
         s.index_schema = self.index_schema
@@ -492,7 +498,44 @@ def split_statements(text: str, source: str = "<sql>") -> list[Statement]:
     except pg.ParseError as exc:
         raise _parse_error(text, source, exc) from None
     with _no_cyclic_gc():
-        return _statements(text, _decode(doc))
+        out = _statements(text, _decode(doc))
+    if "pgsafe:" in text.lower():
+        _mark_steps(text, source, out)
+    return out
+
+
+#: The comment that splits a migration into transactions: `-- pgsafe: step` (or `/* pgsafe:
+#: step */`), optionally followed by a note. The statements after it run in a new transaction.
+STEP_MARKER = "pgsafe: step"
+
+
+def is_step_marker(comment: str) -> bool:
+    """Whether a comment token's text (with its -- or /* */) is a step marker."""
+    body = comment.strip()
+    body = body[2:] if body.startswith("--") else body[2:-2] if body.startswith("/*") else body
+    words = body.strip().lower().split(None, 2)
+    return words[:2] == ["pgsafe:", "step"]
+
+
+def _mark_steps(text: str, source: str, statements: list[Statement]) -> None:
+    """Sets new_step on the statement after each step marker; a marker inside a statement is a
+    ParseError (it would split nothing the reader can see)."""
+    ends = [s.offset + len(s.sql.encode("utf-8")) for s in statements]
+    at = 0
+    for c in scan_comments(text):
+        if not is_step_marker(c.text):
+            continue
+        while at < len(statements) and statements[at].offset < c.offset:
+            if c.offset < ends[at]:
+                raise ParseError(
+                    source,
+                    c.line,
+                    c.column,
+                    "a '-- pgsafe: step' marker must stand between two statements, not inside one",
+                )
+            at += 1
+        if at < len(statements):
+            statements[at].new_step = True
 
 
 def _statements(text: str, tree: dict[str, Any]) -> list[Statement]:

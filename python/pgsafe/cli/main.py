@@ -18,6 +18,7 @@ from pgsafe.cli import (
     checksum,
     dryrun,
     fingerprint,
+    fix,
     lint,
     locks,
     postflight,
@@ -35,6 +36,7 @@ from pgsafe.sources.layouts import forced_layout
 # inspect and repair, then the tools around them.
 COMMANDS = (
     lint,
+    fix,
     dryrun,
     preflight,
     backup,

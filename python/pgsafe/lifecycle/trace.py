@@ -118,6 +118,7 @@ class TracedStatement:
     error: str = ""
     sqlstate: str = ""
     estimate: Estimate | None = None
+    new_step: bool = False  # a `-- pgsafe: step` marker stands before it: a new transaction
 
     @property
     def observed_lock(self) -> str | None:
@@ -615,6 +616,7 @@ def _trace_unit(
                 t.lock_hold_s,
                 t.error,
                 t.sqlstate,
+                new_step=src.new_step,
             )
         )
     fks = [
@@ -674,7 +676,11 @@ def _estimate(
         hold = own[i]
         if not s.non_transactional:
             j = i + 1
-            while j < len(m.statements) and not m.statements[j].non_transactional:
+            while (
+                j < len(m.statements)
+                and not m.statements[j].non_transactional
+                and not m.statements[j].new_step
+            ):
                 hold += own[j]
                 j += 1
         tsize = sizes.get(_norm(s.observed_relation or ""))

@@ -45,6 +45,9 @@ class Context:
     # Every statement of the file, when the engine supplies it: lets rules look ahead (is there
     # a COMMIT later, does an autocommit step follow?). None when unknown.
     file_statements: list[Stmt] | None = None
+    # Constraints earlier migrations of the same directory added, (bare table, name) -> the
+    # Constraint fields: a recipe split over several migrations is recognised (lint_paths).
+    earlier_constraints: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     created_tables: set[str] = field(default_factory=set)
     created_columns: set[tuple[str, str]] = field(default_factory=set)
     created_indexes: set[str] = field(default_factory=set)
@@ -244,6 +247,14 @@ class Context:
                 if sub == "AT_DropConstraint" and cmd.get("missing_ok") and cmd.get("name"):
                     self.dropped_constraints_if_exists.add((table, cmd["name"]))
         self._note_settings(stmt)
-        if autocommit:
+        if autocommit or self._step_follows(stmt):
             self.end_transaction()
         self.statements.append(stmt)
+
+    def _step_follows(self, stmt: Stmt) -> bool:
+        """Whether a `-- pgsafe: step` marker stands after `stmt`: pgsafe commits there (not
+        inside an explicit BEGIN ... COMMIT, which other runners keep as one transaction)."""
+        later = self.file_statements
+        if later is None or self.explicit_transaction or stmt.index + 1 >= len(later):
+            return False
+        return later[stmt.index + 1].raw.new_step

@@ -7,13 +7,22 @@ import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgsafe.analysis.statement import Comment, scan_comments
+from pgsafe.analysis.statement import Comment, is_step_marker, scan_comments
 from pgsafe.errors import ParseError
 from pgsafe.lint import rules as _rules  # noqa: F401  (registers every rule)
 from pgsafe.lint.config import LintConfig
 from pgsafe.lint.context import Context
 from pgsafe.lint.locks import predict
-from pgsafe.lint.model import RULES, Finding, Hit, Rule, Stmt, lock_hazards
+from pgsafe.lint.model import (
+    RULES,
+    Finding,
+    Hit,
+    Rule,
+    Stmt,
+    alter_cmds,
+    lock_hazards,
+    range_name,
+)
 from pgsafe.render import Report, Section, Table, Text
 from pgsafe.sources.files import parse_sql
 
@@ -58,6 +67,9 @@ class Suppression:
 class LintResult(Report):
     findings: list[Finding] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    # The statements of the last file linted (not reported): lint_paths reads the constraints
+    # they add for the next migration of the directory.
+    statements: list[Stmt] = field(default_factory=list, repr=False, compare=False)
 
     title = "pgsafe lint"
 
@@ -110,8 +122,8 @@ def _suppressions(
     problems: list[Finding] = []
     for c in scan_comments(text) if "pgsafe:" in text.lower() else ():
         body = c.text.lstrip("-/* ").rstrip()
-        if not body.lower().startswith("pgsafe:"):
-            continue
+        if not body.lower().startswith("pgsafe:") or is_step_marker(c.text):
+            continue  # a step marker splits transactions (analysis.statement), no suppression
 
         def problem(message: str, c: Comment = c) -> None:
             problems.append(_meta(file, c.line, c.column, "invalid-suppression", message))
@@ -217,7 +229,27 @@ def _finding(
     )
 
 
-def lint_text(text: str, file: str = "<stdin>", config: LintConfig | None = None) -> LintResult:
+def added_constraints(statements: list[Stmt]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(bare table, name) -> Constraint fields of every named constraint the statements add with
+    ALTER TABLE ... ADD CONSTRAINT: what a later migration of the directory may rely on."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for stmt in statements:
+        table = range_name(stmt.node.get("relation")).rsplit(".", 1)[-1]
+        for cmd in alter_cmds(stmt):
+            con = (cmd.get("def") or {}).get("Constraint") or {}
+            if cmd.get("subtype") == "AT_AddConstraint" and con.get("conname"):
+                out[(table, con["conname"])] = con
+    return out
+
+
+def lint_text(
+    text: str,
+    file: str = "<stdin>",
+    config: LintConfig | None = None,
+    earlier: dict[tuple[str, str], dict[str, Any]] | None = None,
+) -> LintResult:
+    """Lint one file. `earlier`: the constraints earlier migrations of its directory added
+    (added_constraints), so a recipe split over several migrations is recognised."""
     config = config or LintConfig()
     result = LintResult(files=[file])
     try:
@@ -241,6 +273,9 @@ def lint_text(text: str, file: str = "<stdin>", config: LintConfig | None = None
     suppressions, problems = _suppressions(text, statements, file)
     result.findings.extend(problems)
     ctx = Context(pg_version=config.pg_version, file=file, file_statements=statements)
+    if earlier:
+        ctx.earlier_constraints = earlier
+    result.statements = statements
     where = _Positions(text)
     for stmt in statements:
         predicted = predict(stmt, ctx).lock

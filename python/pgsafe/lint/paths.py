@@ -6,11 +6,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from pgsafe.errors import ConfigError
 from pgsafe.lint.alembic import lint_project
 from pgsafe.lint.config import LintConfig
-from pgsafe.lint.engine import LintResult, lint_text
+from pgsafe.lint.engine import LintResult, added_constraints, lint_text
 from pgsafe.sources.files import is_alembic_project, read_sql
 from pgsafe.sources.layouts import lint_file_text, lint_sources, nothing_found
 
@@ -51,8 +52,10 @@ def lint_paths(paths: Iterable[str], config: LintConfig | None = None) -> LintRe
                 files = [(str(path), lint_file_text(path))]
             else:
                 raise ConfigError(f"{p}: no such file or directory")
+        earlier: dict[tuple[str, str], dict[str, Any]] = {}  # in migration order
         for name, text in files:
-            one = lint_text(text, name, config)
+            one = lint_text(text, name, config, earlier)
+            earlier.update(added_constraints(one.statements))
             total.findings.extend(one.findings)
             total.files.extend(one.files)
     return total

@@ -420,7 +420,7 @@ def _validated_not_null_check(ctx: Context, table: str, column: str) -> bool:
     for t, name in facts.validated.get(_bare(table), []):
         if not _same_name(t, table):
             continue
-        found = facts.find(t, name)
+        found = facts.find(t, name) or ctx.earlier_constraints.get((_bare(t), name))
         if found is not None:
             if _proves_not_null(found, column):
                 return True
