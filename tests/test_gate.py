@@ -9,6 +9,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -170,6 +171,27 @@ def test_staged_reports_the_index_only(tmp_path: Path) -> None:
         0,
         "migrations: no migration changed in the git index (staged); nothing to lint",
     )
+
+
+def test_staged_alembic_revision(tmp_path: Path) -> None:
+    """An Alembic project: the staged revision file's findings, not the others'."""
+    repo = tmp_path / "repo"
+    shutil.copytree(ROOT / "examples" / "alembic_project", repo / "proj")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "alembic")
+    res = pgsafe("lint", "proj", "--staged", cwd=repo)
+    assert (res.returncode, "nothing to lint" in res.stdout) == (0, True), res.stderr
+    revision = repo / "proj" / "versions" / "0003_rls_policies.py"
+    revision.write_text(revision.read_text() + "\n# reviewed\n")
+    git(repo, "add", "proj/versions/0003_rls_policies.py")
+    res = pgsafe("lint", "proj", "--staged", "--format", "json", cwd=repo)
+    whole = pgsafe("lint", "proj", "--format", "json", cwd=repo)
+    files = {Path(f["file"]).name for f in json.loads(whole.stdout)["findings"]}
+    assert len(files) > 1 and "0003_rls_policies.py" in files
+    assert {Path(f["file"]).name for f in json.loads(res.stdout)["findings"]} == {
+        "0003_rls_policies.py"
+    }
 
 
 def test_untouched_files_are_read_but_not_reported(
