@@ -13,6 +13,7 @@ import pytest
 
 from pgsafe.errors import ConfigError
 from pgsafe.lint import RULES, LintConfig, lint_text, load_config
+from pgsafe.lint.engine import read_directive
 from pgsafe.lint.output import render
 
 PGSAFE = str(Path(sys.executable).parent / "pgsafe")
@@ -63,6 +64,27 @@ def test_file_wide_suppression_and_unknown_rule():
     found = rules_of(text)
     assert only(found, "ban-drop-table") == []
     assert ("invalid-suppression", 4) in found
+
+
+def test_irreversible_marker_and_directory_rule_suppressions_in_a_file():
+    """`-- pgsafe: irreversible reason: ...` is read by require-down-migration, not a
+    suppression: the engine only checks its reason. Suppressions naming a directory rule are
+    never reported unused by the statements (the directory check reads them)."""
+    text = (
+        "-- pgsafe: irreversible reason: a data fix, undone by hand\n"
+        "-- pgsafe: ignore-file migration-naming reason: named by the vendor\n"
+        "UPDATE t SET a = 1 WHERE id = 2;\n"
+        "/* pgsafe: irreversible */\n"
+        "-- pgsafe: irreversible because\n"
+        "SELECT 1;\n"
+    )
+    assert rules_of(text) == [("invalid-suppression", 4), ("invalid-suppression", 5)]
+    messages = [f.message for f in lint_text(text, "m.sql").findings]
+    assert "an irreversible marker needs a reason" in messages[0]
+    assert "cannot read this pgsafe comment" in messages[1]
+    assert read_directive("pgsafe: irreversible reason: x") == ("irreversible", [], "x")
+    assert read_directive("pgsafe: irreversible") == ("irreversible", [], "")
+    assert read_directive("pgsafe: ignore a reason: b") == ("ignore", ["a"], "b")
 
 
 def test_suppression_inside_a_string_is_not_a_suppression():

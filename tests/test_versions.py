@@ -113,7 +113,10 @@ def test_target_major_from_the_config_and_the_option(tmp_path: Path) -> None:
     assert cfg.pg_version == 15 and "pg_version" in cfg.pg_version_source
     migs = write(
         tmp_path / "migrations",
-        {"001_v.sql": "SET lock_timeout = '2s';\nSELECT * FROM (SELECT 1);\n"},
+        {
+            "001_v.up.sql": "SET lock_timeout = '2s';\nSELECT * FROM (SELECT 1);\n",
+            "001_v.down.sql": "SELECT 1;\n",
+        },
     )
     res = pgsafe("lint", str(migs), "--format", "json", cwd=tmp_path)
     assert res.returncode == 1, (res.stdout, res.stderr)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from pgsafe.cli import _common as common
 from pgsafe.cli._common import EXIT_OK, EXIT_UNSAFE
 from pgsafe.errors import ConfigError
 from pgsafe.lint import RULES, lint_paths
-from pgsafe.lint.output import render
+from pgsafe.lint.output import FORMATS, render
+from pgsafe.sources.git import Changes, changed_files
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,7 +30,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="PATH",
         help="files, directories or '-' (default: ./migrations)",
     )
-    p.add_argument("--format", choices=["text", "json", "sarif", "github"], default="text")
+    p.add_argument("--format", choices=list(FORMATS), default="text")
+    changed = p.add_mutually_exclusive_group()
+    changed.add_argument(
+        "--since",
+        metavar="REF",
+        help="report only migrations added or changed since the git commit, branch or tag REF "
+        "(from where this branch left it), uncommitted and untracked ones included; exit 0 "
+        "when none changed",
+    )
+    changed.add_argument(
+        "--staged",
+        action="store_true",
+        help="report only migrations staged in the git index (a pre-commit hook)",
+    )
     p.add_argument(
         "--pg-version",
         type=int,
@@ -51,11 +67,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _lint(args: argparse.Namespace) -> int:
     config = common.lint_config(args)
-    result = lint_paths(args.paths, config)
+    changes = _changes(args)
+    result = lint_paths(args.paths, config, changes)
+    if changes is not None and not result.files and not result.findings:
+        # A pull request without migrations passes the gate. Machine formats still print
+        # their (empty) document; the line goes to stderr then.
+        line = f"{', '.join(args.paths)}: no migration changed {changes.what}; nothing to lint"
+        if args.format in ("text", "markdown"):
+            print(line)
+            return EXIT_OK
+        print(line, file=sys.stderr)
     out = render(result, args.format)
     if out:
         print(out)
     return EXIT_UNSAFE if result.failed else EXIT_OK
+
+
+def _changes(args: argparse.Namespace) -> Changes | None:
+    """The change set of --since / --staged, from the repository of the first PATH."""
+    if args.since is None and not args.staged:
+        return None
+    first = next((p for p in args.paths if p != "-"), ".")
+    return changed_files(Path(first), since=args.since, staged=args.staged)
 
 
 def _rules(args: argparse.Namespace) -> int:

@@ -1,11 +1,13 @@
 """Lint configuration: `[tool.pgsafe]` in pyproject.toml, or a pgsafe.toml (same keys at the top
-level), found from the current directory upwards. Keys: `pg_version`, and under `lint`:
-`enable` (opt-in rule ids), `disable` (rule ids), `severity` (rule id -> error|warning) and
-`exclude` (glob patterns)."""
+level), found from the current directory upwards. Keys: `pg_version`, `naming` (a regular
+expression every migration's name must match: the migration-naming rule), `irreversible_before`
+(a version: older migrations need no down file), and under `lint`: `enable` (opt-in rule ids),
+`disable` (rule ids), `severity` (rule id -> error|warning) and `exclude` (glob patterns)."""
 
 from __future__ import annotations
 
 import fnmatch
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,10 @@ class LintConfig:
     severities: dict[str, str] = field(default_factory=dict)
     exclude: list[str] = field(default_factory=list)
     source: str | None = None
+    # Seed 002's file checks: the pattern a migration's name must match (None: its layout's
+    # own), and the version before which migrations need no down (historical ones).
+    naming: re.Pattern[str] | None = None
+    irreversible_before: str | None = None
 
     def enabled(self, rule: Rule) -> bool:
         if rule.id in self.disable:
@@ -59,6 +65,25 @@ def _from_table(table: dict[str, Any], source: str) -> LintConfig:
     cfg.pg_version = version
     if "pg_version" in table:
         cfg.pg_version_source = f"pg_version in {source}"
+    naming = table.get("naming")
+    if naming is not None:
+        if not isinstance(naming, str) or not naming:
+            raise ConfigError(
+                f'{source}: naming must be a regular expression, e.g. "^[0-9]{{3,}}_[a-z0-9_]+$"'
+            )
+        try:
+            cfg.naming = re.compile(naming)
+        except re.error as exc:
+            raise ConfigError(
+                f"{source}: naming {naming!r} is not a regular expression: {exc}"
+            ) from None
+    before = table.get("irreversible_before")
+    if before is not None:
+        if isinstance(before, bool) or not isinstance(before, str | int) or not str(before).strip():
+            raise ConfigError(
+                f'{source}: irreversible_before must be a migration version, e.g. "024"'
+            )
+        cfg.irreversible_before = str(before).strip()
     lint = table.get("lint", {})
     if not isinstance(lint, dict):
         raise ConfigError(f"{source}: lint must be a table ([tool.pgsafe.lint])")

@@ -32,13 +32,21 @@ _RULE_LIST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-, \t")
 def read_directive(body: str) -> tuple[str, list[str], str] | None:
     """A suppression comment's words: "pgsafe: ignore rule-a, rule-b reason: why" (one
     statement) or "pgsafe: ignore-file ..." (the whole file) -> (scope, rules, reason); None
-    when it is not of that form. `body` is the comment token's text without its -- or /* */."""
+    when it is not of that form. `body` is the comment token's text without its -- or /* */.
+    "pgsafe: irreversible reason: why" (a migration without a down, on purpose: read by the
+    require-down-migration check) is ("irreversible", [], reason)."""
     if not body.lower().startswith("pgsafe:"):
         return None
     rest = body[len("pgsafe:") :].strip()
     if rest.endswith("*/"):
         rest = rest[:-2].rstrip()
+    if rest.lower() == "irreversible":
+        return "irreversible", [], ""
     words = rest.split(None, 1)
+    if len(words) == 2 and words[0].lower() == "irreversible":
+        if not words[1].lower().startswith("reason:"):
+            return None
+        return "irreversible", [], words[1][len("reason:") :].strip()
     if len(words) != 2 or words[0].lower() not in ("ignore", "ignore-file"):
         return None
     scope, tail = words[0].lower(), words[1]
@@ -136,6 +144,12 @@ def _suppressions(
             )
             continue
         scope, names, reason = directive
+        if scope == "irreversible":
+            if not reason:
+                problem(
+                    "an irreversible marker needs a reason: '-- pgsafe: irreversible reason: TEXT'"
+                )
+            continue  # read by the require-down-migration check, not a suppression
         unknown = [r for r in names if r not in RULES]
         if unknown:
             problem(f"unknown rule {', '.join(unknown)} in a suppression")
@@ -280,7 +294,9 @@ def lint_text(
     for stmt in statements:
         predicted = predict(stmt, ctx).lock
         for rule in RULES.values():
-            if not config.enabled(rule) or not rule.min_pg <= config.pg_version <= rule.max_pg:
+            if rule.scope != "statement" or not config.enabled(rule):
+                continue
+            if not rule.min_pg <= config.pg_version <= rule.max_pg:
                 continue
             for hit in rule.check(stmt, ctx) or ():
                 sup = next(
@@ -300,7 +316,9 @@ def lint_text(
         ctx.note(stmt)
     for sup in suppressions:
         for name in sup.rules:
-            if name in RULES and name not in sup.used:
+            # Rules over a directory's files (require-down-migration, migration-naming) read
+            # their suppressions themselves: unused or not, the statements cannot tell.
+            if name in RULES and name not in sup.used and RULES[name].scope == "statement":
                 result.findings.append(
                     _meta(
                         file,

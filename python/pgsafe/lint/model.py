@@ -95,6 +95,11 @@ class Rule:
     # Off unless enabled in the config: advice that `pgsafe apply` already makes moot (it sets
     # timeouts itself and runs each migration in one transaction) but other runners may need.
     opt_in: bool = False
+    # "statement": `check` runs on every statement; "directory": the rule is about a migration
+    # directory's files (pairs, names), checked by pgsafe.lint.directory when lint reads a
+    # directory, and `check` finds nothing in statements.
+    scope: str = "statement"
+    suppress: str = ""  # how to silence it on purpose, when not a `pgsafe: ignore` comment
 
     def doc(self) -> str:
         """The rule's documentation page, as `pgsafe rules ID` prints it."""
@@ -113,16 +118,20 @@ class Rule:
             lines.append('Off by default: enable it with lint.enable = ["' + self.id + '"]')
         if self.min_pg > 0 or self.max_pg < 99:
             lines.append(f"PostgreSQL versions: {self.min_pg or 'any'} to {self.max_pg}")
+        if self.scope == "directory":
+            lines.append("Checked: over a migration directory's files, when lint reads a directory")
         lines += [
             "",
             f"Safer: {self.fix}",
             "",
-            f"Suppress on purpose: -- pgsafe: ignore {self.id} reason: <why it is safe here>",
+            "Suppress on purpose: "
+            + (self.suppress or f"-- pgsafe: ignore {self.id} reason: <why it is safe here>"),
         ]
         return "\n".join(lines)
 
 
 RULES: dict[str, Rule] = {}
+SCOPES = ("statement", "directory")
 
 
 def rule(
@@ -138,21 +147,42 @@ def rule(
     min_pg: int = 0,
     max_pg: int = 99,
     opt_in: bool = False,
+    scope: str = "statement",
+    suppress: str = "",
 ) -> Callable[[Callable[[Stmt, Any], Iterable[Hit]]], Callable[[Stmt, Any], Iterable[Hit]]]:
     """Register a rule; the decorated function is its check."""
     assert severity in SEVERITIES, severity
     assert all(h in HAZARDS for h in hazards), hazards
     assert lock is None or lock in LOCKS, lock
+    assert scope in SCOPES, scope
 
     def register(fn: Callable[[Stmt, Any], Iterable[Hit]]) -> Callable[[Stmt, Any], Iterable[Hit]]:
         if id in RULES:
             raise ValueError(f"rule {id} registered twice")
         RULES[id] = Rule(
-            id, severity, hazards, lock, summary, why, fix, fn, destructive, min_pg, max_pg, opt_in
+            id,
+            severity,
+            hazards,
+            lock,
+            summary,
+            why,
+            fix,
+            fn,
+            destructive,
+            min_pg,
+            max_pg,
+            opt_in,
+            scope,
+            suppress,
         )
         return fn
 
     return register
+
+
+def no_statement_check(stmt: Stmt, ctx: Any) -> Iterable[Hit]:
+    """The statement check of a directory rule: it finds nothing in statements."""
+    return ()
 
 
 @dataclass

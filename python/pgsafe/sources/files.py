@@ -120,6 +120,15 @@ def is_alembic_project(path: str | Path) -> bool:
     )
 
 
+def migration_file_name(file_name: str) -> tuple[str, str, str | None] | None:
+    """(version, name, "up" | "down" | None for a lone file) of a file name of pgsafe's layout
+    (`NNN_name.up.sql`, `NNN_name.down.sql`, `NNN_name.sql`); None for any other name."""
+    m = _NAME.match(file_name)
+    if m is None:
+        return None
+    return m["version"], m["name"], m["dir"][1:] if m["dir"] else None
+
+
 def read_files(root: Path) -> list[Migration]:
     """pgsafe's own layout (golang-migrate's too): NNN_name.up.sql + NNN_name.down.sql pairs
     or a lone NNN_name.sql in `root`, ordered by the numeric prefix."""

@@ -699,11 +699,17 @@ READERS: dict[str, Callable[[Path], list[Migration]]] = {
 # -- for lint and `pgsafe test` ----------------------------------------------------------------
 
 
+def layout_here(root: Path) -> tuple[str, Path] | None:
+    """(layout, the directory its migrations are in) of directory `root`: the forced layout
+    (--layout, [tool.pgsafe] layout), else the detected one; None when nothing is detected."""
+    chosen = chosen_layout()
+    return (chosen, _where(root, chosen)) if chosen else detect(root)
+
+
 def lint_sources(root: Path) -> list[tuple[str, str]] | None:
     """(file, text) of each up of another tool's layout in `root`, lines as in the file; None
     when `root` is pgsafe's own layout or loose SQL files (lint reads every *.sql then)."""
-    chosen = chosen_layout()
-    found = (chosen, _where(root, chosen)) if chosen else detect(root)
+    found = layout_here(root)
     if found is None or found[0] in ("pgsafe", "golang-migrate", "alembic"):
         return None
     out: list[tuple[str, str]] = []
