@@ -63,12 +63,30 @@ def items(pgsafe_db: TemporaryDatabase, tmp_path: Path) -> TemporaryDatabase:
 
 
 def test_lint_and_dry_run(tmp_path: Path) -> None:
-    good = write(tmp_path / "good", {"001_a.sql": "CREATE TABLE a (id bigint PRIMARY KEY);\n"})
+    good = write(
+        tmp_path / "good",
+        {
+            "001_a.up.sql": "CREATE TABLE a (id bigint PRIMARY KEY);\n",
+            "001_a.down.sql": "DROP TABLE a;\n",
+        },
+    )
     bad = write(tmp_path / "bad", {"001_a.sql": "ALTER TABLE a ADD COLUMN c bigint NOT NULL;\n"})
     for command, extra in (("lint", []), ("dry-run", ["--no-trace"])):
         walked(command, 0, cli(command, str(good), *extra))
         walked(command, 1, cli(command, str(bad), *extra))
         walked(command, 5, cli(command, str(tmp_path / "missing"), *extra))
+
+
+def test_fix(tmp_path: Path) -> None:
+    """pgsafe fix: 0 when nothing unsafe is left, 1 when a statement cannot be fixed, 5 on bad
+    input."""
+    fixable = write(tmp_path / "fixable", {"001_a.sql": "CREATE INDEX i ON a (c);\n"})
+    walked("fix", 0, cli("fix", str(fixable)))
+    unfixable = write(
+        tmp_path / "unfixable", {"001_a.sql": "ALTER TABLE a ALTER COLUMN c TYPE text;\n"}
+    )
+    walked("fix", 1, cli("fix", str(unfixable)))
+    walked("fix", 5, cli("fix", str(tmp_path / "missing")))
 
 
 def test_apply_preflight_status_repair(pgsafe_db: TemporaryDatabase, tmp_path: Path) -> None:
@@ -247,6 +265,7 @@ def test_pgsafe_test(tmp_path: Path) -> None:
 # What each command can give, as its help and the README document it.
 EXPECTED = {
     "lint": {0, 1, 5},
+    "fix": {0, 1, 5},
     "dry-run": {0, 1, 5},
     "preflight": {0, 1, 5},
     "backup": {0, 2, 5},
