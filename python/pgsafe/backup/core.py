@@ -68,6 +68,8 @@ FORMAT_VERSION = 1
 DEFAULT_OUT_DIR = "backups/migrations"
 LATEST_NAME = "latest-backup.txt"
 _SUFFIX = {"zstd": ".sql.zst", "gzip": ".sql.gz"}
+# The manifest's "compress" names the core's Compression.
+_COMPRESSION = {c.name: c for c in (_core.Compression.zstd, _core.Compression.gzip)}
 _ENCRYPTED_SUFFIX = ".enc"
 _KEY_CHECK_LABEL = b"pgsafe-backup-key-check/"
 
@@ -705,7 +707,7 @@ def backup(
             list(exclude_schemas),
             workers,
             chunk_pages or 0,
-            compress,
+            _COMPRESSION[compress],
             level or 0,
             key or b"",
             file_id,
@@ -990,10 +992,17 @@ def _user_tables(dsn: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+def _compression_of(doc: dict[str, Any]) -> _core.Compression:
+    name = str(doc.get("compress", "zstd"))
+    if name not in _COMPRESSION:
+        raise ConfigError(f"compression must be zstd or gzip, not {name}")
+    return _COMPRESSION[name]
+
+
 def _section(
     file: Path, doc: dict[str, Any], chunks: list[_core.BackupChunk], kind: str, key: bytes
 ) -> bytes:
-    compress = str(doc.get("compress", "zstd"))
+    compress = _compression_of(doc)
     file_id = str(doc.get("file_id", ""))
     return b"".join(
         _core.read_backup_chunk(str(file), c, compress, key, file_id)
@@ -1089,7 +1098,7 @@ def restore(
 
     psql = _tool("psql", server_major(dsn))  # before anything is dropped
     dropped = _prepare_target(dsn, file, doc, chunks, opened, force)
-    compress = str(doc.get("compress", "zstd"))
+    compress = _compression_of(doc)
     file_id = str(doc.get("file_id", ""))
     pre = [c for c in chunks if c.kind == "pre-data"]
     post = [c for c in chunks if c.kind == "post-data"]
@@ -1116,9 +1125,14 @@ def restore(
         try:
             mode = "auto" if progress else "off"
             with Progress("restore", total=len(data), unit="chunks", mode=mode) as bar:
-                rows = _core.restore_backup_chunks(
-                    dsn, str(file), data, workers, compress, opened, file_id, on_progress, after
-                )
+                options = _core.RestoreOptions()
+                options.workers = workers
+                options.compression = compress
+                options.key = opened
+                options.file_id = file_id
+                options.on_progress = on_progress
+                options.after_table = after
+                rows = _core.restore_backup_chunks(dsn, str(file), data, options)
         except (CorruptChunk, ConfigError):
             raise
         except Error as exc:
