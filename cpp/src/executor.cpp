@@ -34,6 +34,11 @@ std::string fmt_double(double v) {
   return buf;
 }
 
+// The ledger status a plan leaves when it succeeds.
+std::string final_status_of(const MigrationPlan& plan) {
+  return plan.direction == Direction::kDown ? "rolled_back" : "applied";
+}
+
 }  // namespace
 
 double RetryPolicy::delay_seconds(int attempt) const {
@@ -210,7 +215,7 @@ void Executor::set_timeouts(const Statement& stmt, bool local, std::string& curr
 
 void Executor::write_ledger(const MigrationPlan& plan, const std::string& status, double duration_s,
                             int retries, const std::string& reason, bool history) {
-  const std::string final_status = plan.direction == "down" ? "rolled_back" : "applied";
+  const std::string final_status = final_status_of(plan);
   std::vector<Value> params{plan.version,
                             plan.name,
                             plan.checksum,
@@ -226,7 +231,7 @@ void Executor::write_ledger(const MigrationPlan& plan, const std::string& status
   } else {
     // The row and its history entry in one round trip: this runs once per migration, inside
     // its transaction, so it is part of every migration's lock hold time.
-    params.emplace_back(plan.direction == "down" ? "rollback" : "apply");
+    params.emplace_back(plan.direction == Direction::kDown ? "rollback" : "apply");
     r = conn_.execute("WITH m AS (" + ledger_.record_sql(final_status) +
                           " RETURNING version) INSERT INTO " + quote_ident(ledger_.schema()) +
                           ".history (version, action, status, checksum, by, detail)"
@@ -343,7 +348,7 @@ void Executor::drop_invalid_index(const std::string& qualified, const MigrationP
 
 void Executor::run_tx_segment(const MigrationPlan& plan, const Segment& seg, int seg_no,
                               bool finalize, ExecResult& result, double started) {
-  const std::string final_status = plan.direction == "down" ? "rolled_back" : "applied";
+  const std::string final_status = final_status_of(plan);
   for (int attempt = 1;; ++attempt) {
     emit({"segment_start", plan.version, seg_no, -1, attempt, 0.0, "", "transaction"});
     const UserTimeouts saved_session = user_session_;  // a rolled-back SET is undone too
@@ -520,7 +525,7 @@ ExecResult Executor::run(const MigrationPlan& plan) {
   if (segments.empty()) segments.push_back({true, {}, {}});
   const bool mixed = std::any_of(segments.begin(), segments.end(),
                                  [](const Segment& s) { return !s.transactional; });
-  const std::string final_status = plan.direction == "down" ? "rolled_back" : "applied";
+  const std::string final_status = final_status_of(plan);
   std::optional<Row> previous;
   if (mixed) {
     // Autocommit steps cannot be undone by a rollback: mark the migration dirty first, so a

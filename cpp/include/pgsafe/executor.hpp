@@ -31,11 +31,15 @@ struct RetryPolicy {
   double delay_seconds(int attempt) const;
 };
 
+// Which way a plan runs: its up script (the ledger row ends "applied") or its down script
+// ("rolled_back").
+enum class Direction : std::uint8_t { kUp, kDown };
+
 struct MigrationPlan {
   std::string version;
   std::string name;
   std::string checksum;
-  std::string direction = "up";  // "up" or "down"
+  Direction direction = Direction::kUp;
   std::vector<Statement> statements;
 };
 

@@ -444,7 +444,7 @@ class Runner:
     ) -> StepResult:
         plan = _core.MigrationPlan()
         plan.version, plan.name, plan.checksum = mig.version, mig.name, mig.checksum
-        plan.direction = direction
+        plan.direction = _core.Direction.up if direction == "up" else _core.Direction.down
         plan.statements = [s.to_core() for s in statements]
         path = mig.up_path if direction == "up" else mig.down_path
         verb = "applying" if direction == "up" else "rolling back"
