@@ -36,6 +36,17 @@ void register_executor(pyb::module_& m) {
       .def_readwrite("direction", &MigrationPlan::direction)
       .def_readwrite("statements", &MigrationPlan::statements);
 
+  pyb::enum_<EventKind>(m, "EventKind", "What an executor Event reports.")
+      .value("segment_start", EventKind::kSegmentStart)
+      .value("statement_done", EventKind::kStatementDone)
+      .value("retry", EventKind::kRetry)
+      .value("retries_exhausted", EventKind::kRetriesExhausted)
+      .value("index_invalid", EventKind::kIndexInvalid)
+      .value("index_rebuilt", EventKind::kIndexRebuilt)
+      .value("index_dropped", EventKind::kIndexDropped)
+      .value("dirty", EventKind::kDirty)
+      .value("committed", EventKind::kCommitted);
+
   pyb::class_<Event>(m, "Event")
       .def_readonly("kind", &Event::kind)
       .def_readonly("version", &Event::version)

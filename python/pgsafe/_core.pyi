@@ -108,8 +108,32 @@ class MigrationPlan:
     direction: Direction
     statements: list[Statement]
 
+class EventKind:
+    """What an executor Event reports."""
+
+    segment_start: ClassVar[EventKind]
+    statement_done: ClassVar[EventKind]
+    retry: ClassVar[EventKind]
+    retries_exhausted: ClassVar[EventKind]
+    index_invalid: ClassVar[EventKind]
+    index_rebuilt: ClassVar[EventKind]
+    index_dropped: ClassVar[EventKind]
+    dirty: ClassVar[EventKind]
+    committed: ClassVar[EventKind]
+    __members__: ClassVar[dict[str, EventKind]]
+    def __init__(self, value: int) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __index__(self) -> int: ...
+    def __int__(self) -> int: ...
+    def __ne__(self, other: object) -> bool: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+
 class Event:
-    kind: str
+    kind: EventKind
     version: str
     segment: int
     statement: int

@@ -460,7 +460,7 @@ class Runner:
 
         def on_event(e: _core.Event) -> None:
             self.events.write(
-                e.kind,
+                e.kind.name,
                 version=e.version,
                 segment=e.segment,
                 statement=e.statement,
@@ -469,12 +469,12 @@ class Runner:
                 sqlstate=e.sqlstate or None,
                 message=e.message or None,
             )
-            if e.kind == "retry":
+            if e.kind == _core.EventKind.retry:
                 self.progress(
                     f"  {e.message} (SQLSTATE {e.sqlstate}); attempt {e.attempt} "
                     f"in {e.seconds:.2f}s"
                 )
-            elif e.kind == "index_rebuilt":
+            elif e.kind == _core.EventKind.index_rebuilt:
                 self.progress(f"  dropped invalid index {e.message} left by a failed build")
 
         executor = _core.Executor(
