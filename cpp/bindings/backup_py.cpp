@@ -3,8 +3,6 @@
 #include <pybind11/functional.h>
 #include <pybind11/stl.h>
 
-#include <optional>
-
 #include "bindings.hpp"
 #include "pgsafe/backup_framing.hpp"
 #include "pgsafe/backup_restore.hpp"
@@ -60,31 +58,26 @@ void register_backup(pyb::module_& m) {
 
   m.attr("ENCRYPTED_MAGIC") = pyb::bytes(std::string(kEncryptedMagic));
 
+  pyb::class_<BackupOptions>(m, "BackupOptions", "What a BackupWriter backs up, and how.")
+      .def(pyb::init<>())
+      .def_readwrite("tables", &BackupOptions::tables)
+      .def_readwrite("exclude_schemas", &BackupOptions::exclude_schemas)
+      .def_readwrite("workers", &BackupOptions::workers)
+      .def_readwrite("chunk_pages", &BackupOptions::chunk_pages)
+      .def_readwrite("compression", &BackupOptions::compression)
+      .def_readwrite("level", &BackupOptions::level)
+      .def_property(
+          "key", [](const BackupOptions& o) { return pyb::bytes(o.key); },
+          [](BackupOptions& o, const pyb::bytes& key) { o.key = std::string(key); },
+          "32 raw bytes: encrypt with AES-256-GCM; empty: plain.")
+      .def_readwrite("file_id", &BackupOptions::file_id)
+      .def_readwrite("application_name", &BackupOptions::application_name)
+      .def_readwrite("on_progress", &BackupOptions::on_progress);
+
   pyb::class_<BackupWriter>(m, "BackupWriter")
-      .def(pyb::init([](const std::string& dsn, const std::string& path,
-                        const std::vector<std::string>& tables,
-                        const std::vector<std::string>& exclude_schemas, int workers,
-                        long long chunk_pages, Compression compression, int level,
-                        const pyb::bytes& key, const std::string& file_id,
-                        const std::optional<std::function<void(const BackupProgress&)>>& progress) {
-             BackupOptions o;
-             o.tables = tables;
-             o.exclude_schemas = exclude_schemas;
-             o.workers = workers;
-             o.chunk_pages = chunk_pages;
-             o.compression = compression;
-             o.level = level;
-             o.key = std::string(key);
-             o.file_id = file_id;
-             if (progress) o.on_progress = *progress;
-             pyb::gil_scoped_release release;
-             return std::make_unique<BackupWriter>(dsn, path, o);
-           }),
-           pyb::arg("dsn"), pyb::arg("path"), pyb::arg("tables"), pyb::arg("exclude_schemas"),
-           pyb::arg("workers") = 2, pyb::arg("chunk_pages") = 0,
-           pyb::arg("compression") = Compression::kZstd, pyb::arg("level") = 0,
-           pyb::arg("key") = pyb::bytes(), pyb::arg("file_id") = "",
-           pyb::arg("progress") = pyb::none())
+      .def(pyb::init<const std::string&, const std::string&, const BackupOptions&>(),
+           pyb::arg("dsn"), pyb::arg("path"), pyb::arg("options") = BackupOptions{},
+           pyb::call_guard<pyb::gil_scoped_release>())
       .def_property_readonly("snapshot", &BackupWriter::snapshot)
       .def_property_readonly("server_version", &BackupWriter::server_version)
       .def_property_readonly("tables", &BackupWriter::tables)

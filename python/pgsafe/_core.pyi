@@ -480,21 +480,23 @@ class RestoreProgress:
 
 ENCRYPTED_MAGIC: bytes
 
+class BackupOptions:
+    """What a BackupWriter backs up, and how."""
+
+    tables: list[str]
+    exclude_schemas: list[str]
+    workers: int
+    chunk_pages: int
+    compression: Compression
+    level: int
+    key: bytes
+    file_id: str
+    application_name: str
+    on_progress: Callable[[BackupProgress], None] | None
+    def __init__(self) -> None: ...
+
 class BackupWriter:
-    def __init__(
-        self,
-        dsn: str,
-        path: str,
-        tables: Sequence[str],
-        exclude_schemas: Sequence[str],
-        workers: int = 2,
-        chunk_pages: int = 0,
-        compression: Compression = ...,
-        level: int = 0,
-        key: bytes = b"",
-        file_id: str = "",
-        progress: Callable[[BackupProgress], None] | None = None,
-    ) -> None: ...
+    def __init__(self, dsn: str, path: str, options: BackupOptions = ...) -> None: ...
     @property
     def snapshot(self) -> str: ...
     @property

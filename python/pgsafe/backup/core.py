@@ -700,19 +700,17 @@ def backup(
             bar.update(p.chunks_done, p.chunks_total)
 
     try:
-        writer = _core.BackupWriter(
-            dsn,
-            str(partial),
-            names,
-            list(exclude_schemas),
-            workers,
-            chunk_pages or 0,
-            _COMPRESSION[compress],
-            level or 0,
-            key or b"",
-            file_id,
-            on_progress,
-        )
+        options = _core.BackupOptions()
+        options.tables = names
+        options.exclude_schemas = list(exclude_schemas)
+        options.workers = workers
+        options.chunk_pages = chunk_pages or 0
+        options.compression = _COMPRESSION[compress]
+        options.level = level or 0
+        options.key = key or b""
+        options.file_id = file_id
+        options.on_progress = on_progress
+        writer = _core.BackupWriter(dsn, str(partial), options)
         try:
             chosen = [t.table for t in writer.tables] if names else None
             if names and not chosen:
