@@ -101,6 +101,8 @@ void translate(const std::exception_ptr& p) {
 }  // namespace
 
 void register_errors(pybind11::module_& m) {
+  // pybind11's translator type takes the exception_ptr by value.
+  // NOLINTNEXTLINE(performance-unnecessary-value-param)
   pybind11::register_exception_translator([](std::exception_ptr p) {
     try {
       translate(p);
