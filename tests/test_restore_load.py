@@ -330,7 +330,8 @@ def test_the_last_index_of_the_dump_is_built_with_its_table(
     doc = json.loads(result.manifest_path.read_text())
     post = [c for c in bk._chunks(doc) if c.kind == "post-data"]
     sql = b"".join(
-        _core.read_backup_chunk(str(result.path), c, "zstd", b"", doc["file_id"]) for c in post
+        _core.read_backup_chunk(str(result.path), c, _core.Compression.zstd, b"", doc["file_id"])
+        for c in post
     )
     after, _parallel, rest, _settings = bk._plan_post_data(sql, {"public.a", "public.z"})
     assert sorted(after) == ["public.a", "public.z"]

@@ -1,13 +1,12 @@
 // pgsafe._core backups: the writer's long steps and the restore run without the GIL; progress
-// callbacks take it. A ChunkError becomes pgsafe.errors.CorruptChunk, naming the chunk.
+// callbacks take it. A ChunkError becomes pgsafe.errors.CorruptChunk (errors_py.cpp).
 #include <pybind11/functional.h>
 #include <pybind11/stl.h>
 
-#include <map>
-#include <optional>
-
 #include "bindings.hpp"
-#include "pgsafe/backup.hpp"
+#include "pgsafe/backup_framing.hpp"
+#include "pgsafe/backup_restore.hpp"
+#include "pgsafe/backup_writer.hpp"
 #include "pgsafe/conn.hpp"
 #include "pgsafe/copybin.hpp"
 #include "pgsafe/errors.hpp"
@@ -17,16 +16,9 @@ namespace pyb = pybind11;
 namespace pgsafe::py {
 
 void register_backup(pyb::module_& m) {
-  pyb::register_exception_translator([](std::exception_ptr p) {
-    try {
-      if (p) std::rethrow_exception(p);
-    } catch (const ChunkError& e) {
-      pyb::object mod = pyb::module_::import("pgsafe.errors");
-      pyb::object exc =
-          mod.attr("CorruptChunk")(e.index(), e.table(), e.offset(), e.reason(), e.what());
-      PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
-    }
-  });
+  pyb::enum_<Compression>(m, "Compression", "How each chunk of a backup file is compressed.")
+      .value("zstd", Compression::kZstd)
+      .value("gzip", Compression::kGzip);
 
   pyb::class_<BackupChunk>(m, "BackupChunk")
       .def(pyb::init<>())
@@ -66,30 +58,26 @@ void register_backup(pyb::module_& m) {
 
   m.attr("ENCRYPTED_MAGIC") = pyb::bytes(std::string(kEncryptedMagic));
 
+  pyb::class_<BackupOptions>(m, "BackupOptions", "What a BackupWriter backs up, and how.")
+      .def(pyb::init<>())
+      .def_readwrite("tables", &BackupOptions::tables)
+      .def_readwrite("exclude_schemas", &BackupOptions::exclude_schemas)
+      .def_readwrite("workers", &BackupOptions::workers)
+      .def_readwrite("chunk_pages", &BackupOptions::chunk_pages)
+      .def_readwrite("compression", &BackupOptions::compression)
+      .def_readwrite("level", &BackupOptions::level)
+      .def_property(
+          "key", [](const BackupOptions& o) { return pyb::bytes(o.key); },
+          [](BackupOptions& o, const pyb::bytes& key) { o.key = std::string(key); },
+          "32 raw bytes: encrypt with AES-256-GCM; empty: plain.")
+      .def_readwrite("file_id", &BackupOptions::file_id)
+      .def_readwrite("application_name", &BackupOptions::application_name)
+      .def_readwrite("on_progress", &BackupOptions::on_progress);
+
   pyb::class_<BackupWriter>(m, "BackupWriter")
-      .def(pyb::init([](const std::string& dsn, const std::string& path,
-                        const std::vector<std::string>& tables,
-                        const std::vector<std::string>& exclude_schemas, int workers,
-                        long long chunk_pages, const std::string& compression, int level,
-                        const pyb::bytes& key, const std::string& file_id,
-                        const std::optional<std::function<void(const BackupProgress&)>>& progress) {
-             BackupOptions o;
-             o.tables = tables;
-             o.exclude_schemas = exclude_schemas;
-             o.workers = workers;
-             o.chunk_pages = chunk_pages;
-             o.compression = parse_compression(compression);
-             o.level = level;
-             o.key = std::string(key);
-             o.file_id = file_id;
-             if (progress) o.on_progress = *progress;
-             pyb::gil_scoped_release release;
-             return std::make_unique<BackupWriter>(dsn, path, o);
-           }),
-           pyb::arg("dsn"), pyb::arg("path"), pyb::arg("tables"), pyb::arg("exclude_schemas"),
-           pyb::arg("workers") = 2, pyb::arg("chunk_pages") = 0, pyb::arg("compression") = "zstd",
-           pyb::arg("level") = 0, pyb::arg("key") = pyb::bytes(), pyb::arg("file_id") = "",
-           pyb::arg("progress") = pyb::none())
+      .def(pyb::init<const std::string&, const std::string&, const BackupOptions&>(),
+           pyb::arg("dsn"), pyb::arg("path"), pyb::arg("options") = BackupOptions{},
+           pyb::call_guard<pyb::gil_scoped_release>())
       .def_property_readonly("snapshot", &BackupWriter::snapshot)
       .def_property_readonly("server_version", &BackupWriter::server_version)
       .def_property_readonly("tables", &BackupWriter::tables)
@@ -114,14 +102,13 @@ void register_backup(pyb::module_& m) {
 
   m.def(
       "read_backup_chunk",
-      [](const std::string& path, const BackupChunk& chunk, const std::string& compression,
+      [](const std::string& path, const BackupChunk& chunk, Compression compression,
          const pyb::bytes& key, const std::string& file_id) {
-        Compression c = parse_compression(compression);
         std::string k(key);
         std::string out;
         {
           pyb::gil_scoped_release release;
-          out = read_chunk(path, chunk, c, k, file_id);
+          out = read_chunk(path, chunk, compression, k, file_id);
         }
         return pyb::bytes(out);
       },
@@ -130,55 +117,41 @@ void register_backup(pyb::module_& m) {
   m.def(
       "copy_text_to_binary",
       [](const std::vector<unsigned int>& type_oids, const pyb::bytes& text) -> pyb::object {
-        std::vector<FieldKind> kinds;
-        for (unsigned int oid : type_oids) {
-          auto kind = field_kind_of_type(oid);
-          if (!kind) return pyb::none();
-          kinds.push_back(*kind);
-        }
-        std::string out(CopyTextToBinary::header());
-        long long rows = 0;
-        if (!CopyTextToBinary(std::move(kinds)).convert(std::string_view(text), out, rows)) {
-          return pyb::none();
-        }
-        out.append(CopyTextToBinary::trailer());
-        return pyb::bytes(out);
+        auto out = copy_text_to_binary(type_oids, std::string_view(text));
+        return out ? pyb::object(pyb::bytes(*out)) : pyb::none();
       },
       pyb::arg("type_oids"), pyb::arg("text"),
       "COPY text rows as the COPY BINARY stream restore sends (header and trailer included); "
       "None when a type or a field has no exact rewrite.");
   m.def("check_backup_chunk", &check_chunk, pyb::arg("path"), pyb::arg("chunk"),
         pyb::call_guard<pyb::gil_scoped_release>(), "Checks a chunk's SHA-256.");
+  pyb::class_<RestoreOptions>(m, "RestoreOptions", "How restore_backup_chunks loads the data.")
+      .def(pyb::init<>())
+      .def_readwrite("workers", &RestoreOptions::workers)
+      .def_readwrite("compression", &RestoreOptions::compression)
+      .def_property(
+          "key", [](const RestoreOptions& o) { return pyb::bytes(o.key); },
+          [](RestoreOptions& o, const pyb::bytes& key) { o.key = std::string(key); },
+          "32 raw bytes: the AES-256-GCM key of an encrypted file; empty: plain.")
+      .def_readwrite("file_id", &RestoreOptions::file_id)
+      .def_readwrite("application_name", &RestoreOptions::application_name)
+      .def_readwrite("binary", &RestoreOptions::binary)
+      .def_readwrite("freeze", &RestoreOptions::freeze)
+      .def_readwrite("split_largest", &RestoreOptions::split_largest)
+      .def_readwrite("maintenance_work_mem", &RestoreOptions::maintenance_work_mem)
+      .def_readwrite("after_table", &RestoreOptions::after_table)
+      .def_readwrite("on_progress", &RestoreOptions::on_progress);
+
   m.def(
       "restore_backup_chunks",
       [](const std::string& dsn, const std::string& path, const std::vector<BackupChunk>& chunks,
-         int workers, const std::string& compression, const pyb::bytes& key,
-         const std::string& file_id,
-         const std::optional<std::function<void(const RestoreProgress&)>>& progress,
-         const std::map<std::string, std::vector<std::string>>& after_table, bool binary,
-         bool freeze, bool split_largest, const std::string& maintenance_work_mem) {
-        RestoreOptions o;
-        o.after_table = after_table;
-        o.binary = binary;
-        o.freeze = freeze;
-        o.split_largest = split_largest;
-        o.maintenance_work_mem = maintenance_work_mem;
-        o.workers = workers;
-        o.compression = parse_compression(compression);
-        o.key = std::string(key);
-        o.file_id = file_id;
-        if (progress) o.on_progress = *progress;
-        pyb::gil_scoped_release release;
-        long long rows = restore_chunks(dsn, path, chunks, o);
+         const RestoreOptions& options) {
+        long long rows = restore_chunks(dsn, path, chunks, options);
         if (consume_pending_interrupt()) throw Interrupted();
         return rows;
       },
-      pyb::arg("dsn"), pyb::arg("path"), pyb::arg("chunks"), pyb::arg("workers") = 2,
-      pyb::arg("compression") = "zstd", pyb::arg("key") = pyb::bytes(), pyb::arg("file_id") = "",
-      pyb::arg("progress") = pyb::none(),
-      pyb::arg("after_table") = std::map<std::string, std::vector<std::string>>{},
-      pyb::arg("binary") = true, pyb::arg("freeze") = true, pyb::arg("split_largest") = true,
-      pyb::arg("maintenance_work_mem") = "512MB",
+      pyb::arg("dsn"), pyb::arg("path"), pyb::arg("chunks"), pyb::arg("options") = RestoreOptions{},
+      pyb::call_guard<pyb::gil_scoped_release>(),
       "Loads data chunks in parallel, and each table's index builds once it is loaded; rows.");
 }
 

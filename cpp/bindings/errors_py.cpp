@@ -1,10 +1,12 @@
-// The one exception translator: core errors become pgsafe.errors classes; a Ctrl-C seen while
-// the core waited is re-raised as the exact Python exception the signal handler raised.
+// The one exception translator: core errors become pgsafe.errors classes (a backup chunk's
+// ChunkError becomes CorruptChunk, naming the chunk); a Ctrl-C seen while the core waited is
+// re-raised as the exact Python exception the signal handler raised.
 #include <Python.h>
 
 #include <atomic>
 
 #include "bindings.hpp"
+#include "pgsafe/backup_framing.hpp"
 #include "pgsafe/conn.hpp"
 #include "pgsafe/errors.hpp"
 
@@ -71,7 +73,7 @@ pybind11::dict fields_dict(const DbErrorFields& f) {
   return d;
 }
 
-void translate(std::exception_ptr p) {
+void translate(const std::exception_ptr& p) {
   try {
     if (p) std::rethrow_exception(p);
   } catch (const Interrupted&) {
@@ -80,6 +82,9 @@ void translate(std::exception_ptr p) {
     pybind11::object errors = pybind11::module_::import("pgsafe.errors");
     pybind11::object exc = errors.attr("from_core")(fields_dict(e.fields()));
     PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
+  } catch (const ChunkError& e) {
+    raise_python("CorruptChunk",
+                 pybind11::make_tuple(e.index(), e.table(), e.offset(), e.reason(), e.what()));
   } catch (const LockTimeout& e) {
     pybind11::kwargs kw;
     kw["message"] = e.what();
@@ -96,6 +101,8 @@ void translate(std::exception_ptr p) {
 }  // namespace
 
 void register_errors(pybind11::module_& m) {
+  // pybind11's translator type takes the exception_ptr by value.
+  // NOLINTNEXTLINE(performance-unnecessary-value-param)
   pybind11::register_exception_translator([](std::exception_ptr p) {
     try {
       translate(p);

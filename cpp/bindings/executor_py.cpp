@@ -24,6 +24,10 @@ void register_executor(pyb::module_& m) {
       .def_readwrite("max_delay_ms", &RetryPolicy::max_delay_ms)
       .def("delay_seconds", &RetryPolicy::delay_seconds, pyb::arg("attempt"));
 
+  pyb::enum_<Direction>(m, "Direction", "Which script of a migration a plan runs.")
+      .value("up", Direction::kUp)
+      .value("down", Direction::kDown);
+
   pyb::class_<MigrationPlan>(m, "MigrationPlan")
       .def(pyb::init<>())
       .def_readwrite("version", &MigrationPlan::version)
@@ -31,6 +35,17 @@ void register_executor(pyb::module_& m) {
       .def_readwrite("checksum", &MigrationPlan::checksum)
       .def_readwrite("direction", &MigrationPlan::direction)
       .def_readwrite("statements", &MigrationPlan::statements);
+
+  pyb::enum_<EventKind>(m, "EventKind", "What an executor Event reports.")
+      .value("segment_start", EventKind::kSegmentStart)
+      .value("statement_done", EventKind::kStatementDone)
+      .value("retry", EventKind::kRetry)
+      .value("retries_exhausted", EventKind::kRetriesExhausted)
+      .value("index_invalid", EventKind::kIndexInvalid)
+      .value("index_rebuilt", EventKind::kIndexRebuilt)
+      .value("index_dropped", EventKind::kIndexDropped)
+      .value("dirty", EventKind::kDirty)
+      .value("committed", EventKind::kCommitted);
 
   pyb::class_<Event>(m, "Event")
       .def_readonly("kind", &Event::kind)
@@ -78,7 +93,7 @@ void register_executor(pyb::module_& m) {
   pyb::class_<Executor>(m, "Executor", "Runs one migration plan at a time on a connection.")
       .def(pyb::init([](Connection& conn, const Ledger& ledger, const Timeouts& timeouts,
                         const RetryPolicy& retry, std::string applied_by,
-                        std::string pgsafe_version, pyb::object on_event) {
+                        std::string pgsafe_version, const pyb::object& on_event) {
              EventSink sink;
              if (!on_event.is_none()) {
                auto cb = std::make_shared<pyb::object>(on_event);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "pgsafe/errors.hpp"
+#include "pgsafe/fd.hpp"
 
 namespace pgsafe {
 
@@ -26,20 +27,6 @@ using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
 // 128 KiB: large enough that syscalls cost nothing, small enough that the block is still in
 // L2 when the hash reads it (1 MiB blocks measured a few percent slower).
 constexpr size_t kReadBlock = size_t{128} << 10;
-
-class Fd {
- public:
-  explicit Fd(int fd) noexcept : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const noexcept { return fd_; }
-
- private:
-  int fd_;
-};
 
 MdCtxPtr new_sha256() {
   MdCtxPtr ctx(EVP_MD_CTX_new());

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <string_view>
 #include <thread>
@@ -80,6 +81,58 @@ std::string trim(std::string s) {
   size_t start = 0;
   while (start < s.size() && (s[start] == ' ' || s[start] == '\n')) ++start;
   return s.substr(start);
+}
+
+// What a command's results came to: its first error, and the last result that was neither an
+// error nor the start of a COPY.
+struct Outcome {
+  ResultPtr error;
+  ResultPtr last;
+};
+
+// How a command's results are taken: `await` blocks until more input has arrived and consumes
+// it; a COPY the command starts goes to `copy_in` / `copy_out` (by default a COPY FROM STDIN
+// is refused and a COPY TO STDOUT read and dropped); `command` sees every other successful
+// result before it is kept as the last.
+struct ResultHandlers {
+  std::function<void()> await;
+  std::function<void()> copy_in;
+  std::function<void()> copy_out;
+  std::function<void()> command;
+};
+
+// Takes every result of the command in flight on `c` until libpq has none left, into `out`
+// (which the handlers may read as it fills).
+void drain_results(PGconn* c, const ResultHandlers& h, Outcome& out) {
+  for (;;) {
+    while (PQisBusy(c)) h.await();
+    ResultPtr res(PQgetResult(c));
+    if (!res) return;
+    ExecStatusType st = PQresultStatus(res.get());
+    if (st == PGRES_COPY_IN) {
+      if (h.copy_in) {
+        h.copy_in();
+      } else {
+        PQputCopyEnd(c, "pgsafe does not feed COPY FROM STDIN");
+      }
+      continue;
+    }
+    if (st == PGRES_COPY_OUT) {
+      if (h.copy_out) {
+        h.copy_out();
+      } else {
+        char* buf = nullptr;
+        while (PQgetCopyData(c, &buf, 0) > 0) PQfreemem(buf);
+      }
+      continue;
+    }
+    if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR) {
+      if (!out.error) out.error = std::move(res);
+      continue;
+    }
+    if (h.command) h.command();
+    out.last = std::move(res);
+  }
 }
 
 std::string field(const PGresult* res, int code) {
@@ -507,47 +560,28 @@ Result Connection::execute(const std::string& sql, const std::vector<Value>& par
   while (PQflush(c) == 1) {
     if (!impl_->wait(true, forever, !interrupted)) on_interrupt();
   }
-  ResultPtr last;
-  ResultPtr error;
   auto cancel_deadline = forever;
-  for (;;) {
-    while (PQisBusy(c)) {
-      bool ready = impl_->wait(false, cancel_deadline, !interrupted);
-      if (!ready) {
-        on_interrupt();
-        cancel_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        continue;
-      }
-      if (interrupted && std::chrono::steady_clock::now() >= cancel_deadline) {
-        impl_->conn.reset();  // the server ignores the cancel: drop the session instead
-        throw Interrupted();
-      }
-      if (!PQconsumeInput(c)) impl_->fail_connection("connection lost while running a statement");
+  ResultHandlers handlers;
+  handlers.await = [&] {
+    if (!impl_->wait(false, cancel_deadline, !interrupted)) {
+      on_interrupt();
+      cancel_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      return;
     }
-    ResultPtr res(PQgetResult(c));
-    if (!res) break;
-    ExecStatusType st = PQresultStatus(res.get());
-    if (st == PGRES_COPY_IN) {
-      PQputCopyEnd(c, "pgsafe does not feed COPY FROM STDIN");
-      continue;
+    if (interrupted && std::chrono::steady_clock::now() >= cancel_deadline) {
+      impl_->conn.reset();  // the server ignores the cancel: drop the session instead
+      throw Interrupted();
     }
-    if (st == PGRES_COPY_OUT) {
-      char* buf = nullptr;
-      while (PQgetCopyData(c, &buf, 0) > 0) PQfreemem(buf);
-      continue;
-    }
-    if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR) {
-      if (!error) error = std::move(res);
-      continue;
-    }
-    last = std::move(res);
-  }
-  if (interrupted && error) throw Interrupted();
+    if (!PQconsumeInput(c)) impl_->fail_connection("connection lost while running a statement");
+  };
+  Outcome outcome;
+  drain_results(c, handlers, outcome);
+  if (interrupted && outcome.error) throw Interrupted();
   if (interrupted) g_interrupt_pending = true;  // too late to cancel: it completed; stop next
-  if (error) impl_->raise_result_error(error.get(), sql);
+  if (outcome.error) impl_->raise_result_error(outcome.error.get(), sql);
   Result out;
-  if (!last) return out;
-  const PGresult* r = last.get();
+  if (!outcome.last) return out;
+  const PGresult* r = outcome.last.get();
   out.status = PQcmdStatus(const_cast<PGresult*>(r));
   if (PQresultStatus(r) == PGRES_TUPLES_OK) {
     int nf = PQnfields(r);
@@ -668,41 +702,32 @@ CopyStats Connection::copy_out(const std::string& sql, const CopyRowCallback& on
       }
     }
   };
-  ResultPtr error;
-  ResultPtr last;
   bool streamed = false;
   bool refused = false;
-  for (;;) {
-    while (PQisBusy(c)) await_input();
-    ResultPtr res(PQgetResult(c));
-    if (!res) break;
-    ExecStatusType st = PQresultStatus(res.get());
-    if (st == PGRES_COPY_OUT) {
-      stream(!streamed && !refused && !error);
-      streamed = true;
-      continue;
-    }
-    if (st == PGRES_COPY_IN) {
-      PQputCopyEnd(c, "pgsafe does not feed COPY FROM STDIN");
-      refused = true;
-      continue;
-    }
-    if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR) {
-      if (!error) error = std::move(res);
-      continue;
-    }
+  Outcome outcome;
+  ResultHandlers handlers;
+  handlers.await = await_input;
+  handlers.copy_out = [&] {
+    stream(!streamed && !refused && !outcome.error);
+    streamed = true;
+  };
+  handlers.copy_in = [&] {
+    PQputCopyEnd(c, "pgsafe does not feed COPY FROM STDIN");
+    refused = true;
+  };
+  handlers.command = [&] {
     if (!streamed) refused = true;  // a statement that is not a COPY TO STDOUT ran first
-    last = std::move(res);
-  }
+  };
+  drain_results(c, handlers, outcome);
   if (callback_error) std::rethrow_exception(callback_error);
-  if (interrupted && error) throw Interrupted();
+  if (interrupted && outcome.error) throw Interrupted();
   if (interrupted) g_interrupt_pending = true;  // too late to cancel: it completed; stop next
   // Checked before `error`: refusing a COPY FROM STDIN is what made the server fail it.
-  if (refused || (!streamed && !error)) {
+  if (refused || (!streamed && !outcome.error)) {
     throw ConfigError("copy_out runs one COPY ... TO STDOUT statement, not: " + sql.substr(0, 80));
   }
-  if (error) impl_->raise_result_error(error.get(), sql);
-  const char* tag = last ? PQcmdTuples(last.get()) : nullptr;
+  if (outcome.error) impl_->raise_result_error(outcome.error.get(), sql);
+  const char* tag = outcome.last ? PQcmdTuples(outcome.last.get()) : nullptr;
   if (tag && *tag && std::atoll(tag) != stats.rows) {
     throw Error("COPY reported " + std::string(tag) + " rows but " + std::to_string(stats.rows) +
                 " arrived");
@@ -731,73 +756,55 @@ long long Connection::copy_in(const std::string& sql,
   PGconn* c = impl_->conn.get();
   if (!PQsendQuery(c, sql.c_str())) impl_->fail_connection("cannot send statement");
   const auto forever = Clock::time_point::max();
-  auto next_result = [&]() -> ResultPtr {
-    while (PQisBusy(c)) {
-      impl_->wait(false, forever, false);
-      if (!PQconsumeInput(c)) impl_->fail_connection("connection lost while running a COPY");
-    }
-    return ResultPtr(PQgetResult(c));
+  ResultHandlers handlers;
+  handlers.await = [&] {
+    impl_->wait(false, forever, false);
+    if (!PQconsumeInput(c)) impl_->fail_connection("connection lost while running a COPY");
   };
-  ResultPtr error;
-  ResultPtr last;
   bool fed = false;
-  for (;;) {
-    ResultPtr res = next_result();
-    if (!res) break;
-    ExecStatusType st = PQresultStatus(res.get());
-    if (st == PGRES_COPY_IN) {
-      if (fed) {
-        PQputCopyEnd(c, "pgsafe feeds one COPY FROM STDIN per call");
-        continue;
+  handlers.copy_in = [&] {
+    if (fed) {
+      PQputCopyEnd(c, "pgsafe feeds one COPY FROM STDIN per call");
+      return;
+    }
+    fed = true;
+    // Blocking sends: the server parses one piece while the next is being produced.
+    std::string piece;
+    std::exception_ptr producer_error;
+    for (;;) {
+      bool more = false;
+      try {
+        piece.clear();
+        more = next(piece);
+      } catch (...) {
+        producer_error = std::current_exception();
       }
-      fed = true;
-      // Blocking sends: the server parses one piece while the next is being produced.
-      std::string piece;
-      std::exception_ptr producer_error;
-      for (;;) {
-        bool more = false;
-        try {
-          piece.clear();
-          more = next(piece);
-        } catch (...) {
-          producer_error = std::current_exception();
-        }
-        if (producer_error || !more) break;
-        constexpr size_t kPiece = 1 << 20;
-        for (size_t pos = 0; pos < piece.size(); pos += kPiece) {
-          size_t n = std::min(kPiece, piece.size() - pos);
-          if (PQputCopyData(c, piece.data() + pos, static_cast<int>(n)) != 1) {
-            impl_->fail_connection("connection lost while sending COPY data");
-          }
+      if (producer_error || !more) break;
+      constexpr size_t kPiece = 1 << 20;
+      for (size_t pos = 0; pos < piece.size(); pos += kPiece) {
+        size_t n = std::min(kPiece, piece.size() - pos);
+        if (PQputCopyData(c, piece.data() + pos, static_cast<int>(n)) != 1) {
+          impl_->fail_connection("connection lost while sending COPY data");
         }
       }
-      if (producer_error) {
-        PQputCopyEnd(c, "pgsafe: the COPY input could not be produced");
-        while (PQflush(c) == 1) impl_->wait(true, forever, false);
-        for (ResultPtr r = next_result(); r; r = next_result()) {
-        }
-        std::rethrow_exception(producer_error);
-      }
-      if (PQputCopyEnd(c, nullptr) != 1) impl_->fail_connection("cannot end COPY");
+    }
+    if (producer_error) {
+      PQputCopyEnd(c, "pgsafe: the COPY input could not be produced");
       while (PQflush(c) == 1) impl_->wait(true, forever, false);
-      continue;
+      Outcome ignored;
+      drain_results(c, {handlers.await, {}, {}, {}}, ignored);
+      std::rethrow_exception(producer_error);
     }
-    if (st == PGRES_COPY_OUT) {
-      char* buf = nullptr;
-      while (PQgetCopyData(c, &buf, 0) > 0) PQfreemem(buf);
-      continue;
-    }
-    if (st == PGRES_FATAL_ERROR || st == PGRES_NONFATAL_ERROR) {
-      if (!error) error = std::move(res);
-      continue;
-    }
-    last = std::move(res);
-  }
-  if (!fed && !error) {
+    if (PQputCopyEnd(c, nullptr) != 1) impl_->fail_connection("cannot end COPY");
+    while (PQflush(c) == 1) impl_->wait(true, forever, false);
+  };
+  Outcome outcome;
+  drain_results(c, handlers, outcome);
+  if (!fed && !outcome.error) {
     throw ConfigError("copy_in runs one COPY ... FROM STDIN statement, not: " + sql.substr(0, 80));
   }
-  if (error) impl_->raise_result_error(error.get(), sql);
-  const char* tag = last ? PQcmdTuples(last.get()) : nullptr;
+  if (outcome.error) impl_->raise_result_error(outcome.error.get(), sql);
+  const char* tag = outcome.last ? PQcmdTuples(outcome.last.get()) : nullptr;
   return tag && *tag ? std::atoll(tag) : 0;
 }
 

@@ -592,4 +592,20 @@ std::optional<std::string> CopyTextToBinary::convert_field(FieldKind kind, std::
   return out.substr(4);
 }
 
+std::optional<std::string> copy_text_to_binary(const std::vector<unsigned int>& type_oids,
+                                               std::string_view text) {
+  std::vector<FieldKind> kinds;
+  kinds.reserve(type_oids.size());
+  for (unsigned int oid : type_oids) {
+    auto kind = field_kind_of_type(oid);
+    if (!kind) return std::nullopt;
+    kinds.push_back(*kind);
+  }
+  std::string out(CopyTextToBinary::header());
+  long long rows = 0;
+  if (!CopyTextToBinary(std::move(kinds)).convert(text, out, rows)) return std::nullopt;
+  out.append(CopyTextToBinary::trailer());
+  return out;
+}
+
 }  // namespace pgsafe

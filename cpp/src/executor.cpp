@@ -34,6 +34,11 @@ std::string fmt_double(double v) {
   return buf;
 }
 
+// The ledger status a plan leaves when it succeeds.
+std::string final_status_of(const MigrationPlan& plan) {
+  return plan.direction == Direction::kDown ? "rolled_back" : "applied";
+}
+
 }  // namespace
 
 double RetryPolicy::delay_seconds(int attempt) const {
@@ -210,7 +215,7 @@ void Executor::set_timeouts(const Statement& stmt, bool local, std::string& curr
 
 void Executor::write_ledger(const MigrationPlan& plan, const std::string& status, double duration_s,
                             int retries, const std::string& reason, bool history) {
-  const std::string final_status = plan.direction == "down" ? "rolled_back" : "applied";
+  const std::string final_status = final_status_of(plan);
   std::vector<Value> params{plan.version,
                             plan.name,
                             plan.checksum,
@@ -226,7 +231,7 @@ void Executor::write_ledger(const MigrationPlan& plan, const std::string& status
   } else {
     // The row and its history entry in one round trip: this runs once per migration, inside
     // its transaction, so it is part of every migration's lock hold time.
-    params.emplace_back(plan.direction == "down" ? "rollback" : "apply");
+    params.emplace_back(plan.direction == Direction::kDown ? "rollback" : "apply");
     r = conn_.execute("WITH m AS (" + ledger_.record_sql(final_status) +
                           " RETURNING version) INSERT INTO " + quote_ident(ledger_.schema()) +
                           ".history (version, action, status, checksum, by, detail)"
@@ -338,14 +343,14 @@ void Executor::drop_invalid_index(const std::string& qualified, const MigrationP
                     plan.version, qualified);
   conn_.execute("DROP INDEX CONCURRENTLY IF EXISTS " + qualified);
   result.rebuilt_indexes.push_back(qualified);
-  emit({"index_rebuilt", plan.version, -1, -1, 0, 0.0, "", qualified});
+  emit({EventKind::kIndexRebuilt, plan.version, -1, -1, 0, 0.0, "", qualified});
 }
 
 void Executor::run_tx_segment(const MigrationPlan& plan, const Segment& seg, int seg_no,
                               bool finalize, ExecResult& result, double started) {
-  const std::string final_status = plan.direction == "down" ? "rolled_back" : "applied";
+  const std::string final_status = final_status_of(plan);
   for (int attempt = 1;; ++attempt) {
-    emit({"segment_start", plan.version, seg_no, -1, attempt, 0.0, "", "transaction"});
+    emit({EventKind::kSegmentStart, plan.version, seg_no, -1, attempt, 0.0, "", "transaction"});
     const UserTimeouts saved_session = user_session_;  // a rolled-back SET is undone too
     user_segment_ = user_session_;
     try {
@@ -359,8 +364,8 @@ void Executor::run_tx_segment(const MigrationPlan& plan, const Segment& seg, int
         conn_.execute(stmt.sql);
         note_user_settings(stmt);
         if (stmt.kind == "VariableSetStmt") current_class.clear();
-        emit({"statement_done", plan.version, seg_no, seg.indexes[i], attempt, now_s() - t0, "",
-              ""});
+        emit({EventKind::kStatementDone, plan.version, seg_no, seg.indexes[i], attempt,
+              now_s() - t0, "", ""});
       }
       check_lock();
       if (finalize) write_ledger(plan, final_status, now_s() - started, result.retries, "");
@@ -374,7 +379,7 @@ void Executor::run_tx_segment(const MigrationPlan& plan, const Segment& seg, int
       bool last = attempt >= retry_.max_attempts;
       if (!e.retryable() || last || !e.fields().connection_usable) {
         if (e.retryable() && last) {
-          emit({"retries_exhausted", plan.version, seg_no, -1, attempt, 0.0, e.sqlstate(),
+          emit({EventKind::kRetriesExhausted, plan.version, seg_no, -1, attempt, 0.0, e.sqlstate(),
                 e.fields().message});
         }
         throw;
@@ -383,7 +388,7 @@ void Executor::run_tx_segment(const MigrationPlan& plan, const Segment& seg, int
       log::core()->warn("{}: {} (SQLSTATE {}); retrying the transaction in {:.2f}s ({}/{})",
                         plan.version, e.fields().message, e.sqlstate(), delay, attempt + 1,
                         retry_.max_attempts);
-      emit({"retry", plan.version, seg_no, -1, attempt + 1, delay, e.sqlstate(),
+      emit({EventKind::kRetry, plan.version, seg_no, -1, attempt + 1, delay, e.sqlstate(),
             e.fields().message});
       ++result.retries;
       ++result.attempts;
@@ -418,18 +423,18 @@ void Executor::run_autocommit_statement(const MigrationPlan& plan, const Stateme
   // Indexes a failed concurrent build of ours left INVALID (named or not): dropped before the
   // next attempt, or at the end if there is none, so nothing half-built stays behind.
   std::vector<std::string> leftovers;
-  auto drop_leftovers = [&](const char* event) {
+  auto drop_leftovers = [&](EventKind event) {
     for (const std::string& name : leftovers) {
       log::core()->warn("{}: dropping index {} left INVALID by the failed build", plan.version,
                         name);
       conn_.execute("DROP INDEX CONCURRENTLY IF EXISTS " + name);
       emit({event, plan.version, seg_no, stmt_no, 0, 0.0, "", name});
-      if (std::string(event) == "index_rebuilt") result.rebuilt_indexes.push_back(name);
+      if (event == EventKind::kIndexRebuilt) result.rebuilt_indexes.push_back(name);
     }
     leftovers.clear();
   };
   for (int attempt = 1;; ++attempt) {
-    emit({"segment_start", plan.version, seg_no, stmt_no, attempt, 0.0, "", stmt.reason});
+    emit({EventKind::kSegmentStart, plan.version, seg_no, stmt_no, attempt, 0.0, "", stmt.reason});
     try {
       check_lock();
       std::string current_class;
@@ -438,7 +443,7 @@ void Executor::run_autocommit_statement(const MigrationPlan& plan, const Stateme
         if (auto left = invalid_index(stmt))
           drop_invalid_index(*left, plan, result);  // earlier run
       }
-      drop_leftovers("index_rebuilt");
+      drop_leftovers(EventKind::kIndexRebuilt);
       const std::string before = index_build ? index_oids(stmt) : "{}";
       double t0 = now_s();
       try {
@@ -456,14 +461,15 @@ void Executor::run_autocommit_statement(const MigrationPlan& plan, const Stateme
         if (index_build && e.fields().connection_usable) {
           leftovers = new_invalid_indexes(stmt, before);
           for (const std::string& name : leftovers) {
-            emit(
-                {"index_invalid", plan.version, seg_no, stmt_no, attempt, 0.0, e.sqlstate(), name});
+            emit({EventKind::kIndexInvalid, plan.version, seg_no, stmt_no, attempt, 0.0,
+                  e.sqlstate(), name});
           }
         }
         throw;
       }
       committed_any_ = true;
-      emit({"statement_done", plan.version, seg_no, stmt_no, attempt, now_s() - t0, "", ""});
+      emit({EventKind::kStatementDone, plan.version, seg_no, stmt_no, attempt, now_s() - t0, "",
+            ""});
       ++result.statements;
       restore();
       return;
@@ -472,7 +478,7 @@ void Executor::run_autocommit_statement(const MigrationPlan& plan, const Stateme
       if (!e.retryable() || last || !e.fields().connection_usable || commits_midway) {
         if (e.fields().connection_usable) {
           try {
-            drop_leftovers("index_dropped");
+            drop_leftovers(EventKind::kIndexDropped);
             restore();
           } catch (const DbError& inner) {
             log::core()->warn("{}: clean-up after the failed step failed: {}", plan.version,
@@ -485,7 +491,7 @@ void Executor::run_autocommit_statement(const MigrationPlan& plan, const Stateme
       log::core()->warn("{}: {} (SQLSTATE {}); retrying the statement in {:.2f}s ({}/{})",
                         plan.version, e.fields().message, e.sqlstate(), delay, attempt + 1,
                         retry_.max_attempts);
-      emit({"retry", plan.version, seg_no, stmt_no, attempt + 1, delay, e.sqlstate(),
+      emit({EventKind::kRetry, plan.version, seg_no, stmt_no, attempt + 1, delay, e.sqlstate(),
             e.fields().message});
       ++result.retries;
       ++result.attempts;
@@ -525,14 +531,15 @@ ExecResult Executor::run(const MigrationPlan& plan) {
   const bool mixed = segments.size() > 1 ||
                      std::any_of(segments.begin(), segments.end(),
                                  [](const Segment& s) { return !s.transactional; });
-  const std::string final_status = plan.direction == "down" ? "rolled_back" : "applied";
+  const std::string final_status = final_status_of(plan);
   std::optional<Row> previous;
   if (mixed) {
     // Autocommit steps cannot be undone by a rollback: mark the migration dirty first, so a
     // failure (or a kill) anywhere in the gap is visible and blocks further applies.
     previous = read_ledger_row(plan.version);
     write_ledger(plan, "dirty", 0.0, 0, "in progress since the first autocommit step", false);
-    emit({"dirty", plan.version, -1, -1, 0, 0.0, "", "marked dirty while autocommit steps run"});
+    emit({EventKind::kDirty, plan.version, -1, -1, 0, 0.0, "",
+          "marked dirty while autocommit steps run"});
   }
   try {
     for (size_t i = 0; i < segments.size(); ++i) {
@@ -580,7 +587,8 @@ ExecResult Executor::run(const MigrationPlan& plan) {
   }
   result.status = final_status;
   result.duration_s = now_s() - started;
-  emit({"committed", plan.version, -1, -1, result.attempts, result.duration_s, "", final_status});
+  emit({EventKind::kCommitted, plan.version, -1, -1, result.attempts, result.duration_s, "",
+        final_status});
   return result;
 }
 

@@ -4,26 +4,17 @@
 #include "pgsafe/probe.hpp"
 
 #include <algorithm>
-#include <array>
 #include <cstdlib>
 #include <string_view>
 #include <utility>
 
 #include "pgsafe/errors.hpp"
+#include "pgsafe/lock_modes.hpp"
 #include "pgsafe/log.hpp"
 
 namespace pgsafe {
 
 namespace {
-
-constexpr std::array<std::string_view, 8> kModeOrder = {
-    "AccessShareLock", "RowShareLock",          "RowExclusiveLock", "ShareUpdateExclusiveLock",
-    "ShareLock",       "ShareRowExclusiveLock", "ExclusiveLock",    "AccessExclusiveLock"};
-
-int mode_rank(std::string_view mode) {
-  auto it = std::find(kModeOrder.begin(), kModeOrder.end(), mode);
-  return it == kModeOrder.end() ? -1 : static_cast<int>(it - kModeOrder.begin());
-}
 
 const std::string& text(const Row& row, size_t i) {
   static const std::string kEmpty;
@@ -231,7 +222,7 @@ class Prober {
     for (LockQueue& q : r.lock_queues) {
       std::stable_sort(q.holders.begin(), q.holders.end(),
                        [](const LockEntry& a, const LockEntry& b) {
-                         return mode_rank(a.mode) > mode_rank(b.mode);
+                         return lock_mode_rank(a.mode) > lock_mode_rank(b.mode);
                        });
     }
   }

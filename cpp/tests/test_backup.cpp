@@ -11,15 +11,15 @@
 #include <string_view>
 #include <vector>
 
-#include "pgsafe/backup.hpp"
+#include "pgsafe/backup_framing.hpp"
 #include "pgsafe/errors.hpp"
 
+using pgsafe::compress_frame;
 using pgsafe::Compression;
+using pgsafe::decompress_frame;
 using pgsafe::Error;
-using pgsafe::detail::compress_frame;
-using pgsafe::detail::decompress_frame;
-using pgsafe::detail::open_chunk;
-using pgsafe::detail::seal_chunk;
+using pgsafe::open_chunk;
+using pgsafe::seal_chunk;
 
 namespace {
 

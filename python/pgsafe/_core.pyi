@@ -2,6 +2,7 @@
 # the Python layer against this file, and tests exercise the real module.
 from collections.abc import Callable, Sequence
 from os import PathLike
+from typing import ClassVar
 
 __version__: str
 
@@ -84,15 +85,56 @@ class RetryPolicy:
     max_delay_ms: int
     def delay_seconds(self, attempt: int) -> float: ...
 
+class Direction:
+    """Which script of a migration a plan runs."""
+
+    up: ClassVar[Direction]
+    down: ClassVar[Direction]
+    __members__: ClassVar[dict[str, Direction]]
+    def __init__(self, value: int) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __index__(self) -> int: ...
+    def __int__(self) -> int: ...
+    def __ne__(self, other: object) -> bool: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+
 class MigrationPlan:
     version: str
     name: str
     checksum: str
-    direction: str
+    direction: Direction
     statements: list[Statement]
 
+class EventKind:
+    """What an executor Event reports."""
+
+    segment_start: ClassVar[EventKind]
+    statement_done: ClassVar[EventKind]
+    retry: ClassVar[EventKind]
+    retries_exhausted: ClassVar[EventKind]
+    index_invalid: ClassVar[EventKind]
+    index_rebuilt: ClassVar[EventKind]
+    index_dropped: ClassVar[EventKind]
+    dirty: ClassVar[EventKind]
+    committed: ClassVar[EventKind]
+    __members__: ClassVar[dict[str, EventKind]]
+    def __init__(self, value: int) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __index__(self) -> int: ...
+    def __int__(self) -> int: ...
+    def __ne__(self, other: object) -> bool: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+
 class Event:
-    kind: str
+    kind: EventKind
     version: str
     segment: int
     statement: int
@@ -384,6 +426,23 @@ def trace_migration(
 ) -> MigrationTrace: ...
 
 # backup (cpp/bindings/backup_py.cpp)
+class Compression:
+    """How each chunk of a backup file is compressed."""
+
+    zstd: ClassVar[Compression]
+    gzip: ClassVar[Compression]
+    __members__: ClassVar[dict[str, Compression]]
+    def __init__(self, value: int) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __index__(self) -> int: ...
+    def __int__(self) -> int: ...
+    def __ne__(self, other: object) -> bool: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+
 class BackupChunk:
     index: int
     kind: str
@@ -422,21 +481,23 @@ class RestoreProgress:
 
 ENCRYPTED_MAGIC: bytes
 
+class BackupOptions:
+    """What a BackupWriter backs up, and how."""
+
+    tables: list[str]
+    exclude_schemas: list[str]
+    workers: int
+    chunk_pages: int
+    compression: Compression
+    level: int
+    key: bytes
+    file_id: str
+    application_name: str
+    on_progress: Callable[[BackupProgress], None] | None
+    def __init__(self) -> None: ...
+
 class BackupWriter:
-    def __init__(
-        self,
-        dsn: str,
-        path: str,
-        tables: Sequence[str],
-        exclude_schemas: Sequence[str],
-        workers: int = 2,
-        chunk_pages: int = 0,
-        compression: str = "zstd",
-        level: int = 0,
-        key: bytes = b"",
-        file_id: str = "",
-        progress: Callable[[BackupProgress], None] | None = None,
-    ) -> None: ...
+    def __init__(self, dsn: str, path: str, options: BackupOptions = ...) -> None: ...
     @property
     def snapshot(self) -> str: ...
     @property
@@ -449,22 +510,27 @@ class BackupWriter:
     def finish(self) -> list[BackupChunk]: ...
 
 def read_backup_chunk(
-    path: str, chunk: BackupChunk, compression: str, key: bytes = b"", file_id: str = ""
+    path: str, chunk: BackupChunk, compression: Compression, key: bytes = b"", file_id: str = ""
 ) -> bytes: ...
 def check_backup_chunk(path: str, chunk: BackupChunk) -> None: ...
 def copy_text_to_binary(type_oids: Sequence[int], text: bytes) -> bytes | None: ...
+
+class RestoreOptions:
+    """How restore_backup_chunks loads the data."""
+
+    workers: int
+    compression: Compression
+    key: bytes
+    file_id: str
+    application_name: str
+    binary: bool
+    freeze: bool
+    split_largest: bool
+    maintenance_work_mem: str
+    after_table: dict[str, list[str]]
+    on_progress: Callable[[RestoreProgress], None] | None
+    def __init__(self) -> None: ...
+
 def restore_backup_chunks(
-    dsn: str,
-    path: str,
-    chunks: Sequence[BackupChunk],
-    workers: int = 2,
-    compression: str = "zstd",
-    key: bytes = b"",
-    file_id: str = "",
-    progress: Callable[[RestoreProgress], None] | None = None,
-    after_table: dict[str, list[str]] = ...,
-    binary: bool = True,
-    freeze: bool = True,
-    split_largest: bool = True,
-    maintenance_work_mem: str = "512MB",
+    dsn: str, path: str, chunks: Sequence[BackupChunk], options: RestoreOptions = ...
 ) -> int: ...

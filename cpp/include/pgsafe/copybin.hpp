@@ -60,4 +60,10 @@ class CopyTextToBinary {
   std::vector<FieldKind> fields_;
 };
 
+// COPY text rows (complete lines) of columns of the built-in types `type_oids` as the whole
+// COPY BINARY stream restore sends: header, rows, trailer. nullopt when a type or a field has
+// no exact rewrite.
+std::optional<std::string> copy_text_to_binary(const std::vector<unsigned int>& type_oids,
+                                               std::string_view text);
+
 }  // namespace pgsafe

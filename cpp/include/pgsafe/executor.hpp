@@ -31,17 +31,34 @@ struct RetryPolicy {
   double delay_seconds(int attempt) const;
 };
 
+// Which way a plan runs: its up script (the ledger row ends "applied") or its down script
+// ("rolled_back").
+enum class Direction : std::uint8_t { kUp, kDown };
+
 struct MigrationPlan {
   std::string version;
   std::string name;
   std::string checksum;
-  std::string direction = "up";  // "up" or "down"
+  Direction direction = Direction::kUp;
   std::vector<Statement> statements;
+};
+
+// What an Event reports (Python writes its name as the JSON-lines event).
+enum class EventKind : std::uint8_t {
+  kSegmentStart,      // a transaction (or one autocommit statement) starts
+  kStatementDone,     // a statement finished
+  kRetry,             // a lock timeout or deadlock: the segment runs again after `seconds`
+  kRetriesExhausted,  // ... and there are no attempts left
+  kIndexInvalid,      // a failed concurrent build left this index INVALID
+  kIndexRebuilt,      // ... dropped before the next attempt builds it again
+  kIndexDropped,      // ... dropped after the last attempt failed
+  kDirty,             // the ledger row is marked dirty while autocommit steps run
+  kCommitted,         // the migration and its ledger row committed
 };
 
 // One thing that happened while running; the Python layer writes these to the JSON-lines log.
 struct Event {
-  std::string kind;  // segment_start, statement_done, retry, index_invalid, dirty, committed, ...
+  EventKind kind = EventKind::kSegmentStart;
   std::string version;
   int segment = -1;
   int statement = -1;

@@ -8,15 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "pgsafe/lock_modes.hpp"
 #include "pgsafe/sql.hpp"
 
 namespace pgsafe {
-
-// PostgreSQL's table lock modes, weakest first (lock.h numbering: 1..8; 0 is "no lock").
-int lock_mode_rank(const std::string& mode);  // 0 for an unknown name
-const std::string& lock_mode_name(int rank);  // "" for 0 or out of range
-// The conflict matrix of lock.c: does holding `held` block a request for `requested`?
-bool lock_conflicts(const std::string& held, const std::string& requested);
 
 struct ObservedLock {
   std::string relation;  // as regclass prints it (schema-qualified off the search_path)

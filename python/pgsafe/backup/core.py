@@ -78,6 +78,8 @@ FORMAT_VERSION = 1
 DEFAULT_OUT_DIR = "backups/migrations"
 LATEST_NAME = "latest-backup.txt"
 _SUFFIX = {"zstd": ".sql.zst", "gzip": ".sql.gz"}
+# The manifest's "compress" names the core's Compression.
+_COMPRESSION = {c.name: c for c in (_core.Compression.zstd, _core.Compression.gzip)}
 _ENCRYPTED_SUFFIX = ".enc"
 _KEY_CHECK_LABEL = b"pgsafe-backup-key-check/"
 
@@ -713,19 +715,17 @@ def backup(
             bar.update(p.chunks_done, p.chunks_total)
 
     try:
-        writer = _core.BackupWriter(
-            dsn,
-            str(partial),
-            names,
-            list(exclude_schemas),
-            workers,
-            chunk_pages or 0,
-            compress,
-            level or 0,
-            key or b"",
-            file_id,
-            on_progress,
-        )
+        options = _core.BackupOptions()
+        options.tables = names
+        options.exclude_schemas = list(exclude_schemas)
+        options.workers = workers
+        options.chunk_pages = chunk_pages or 0
+        options.compression = _COMPRESSION[compress]
+        options.level = level or 0
+        options.key = key or b""
+        options.file_id = file_id
+        options.on_progress = on_progress
+        writer = _core.BackupWriter(dsn, str(partial), options)
         try:
             chosen = [t.table for t in writer.tables] if names else None
             if names and not chosen:
@@ -1005,10 +1005,17 @@ def _user_tables(dsn: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+def _compression_of(doc: dict[str, Any]) -> _core.Compression:
+    name = str(doc.get("compress", "zstd"))
+    if name not in _COMPRESSION:
+        raise ConfigError(f"compression must be zstd or gzip, not {name}")
+    return _COMPRESSION[name]
+
+
 def _section(
     file: Path, doc: dict[str, Any], chunks: list[_core.BackupChunk], kind: str, key: bytes
 ) -> bytes:
-    compress = str(doc.get("compress", "zstd"))
+    compress = _compression_of(doc)
     file_id = str(doc.get("file_id", ""))
     return b"".join(
         _core.read_backup_chunk(str(file), c, compress, key, file_id)
@@ -1368,7 +1375,7 @@ def _load(
 ) -> int:
     """restore()'s steps once the target is ready: pre-data, data (with each table's index
     builds), the other index and key builds, the rest of post-data. Returns the rows loaded."""
-    compress = str(doc.get("compress", "zstd"))
+    compress = _compression_of(doc)
     file_id = str(doc.get("file_id", ""))
     pre = [c for c in chunks if c.kind == "pre-data"]
     post = [c for c in chunks if c.kind == "post-data"]
@@ -1395,9 +1402,14 @@ def _load(
         try:
             mode = "auto" if progress else "off"
             with Progress("restore", total=len(data), unit="chunks", mode=mode) as bar:
-                rows = _core.restore_backup_chunks(
-                    dsn, str(file), data, workers, compress, opened, file_id, on_progress, after
-                )
+                options = _core.RestoreOptions()
+                options.workers = workers
+                options.compression = compress
+                options.key = opened
+                options.file_id = file_id
+                options.on_progress = on_progress
+                options.after_table = after
+                rows = _core.restore_backup_chunks(dsn, str(file), data, options)
         except (CorruptChunk, ConfigError):
             raise
         except Error as exc:

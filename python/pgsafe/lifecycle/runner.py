@@ -461,7 +461,7 @@ class Runner:
     ) -> StepResult:
         plan = _core.MigrationPlan()
         plan.version, plan.name, plan.checksum = mig.version, mig.name, mig.checksum
-        plan.direction = direction
+        plan.direction = _core.Direction.up if direction == "up" else _core.Direction.down
         plan.statements = [s.to_core() for s in statements]
         path = mig.up_path if direction == "up" else mig.down_path
         verb = "applying" if direction == "up" else "rolling back"
@@ -477,7 +477,7 @@ class Runner:
 
         def on_event(e: _core.Event) -> None:
             self.events.write(
-                e.kind,
+                e.kind.name,
                 version=e.version,
                 segment=e.segment,
                 statement=e.statement,
@@ -486,12 +486,12 @@ class Runner:
                 sqlstate=e.sqlstate or None,
                 message=e.message or None,
             )
-            if e.kind == "retry":
+            if e.kind == _core.EventKind.retry:
                 self.progress(
                     f"  {e.message} (SQLSTATE {e.sqlstate}); attempt {e.attempt} "
                     f"in {e.seconds:.2f}s"
                 )
-            elif e.kind == "index_rebuilt":
+            elif e.kind == _core.EventKind.index_rebuilt:
                 self.progress(f"  dropped invalid index {e.message} left by a failed build")
 
         executor = _core.Executor(
