@@ -391,10 +391,12 @@ def test_lint_recognises_a_recipe_split_over_two_migrations(tmp_path: Path) -> N
             "001_a.up.sql": (
                 "ALTER TABLE t ADD CONSTRAINT b_present CHECK (b IS NOT NULL) NOT VALID;\n"
             ),
+            "001_a.down.sql": "ALTER TABLE t DROP CONSTRAINT b_present;\n",
             "002_b.up.sql": (
                 "ALTER TABLE t VALIDATE CONSTRAINT b_present;\n"
                 "ALTER TABLE t ALTER COLUMN b SET NOT NULL;\n"
             ),
+            "002_b.down.sql": "ALTER TABLE t ALTER COLUMN b DROP NOT NULL;\n",
         },
     )
     assert pgsafe("lint", str(migs), "--pg-version", "15").returncode == 0
