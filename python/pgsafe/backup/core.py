@@ -53,25 +53,6 @@ from pgsafe.render import Report, Section, Table, Text
 from pgsafe.server import TemporaryServer
 from pgsafe.stamps import stamped_name
 
-__all__ = [
-    "DEFAULT_OUT_DIR",
-    "FORMAT_VERSION",
-    "LATEST_NAME",
-    "BackupError",
-    "BackupInfo",
-    "BackupResult",
-    "CorruptChunk",
-    "PartialRestore",
-    "RestoreResult",
-    "VerifyReport",
-    "backup",
-    "latest_backup",
-    "load_key",
-    "partial_restore",
-    "restore",
-    "verify_backup",
-]
-
 log = logging.getLogger("pgsafe")
 
 FORMAT_VERSION = 1

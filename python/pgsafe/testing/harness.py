@@ -17,22 +17,14 @@ from pgsafe.backup import datafp
 from pgsafe.config import Settings
 from pgsafe.db import connect
 from pgsafe.lifecycle.runner import Runner, StatusReport, StepResult
-from pgsafe.lifecycle.trace import TraceReport, assert_max_lock, assert_no_rewrite, trace
+from pgsafe.lifecycle.trace import TraceReport, trace
+from pgsafe.lifecycle.trace import assert_max_lock as assert_max_lock
+from pgsafe.lifecycle.trace import assert_no_rewrite as assert_no_rewrite
 from pgsafe.schema import DEFAULT_EXCLUDE, SchemaFingerprint
 
 if TYPE_CHECKING:
     from pgsafe.backup.datafp import TableFingerprint
 
-__all__ = [
-    "DataLossError",
-    "MigrationHarness",
-    "assert_max_lock",
-    "assert_no_data_loss",
-    "assert_no_rewrite",
-    "assert_schema_parity",
-    "no_data_loss",
-    "target_dsn",
-]
 
 # How many differing objects a failure message shows before "... and N more".
 MAX_SHOWN = 5
