@@ -260,9 +260,10 @@ def project(request: pytest.FixtureRequest, tmp_path: Path) -> Project:
     return MAKERS[request.param](tmp_path / request.param)
 
 
-def _status(p: Project, db: TemporaryDatabase, *extra: str) -> dict:
+def _status(p: Project, db: TemporaryDatabase, *extra: str, code: int = 0) -> dict:
+    """`pgsafe status --json`; `code` 1 where a dirty or changed migration is expected."""
     res = pgsafe("status", str(p.path), "--db", db.dsn, "--json", *extra)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == code, res.stderr
     return json.loads(res.stdout)
 
 
@@ -859,7 +860,7 @@ def test_dirty_or_failed_in_the_other_tool_stops_apply(
             " dirty boolean NOT NULL)"
         )
         conn.execute("INSERT INTO schema_migrations VALUES (20240102000000, true)")
-    first, second = _status(p, pgsafe_db)["migrations"]
+    first, second = _status(p, pgsafe_db, code=1)["migrations"]
     assert first["state"] == "applied" and second["state"] == "dirty"
     assert "dirty" in second["dirty_reason"]
     res = pgsafe(
@@ -922,7 +923,7 @@ def test_dirty_or_failed_in_the_other_tool_stops_apply(
             " script, checksum, installed_by, execution_time, success) VALUES (2, '1.1',"
             " 'add name', 'SQL', 'V1.1__add_name.sql', 0, 'postgres', 3, false)"
         )
-    states = [m["state"] for m in _status(f, pgsafe_db)["migrations"]]
+    states = [m["state"] for m in _status(f, pgsafe_db, code=1)["migrations"]]
     assert states == ["applied", "dirty"]
 
 

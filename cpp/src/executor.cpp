@@ -528,9 +528,9 @@ ExecResult Executor::run(const MigrationPlan& plan) {
   if (segments.empty()) segments.push_back({true, {}, {}});
   // More than one segment: something commits before the migration is done (an autocommit step
   // or a step marker's transaction), so a failure after it must leave the ledger dirty.
-  const bool mixed = segments.size() > 1 ||
-                     std::any_of(segments.begin(), segments.end(),
-                                 [](const Segment& s) { return !s.transactional; });
+  const bool mixed =
+      segments.size() > 1 || std::any_of(segments.begin(), segments.end(),
+                                         [](const Segment& s) { return !s.transactional; });
   const std::string final_status = final_status_of(plan);
   std::optional<Row> previous;
   if (mixed) {
