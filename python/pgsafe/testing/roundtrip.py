@@ -113,9 +113,6 @@ class RoundtripReport(Report):
         )
         if self.server:
             text += f" on {self.server}"
-        if self.not_checked:
-            first = next(iter(self.not_checked))
-            text += f"; {len(self.not_checked)} not checked from {first}: extension missing"
         return text
 
     def sections(self) -> list[Section]:
