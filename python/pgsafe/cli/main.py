@@ -6,7 +6,9 @@ failed, 5 config or usage error. Each command lives in its own module of this pa
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -80,9 +82,74 @@ def _configure_logging(verbose: int) -> None:
     _core.set_log_level(level)
 
 
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _suggest(word: str, choices: Sequence[str]) -> str:
+    """`` (did you mean 'apply'?)`` for a near miss, else empty."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse like argparse, but a mistyped command or flag gets a suggestion, and an unknown
+    flag after a command is reported with that command's own usage."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    commands = _subparsers(parser)
+    at = _first_word(words)
+    if at >= 0 and words[at] not in commands:
+        parser.error(f"unknown command {words[at]!r}{_suggest(words[at], sorted(commands))}")
+    args, extras = parser.parse_known_args(words)
+    if extras:
+        owner = commands.get(getattr(args, "command", None) or "", parser)
+        flags = [o for a in owner._actions for o in a.option_strings]
+        hints = [_suggest(e.split("=", 1)[0], flags) for e in extras if e.startswith("-")]
+        hint = next((h for h in hints if h), "")
+        owner.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+    return args
+
+
+def _first_word(words: list[str]) -> int:
+    """Index of the first positional word that can be the command: top-level options that take
+    a value (--app-path DIR) are skipped with their value."""
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if w == "--app-path":
+            i += 2
+            continue
+        if w.startswith("-"):
+            i += 1
+            continue
+        return i
+    return -1
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader went away (`pgsafe rules | head`): end quietly, as Unix tools do. stdout is
+    pointed at /dev/null so the interpreter's final flush does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141  # 128 + SIGPIPE, as a shell reports a command ended by a closed pipe
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if args.command is None:
         parser.print_help()
         return EXIT_CONFIG

@@ -1,0 +1,72 @@
+"""Command-line conventions a user expects from any tool (issue 19, point 6): `python -m
+pgsafe`, a suggestion for a mistyped command or flag, the command's own usage on its errors,
+and a quiet end when the reader of the output goes away."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from helpers import cli_env
+from helpers import pgsafe as run
+
+
+def test_python_dash_m_is_the_same_command_line():
+    res = subprocess.run(
+        [sys.executable, "-m", "pgsafe", "--version"],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("pgsafe ")
+    assert res.stdout == run("--version").stdout
+
+
+def test_mistyped_command_gets_a_suggestion_and_exit_5():
+    res = run("aply", "migrations")
+    assert res.returncode == 5
+    assert "unknown command 'aply' (did you mean 'apply'?)" in res.stderr
+    assert "Traceback" not in res.stderr
+    # a top-level option with a value before the command is not taken for the command
+    res = run("--app-path", "/tmp", "stauts")
+    assert res.returncode == 5
+    assert "unknown command 'stauts' (did you mean 'status'?)" in res.stderr
+    # nothing close: no suggestion, still one line and exit 5
+    res = run("zzzzzz")
+    assert res.returncode == 5
+    assert "unknown command 'zzzzzz'" in res.stderr
+    assert "did you mean" not in res.stderr
+
+
+def test_mistyped_flag_gets_the_commands_usage_and_a_suggestion():
+    res = run("apply", "--dbb", "postgresql://u:pw@localhost/x", "migrations")
+    assert res.returncode == 5
+    assert res.stderr.startswith("usage: pgsafe apply ")
+    assert "unrecognized arguments:" in res.stderr
+    assert "(did you mean '--db'?)" in res.stderr
+    res = run("lint", "--formt", "json", "migrations")
+    assert res.returncode == 5
+    assert res.stderr.startswith("usage: pgsafe lint ")
+    assert "(did you mean '--format'?)" in res.stderr
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`pgsafe rules | head`: the reader is gone before pgsafe writes; no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        res = subprocess.run(
+            [sys.executable, "-m", "pgsafe", "rules"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(),
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert res.stderr == ""
+    assert res.returncode == 141
