@@ -4,9 +4,11 @@ and a quiet end when the reader of the output goes away."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from helpers import cli_env
 from helpers import pgsafe as run
@@ -70,3 +72,22 @@ def test_a_closed_pipe_ends_quietly():
         os.close(write_end)
     assert res.stderr == ""
     assert res.returncode == 141
+
+
+def test_every_environment_variable_pgsafe_reads_is_documented():
+    """Each PGSAFE_* (and DATABASE_URL) variable the code reads has a row in the README's
+    environment table: a new variable without documentation fails here."""
+    root = Path(__file__).resolve().parent.parent
+    read: set[str] = set()
+    for path in (root / "python" / "pgsafe").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                name = node.value
+                plain = name.replace("_", "").isalnum() and name.isupper()
+                if name == "DATABASE_URL" or (name.startswith("PGSAFE_") and plain):
+                    read.add(name)
+    assert "PGSAFE_NO_PROGRESS" in read and "DATABASE_URL" in read
+    readme = (root / "README.md").read_text()
+    table = readme.split("### Environment variables", 1)[1].split("\n## ", 1)[0]
+    missing = sorted(v for v in read if f"`{v}`" not in table)
+    assert not missing, f"not in README's environment table: {missing}"
