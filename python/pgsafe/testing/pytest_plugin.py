@@ -12,12 +12,15 @@ import itertools
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pgsafe.server import TemporaryDatabase, TemporaryServer
-from pgsafe.testing.harness import MigrationHarness
+
+if TYPE_CHECKING:  # loaded by the fixtures that use it: an unrelated test run does not pay for
+    # the harness (lint, the trace, the runner) at start-up
+    from pgsafe.testing.harness import MigrationHarness
 
 __all__ = [
     "database_fixture",
@@ -211,6 +214,8 @@ def template_fixture(
             if source is None:
                 raise _no_source("pgsafe template mode 'migrated'")
             # Runner closes its connections: the template must have none left to be cloned.
+            from pgsafe.testing.harness import MigrationHarness  # lazy: see the TYPE_CHECKING import
+
             MigrationHarness(Path(source), srv.dsn(name)).apply()
         return name
 
@@ -246,6 +251,8 @@ def migrations_fixture(
 
     @pytest.fixture
     def _harness(request: pytest.FixtureRequest) -> MigrationHarness:
+        from pgsafe.testing.harness import MigrationHarness  # lazy: see the TYPE_CHECKING import
+
         source = Path(migrations) if migrations is not None else _migrations_path(request.config)
         if source is None:
             raise _no_source(request.fixturename or "pgsafe_migrations")
