@@ -214,7 +214,7 @@ def template_fixture(
             if source is None:
                 raise _no_source("pgsafe template mode 'migrated'")
             # Runner closes its connections: the template must have none left to be cloned.
-            from pgsafe.testing.harness import MigrationHarness  # lazy: see the TYPE_CHECKING import
+            from pgsafe.testing.harness import MigrationHarness  # lazy (TYPE_CHECKING above)
 
             MigrationHarness(Path(source), srv.dsn(name)).apply()
         return name
@@ -251,7 +251,7 @@ def migrations_fixture(
 
     @pytest.fixture
     def _harness(request: pytest.FixtureRequest) -> MigrationHarness:
-        from pgsafe.testing.harness import MigrationHarness  # lazy: see the TYPE_CHECKING import
+        from pgsafe.testing.harness import MigrationHarness  # lazy (TYPE_CHECKING above)
 
         source = Path(migrations) if migrations is not None else _migrations_path(request.config)
         if source is None:
