@@ -1,5 +1,6 @@
 """Shared test configuration: kept minimal on purpose, fixtures live beside the tests using them
-unless several modules use them (password_user); shared plain helpers are in helpers.py.
+unless several modules use them (password_user, record_file); shared plain helpers are in
+helpers.py.
 
 The version matrix: pgsafe_server, pgsafe_template and pgsafe_db (the package's pytest11
 fixtures, redefined here with declared dependencies so they follow `pg_major`) run on one
@@ -104,6 +105,17 @@ def target(pgsafe_server: TemporaryServer) -> Iterator[TemporaryDatabase]:
     test_restore_load.py); dropped after."""
     with pgsafe_server.new_database(prefix="restore") as db:
         yield db
+
+
+@pytest.fixture
+def record_file(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty record.jsonl in the pytester directory, its path in $PGSAFE_RECORD: the inner
+    tests of test_server.py and test_pytest_plugin.py append a JSON line each (read it back
+    with helpers.read_jsonl)."""
+    record = pytester.path / "record.jsonl"
+    record.touch()
+    monkeypatch.setenv("PGSAFE_RECORD", str(record))
+    return record
 
 
 @pytest.fixture

@@ -1,15 +1,24 @@
 """Helpers shared by several test modules (imported as `helpers`: pytest puts tests/ on sys.path).
-The pgsafe CLI in a subprocess, migration files on disk, small queries, and polling."""
+The pgsafe CLI in a subprocess, migration files on disk, small queries, polling, Ctrl-C, a
+thread that shows whether the GIL is released, and Alembic revision files."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import textwrap
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+import pytest
 
 from pgsafe.server import TemporaryDatabase
 
@@ -52,6 +61,53 @@ def spawn(*args: str) -> subprocess.Popen[str]:
     )
 
 
+@contextmanager
+def running(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """`spawn`, and the process killed on the way out if it is still running."""
+    proc = spawn(*args)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def interrupt(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str, float]:
+    """Ctrl-C (SIGINT) to `proc`; its stdout, its stderr, and the seconds it took to exit."""
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=timeout)
+    return out, err, time.monotonic() - started
+
+
+@contextmanager
+def ctrl_c_after(seconds: float) -> Iterator[None]:
+    """Ctrl-C (SIGINT) to this process after `seconds`, unless the block ends first; skips the
+    test off the main thread (where Python does not deliver signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered to the main thread only")
+    timer = threading.Timer(seconds, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def apply_args(
+    directory: Path, db: TemporaryDatabase, log_dir: Path | str, *extra: str
+) -> list[str]:
+    """The arguments of `pgsafe apply DIRECTORY --db DSN --apply --log-dir LOG_DIR EXTRA...`
+    (LOG_DIR "" for no event log)."""
+    return ["apply", str(directory), "--db", db.dsn, "--apply", "--log-dir", str(log_dir), *extra]
+
+
+def read_jsonl(path: Path) -> list[Any]:
+    """The JSON value of each non-blank line of `path`."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def write(directory: Path, files: dict[str, str]) -> Path:
     """Writes {file name: text} into `directory` (created if needed) and returns it."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -67,6 +123,13 @@ def query(
     tests looking for the runner's 'pgsafe' sessions do not see it)."""
     with db.connect(application_name="pgsafe-test") as conn:
         return list(conn.execute(sql, params or []).rows)
+
+
+def execute(db: TemporaryDatabase, *sql: str) -> None:
+    """Runs each statement in turn on a session of its own (application_name 'pgsafe-test')."""
+    with db.connect(application_name="pgsafe-test") as conn:
+        for s in sql:
+            conn.execute(s)
 
 
 def exists(db: TemporaryDatabase, relation: str) -> bool:
@@ -101,8 +164,6 @@ def require_extension(where: Any, *names: str) -> None:
     """Skips the test, naming the server, when the server of `where` (a TemporaryServer or a
     database on one) cannot create every extension in `names`: the server wheels of the version
     matrix ship few contrib modules (pgserver's PostgreSQL 16 has none)."""
-    import pytest
-
     server = getattr(where, "server", where)
     missing = [n for n in names if not has_extension(server, n)]
     if missing:
@@ -111,10 +172,55 @@ def require_extension(where: Any, *names: str) -> None:
 
 def require_icu(where: Any) -> None:
     """Skips the test when the server of `where` was built without ICU (the server wheels)."""
-    import pytest
-
     server = getattr(where, "server", where)
     # initdb imports ICU's locales (und-x-icu, ...) only when the server is built with ICU.
     rows = server.execute("SELECT count(*) FROM pg_collation WHERE collname = 'und-x-icu'").rows
     if rows[0][0] == "0":
         pytest.skip(f"{server.installation.describe()} is built without ICU")
+
+
+@dataclass
+class Ticker:
+    """How often a Python thread got to run: `count` grows only while this thread lets go of
+    the GIL."""
+
+    count: int = 0
+
+
+@contextmanager
+def ticking(interval: float, settle: float) -> Iterator[Ticker]:
+    """A daemon thread that adds 1 to the ticker's count every `interval` seconds, given
+    `settle` seconds to start before the block runs; stopped and joined after it."""
+    ticker = Ticker()
+    stop = threading.Event()
+
+    def spin() -> None:
+        while not stop.is_set():
+            ticker.count += 1
+            time.sleep(interval)
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    time.sleep(settle)
+    try:
+        yield ticker
+    finally:
+        stop.set()
+        thread.join()
+
+
+def alembic_revision(
+    rev: str, down: str | tuple[str, ...] | None, upgrade: str, downgrade: str = "pass"
+) -> str:
+    """An Alembic revision file whose upgrade() and downgrade() run these (dedented) bodies;
+    the body of upgrade() starts on line 12."""
+    return (
+        f'"""revision {rev}"""\n'
+        "from alembic import op\nimport sqlalchemy as sa\n\n"
+        f"revision = {rev!r}\ndown_revision = {down!r}\nbranch_labels = None\n"
+        "depends_on = None\n\n\ndef upgrade() -> None:\n"
+        + textwrap.indent(textwrap.dedent(upgrade).strip(), "    ")
+        + "\n\n\ndef downgrade() -> None:\n"
+        + textwrap.indent(textwrap.dedent(downgrade).strip(), "    ")
+        + "\n"
+    )

@@ -20,6 +20,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine
 
+from helpers import alembic_revision as _revision
 from helpers import pgsafe, query
 from pgsafe import _core
 from pgsafe.alembic import InvariantViolation
@@ -47,17 +48,10 @@ def _project(tmp_path: Path, extra: dict[str, str] | None = None) -> Path:
     return root
 
 
-def _revision(rev: str, down: str, upgrade: str, downgrade: str = "pass") -> str:
-    return (
-        f'"""test revision {rev}"""\n'
-        "from alembic import op\nimport sqlalchemy as sa\n\n"
-        f"revision = {rev!r}\ndown_revision = {down!r}\nbranch_labels = None\n"
-        "depends_on = None\n\n\ndef upgrade() -> None:\n"
-        + textwrap.indent(textwrap.dedent(upgrade).strip(), "    ")
-        + "\n\n\ndef downgrade() -> None:\n"
-        + textwrap.indent(textwrap.dedent(downgrade).strip(), "    ")
-        + "\n"
-    )
+def _with_0006(tmp_path: Path, name: str, upgrade: str, downgrade: str = "pass") -> Path:
+    """A copy of the example project with one more revision, 0006 on 0005, in
+    versions/0006_<name>.py."""
+    return _project(tmp_path, {f"0006_{name}.py": _revision("0006", "0005", upgrade, downgrade)})
 
 
 def _sa(url: str) -> str:
@@ -133,21 +127,16 @@ def test_upgrade_head_writes_ledger_rows_and_releases_the_lock(pgsafe_db):
 
 
 def test_x_lock_timeout_is_set_local_in_each_step(tmp_path, pgsafe_db):
-    root = _project(
+    root = _with_0006(
         tmp_path,
-        {
-            "0006_seen.py": _revision(
-                "0006",
-                "0005",
-                """
-                op.execute(
-                    "CREATE TABLE seen AS SELECT current_setting('lock_timeout') AS lt,"
-                    " current_setting('statement_timeout') AS st"
-                )
-                """,
-                'op.drop_table("seen")',
-            )
-        },
+        "seen",
+        """
+        op.execute(
+            "CREATE TABLE seen AS SELECT current_setting('lock_timeout') AS lt,"
+            " current_setting('statement_timeout') AS st"
+        )
+        """,
+        'op.drop_table("seen")',
     )
     cfg = _config(root, pgsafe_db.url, ["lock_timeout=2s", "statement_timeout=45s"])
     command.upgrade(cfg, "head")
@@ -158,22 +147,17 @@ def test_x_lock_timeout_is_set_local_in_each_step(tmp_path, pgsafe_db):
 
 
 def test_invariant_check_aborts_the_step_that_leaves_an_invalid_index(tmp_path, pgsafe_db):
-    root = _project(
+    root = _with_0006(
         tmp_path,
-        {
-            "0006_broken_index.py": _revision(
-                "0006",
-                "0005",
-                """
-                op.create_index("ix_dead_reason", "dead_events", ["reason"])
-                # What a failed CREATE INDEX CONCURRENTLY leaves behind.
-                op.execute(
-                    "UPDATE pg_index SET indisvalid = false"
-                    " WHERE indexrelid = 'ix_dead_reason'::regclass"
-                )
-                """,
-            )
-        },
+        "broken_index",
+        """
+        op.create_index("ix_dead_reason", "dead_events", ["reason"])
+        # What a failed CREATE INDEX CONCURRENTLY leaves behind.
+        op.execute(
+            "UPDATE pg_index SET indisvalid = false"
+            " WHERE indexrelid = 'ix_dead_reason'::regclass"
+        )
+        """,
     )
     with pytest.raises(InvariantViolation, match=r"index public\.ix_dead_reason is INVALID"):
         _upgrade_with_connection(root, pgsafe_db.url)
@@ -185,20 +169,15 @@ def test_invariant_check_aborts_the_step_that_leaves_an_invalid_index(tmp_path, 
 
 
 def test_invariant_check_aborts_a_constraint_left_not_valid(tmp_path, pgsafe_db):
-    root = _project(
+    root = _with_0006(
         tmp_path,
-        {
-            "0006_not_valid.py": _revision(
-                "0006",
-                "0005",
-                """
-                op.execute(
-                    "ALTER TABLE revenue_ledger ADD CONSTRAINT positive"
-                    " CHECK (amount_cents >= 0) NOT VALID"
-                )
-                """,
-            )
-        },
+        "not_valid",
+        """
+        op.execute(
+            "ALTER TABLE revenue_ledger ADD CONSTRAINT positive"
+            " CHECK (amount_cents >= 0) NOT VALID"
+        )
+        """,
     )
     with pytest.raises(InvariantViolation, match=r"constraint public\.positive is left NOT VALID"):
         _upgrade_with_connection(root, pgsafe_db.url)
@@ -359,30 +338,25 @@ def test_the_migration_lock_excludes_alembic_while_pgsafe_holds_it(tmp_path, pgs
 
 
 def test_backfill_batches_resume_after_the_last_committed_cursor(tmp_path, pgsafe_db):
-    root = _project(
+    root = _with_0006(
         tmp_path,
-        {
-            "0006_fill.py": _revision(
-                "0006",
-                "0005",
-                """
-                import pgsafe.alembic  # noqa: F401
-                op.create_table("items", sa.Column("id", sa.BigInteger, primary_key=True),
-                                sa.Column("label", sa.Text))
-                op.execute("INSERT INTO items SELECT g, NULL FROM generate_series(1, 1000) g")
-                op.execute(
-                    "CREATE SCHEMA IF NOT EXISTS pgsafe;"
-                    " CREATE TABLE IF NOT EXISTS pgsafe.backfill_cursors"
-                    " (name text PRIMARY KEY, last_key text, rows bigint NOT NULL DEFAULT 0,"
-                    " updated_at timestamptz NOT NULL DEFAULT clock_timestamp());"
-                    " INSERT INTO pgsafe.backfill_cursors VALUES ('items-label', '600', 600)"
-                )
-                op.backfill("items", {"label": "'filled'"}, where="label IS NULL",
-                            batch_size=150, name="items-label")
-                """,
-                'op.drop_table("items")',
-            )
-        },
+        "fill",
+        """
+        import pgsafe.alembic  # noqa: F401
+        op.create_table("items", sa.Column("id", sa.BigInteger, primary_key=True),
+                        sa.Column("label", sa.Text))
+        op.execute("INSERT INTO items SELECT g, NULL FROM generate_series(1, 1000) g")
+        op.execute(
+            "CREATE SCHEMA IF NOT EXISTS pgsafe;"
+            " CREATE TABLE IF NOT EXISTS pgsafe.backfill_cursors"
+            " (name text PRIMARY KEY, last_key text, rows bigint NOT NULL DEFAULT 0,"
+            " updated_at timestamptz NOT NULL DEFAULT clock_timestamp());"
+            " INSERT INTO pgsafe.backfill_cursors VALUES ('items-label', '600', 600)"
+        )
+        op.backfill("items", {"label": "'filled'"}, where="label IS NULL",
+                    batch_size=150, name="items-label")
+        """,
+        'op.drop_table("items")',
     )
     _upgrade_with_connection(root, pgsafe_db.url)
     # An interrupted run had committed up to id 600: only the rest was updated, in batches.
@@ -393,19 +367,14 @@ def test_backfill_batches_resume_after_the_last_committed_cursor(tmp_path, pgsaf
 
 
 def test_create_index_concurrently_replaces_an_invalid_leftover(tmp_path, pgsafe_db):
-    root = _project(
+    root = _with_0006(
         tmp_path,
-        {
-            "0006_ix.py": _revision(
-                "0006",
-                "0005",
-                """
-                import pgsafe.alembic  # noqa: F401
-                op.create_index_concurrently("ix_dead_reason", "dead_events", ["reason"])
-                """,
-                'op.drop_index_concurrently("ix_dead_reason")',
-            )
-        },
+        "ix",
+        """
+        import pgsafe.alembic  # noqa: F401
+        op.create_index_concurrently("ix_dead_reason", "dead_events", ["reason"])
+        """,
+        'op.drop_index_concurrently("ix_dead_reason")',
     )
     _upgrade_with_connection(root, pgsafe_db.url, "0005")
     with pgsafe_db.connect() as conn:  # what a failed CREATE INDEX CONCURRENTLY leaves

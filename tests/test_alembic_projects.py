@@ -12,7 +12,6 @@ import re
 import shlex
 import subprocess
 import sys
-import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 
 pytest.importorskip("alembic")
 
+from helpers import alembic_revision as revision
 from helpers import cli_env, pgsafe, query
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,20 +139,6 @@ def test_the_docs_walkthrough_on_a_fresh_six_revision_project(tmp_path, pgsafe_d
 
 
 # -- small projects ---------------------------------------------------------------------------
-
-
-def revision(rev: str, down: str | tuple[str, ...] | None, upgrade: str, downgrade: str) -> str:
-    """A revision file; the body of upgrade() starts on line 12."""
-    return (
-        f'"""revision {rev}"""\n'
-        "from alembic import op\nimport sqlalchemy as sa\n\n"
-        f"revision = {rev!r}\ndown_revision = {down!r}\nbranch_labels = None\n"
-        "depends_on = None\n\n\ndef upgrade():\n"
-        + textwrap.indent(textwrap.dedent(upgrade).strip(), "    ")
-        + "\n\n\ndef downgrade():\n"
-        + textwrap.indent(textwrap.dedent(downgrade).strip(), "    ")
-        + "\n"
-    )
 
 
 def alembic_project(root: Path, revisions: dict[str, str]) -> Path:

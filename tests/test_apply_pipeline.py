@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import pgsafe as run
-from helpers import query, write
+from helpers import query, read_jsonl, write
 from pgsafe.schema import fingerprint
 from pgsafe.sources.checksums import write_manifest
 
@@ -26,11 +26,34 @@ ITEMS = {
 
 
 def events(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(path)
 
 
 def apply(db, migs: Path, cwd: Path, *extra: str):
     return run("apply", str(migs), "--db", db.dsn, "--apply", *extra, cwd=cwd)
+
+
+def rollback(db, migs: Path, cwd: Path, *extra: str):
+    return run("rollback", str(migs), "--db", db.dsn, *extra, cwd=cwd)
+
+
+def production_preflight(db, migs: Path, cwd: Path, backups: Path):
+    """`pgsafe preflight --env production` with this backup directory: the result and its
+    checks by name."""
+    res = run(
+        "preflight",
+        str(migs),
+        "--db",
+        db.dsn,
+        "--env",
+        "production",
+        "--backup-dir",
+        str(backups),
+        "--format",
+        "json",
+        cwd=cwd,
+    )
+    return res, {c["name"]: c for c in json.loads(res.stdout)["checks"]}
 
 
 def test_pipeline_runs_every_step_in_order_and_logs_it(pgsafe_db, tmp_path):
@@ -191,7 +214,7 @@ def test_rollback_warns_about_data_loss_and_needs_confirmation(pgsafe_db, tmp_pa
     migs = write(tmp_path / "m", ITEMS)
     assert apply(pgsafe_db, migs, tmp_path, "--log-dir", "").returncode == 0
 
-    res = run("rollback", str(migs), "--db", pgsafe_db.dsn, "--steps", "2", cwd=tmp_path)
+    res = rollback(pgsafe_db, migs, tmp_path, "--steps", "2")
     assert res.returncode == 0, res.stderr
     assert (
         "warning: data loss: 002_items_note (002_items_note.down.sql:1): DROP COLUMN "
@@ -200,33 +223,12 @@ def test_rollback_warns_about_data_loss_and_needs_confirmation(pgsafe_db, tmp_pa
     assert "001_items (001_items.down.sql:1): DROP TABLE items: 3 rows lost" in res.stdout
 
     # Staging: no terminal and no --yes: refused with the usage code, nothing touched.
-    res = run(
-        "rollback",
-        str(migs),
-        "--db",
-        pgsafe_db.dsn,
-        "--steps",
-        "2",
-        "--apply",
-        "--env",
-        "staging",
-        cwd=tmp_path,
-    )
+    res = rollback(pgsafe_db, migs, tmp_path, "--steps", "2", "--apply", "--env", "staging")
     assert res.returncode == 5, res.stdout + res.stderr
     assert "needs confirmation" in res.stderr and "--yes" in res.stderr
     assert query(pgsafe_db, "SELECT count(*) FROM items") == [("3",)]
 
-    res = run(
-        "rollback",
-        str(migs),
-        "--db",
-        pgsafe_db.dsn,
-        "--apply",
-        "--env",
-        "staging",
-        "--yes",
-        cwd=tmp_path,
-    )
+    res = rollback(pgsafe_db, migs, tmp_path, "--apply", "--env", "staging", "--yes")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "rolled back 1 migration(s)" in res.stdout
     log = events(tmp_path / "logs/migrations.jsonl")
@@ -241,27 +243,18 @@ def test_rollback_warns_about_data_loss_and_needs_confirmation(pgsafe_db, tmp_pa
     assert run("preflight", str(migs), "--db", pgsafe_db.dsn, cwd=tmp_path).returncode == 0
 
     # Local needs no confirmation.
-    res = run("rollback", str(migs), "--db", pgsafe_db.dsn, "--apply", cwd=tmp_path)
+    res = rollback(pgsafe_db, migs, tmp_path, "--apply")
     assert res.returncode == 0 and query(pgsafe_db, "SELECT to_regclass('items')") == [(None,)]
 
 
 def test_exit_4_irreversible_and_5_config(pgsafe_db, tmp_path):
     migs = write(tmp_path / "m", {"001_a.sql": "CREATE TABLE a (id int);\n"})
     assert apply(pgsafe_db, migs, tmp_path, "--log-dir", "").returncode == 0
-    res = run("rollback", str(migs), "--db", pgsafe_db.dsn, "--apply", "--yes", cwd=tmp_path)
+    res = rollback(pgsafe_db, migs, tmp_path, "--apply", "--yes")
     assert res.returncode == 4
     assert "001_a: no down file (irreversible)" in res.stderr
     # A backup can undo it: without one (or without pgsafe.backup.core) nothing is touched.
-    res = run(
-        "rollback",
-        str(migs),
-        "--db",
-        pgsafe_db.dsn,
-        "--apply",
-        "--from-backup",
-        "--yes",
-        cwd=tmp_path,
-    )
+    res = rollback(pgsafe_db, migs, tmp_path, "--apply", "--from-backup", "--yes")
     if importlib.util.find_spec("pgsafe.backup.core") is None:
         assert res.returncode == 5 and "needs pgsafe.backup.core" in res.stderr
     else:
@@ -337,20 +330,7 @@ def test_production_pipeline_backs_up_verifies_and_restores(pgsafe_db, tmp_path)
     backups = tmp_path / "backups"
 
     # Standalone preflight in production wants a recent verified backup.
-    res = run(
-        "preflight",
-        str(migs),
-        "--db",
-        pgsafe_db.dsn,
-        "--env",
-        "production",
-        "--backup-dir",
-        str(backups),
-        "--format",
-        "json",
-        cwd=tmp_path,
-    )
-    checks = {c["name"]: c for c in json.loads(res.stdout)["checks"]}
+    res, checks = production_preflight(pgsafe_db, migs, tmp_path, backups)
     assert res.returncode == 1 and checks["backup"]["status"] == "fail"
     assert "no backup in" in checks["backup"]["summary"]
 
@@ -366,20 +346,7 @@ def test_production_pipeline_backs_up_verifies_and_restores(pgsafe_db, tmp_path)
     assert query(pgsafe_db, "SELECT count(note) FROM items") == [("2",)]
 
     # Now the standalone preflight finds it (verified, fresh); a 0-hour limit makes it too old.
-    res = run(
-        "preflight",
-        str(migs),
-        "--db",
-        pgsafe_db.dsn,
-        "--env",
-        "production",
-        "--backup-dir",
-        str(backups),
-        "--format",
-        "json",
-        cwd=tmp_path,
-    )
-    checks = {c["name"]: c for c in json.loads(res.stdout)["checks"]}
+    res, checks = production_preflight(pgsafe_db, migs, tmp_path, backups)
     assert checks["backup"]["status"] in ("pass", "skip"), checks["backup"]  # nothing pending
     write(
         migs,
@@ -389,37 +356,11 @@ def test_production_pipeline_backs_up_verifies_and_restores(pgsafe_db, tmp_path)
         },
     )
     write_manifest(migs)
-    res = run(
-        "preflight",
-        str(migs),
-        "--db",
-        pgsafe_db.dsn,
-        "--env",
-        "production",
-        "--backup-dir",
-        str(backups),
-        "--format",
-        "json",
-        cwd=tmp_path,
-    )
-    checks = {c["name"]: c for c in json.loads(res.stdout)["checks"]}
+    res, checks = production_preflight(pgsafe_db, migs, tmp_path, backups)
     assert checks["backup"]["status"] == "pass", checks["backup"]
     assert "verified backup" in checks["backup"]["summary"]
     (tmp_path / "pgsafe.toml").write_text("[policy.production]\nmax_backup_age_hours = 0\n")
-    res = run(
-        "preflight",
-        str(migs),
-        "--db",
-        pgsafe_db.dsn,
-        "--env",
-        "production",
-        "--backup-dir",
-        str(backups),
-        "--format",
-        "json",
-        cwd=tmp_path,
-    )
-    checks = {c["name"]: c for c in json.loads(res.stdout)["checks"]}
+    res, checks = production_preflight(pgsafe_db, migs, tmp_path, backups)
     assert checks["backup"]["status"] == "fail" and "too old" in checks["backup"]["summary"]
     (tmp_path / "pgsafe.toml").unlink()
     (migs / "003_more.up.sql").unlink()
@@ -427,11 +368,10 @@ def test_production_pipeline_backs_up_verifies_and_restores(pgsafe_db, tmp_path)
     write_manifest(migs)
 
     # Roll 002 back from that backup: items as it was before 002 (no note column).
-    res = run(
-        "rollback",
-        str(migs),
-        "--db",
-        pgsafe_db.dsn,
+    res = rollback(
+        pgsafe_db,
+        migs,
+        tmp_path,
         "--apply",
         "--from-backup",
         "--backup-dir",
@@ -439,7 +379,6 @@ def test_production_pipeline_backs_up_verifies_and_restores(pgsafe_db, tmp_path)
         "--env",
         "production",
         "--yes",
-        cwd=tmp_path,
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert query(pgsafe_db, "SELECT count(*) FROM items") == [("3",)]

@@ -9,12 +9,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from helpers import ticking
 from pgsafe import _core
 from pgsafe import errors as e
 
@@ -157,30 +157,15 @@ def test_hashing_large_input_releases_the_gil(tmp_path: Path) -> None:
     expected = hashlib.sha256(data).hexdigest()
     path = tmp_path / "big.bin"
     path.write_bytes(data)
-    ticks = 0
-    stop = threading.Event()
-
-    def spin() -> None:
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-            time.sleep(0.0005)
-
-    thread = threading.Thread(target=spin, daemon=True)
-    thread.start()
-    time.sleep(0.01)
     during = 0
     in_core = 0.0
-    try:
+    with ticking(0.0005, settle=0.01) as ticker:
         # Count the other thread's progress only while the core hashes.
         while in_core < 0.3:
             for call in (lambda: _core.sha256_file(str(path)), lambda: _core.sha256_hex(data)):
-                before = ticks
+                before = ticker.count
                 started = time.monotonic()
                 assert call() == expected
                 in_core += time.monotonic() - started
-                during += ticks - before
-    finally:
-        stop.set()
-        thread.join()
+                during += ticker.count - before
     assert during >= 10, (during, in_core)

@@ -4,11 +4,10 @@ lock held elsewhere ends a run with a message naming who holds it."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
-from helpers import PGSAFE, query, wait_for, write
+from helpers import apply_args, pgsafe, query, running, spawn, wait_for, write
 from pgsafe import _core
 from pgsafe.server import TemporaryDatabase
 
@@ -30,20 +29,8 @@ def test_ten_concurrent_runners_apply_each_migration_once(
 ) -> None:
     migs = write(tmp_path / "m", MIGRATIONS)
     logs = tmp_path / "logs"
-    argv = [
-        str(PGSAFE),
-        "apply",
-        str(migs),
-        "--db",
-        pgsafe_db.dsn,
-        "--apply",
-        "--log-dir",
-        str(logs),
-    ]
-    procs = [
-        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(RUNNERS)
-    ]
+    argv = apply_args(migs, pgsafe_db, logs)
+    procs = [spawn(*argv) for _ in range(RUNNERS)]
     outputs: list[tuple[int, str, str]] = []
     try:
         for p in procs:
@@ -98,23 +85,8 @@ def test_lock_held_elsewhere_times_out_naming_the_holder(
         got = holder.execute("SELECT pg_try_advisory_lock($1::bigint)", [str(key)]).rows
         assert got == [("t",)]
         t0 = time.monotonic()
-        res = subprocess.run(
-            [
-                str(PGSAFE),
-                "apply",
-                str(migs),
-                "--db",
-                pgsafe_db.dsn,
-                "--apply",
-                "--log-dir",
-                str(tmp_path / "logs"),
-                "--lock-wait",
-                "1s",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        res = pgsafe(
+            *apply_args(migs, pgsafe_db, tmp_path / "logs", "--lock-wait", "1s"), timeout=60
         )
         elapsed = time.monotonic() - t0
         pid = holder.backend_pid
@@ -144,12 +116,7 @@ def test_a_run_that_finds_a_migration_being_applied_waits_for_it(
         },
     )
 
-    def argv(logs: str) -> list[str]:
-        return [str(PGSAFE), "apply", str(migs), "--db", pgsafe_db.dsn, "--apply",
-                "--log-dir", str(tmp_path / logs)]  # fmt: skip
-
-    first = subprocess.Popen(argv("a"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with running(*apply_args(migs, pgsafe_db, tmp_path / "a")) as first:
         in_progress = "SELECT 1 FROM pgsafe.migrations WHERE version = '002' AND status = 'dirty'"
         ledger_exists = "SELECT to_regclass('pgsafe.migrations') IS NOT NULL"
         wait_for(
@@ -157,12 +124,8 @@ def test_a_run_that_finds_a_migration_being_applied_waits_for_it(
             timeout=30,
             what="002 to be marked in progress",
         )
-        second = subprocess.run(argv("b"), capture_output=True, text=True, timeout=60, check=False)
+        second = pgsafe(*apply_args(migs, pgsafe_db, tmp_path / "b"), timeout=60)
         out, err = first.communicate(timeout=60)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
     assert first.returncode == 0, (out, err)
     # Not "dirty, fix by hand": the second run saw who was applying it, waited, found it done.
     assert second.returncode == 0, (second.stdout, second.stderr)

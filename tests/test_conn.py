@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import pytest
 
 import pgsafe
-from helpers import wait_for
+from helpers import ctrl_c_after, ticking, wait_for
 from pgsafe import _core
 from pgsafe import errors as e
 
@@ -219,14 +217,23 @@ def test_nul_characters_are_refused_not_truncated(pgsafe_db) -> None:
 
 # --- server errors ---------------------------------------------------------------------------
 
+E = TypeVar("E", bound=BaseException)
+
+
+def server_error(
+    conn: _core.Connection, kind: type[E], sql: str, params: list[str] | None = None
+) -> E:
+    """The error of class `kind` that executing `sql` raises (the test fails on any other)."""
+    with pytest.raises(kind) as info:
+        conn.execute(sql, params)
+    return info.value
+
 
 def test_unique_violation_fields_and_hierarchy(pgsafe_db) -> None:
     with pgsafe_db.connect() as conn:
         conn.execute("CREATE TABLE items (id int CONSTRAINT items_pkey PRIMARY KEY)")
         conn.execute("INSERT INTO items VALUES (1)")
-        with pytest.raises(e.UniqueViolation) as info:
-            conn.execute("INSERT INTO items VALUES ($1)", ["1"])
-        err = info.value
+        err = server_error(conn, e.UniqueViolation, "INSERT INTO items VALUES ($1)", ["1"])
         assert type(err) is e.UniqueViolation
         assert isinstance(err, e.IntegrityConstraintViolation)
         assert isinstance(err, e.DatabaseError)
@@ -251,9 +258,7 @@ def test_unique_violation_fields_and_hierarchy(pgsafe_db) -> None:
 def test_undefined_table_with_position(pgsafe_db) -> None:
     with pgsafe_db.connect() as conn:
         sql = "SELECT *\nFROM no_such_table"
-        with pytest.raises(e.UndefinedTable) as info:
-            conn.execute(sql)
-        err = info.value
+        err = server_error(conn, e.UndefinedTable, sql)
         assert err.sqlstate == "42P01"
         assert err.message == 'relation "no_such_table" does not exist'
         assert err.position == sql.index("no_such_table") + 1
@@ -264,9 +269,7 @@ def test_undefined_table_with_position(pgsafe_db) -> None:
 def test_position_counts_characters_and_hint_is_carried(pgsafe_db) -> None:
     with pgsafe_db.connect() as conn:
         sql = "SELECT 'é日本' || lenght('x')"
-        with pytest.raises(e.UndefinedFunction) as info:
-            conn.execute(sql)
-        err = info.value
+        err = server_error(conn, e.UndefinedFunction, sql)
         assert err.position == sql.index("lenght") + 1  # characters, not bytes
         assert err.hint is not None and "explicit type casts" in err.hint
         assert "HINT:" in str(err)
@@ -275,22 +278,20 @@ def test_position_counts_characters_and_hint_is_carried(pgsafe_db) -> None:
 def test_not_null_and_check_violation_fields(pgsafe_db) -> None:
     with pgsafe_db.connect() as conn:
         conn.execute("CREATE TABLE c (a int NOT NULL, b int CONSTRAINT b_pos CHECK (b > 0))")
-        with pytest.raises(e.NotNullViolation) as info:
-            conn.execute("INSERT INTO c VALUES (NULL, 1)")
-        assert (info.value.table_name, info.value.column_name) == ("c", "a")
-        with pytest.raises(e.CheckViolation) as check:
-            conn.execute("INSERT INTO c VALUES (1, -1)")
-        assert check.value.constraint_name == "b_pos"
+        null = server_error(conn, e.NotNullViolation, "INSERT INTO c VALUES (NULL, 1)")
+        assert (null.table_name, null.column_name) == ("c", "a")
+        check = server_error(conn, e.CheckViolation, "INSERT INTO c VALUES (1, -1)")
+        assert check.constraint_name == "b_pos"
 
 
 def test_raise_exception_with_detail_and_hint(pgsafe_db) -> None:
     with pgsafe_db.connect() as conn:
-        with pytest.raises(e.RaiseException) as info:
-            conn.execute(
-                "DO $$ BEGIN RAISE EXCEPTION 'custom failure' "
-                "USING DETAIL = 'the detail', HINT = 'the hint'; END $$"
-            )
-        err = info.value
+        err = server_error(
+            conn,
+            e.RaiseException,
+            "DO $$ BEGIN RAISE EXCEPTION 'custom failure' "
+            "USING DETAIL = 'the detail', HINT = 'the hint'; END $$",
+        )
         assert (err.message, err.detail, err.hint) == ("custom failure", "the detail", "the hint")
         assert err.context is not None and "PL/pgSQL" in err.context
 
@@ -355,29 +356,16 @@ def test_deadlock_detected(pgsafe_db) -> None:
 
 def ticks_during(action: Callable[[], Any]) -> tuple[int, float, BaseException | None]:
     """How often a Python thread got to run while `action` ran in this thread."""
-    ticks = 0
-    stop = threading.Event()
-
-    def spin() -> None:
-        nonlocal ticks
-        while not stop.is_set():
-            ticks += 1
-            time.sleep(0.005)
-
-    thread = threading.Thread(target=spin, daemon=True)
-    thread.start()
-    time.sleep(0.05)
-    before = ticks
-    started = time.monotonic()
-    error = None
-    try:
-        action()
-    except BaseException as exc:
-        error = exc
-    elapsed = time.monotonic() - started
-    during = ticks - before
-    stop.set()
-    thread.join()
+    with ticking(0.005, settle=0.05) as ticker:
+        before = ticker.count
+        started = time.monotonic()
+        error = None
+        try:
+            action()
+        except BaseException as exc:
+            error = exc
+        elapsed = time.monotonic() - started
+        during = ticker.count - before
     return during, elapsed, error
 
 
@@ -421,18 +409,11 @@ def test_cancel_from_another_thread(pgsafe_db) -> None:
 
 
 def test_ctrl_c_cancels_the_statement_on_the_server(pgsafe_db) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        pytest.skip("signals are delivered to the main thread only")
     with pgsafe_db.connect() as conn, pgsafe_db.connect() as observer:
         pid = conn.backend_pid
-        timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
         started = time.monotonic()
-        timer.start()
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                conn.execute("SELECT pg_sleep(30)")
-        finally:
-            timer.cancel()
+        with ctrl_c_after(0.5), pytest.raises(KeyboardInterrupt):
+            conn.execute("SELECT pg_sleep(30)")
         assert time.monotonic() - started < 5
         # The server stopped the statement, not just the client waiting for it.
         wait_for(lambda: backend_state(observer, pid)[0] == "idle", 5, "backend to go idle")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import subprocess
 import threading
 import time
@@ -17,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from helpers import pgsafe, query, spawn, wait_for
+from helpers import ctrl_c_after, interrupt, pgsafe, query, running, wait_for
+from helpers import execute as run
 from pgsafe import _core
 from pgsafe import errors as e
 from pgsafe.backup import datafp
@@ -31,12 +30,6 @@ SLOW = "SELECT g, pg_sleep(0.01)::text AS s FROM generate_series(1, 100000) g"
 
 def fp(db: TemporaryDatabase, tables: list[str] | None = None, **kw: Any) -> dict[str, Any]:
     return {f.table: f for f in datafp.fingerprint(db.dsn, tables, **kw)}
-
-
-def run(db: TemporaryDatabase, *sql: str) -> None:
-    with db.connect(application_name="pgsafe-test") as conn:
-        for s in sql:
-            conn.execute(s)
 
 
 def make_orders(db: TemporaryDatabase, rows: int = 20_000) -> None:
@@ -513,8 +506,7 @@ def test_ctrl_c_cancels_every_copy_on_the_server(pgsafe_db: TemporaryDatabase) -
         f"CREATE VIEW slow_a AS {SLOW}",
         f"CREATE VIEW slow_b AS {SLOW}",
     )
-    proc = spawn("fingerprint", "--db", pgsafe_db.dsn, "--tables", "slow_a,slow_b")
-    try:
+    with running("fingerprint", "--db", pgsafe_db.dsn, "--tables", "slow_a,slow_b") as proc:
         copies = wait_for(
             lambda: len(active_copies(pgsafe_db)) == 2 and active_copies(pgsafe_db),
             20,
@@ -522,14 +514,7 @@ def test_ctrl_c_cancels_every_copy_on_the_server(pgsafe_db: TemporaryDatabase) -
         )
         pids = {row[0] for row in copies}
         time.sleep(0.3)
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=15)
-        took = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        out, err, took = interrupt(proc, timeout=15)
     assert took < 5, took
     assert proc.returncode == 130, (out, err)
     assert "Traceback" not in err, err
@@ -659,21 +644,14 @@ def test_copy_out_errors_never_show_the_password(pgsafe_db: TemporaryDatabase) -
 
 
 def test_copy_out_ctrl_c_cancels_it_on_the_server(pgsafe_db: TemporaryDatabase) -> None:
-    if threading.current_thread() is not threading.main_thread():
-        pytest.skip("signals are delivered to the main thread only")
     with pgsafe_db.connect() as conn, pgsafe_db.connect() as observer:
         pid = conn.backend_pid
-        timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
         started = time.monotonic()
-        timer.start()
-        try:
-            with pytest.raises(KeyboardInterrupt):
-                conn.copy_out(
-                    "COPY (SELECT g, pg_sleep(0.01) FROM generate_series(1, 5000) g) TO STDOUT",
-                    lambda row: None,
-                )
-        finally:
-            timer.cancel()
+        with ctrl_c_after(0.5), pytest.raises(KeyboardInterrupt):
+            conn.copy_out(
+                "COPY (SELECT g, pg_sleep(0.01) FROM generate_series(1, 5000) g) TO STDOUT",
+                lambda row: None,
+            )
         assert time.monotonic() - started < 5
         wait_for(
             lambda: (

@@ -8,15 +8,26 @@ by a failed CREATE INDEX CONCURRENTLY, Ctrl-C, and transaction-control statement
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import exists, query, spawn, wait_for, write
+from helpers import (
+    apply_args,
+    execute,
+    exists,
+    interrupt,
+    query,
+    read_jsonl,
+    running,
+    wait_for,
+    write,
+)
 from helpers import pgsafe as run_pgsafe
 from pgsafe.errors import UniqueViolation
 from pgsafe.server import TemporaryDatabase
@@ -25,6 +36,7 @@ from pgsafe.server import TemporaryDatabase
 pytestmark = pytest.mark.pg_matrix
 
 EXIT_OK, EXIT_MIGRATION, EXIT_CONFIG = 0, 2, 5
+ALL_THREE = ("001", "002", "003")  # the versions of the three-migration directories below
 
 
 # --- small helpers (the ones other modules use too are in helpers.py) -----------------------
@@ -60,7 +72,7 @@ def events(log_dir: Path) -> list[dict[str, Any]]:
     path = log_dir / "migrations.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_jsonl(path)
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -80,14 +92,13 @@ def index_state(db: TemporaryDatabase, name: str) -> str | None:
     return "valid" if rows[0][0] == "t" else "invalid"
 
 
-@pytest.fixture
-def blocker(pgsafe_db: TemporaryDatabase) -> Any:
-    """A second session holding ACCESS EXCLUSIVE on table `t` in an open transaction."""
-    with pgsafe_db.connect(application_name="pgsafe-test") as setup:
-        setup.execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2)")
-    conn = pgsafe_db.connect(application_name="pgsafe-test-blocker")
+@contextmanager
+def in_transaction(db: TemporaryDatabase, statement: str) -> Iterator[Any]:
+    """A second session that has run `statement` in a transaction it keeps open; rolled back
+    (if still open) and closed after."""
+    conn = db.connect(application_name="pgsafe-test-holder")
     conn.execute("BEGIN")
-    conn.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+    conn.execute(statement)
     try:
         yield conn
     finally:
@@ -97,8 +108,35 @@ def blocker(pgsafe_db: TemporaryDatabase) -> Any:
             conn.close()
 
 
-def apply_args(directory: Path, db: TemporaryDatabase, log_dir: Path, *extra: str) -> list[str]:
-    return ["apply", str(directory), "--db", db.dsn, "--apply", "--log-dir", str(log_dir), *extra]
+@pytest.fixture
+def blocker(pgsafe_db: TemporaryDatabase) -> Iterator[Any]:
+    """A second session holding ACCESS EXCLUSIVE on table `t` in an open transaction."""
+    execute(pgsafe_db, "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2)")
+    with in_transaction(pgsafe_db, "LOCK TABLE t IN ACCESS EXCLUSIVE MODE") as conn:
+        yield conn
+
+
+@pytest.fixture
+def writer(pgsafe_db: TemporaryDatabase) -> Iterator[Any]:
+    """A second session whose open transaction has inserted into a new table `items (id, v)`:
+    it holds RowExclusiveLock there until it commits, which CREATE INDEX CONCURRENTLY waits for."""
+    execute(pgsafe_db, "CREATE TABLE items (id int, v text)")
+    with in_transaction(pgsafe_db, "INSERT INTO items VALUES (1, 'one')") as conn:
+        yield conn
+
+
+def retrying(lock_timeout: str, retries: int, base: str, most: str) -> tuple[str, ...]:
+    """The flags of a lock timeout retried `retries` times, waiting from `base` up to `most`."""
+    return (
+        "--lock-timeout",
+        lock_timeout,
+        "--retries",
+        str(retries),
+        "--retry-base",
+        base,
+        "--retry-max",
+        most,
+    )
 
 
 # --- lock timeouts and retries ---------------------------------------------------------------
@@ -115,22 +153,8 @@ def test_lock_timeout_retries_until_the_blocker_commits(
     )
     logs = tmp_path / "logs"
     base_ms, max_ms, attempts = 100, 300, 20
-    proc = spawn(
-        *apply_args(
-            migs,
-            pgsafe_db,
-            logs,
-            "--lock-timeout",
-            "200ms",
-            "--retries",
-            str(attempts),
-            "--retry-base",
-            f"{base_ms}ms",
-            "--retry-max",
-            f"{max_ms}ms",
-        )
-    )
-    try:
+    retries = retrying("200ms", attempts, f"{base_ms}ms", f"{max_ms}ms")
+    with running(*apply_args(migs, pgsafe_db, logs, *retries)) as proc:
         # The migration keeps hitting the lock: wait for two retries, and at least ~1 s.
         started = time.monotonic()
         wait_for(
@@ -142,10 +166,6 @@ def test_lock_timeout_retries_until_the_blocker_commits(
         assert proc.poll() is None, "the run ended while the table was still locked"
         blocker.execute("COMMIT")
         out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == EXIT_OK, (out, err)
 
     row = ledger(pgsafe_db)["001"]
@@ -182,21 +202,7 @@ def test_lock_timeout_exhausted_fails_cleanly(
     )
     logs = tmp_path / "logs"
     t0 = time.monotonic()
-    res = pgsafe(
-        *apply_args(
-            migs,
-            pgsafe_db,
-            logs,
-            "--lock-timeout",
-            "200ms",
-            "--retries",
-            "3",
-            "--retry-base",
-            "50ms",
-            "--retry-max",
-            "200ms",
-        )
-    )
+    res = pgsafe(*apply_args(migs, pgsafe_db, logs, *retrying("200ms", 3, "50ms", "200ms")))
     elapsed = time.monotonic() - t0
     assert res.returncode == EXIT_MIGRATION, (res.stdout, res.stderr)
     assert elapsed < 20
@@ -283,11 +289,7 @@ def test_mixed_migration_runs_and_timeouts_apply(
 
     assert index_state(pgsafe_db, "items_v_idx") == "valid"
     rows = ledger(pgsafe_db)
-    assert {v: r["status"] for v, r in rows.items()} == {
-        "001": "applied",
-        "002": "applied",
-        "003": "applied",
-    }
+    assert {v: r["status"] for v, r in rows.items()} == dict.fromkeys(ALL_THREE, "applied")
     assert rows["001"]["dirty_reason"] is None
     expected = ("1234ms", "77s", "45s")
     assert tuple(query(pgsafe_db, "SELECT * FROM seen_before")[0]) == expected
@@ -327,15 +329,10 @@ def test_own_lock_timeout_is_not_lost_after_an_autocommit_step(
 
 
 def test_concurrent_index_after_set_local_lock_timeout_still_times_out(
-    pgsafe_db: TemporaryDatabase, tmp_path: Path
+    pgsafe_db: TemporaryDatabase, writer: Any, tmp_path: Path
 ) -> None:
     """SET LOCAL lock_timeout in the migration's first transaction must not leave the following
     CREATE INDEX CONCURRENTLY (its own autocommit step) waiting for a writer forever."""
-    with pgsafe_db.connect() as conn:
-        conn.execute("CREATE TABLE items (id int, v text)")
-    writer = pgsafe_db.connect(application_name="pgsafe-test-writer")
-    writer.execute("BEGIN")
-    writer.execute("INSERT INTO items VALUES (1, 'one')")  # CIC must wait for this one
     migs = write(
         tmp_path / "m",
         {
@@ -344,22 +341,8 @@ def test_concurrent_index_after_set_local_lock_timeout_still_times_out(
         },
     )
     logs = tmp_path / "logs"
-    proc = spawn(
-        *apply_args(
-            migs,
-            pgsafe_db,
-            logs,
-            "--lock-timeout",
-            "300ms",
-            "--retries",
-            "30",
-            "--retry-base",
-            "100ms",
-            "--retry-max",
-            "200ms",
-        )
-    )
-    try:
+    retries = retrying("300ms", 30, "100ms", "200ms")
+    with running(*apply_args(migs, pgsafe_db, logs, *retries)) as proc:
         try:
             wait_for(
                 lambda: any(e["event"] == "retry" for e in events(logs)),
@@ -371,11 +354,6 @@ def test_concurrent_index_after_set_local_lock_timeout_still_times_out(
             timed_out = False
         writer.execute("COMMIT")
         out, err = proc.communicate(timeout=30)
-    finally:
-        writer.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == EXIT_OK, (out, err)
     assert timed_out, (
         "CREATE INDEX CONCURRENTLY waited 3 s for a writer although every "
@@ -471,11 +449,7 @@ def test_failed_mixed_migration_is_dirty_until_repaired(
     final = pgsafe(*apply_args(migs, pgsafe_db, logs))
     assert final.returncode == EXIT_OK, (final.stdout, final.stderr)
     rows = ledger(pgsafe_db)
-    assert {v: r["status"] for v, r in rows.items()} == {
-        "001": "applied",
-        "002": "applied",
-        "003": "applied",
-    }
+    assert {v: r["status"] for v, r in rows.items()} == dict.fromkeys(ALL_THREE, "applied")
     assert rows["002"]["dirty_reason"] is None
     assert index_state(pgsafe_db, "items_v_idx") == "valid"
     assert exists(pgsafe_db, "after_the_dirty_one")
@@ -554,15 +528,10 @@ def test_invalid_index_left_by_an_earlier_run_is_dropped_and_rebuilt(
 
 
 def test_concurrent_index_timed_out_waiting_is_dropped_and_rebuilt_on_retry(
-    pgsafe_db: TemporaryDatabase, tmp_path: Path
+    pgsafe_db: TemporaryDatabase, writer: Any, tmp_path: Path
 ) -> None:
     """CREATE INDEX CONCURRENTLY that times out waiting for a writer leaves an INVALID index;
     the executor's own retry drops it and builds it again once the writer is gone."""
-    with pgsafe_db.connect() as conn:
-        conn.execute("CREATE TABLE items (id int, v text)")
-    writer = pgsafe_db.connect(application_name="pgsafe-test-writer")
-    writer.execute("BEGIN")
-    writer.execute("INSERT INTO items VALUES (1, 'one')")  # RowExclusiveLock until commit
     migs = write(
         tmp_path / "m",
         {
@@ -570,22 +539,8 @@ def test_concurrent_index_timed_out_waiting_is_dropped_and_rebuilt_on_retry(
         },
     )
     logs = tmp_path / "logs"
-    proc = spawn(
-        *apply_args(
-            migs,
-            pgsafe_db,
-            logs,
-            "--lock-timeout",
-            "200ms",
-            "--retries",
-            "30",
-            "--retry-base",
-            "100ms",
-            "--retry-max",
-            "200ms",
-        )
-    )
-    try:
+    retries = retrying("200ms", 30, "100ms", "200ms")
+    with running(*apply_args(migs, pgsafe_db, logs, *retries)) as proc:
         wait_for(
             lambda: any(e["event"] == "index_invalid" for e in events(logs)),
             20,
@@ -593,11 +548,6 @@ def test_concurrent_index_timed_out_waiting_is_dropped_and_rebuilt_on_retry(
         )
         writer.execute("COMMIT")
         out, err = proc.communicate(timeout=30)
-    finally:
-        writer.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == EXIT_OK, (out, err)
     assert index_state(pgsafe_db, "items_v_idx") == "valid"
     assert any(e["event"] == "index_rebuilt" for e in events(logs))
@@ -628,19 +578,11 @@ def test_ctrl_c_cancels_the_statement_and_commits_nothing(
         },
     )
     logs = tmp_path / "logs"
-    proc = spawn(*apply_args(migs, pgsafe_db, logs))
-    try:
+    with running(*apply_args(migs, pgsafe_db, logs)) as proc:
         sleeping = wait_for(lambda: active_sleeps(pgsafe_db), 20, "pg_sleep to run on the server")
         backend_pid = sleeping[0][0]
         time.sleep(0.5)
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
-        took = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        out, err, took = interrupt(proc, timeout=10)
     assert took < 10
     assert proc.returncode != EXIT_OK, (out, err)
     assert "Traceback" not in err, err

@@ -17,10 +17,11 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
-from helpers import pgsafe, query, write
+from helpers import apply_args, pgsafe, query, write
 from pgsafe.errors import ConfigError
 from pgsafe.lifecycle.runner import MigrationFailed, Runner
 from pgsafe.server import TemporaryDatabase, TemporaryServer
@@ -127,39 +128,29 @@ def make_flyway(root: Path) -> Project:
     )
 
 
-def _sectioned(up: str, down: str) -> tuple[str, str]:
-    return (
-        f"-- create the users table\n{up}\n{M1_UP}\n\n{down}\n{M1_DOWN}\n",
-        f"{up}\n{M2_UP}\n\n{down}\n-- oops: a column that is not there\n{M2_DOWN}\n",
+def _sectioned(root: Path, layout: str, up: str, down: str, labels: list[str]) -> Project:
+    """One file a migration, its up and down sections under the tool's marker comments; each
+    label is `<version>_<name>`."""
+    one, two = (root / f"{label}.sql" for label in labels)
+    write(
+        root,
+        {
+            one.name: f"-- create the users table\n{up}\n{M1_UP}\n\n{down}\n{M1_DOWN}\n",
+            two.name: f"{up}\n{M2_UP}\n\n{down}\n-- oops: a column that is not there\n{M2_DOWN}\n",
+        },
     )
+    versions = [label.split("_")[0] for label in labels]
+    return Project(layout, root, labels, versions, (one, 3), (two, 6), [one, two])
 
 
 def make_dbmate(root: Path) -> Project:
-    one, two = _sectioned("-- migrate:up", "-- migrate:down")
-    write(root, {"20240101000000_create_users.sql": one, "20240102000000_add_name.sql": two})
-    return Project(
-        "dbmate",
-        root,
-        ["20240101000000_create_users", "20240102000000_add_name"],
-        ["20240101000000", "20240102000000"],
-        (root / "20240101000000_create_users.sql", 3),
-        (root / "20240102000000_add_name.sql", 6),
-        [root / "20240101000000_create_users.sql", root / "20240102000000_add_name.sql"],
-    )
+    labels = ["20240101000000_create_users", "20240102000000_add_name"]
+    return _sectioned(root, "dbmate", "-- migrate:up", "-- migrate:down", labels)
 
 
 def make_node_pg_migrate(root: Path) -> Project:
-    one, two = _sectioned("-- Up Migration", "-- Down Migration")
-    write(root, {"1704067200000_create-users.sql": one, "1704153600000_add-name.sql": two})
-    return Project(
-        "node-pg-migrate",
-        root,
-        ["1704067200000_create-users", "1704153600000_add-name"],
-        ["1704067200000", "1704153600000"],
-        (root / "1704067200000_create-users.sql", 3),
-        (root / "1704153600000_add-name.sql", 6),
-        [root / "1704067200000_create-users.sql", root / "1704153600000_add-name.sql"],
-    )
+    labels = ["1704067200000_create-users", "1704153600000_add-name"]
+    return _sectioned(root, "node-pg-migrate", "-- Up Migration", "-- Down Migration", labels)
 
 
 def make_sqitch(root: Path) -> Project:
@@ -260,6 +251,18 @@ def project(request: pytest.FixtureRequest, tmp_path: Path) -> Project:
     return MAKERS[request.param](tmp_path / request.param)
 
 
+def _apply(p: Project, db: TemporaryDatabase, cwd: Path, *extra: str) -> CompletedProcess[str]:
+    """`pgsafe apply --apply` of the project, with no event log and no backup."""
+    return pgsafe(*apply_args(p.path, db, "", "--no-backup", *extra), cwd=cwd)
+
+
+def _adopt(p: Project, db: TemporaryDatabase, reason: str) -> CompletedProcess[str]:
+    """`pgsafe repair --adopt`: the other tool's history taken into pgsafe's ledger."""
+    return pgsafe(
+        "repair", str(p.path), "--adopt", "--reason", reason, "--db", db.dsn, "--log-dir", ""
+    )
+
+
 def _status(p: Project, db: TemporaryDatabase, *extra: str, code: int = 0) -> dict:
     """`pgsafe status --json`; `code` 1 where a dirty or changed migration is expected."""
     res = pgsafe("status", str(p.path), "--db", db.dsn, "--json", *extra)
@@ -293,17 +296,8 @@ def test_each_layout_is_read_as_its_tool_reads_it(project: Project) -> None:
 
 def test_ordered_as_the_tool_orders_them(tmp_path: Path) -> None:
     # Flyway: numeric by version part, 1.10 after 1.9, trailing zeros ignored; repeatables last.
-    fly = write(
-        tmp_path / "flyway",
-        {
-            "V1.10__c.sql": "SELECT 1;",
-            "V1.9__b.sql": "SELECT 1;",
-            "V1__a.sql": "SELECT 1;",
-            "R__views.sql": "SELECT 1;",
-            "R__functions.sql": "SELECT 1;",
-            "V2_1__d.sql": "SELECT 1;",
-        },
-    )
+    unordered = ["V1.10__c", "V1.9__b", "V1__a", "R__views", "R__functions", "V2_1__d"]
+    fly = write(tmp_path / "flyway", {f"{name}.sql": "SELECT 1;" for name in unordered})
     write(fly / "nested", {"V3__e.sql": "SELECT 1;"})  # Flyway searches its location recursively
     migs = discover(fly)
     assert [m.label for m in migs] == [
@@ -498,19 +492,7 @@ def test_status_apply_and_rollback(project: Project, pgsafe_db: TemporaryDatabas
     assert [(m["label"], m["state"]) for m in doc["migrations"]] == [
         (label, "pending") for label in project.labels
     ]
-    res = pgsafe(
-        "apply",
-        str(project.path),
-        "--db",
-        dsn,
-        "--apply",
-        "--to",
-        project.versions[0],
-        "--log-dir",
-        "",
-        "--no-backup",
-        cwd=cwd,
-    )
+    res = _apply(project, pgsafe_db, cwd, "--to", project.versions[0])
     assert res.returncode == 0, res.stdout + res.stderr
     assert query(pgsafe_db, "SELECT to_regclass('users') IS NOT NULL") == [("t",)]
     states = [m["state"] for m in _status(project, pgsafe_db)["migrations"]]
@@ -522,9 +504,7 @@ def test_status_apply_and_rollback(project: Project, pgsafe_db: TemporaryDatabas
         return
     assert res.returncode == 0, res.stdout + res.stderr
     assert query(pgsafe_db, "SELECT to_regclass('users') IS NULL") == [("t",)]
-    res = pgsafe(
-        "apply", str(project.path), "--db", dsn, "--apply", "--log-dir", "", "--no-backup", cwd=cwd
-    )
+    res = _apply(project, pgsafe_db, cwd)
     assert res.returncode == 0, res.stdout + res.stderr
     assert [m["state"] for m in _status(project, pgsafe_db)["migrations"]] == ["applied"] * 2
     res = pgsafe(*rollback, cwd=cwd)
@@ -582,17 +562,7 @@ def test_a_failing_dbmate_up_names_its_line_in_the_file(
     p = make_dbmate(tmp_path / "db")
     text = p.files[1].read_text().replace(M2_UP, "ALTER TABLE users ADD COLUMN name nosuchtype;")
     p.files[1].write_text(text)
-    res = pgsafe(
-        "apply",
-        str(p.path),
-        "--db",
-        pgsafe_db.dsn,
-        "--apply",
-        "--log-dir",
-        "",
-        "--no-backup",
-        cwd=tmp_path,
-    )
+    res = _apply(p, pgsafe_db, tmp_path)
     assert res.returncode == 2
     assert f"{p.files[1]}:2:" in res.stderr and "nosuchtype" in res.stderr
 
@@ -780,17 +750,7 @@ def test_other_tools_history_is_read_and_adopted(
     res = pgsafe("status", str(p.path), "--db", pgsafe_db.dsn)
     assert f"applied by {tool} (" in res.stdout
     # Adopt: pgsafe's ledger written from the other tool's table, checksums from the files.
-    res = pgsafe(
-        "repair",
-        str(p.path),
-        "--adopt",
-        "--reason",
-        "moving to pgsafe",
-        "--db",
-        pgsafe_db.dsn,
-        "--log-dir",
-        "",
-    )
+    res = _adopt(p, pgsafe_db, "moving to pgsafe")
     assert res.returncode == 0, res.stderr
     assert f"adopted 1 migration(s) applied by {tool}" in res.stdout
     sha = hashlib.sha256(p.up1[0].read_bytes()).hexdigest()
@@ -803,30 +763,10 @@ def test_other_tools_history_is_read_and_adopted(
     first = _status(p, pgsafe_db)["migrations"][0]
     assert (first["state"], first["applied_by_tool"]) == ("applied", None)
     # apply runs only what the other tool did not (its CREATE TABLE would fail if run again).
-    res = pgsafe(
-        "apply",
-        str(p.path),
-        "--db",
-        pgsafe_db.dsn,
-        "--apply",
-        "--log-dir",
-        "",
-        "--no-backup",
-        cwd=tmp_path,
-    )
+    res = _apply(p, pgsafe_db, tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     assert [m["state"] for m in _status(p, pgsafe_db)["migrations"]] == ["applied", "applied"]
-    again = pgsafe(
-        "repair",
-        str(p.path),
-        "--adopt",
-        "--reason",
-        "again",
-        "--db",
-        pgsafe_db.dsn,
-        "--log-dir",
-        "",
-    )
+    again = _adopt(p, pgsafe_db, "again")
     assert again.returncode == 0 and "nothing to adopt" in again.stdout
 
 
@@ -863,21 +803,9 @@ def test_dirty_or_failed_in_the_other_tool_stops_apply(
     first, second = _status(p, pgsafe_db, code=1)["migrations"]
     assert first["state"] == "applied" and second["state"] == "dirty"
     assert "dirty" in second["dirty_reason"]
-    res = pgsafe(
-        "apply",
-        str(p.path),
-        "--db",
-        pgsafe_db.dsn,
-        "--apply",
-        "--log-dir",
-        "",
-        "--no-backup",
-        cwd=tmp_path,
-    )
+    res = _apply(p, pgsafe_db, tmp_path)
     assert res.returncode == 2 and "is dirty" in res.stderr
-    res = pgsafe(
-        "repair", str(p.path), "--adopt", "--reason", "x", "--db", pgsafe_db.dsn, "--log-dir", ""
-    )
+    res = _adopt(p, pgsafe_db, "x")
     assert res.returncode == 1 and "nothing adopted" in res.stderr
     assert query(pgsafe_db, "SELECT to_regnamespace('pgsafe') IS NULL") == [("t",)]
     # fixed by hand: repair records what it really is, then adopt takes the rest
@@ -897,20 +825,7 @@ def test_dirty_or_failed_in_the_other_tool_stops_apply(
         "",
     )
     assert res.returncode == 0, res.stderr
-    assert (
-        pgsafe(
-            "repair",
-            str(p.path),
-            "--adopt",
-            "--reason",
-            "x",
-            "--db",
-            pgsafe_db.dsn,
-            "--log-dir",
-            "",
-        ).returncode
-        == 0
-    )
+    assert _adopt(p, pgsafe_db, "x").returncode == 0
     assert [m["state"] for m in _status(p, pgsafe_db)["migrations"]] == ["applied", "applied"]
     # Flyway: a failed row is dirty too.
     f = make_flyway(tmp_path / "fw")

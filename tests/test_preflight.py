@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import apply_args, query, write
 from helpers import pgsafe as run
-from helpers import query, write
 from pgsafe.sources.checksums import write_manifest
 from pgsafe.sources.layouts import discover
 
@@ -28,6 +28,20 @@ def preflight(db, migs: Path, cwd: Path, *extra: str):
     assert res.returncode in (0, 1), res.stderr
     doc = json.loads(res.stdout)
     return res, doc, {c["name"]: c for c in doc["checks"]}
+
+
+def first_applied(db, tmp_path: Path) -> Path:
+    """DROP_COLUMN written to tmp_path/m, 001 applied and 002 pending."""
+    migs = write(tmp_path / "m", DROP_COLUMN)
+    assert run(*apply_args(migs, db, "", "--to", "001")).returncode == 0
+    return migs
+
+
+def needs_probe() -> None:
+    pytest.importorskip(
+        "pgsafe.lifecycle.probe",
+        reason="lock probing (pgsafe.lifecycle.probe) is not in this build",
+    )
 
 
 def approval(migs: Path, approver: str, version: str = "002") -> str:
@@ -50,13 +64,7 @@ def prod_cwd(tmp_path: Path) -> Path:
 
 
 def test_production_drop_column_needs_two_distinct_current_approvals(pgsafe_db, tmp_path, prod_cwd):
-    migs = write(tmp_path / "m", DROP_COLUMN)
-    assert (
-        run(
-            "apply", str(migs), "--db", pgsafe_db.dsn, "--apply", "--to", "001", "--log-dir", ""
-        ).returncode
-        == 0
-    )
+    migs = first_applied(pgsafe_db, tmp_path)
     write_manifest(migs)
     args = ("--env", "production")
 
@@ -117,13 +125,7 @@ def test_local_approvals_only_warn_and_report_file_is_written(pgsafe_db, tmp_pat
 
 
 def test_schema_drift_after_a_manual_alter(pgsafe_db, tmp_path):
-    migs = write(tmp_path / "m", DROP_COLUMN)
-    assert (
-        run(
-            "apply", str(migs), "--db", pgsafe_db.dsn, "--apply", "--to", "001", "--log-dir", ""
-        ).returncode
-        == 0
-    )
+    migs = first_applied(pgsafe_db, tmp_path)
     res, _doc, checks = preflight(pgsafe_db, migs, tmp_path)
     assert res.returncode == 0 and checks["schema-drift"]["status"] == "pass"
     assert "matches the one recorded by the last apply" in checks["schema-drift"]["summary"]
@@ -174,13 +176,7 @@ def test_schema_drift_after_a_manual_alter(pgsafe_db, tmp_path):
 
 
 def test_tampered_applied_file_and_manifest(pgsafe_db, tmp_path):
-    migs = write(tmp_path / "m", DROP_COLUMN)
-    assert (
-        run(
-            "apply", str(migs), "--db", pgsafe_db.dsn, "--apply", "--to", "001", "--log-dir", ""
-        ).returncode
-        == 0
-    )
+    migs = first_applied(pgsafe_db, tmp_path)
     write_manifest(migs)
     res, doc, checks = preflight(pgsafe_db, migs, tmp_path, "--env", "ci")
     assert checks["checksum-manifest"]["status"] == "pass"
@@ -195,10 +191,7 @@ def test_tampered_applied_file_and_manifest(pgsafe_db, tmp_path):
 
 
 def test_long_transaction_fails_preflight_until_it_ends(pgsafe_db, tmp_path):
-    pytest.importorskip(
-        "pgsafe.lifecycle.probe",
-        reason="lock probing (pgsafe.lifecycle.probe) is not in this build",
-    )
+    needs_probe()
     migs = write(tmp_path / "m", DROP_COLUMN)
     (tmp_path / "pgsafe.toml").write_text("[policy.local]\nlong_transaction_s = 1\n")
     holder = pgsafe_db.connect(application_name="long-report")
@@ -221,17 +214,8 @@ def test_long_transaction_fails_preflight_until_it_ends(pgsafe_db, tmp_path):
 def test_blocked_session_fails_preflight_and_own_sessions_do_not(pgsafe_db, tmp_path):
     import threading
 
-    pytest.importorskip(
-        "pgsafe.lifecycle.probe",
-        reason="lock probing (pgsafe.lifecycle.probe) is not in this build",
-    )
-    migs = write(tmp_path / "m", DROP_COLUMN)
-    assert (
-        run(
-            "apply", str(migs), "--db", pgsafe_db.dsn, "--apply", "--to", "001", "--log-dir", ""
-        ).returncode
-        == 0
-    )
+    needs_probe()
+    migs = first_applied(pgsafe_db, tmp_path)
     holder = pgsafe_db.connect(application_name="app-holder")
     waiter = pgsafe_db.connect(application_name="app-reader")
     holder.execute("BEGIN")

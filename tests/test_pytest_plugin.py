@@ -4,10 +4,11 @@ the harness, the assertions' failure messages, every option as flag and ini key,
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 
 import pytest
 
+from helpers import read_jsonl
 from pgsafe.server import TemporaryDatabase, TemporaryServer
 
 MIGRATIONS = {
@@ -222,15 +223,12 @@ def test_db(pgsafe_migrations, pgsafe_db, i):
 
 
 def test_xdist_workers_get_unique_database_names(
-    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    project: pytest.Pytester, record_file: Path
 ) -> None:
-    record = project.path / "record.jsonl"
-    record.touch()
-    monkeypatch.setenv("PGSAFE_RECORD", str(record))
     project.makepyfile(XDIST_TESTS)
     result = project.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2")
     result.assert_outcomes(passed=6)
-    runs = [json.loads(line) for line in record.read_text().splitlines()]
+    runs = read_jsonl(record_file)
     assert len(runs) == 6
     assert len({r["name"] for r in runs}) == 6, "every test has its own database"
     for r in runs:

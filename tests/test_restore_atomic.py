@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from helpers import execute as run
 from helpers import pgsafe, query, spawn, wait_for, write
 from pgsafe.backup import core as bk
 from pgsafe.server import TemporaryDatabase
@@ -23,12 +24,6 @@ SLOW = (
     "CREATE FUNCTION slow_key(i int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT i FROM "
     "(SELECT pg_sleep(coalesce(current_setting('pgsafe_test.sleep', true), '0')::float8)) s $$"
 )
-
-
-def run(db: TemporaryDatabase, *sql: str) -> None:
-    with db.connect(application_name="pgsafe-test") as conn:
-        for s in sql:
-            conn.execute(s)
 
 
 def source(db: TemporaryDatabase, rows: int = 2000) -> None:

@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from helpers import PGSAFE, pgsafe, write
+from helpers import PGSAFE, apply_args, pgsafe, spawn, write
 from helpers import query as rows
 from pgsafe import Runner, Settings, _core
 from pgsafe.errors import ConfigError, UnsafeError
@@ -30,14 +30,7 @@ def test_lost_migration_lock_stops_before_commit(pgsafe_db, tmp_path):
             "001_bump.sql": "UPDATE counter SET n = n + 1;\nSELECT pg_sleep(1.5);\n",
         },
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    proc = subprocess.Popen(
-        [PGSAFE, "apply", str(migs), "--db", pgsafe_db.dsn, "--apply", "--log-dir", ""],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    proc = spawn(*apply_args(migs, pgsafe_db, ""))
     with pgsafe_db.connect() as conn:
         deadline = time.monotonic() + 20
         while not conn.execute(
@@ -57,10 +50,7 @@ def test_lost_migration_lock_stops_before_commit(pgsafe_db, tmp_path):
     assert rows(pgsafe_db, "SELECT n FROM counter") == [("0",)]
     assert rows(pgsafe_db, "SELECT count(*) FROM pgsafe.migrations") == [("0",)]
     # A clean rerun applies it exactly once.
-    assert (
-        pgsafe("apply", str(migs), "--db", pgsafe_db.dsn, "--apply", "--log-dir", "").returncode
-        == 0
-    )
+    assert pgsafe(*apply_args(migs, pgsafe_db, "")).returncode == 0
     assert rows(pgsafe_db, "SELECT n FROM counter") == [("1",)]
 
 
@@ -89,7 +79,7 @@ def test_renamed_version_is_refused_not_applied_twice(pgsafe_db, tmp_path):
     migs = write(tmp_path / "m", {"01_bump.sql": "UPDATE counter SET n = n + 1;\n"})
     Runner(migs, pgsafe_db.dsn).apply()
     (migs / "01_bump.sql").rename(migs / "001_bump.sql")
-    res = pgsafe("apply", str(migs), "--db", pgsafe_db.dsn, "--apply", "--log-dir", "")
+    res = pgsafe(*apply_args(migs, pgsafe_db, ""))
     assert res.returncode == 5
     assert "ledger knows this migration as version 01" in res.stderr
     assert rows(pgsafe_db, "SELECT n FROM counter") == [("1",)]
@@ -132,13 +122,7 @@ def test_detach_partition_concurrently_failure_is_dirty_not_retried(pgsafe_db, t
     reader.execute("SELECT count(*) FROM p")
     try:
         res = pgsafe(
-            "apply",
-            str(migs),
-            "--db",
-            pgsafe_db.dsn,
-            "--apply",
-            "--log-dir",
-            "",
+            *apply_args(migs, pgsafe_db, ""),
             "--lock-timeout",
             "200ms",
             "--retries",
@@ -289,8 +273,6 @@ def test_read_only_commands_write_no_files_and_bad_log_dir_is_config(pgsafe_db, 
     assert list(cwd.iterdir()) == []
     blocker = tmp_path / "file"
     blocker.write_text("")
-    res = pgsafe(
-        "apply", str(migs), "--db", pgsafe_db.dsn, "--apply", "--log-dir", str(blocker / "sub")
-    )
+    res = pgsafe(*apply_args(migs, pgsafe_db, blocker / "sub"))
     assert res.returncode == 5 and "cannot write the event log" in res.stderr
     assert rows(pgsafe_db, "SELECT to_regclass('a') IS NULL") == [("t",)]

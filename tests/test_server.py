@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 import pgsafe.server
-from helpers import wait_for
+from helpers import read_jsonl, wait_for
 from pgsafe.errors import ConfigError, DatabaseError
 from pgsafe.server import ServerError, TemporaryServer, find_pg_bindir
 
@@ -489,17 +489,14 @@ def test_three_fails(pgsafe_db):
 
 
 def test_plugin_gives_each_test_its_own_clone_and_cleans_up(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, record_file: Path
 ) -> None:
-    record = pytester.path / "record.jsonl"
-    record.touch()
-    monkeypatch.setenv("PGSAFE_RECORD", str(record))
     pytester.makeconftest(INNER_CONFTEST)
     pytester.makepyfile(INNER_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, failed=1)
 
-    runs = [json.loads(line) for line in record.read_text().splitlines()]
+    runs = read_jsonl(record_file)
     assert len(runs) == 3
     assert len({r["name"] for r in runs}) == 3, "each test gets its own database"
     assert all(r["marker"] == [["from the template"]] for r in runs), "cloned from the template"
@@ -523,12 +520,9 @@ def test_plugin_bindir_option(pytester: pytest.Pytester, how: str) -> None:
 
 
 def test_plugin_names_databases_per_xdist_worker(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, record_file: Path
 ) -> None:
     pytest.importorskip("xdist")
-    record = pytester.path / "record.jsonl"
-    record.touch()
-    monkeypatch.setenv("PGSAFE_RECORD", str(record))
     pytester.makepyfile(
         """
         import json, os
@@ -542,7 +536,7 @@ def test_plugin_names_databases_per_xdist_worker(
     )
     result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
-    runs = [json.loads(line) for line in record.read_text().splitlines()]
+    runs = read_jsonl(record_file)
     workers = {name.split("_")[1] for name, _ in runs}
     assert workers <= {"gw0", "gw1"} and len({name for name, _ in runs}) == 4
     for tempdir in {t for _, t in runs}:

@@ -27,6 +27,11 @@ def sqls(text: str) -> list[str]:
     return [s.sql for s in split(text)]
 
 
+def one_a_line(statements: list[str]) -> str:
+    """The text of these statements one a line, each ended by a semicolon."""
+    return "".join(f"{s};\n" for s in statements)
+
+
 def expected_position(text: str, byte_offset: int) -> tuple[int, int]:
     """1-based line and character column of a byte offset, computed independently in Python."""
     prefix = text.encode("utf-8")[:byte_offset].decode("utf-8")
@@ -139,17 +144,13 @@ def test_dash_comments_with_semicolons_and_quotes() -> None:
 
 
 def test_dollar_quoted_bodies_hide_semicolons_and_transaction_words() -> None:
-    text = (
-        "DO $$ BEGIN PERFORM 1; COMMIT; END $$;\n"
-        "SELECT $fn$ BEGIN; ROLLBACK; $$ ; $fn$;\n"
-        "SELECT $a$ nested $b$ ; $b$ $a$ AS x;\n"
-    )
-    got = split(text)
-    assert [s.sql for s in got] == [
+    statements = [
         "DO $$ BEGIN PERFORM 1; COMMIT; END $$",
         "SELECT $fn$ BEGIN; ROLLBACK; $$ ; $fn$",
         "SELECT $a$ nested $b$ ; $b$ $a$ AS x",
     ]
+    got = split(one_a_line(statements))
+    assert [s.sql for s in got] == statements
     assert [s.kind for s in got] == ["DoStmt", "SelectStmt", "SelectStmt"]
     assert all(s.transaction_control == "" for s in got)
     assert all(not s.non_transactional for s in got)
@@ -191,19 +192,14 @@ def test_begin_atomic_body_and_rule_actions_are_one_statement() -> None:
 
 
 def test_escape_strings_and_quoted_semicolons() -> None:
-    text = (
-        "SELECT E'it\\'s;' AS a;\n"
-        "SELECT 'it''s; -- not a comment' AS b;\n"
-        'SELECT 1 AS "semi;colon";\n'
-        "SELECT U&'d\\0061t\\+000061;' AS c;\n"
-    )
-    got = split(text)
-    assert [s.sql for s in got] == [
+    statements = [
         "SELECT E'it\\'s;' AS a",
         "SELECT 'it''s; -- not a comment' AS b",
         'SELECT 1 AS "semi;colon"',
         "SELECT U&'d\\0061t\\+000061;' AS c",
     ]
+    got = split(one_a_line(statements))
+    assert [s.sql for s in got] == statements
     assert [s.line for s in got] == [1, 2, 3, 4]
 
 
