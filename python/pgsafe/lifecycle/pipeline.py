@@ -18,7 +18,7 @@ from typing import Any
 
 from pgsafe import _core
 from pgsafe.backup import core as backup_core
-from pgsafe.config import Settings
+from pgsafe.config import Settings, describe_target
 from pgsafe.db import connect
 from pgsafe.errors import (
     ConfigError,
@@ -188,7 +188,7 @@ def apply_pipeline(
     settings = settings or Settings()
     events = events or EventLog(None)
     say = progress or (lambda _m: None)
-    label = target_label or (_core.mask_dsn(dsn) if dsn else "libpq defaults")
+    label = describe_target(dsn, target_label)
     report = report or ApplyReport(label, policy.name)
     report.database, report.environment = label, policy.name
     if backup is False and not policy.allow_skip_backup:

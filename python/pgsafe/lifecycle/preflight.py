@@ -17,7 +17,7 @@ from typing import Any
 
 from pgsafe import _core
 from pgsafe.backup import core as backup_core
-from pgsafe.config import Settings
+from pgsafe.config import Settings, describe_target
 from pgsafe.db import connect
 from pgsafe.errors import ConfigError, DatabaseError, Error
 from pgsafe.events import EventLog, create_private, private_dir
@@ -923,7 +923,7 @@ def preflight(
     events = events or EventLog(None)
     root = Path(source)
     discover(root)  # bad names and orphan down files: a config error before connecting
-    label = target_label or (_core.mask_dsn(dsn) if dsn else "libpq defaults")
+    label = describe_target(dsn, target_label)
     if force and not policy.allow_force:
         raise ConfigError(f"--force is not allowed by the {policy.name} policy ({policy.source})")
     started = time.monotonic()
