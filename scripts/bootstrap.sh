@@ -7,18 +7,13 @@
 #              PGSAFE_SKIP_APT=1 (trust the system packages; for machines without apt).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SAY_STDOUT=1 # progress is bootstrap's output
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 VENV="$ROOT/.venv"
 STAMP="$ROOT/.setup-stamp"
-PYTHON="${PYTHON:-python3}"
-
-say() { printf 'bootstrap: %s\n' "$*"; }
-die() {
-  printf 'bootstrap: error: %s\n' "$*" >&2
-  exit 1
-}
 
 # One bootstrap at a time per checkout (demo and tests may be started together).
 mkdir -p "$ROOT/build"
@@ -85,9 +80,7 @@ else
 fi
 
 # --- virtualenv ------------------------------------------------------------------------------
-command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (set PYTHON=/path/to/python3.11+)"
-"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
-  die "$PYTHON is $("$PYTHON" -V 2>&1); pgsafe needs Python >= 3.11 (set PYTHON=...)"
+need_python
 
 if [[ ! -x "$VENV/bin/python" ]]; then
   say "creating .venv with $("$PYTHON" -V 2>&1)"

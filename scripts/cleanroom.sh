@@ -16,16 +16,11 @@
 #              on the one line naming it, then with every -dev package).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SUITE="${SUITE:-bookworm}"
 MIRROR="${MIRROR:-http://deb.debian.org/debian}"
 CHROOT="$ROOT/build/cleanroom/$SUITE"
-
-die() {
-  printf 'cleanroom: error: %s\n' "$*" >&2
-  exit 1
-}
-say() { printf 'cleanroom: %s\n' "$*" >&2; }
 
 [[ $EUID -eq 0 ]] || die "needs root (debootstrap and chroot)"
 command -v debootstrap >/dev/null 2>&1 || die "debootstrap not found: apt-get install debootstrap"

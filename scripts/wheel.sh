@@ -16,22 +16,14 @@
 # The last line printed is the wheel's path.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-PYTHON="${PYTHON:-python3}"
 CACHE="$ROOT/build/wheel"
 DIST="$ROOT/dist"
 
-say() { printf 'wheel: %s\n' "$*" >&2; }
-die() {
-  printf 'wheel: error: %s\n' "$*" >&2
-  exit 1
-}
-
-command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (set PYTHON=/path/to/python3.11+)"
-"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
-  die "$PYTHON is $("$PYTHON" -V 2>&1); pgsafe needs Python >= 3.11 (set PYTHON=...)"
+need_python
 pytag="$("$PYTHON" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
 
 mkdir -p "$CACHE"

@@ -347,8 +347,10 @@ def from_core(fields: Mapping[str, Any]) -> DatabaseError:
 
 _MASK = "****"
 
-# scheme://user:secret@host -- the password runs to the last "@" before a "/" or whitespace.
-_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@]*:)[^\s/]*(@)")
+# scheme://user:secret@host -- the password runs to the URL's last "@" (before whitespace): it
+# may hold "@", "/", "?" or "#", and masking a little too much (an "@" in the query string) is
+# the safe mistake.
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@]*:)\S*(@)")
 # password=... as a URL query parameter: the value ends at "&", "#" or whitespace.
 _QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^\s&#]*", re.IGNORECASE)
 # password=... in a key=value DSN or environment listing (PGPASSWORD=...): quoted with

@@ -31,6 +31,7 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pgsafe.errors import ConfigError
 
@@ -386,9 +387,24 @@ def configured_major(explicit: int | str | None = None, source: str = "--pg-vers
 
 
 def _config_pg_version(start: Path | None = None) -> tuple[object, str] | None:
-    """`pg_version` of the nearest pgsafe.toml (top level) or pyproject.toml ([tool.pgsafe]),
-    searched upwards from `start` (the same files lint reads; this module stays free of lint)."""
+    """`pg_version` of the nearest pgsafe config (find_config_table), with its file."""
+    found = find_config_table(start)
+    if found is None or "pg_version" not in found[0]:
+        return None
+    table, source = found
+    return table["pg_version"], source
 
+
+# --------------------------------------------------------------------------------------------
+# pgsafe's configuration file: one reader for lint, the environment policies, --layout and the
+# throwaway server's major (here, in a module free of the compiled core and of lint, because
+# the embedded server's launcher runs from a plain source tree)
+
+
+def find_config_table(start: Path | None = None) -> tuple[dict[str, Any], str] | None:
+    """The pgsafe table of the nearest pgsafe.toml (the whole file) or pyproject.toml
+    (`[tool.pgsafe]`), searching `start` (default: the current directory) and its parents,
+    with the file's path; None when there is none."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         for name in ("pgsafe.toml", "pyproject.toml"):
@@ -400,9 +416,35 @@ def _config_pg_version(start: Path | None = None) -> tuple[object, str] | None:
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
                 raise ConfigError(f"{path}: {exc}") from None
             table = data if name == "pgsafe.toml" else data.get("tool", {}).get("pgsafe")
-            if isinstance(table, dict):
-                return (table["pg_version"], str(path)) if "pg_version" in table else None
+            if table is None:
+                continue
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}: tool.pgsafe must be a table ([tool.pgsafe])")
+            return table, str(path)
     return None
+
+
+def config_subtable(
+    table: dict[str, Any], key: str, source: str, name: str = "", example: str = ""
+) -> dict[str, Any]:
+    """`table[key]` (empty when absent), which must be a table; `name` is its dotted name in
+    the message (default `key`), `example` how one is written."""
+    value = table.get(key, {})
+    if not isinstance(value, dict):
+        hint = f" ({example})" if example else ""
+        raise ConfigError(f"{source}: {name or key} must be a table{hint}")
+    return value
+
+
+def check_config_keys(
+    table: dict[str, Any], known: Sequence[str], source: str, what: str, prefix: str = ""
+) -> None:
+    """ConfigError naming every key of `table` not in `known` (`what`: what a key is, e.g.
+    "lint setting"; `prefix`: the dotted path written before each key)."""
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        names = ", ".join(prefix + k for k in unknown)
+        raise ConfigError(f"{source}: unknown {what} {names} (known: {', '.join(known)})")
 
 
 # --------------------------------------------------------------------------------------------

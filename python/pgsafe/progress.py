@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from types import TracebackType
 from typing import IO, Any
 
 __all__ = ["Progress", "human_bytes"]
@@ -72,12 +71,7 @@ class Progress:
         self._draw(force=True)
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         self.close(failed=exc_type is not None)
 
     def advance(self, amount: float = 1) -> None:

@@ -26,8 +26,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from types import FrameType
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from pgsafe import pgbin
@@ -45,6 +45,7 @@ __all__ = [
     "server_os_user",
 ]
 
+_T = TypeVar("_T")
 _SUPERUSER = "postgres"
 # sun_path is 108 bytes on Linux including the terminating NUL; PostgreSQL refuses longer paths.
 _MAX_SOCKET_PATH = 107
@@ -395,6 +396,12 @@ class TemporaryServer:
             raise ServerError("the temporary PostgreSQL server is not running; call start()")
         return self._tempdir
 
+    def _once_started(self, value: _T | None) -> _T:
+        """`value`, which start() set: ServerError when the server is not running."""
+        self._require_started()
+        assert value is not None
+        return value
+
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -415,9 +422,7 @@ class TemporaryServer:
 
     @property
     def port(self) -> int:
-        self._require_started()
-        assert self._port is not None
-        return self._port
+        return self._once_started(self._port)
 
     @property
     def log_path(self) -> Path:
@@ -425,30 +430,22 @@ class TemporaryServer:
 
     @property
     def bindir(self) -> Path:
-        self._require_started()
-        assert self._bindir is not None
-        return self._bindir
+        return self._once_started(self._bindir)
 
     @property
     def installation(self) -> pgbin.Installation:
         """The PostgreSQL programs this server runs (version, where they were found)."""
-        self._require_started()
-        assert self._installation is not None
-        return self._installation
+        return self._once_started(self._installation)
 
     @property
     def version(self) -> int:
         """Major version of the running server, e.g. 15."""
-        self._require_started()
-        assert self._version is not None
-        return self._version
+        return self._once_started(self._version)
 
     @property
     def pid(self) -> int:
         """Process id of the postmaster."""
-        self._require_started()
-        assert self._proc is not None
-        return self._proc.pid
+        return self._once_started(self._proc).pid
 
     @property
     def os_user(self) -> str:
@@ -481,12 +478,7 @@ class TemporaryServer:
     def __enter__(self) -> TemporaryServer:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def start(self) -> TemporaryServer:
@@ -870,10 +862,5 @@ class TemporaryDatabase:
     def __enter__(self) -> TemporaryDatabase:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.drop()

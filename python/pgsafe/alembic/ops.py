@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from alembic.operations import MigrateOperation, Operations
@@ -186,30 +187,21 @@ def _backfill_batches(operations: Operations, op: BackfillOp) -> int:
 
 
 @Operations.register_operation("add_column_not_null_safe")
+@dataclass(eq=False)  # a record of its arguments; eq=False: Alembic's identity hashing
 class AddColumnNotNullSafeOp(MigrateOperation):
     """``op.add_column_not_null_safe("t", Column("c", Text), backfill="'x'")``: add the column
     nullable (with its server default, which PostgreSQL 11+ fills in without a rewrite), backfill
     the NULLs in batches, add CHECK (c IS NOT NULL) NOT VALID, VALIDATE it (no write block),
     SET NOT NULL (which then skips its scan), drop the check. Each step commits on its own."""
 
-    def __init__(
-        self,
-        table_name: str,
-        column: Column[Any],
-        *,
-        backfill: str | None = None,
-        schema: str | None = None,
-        key: str = "id",
-        batch_size: int = 10_000,
-        sleep: float = 0.0,
-    ) -> None:
-        self.table_name = table_name
-        self.column = column
-        self.backfill = backfill
-        self.schema = schema
-        self.key = key
-        self.batch_size = batch_size
-        self.sleep = sleep
+    table_name: str
+    column: Column[Any]
+    _: KW_ONLY
+    backfill: str | None = None
+    schema: str | None = None
+    key: str = "id"
+    batch_size: int = 10_000
+    sleep: float = 0.0
 
     @classmethod
     def add_column_not_null_safe(
@@ -257,30 +249,24 @@ def _add_column_not_null_safe(operations: Operations, op: AddColumnNotNullSafeOp
 
 
 @Operations.register_operation("create_index_concurrently")
+@dataclass(eq=False)  # a record of its arguments; eq=False: Alembic's identity hashing
 class CreateIndexConcurrentlyOp(MigrateOperation):
     """``op.create_index_concurrently("ix", "t", ["a", "b"])``: CREATE INDEX CONCURRENTLY IF NOT
     EXISTS in an autocommit block (writes go on while it builds); an INVALID index of that name
     left by an earlier failed build is dropped first, and one this build leaves is dropped
     before the error is raised."""
 
-    def __init__(
-        self,
-        index_name: str,
-        table_name: str,
-        columns: Sequence[str],
-        *,
-        schema: str | None = None,
-        unique: bool = False,
-        where: str | None = None,
-        using: str | None = None,
-    ) -> None:
-        self.index_name = index_name
-        self.table_name = table_name
-        self.columns = list(columns)
-        self.schema = schema
-        self.unique = unique
-        self.where = where
-        self.using = using
+    index_name: str
+    table_name: str
+    columns: Sequence[str]
+    _: KW_ONLY
+    schema: str | None = None
+    unique: bool = False
+    where: str | None = None
+    using: str | None = None
+
+    def __post_init__(self) -> None:
+        self.columns = list(self.columns)
 
     @classmethod
     def create_index_concurrently(
@@ -298,20 +284,15 @@ class CreateIndexConcurrentlyOp(MigrateOperation):
 
 
 @Operations.register_operation("drop_index_concurrently")
+@dataclass(eq=False)  # a record of its arguments; eq=False: Alembic's identity hashing
 class DropIndexConcurrentlyOp(MigrateOperation):
     """``op.drop_index_concurrently("ix")``: DROP INDEX CONCURRENTLY IF EXISTS in an autocommit
     block (no ACCESS EXCLUSIVE lock on the table)."""
 
-    def __init__(
-        self,
-        index_name: str,
-        *,
-        schema: str | None = None,
-        _reverse: CreateIndexConcurrentlyOp | None = None,
-    ) -> None:
-        self.index_name = index_name
-        self.schema = schema
-        self._reverse = _reverse
+    index_name: str
+    _: KW_ONLY
+    schema: str | None = None
+    _reverse: CreateIndexConcurrentlyOp | None = None
 
     @classmethod
     def drop_index_concurrently(cls, operations: Operations, index_name: str, **kw: Any) -> None:
@@ -364,6 +345,7 @@ def _drop_index_concurrently(operations: Operations, op: DropIndexConcurrentlyOp
 
 
 @Operations.register_operation("add_foreign_key_not_valid")
+@dataclass(eq=False)  # a record of its arguments; eq=False: Alembic's identity hashing
 class AddForeignKeyNotValidOp(MigrateOperation):
     """``op.add_foreign_key_not_valid("fk", "child", "parent", ["parent_id"], ["id"])``: ADD
     CONSTRAINT ... NOT VALID (a brief lock, no scan), then VALIDATE CONSTRAINT in its own
@@ -371,30 +353,21 @@ class AddForeignKeyNotValidOp(MigrateOperation):
     invariant check of pgsafe.alembic.configure accepts it); validate later with
     ``op.validate_constraint``."""
 
-    def __init__(
-        self,
-        constraint_name: str,
-        source_table: str,
-        referent_table: str,
-        local_cols: Sequence[str],
-        remote_cols: Sequence[str],
-        *,
-        validate: bool = True,
-        source_schema: str | None = None,
-        referent_schema: str | None = None,
-        ondelete: str | None = None,
-        onupdate: str | None = None,
-    ) -> None:
-        self.constraint_name = constraint_name
-        self.source_table = source_table
-        self.referent_table = referent_table
-        self.local_cols = list(local_cols)
-        self.remote_cols = list(remote_cols)
-        self.validate = validate
-        self.source_schema = source_schema
-        self.referent_schema = referent_schema
-        self.ondelete = ondelete
-        self.onupdate = onupdate
+    constraint_name: str
+    source_table: str
+    referent_table: str
+    local_cols: Sequence[str]
+    remote_cols: Sequence[str]
+    _: KW_ONLY
+    validate: bool = True
+    source_schema: str | None = None
+    referent_schema: str | None = None
+    ondelete: str | None = None
+    onupdate: str | None = None
+
+    def __post_init__(self) -> None:
+        self.local_cols = list(self.local_cols)
+        self.remote_cols = list(self.remote_cols)
 
     @classmethod
     def add_foreign_key_not_valid(
@@ -443,13 +416,14 @@ def _add_foreign_key_not_valid(operations: Operations, op: AddForeignKeyNotValid
 
 
 @Operations.register_operation("validate_constraint")
+@dataclass(eq=False)  # a record of its arguments; eq=False: Alembic's identity hashing
 class ValidateConstraintOp(MigrateOperation):
     """``op.validate_constraint("fk", "t")``: VALIDATE CONSTRAINT in its own transaction."""
 
-    def __init__(self, constraint_name: str, table_name: str, *, schema: str | None = None):
-        self.constraint_name = constraint_name
-        self.table_name = table_name
-        self.schema = schema
+    constraint_name: str
+    table_name: str
+    _: KW_ONLY
+    schema: str | None = None
 
     @classmethod
     def validate_constraint(

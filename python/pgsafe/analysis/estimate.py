@@ -104,30 +104,29 @@ ORDER BY a.attnum
 """
 
 
+# Expressions over `g` (1..n) giving distinct values, by the column's pg_type.typcategory, then
+# by its type; `{cast}` is the cast to the column's type.
+_BY_CATEGORY = {
+    "N": "g{cast}",
+    "S": "('r' || g){cast}",
+    "B": "(g % 2 = 0){cast}",
+    "D": "(now() - g * interval '1 second'){cast}",
+    "E": "(enum_range(NULL{cast}))[1 + g % array_length(enum_range(NULL{cast}), 1)]",
+    "A": "'{{}}'{cast}",
+    "T": "(g * interval '1 second'){cast}",
+}
+_BY_TYPE = {
+    "uuid": "md5(g::text)::uuid",
+    "json": "json_build_object('n', g){cast}",
+    "jsonb": "json_build_object('n', g){cast}",
+    "bytea": "decode(md5(g::text), 'hex')",
+}
+
+
 def _generator(name: str, typ: str, category: str) -> str | None:
     """An SQL expression over `g` (1..n) giving distinct values of the column's type."""
-    cast = f"::{typ}"
-    if category == "N":
-        return f"g{cast}"
-    if category == "S":
-        return f"('r' || g){cast}"
-    if category == "B":
-        return f"(g % 2 = 0){cast}"
-    if category == "D":
-        return f"(now() - g * interval '1 second'){cast}"
-    if category == "E":
-        return f"(enum_range(NULL{cast}))[1 + g % array_length(enum_range(NULL{cast}), 1)]"
-    if category == "A":
-        return f"'{{}}'{cast}"
-    if typ == "uuid":
-        return "md5(g::text)::uuid"
-    if typ in ("json", "jsonb"):
-        return f"json_build_object('n', g){cast}"
-    if typ == "bytea":
-        return "decode(md5(g::text), 'hex')"
-    if category == "T":
-        return f"(g * interval '1 second'){cast}"
-    return None
+    template = _BY_CATEGORY.get(category) or _BY_TYPE.get(typ)
+    return template.format(cast=f"::{typ}") if template is not None else None
 
 
 def generate_sample(conn: _core.Connection, table: str, rows: int) -> int:

@@ -23,10 +23,12 @@ from pgsafe.errors import EXIT_ROLLBACK as EXIT_ROLLBACK
 from pgsafe.errors import EXIT_UNSAFE as EXIT_UNSAFE
 from pgsafe.errors import exit_code as exit_code
 from pgsafe.events import EventLog, create_private, private_dir
-from pgsafe.lint.config import LintConfig, find_config_table, load_config
+from pgsafe.lifecycle.runner import Runner
+from pgsafe.lint.config import LintConfig, load_config
+from pgsafe.pgbin import find_config_table
 from pgsafe.server import TemporaryServer
 from pgsafe.sources.files import Statement
-from pgsafe.sources.layouts import LAYOUTS, check_layout
+from pgsafe.sources.layouts import LAYOUTS, check_layout, discover
 
 
 def duration(
@@ -152,18 +154,23 @@ def add_format(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["text", "json"], default="text")
 
 
-def add_target(
-    p: argparse.ArgumentParser, with_path: bool = True, with_log_dir: bool = True
-) -> None:
-    add_verbose(p)
-    if with_path:
-        add_path(p)
+def add_db(p: argparse.ArgumentParser) -> None:
+    """--db URL: the target database."""
     p.add_argument(
         "--db",
         metavar="URL",
         help="target database; default DATABASE_URL, then libpq's PG* variables and "
         "service files, then an embedded throwaway server",
     )
+
+
+def add_target(
+    p: argparse.ArgumentParser, with_path: bool = True, with_log_dir: bool = True
+) -> None:
+    add_verbose(p)
+    if with_path:
+        add_path(p)
+    add_db(p)
     if not with_log_dir:
         return
     p.add_argument(
@@ -173,67 +180,104 @@ def add_target(
     )
 
 
+def add_paths(p: argparse.ArgumentParser, help: str) -> None:
+    """The PATH... positionals of lint and fix: files, directories or '-' (stdin)."""
+    p.add_argument("paths", nargs="*", default=["migrations"], metavar="PATH", help=help)
+
+
+def add_tables(p: argparse.ArgumentParser, help: str) -> None:
+    """--tables T,...: relation names, each checked as PostgreSQL reads it (table_list)."""
+    p.add_argument("--tables", type=table_list, metavar="T,...", help=help)
+
+
+def add_workers(p: argparse.ArgumentParser, help: str = "connections (default 2)") -> None:
+    """--workers N (default 2): connections a parallel scan opens."""
+    p.add_argument("--workers", type=positive_int, default=2, metavar="N", help=help)
+
+
+def add_json(p: argparse.ArgumentParser, help: str = "machine-readable output") -> None:
+    p.add_argument("--json", action="store_true", help=help)
+
+
+def add_apply(p: argparse.ArgumentParser) -> None:
+    """--apply (args.execute): without it a command that writes only shows its plan."""
+    p.add_argument(
+        "--apply", action="store_true", dest="execute", help="actually write to the database"
+    )
+
+
+def add_pg_version(
+    p: argparse.ArgumentParser, help: str, parse: Callable[[str], object] = int
+) -> None:
+    """--pg-version N: the target's PostgreSQL major."""
+    p.add_argument("--pg-version", type=parse, metavar="N", help=help)
+
+
+# The safety limits apply, rollback and preflight take: (flag, the Settings field it sets, its
+# parser, help). One table serves the flags (add_safety) and reading them back (settings_from).
+_LIMITS: tuple[tuple[str, str, Callable[[str], int], str], ...] = (
+    (
+        "--lock-timeout",
+        "lock_timeout_ms",
+        timeout_ms,
+        "lock_timeout for every statement (default 5s; more than 0, which PostgreSQL reads as no "
+        "timeout at all)",
+    ),
+    (
+        "--statement-timeout",
+        "statement_timeout_ms",
+        timeout_ms,
+        "statement_timeout for ordinary statements (default 5min)",
+    ),
+    (
+        "--long-statement-timeout",
+        "long_statement_timeout_ms",
+        timeout_ms,
+        "statement_timeout for index builds, validations, VACUUM (default 15min)",
+    ),
+    (
+        "--idle-timeout",
+        "idle_in_transaction_timeout_ms",
+        timeout_ms,
+        "idle_in_transaction_session_timeout (default 60s)",
+    ),
+    (
+        "--retries",
+        "max_attempts",
+        int,
+        "attempts on lock timeout or deadlock, first included (default 5)",
+    ),
+    (
+        "--retry-base",
+        "retry_base_ms",
+        delay_ms,
+        "first backoff delay, doubled per attempt with jitter (default 500ms)",
+    ),
+    ("--retry-max", "retry_max_ms", delay_ms, "backoff cap (default 30s)"),
+)
+
+
+def _dest(flag: str) -> str:
+    return flag.removeprefix("--").replace("-", "_")
+
+
 def add_safety(p: argparse.ArgumentParser) -> None:
     d = Settings()
     g = p.add_argument_group("safety limits")
-    g.add_argument(
-        "--lock-timeout",
-        type=timeout_ms,
-        default=d.lock_timeout_ms,
-        metavar="DUR",
-        help="lock_timeout for every statement (default 5s; more than 0, which PostgreSQL "
-        "reads as no timeout at all)",
+    for flag, attr, parse, help in _LIMITS:
+        metavar = "N" if parse is int else "DUR"
+        g.add_argument(flag, type=parse, default=getattr(d, attr), metavar=metavar, help=help)
+    add_lock_wait(
+        g,
+        "how long to wait for another run's migration lock (default 5min; 0: fail at once if "
+        "another run holds it)",
     )
-    g.add_argument(
-        "--statement-timeout",
-        type=timeout_ms,
-        default=d.statement_timeout_ms,
-        metavar="DUR",
-        help="statement_timeout for ordinary statements (default 5min)",
-    )
-    g.add_argument(
-        "--long-statement-timeout",
-        type=timeout_ms,
-        default=d.long_statement_timeout_ms,
-        metavar="DUR",
-        help="statement_timeout for index builds, validations, VACUUM (default 15min)",
-    )
-    g.add_argument(
-        "--idle-timeout",
-        type=timeout_ms,
-        default=d.idle_in_transaction_timeout_ms,
-        metavar="DUR",
-        help="idle_in_transaction_session_timeout (default 60s)",
-    )
-    g.add_argument(
-        "--retries",
-        type=int,
-        default=d.max_attempts,
-        metavar="N",
-        help="attempts on lock timeout or deadlock, first included (default 5)",
-    )
-    g.add_argument(
-        "--retry-base",
-        type=delay_ms,
-        default=d.retry_base_ms,
-        metavar="DUR",
-        help="first backoff delay, doubled per attempt with jitter (default 500ms)",
-    )
-    g.add_argument(
-        "--retry-max",
-        type=delay_ms,
-        default=d.retry_max_ms,
-        metavar="DUR",
-        help="backoff cap (default 30s)",
-    )
-    g.add_argument(
-        "--lock-wait",
-        type=lock_wait_ms,
-        default=int(d.lock_wait_s * 1000),
-        metavar="DUR",
-        help="how long to wait for another run's migration lock (default 5min; 0: fail at "
-        "once if another run holds it)",
-    )
+
+
+def add_lock_wait(g: argparse._ActionsContainer, help: str) -> None:
+    """--lock-wait DUR: how long to wait for another run's migration lock (Settings.lock_wait_s)."""
+    default = int(Settings().lock_wait_s * 1000)
+    g.add_argument("--lock-wait", type=lock_wait_ms, default=default, metavar="DUR", help=help)
 
 
 def add_exclude(p: argparse.ArgumentParser) -> None:
@@ -254,17 +298,9 @@ def add_exclude(p: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     s = Settings()
-    for attr, key in [
-        ("lock_timeout_ms", "lock_timeout"),
-        ("statement_timeout_ms", "statement_timeout"),
-        ("long_statement_timeout_ms", "long_statement_timeout"),
-        ("idle_in_transaction_timeout_ms", "idle_timeout"),
-        ("max_attempts", "retries"),
-        ("retry_base_ms", "retry_base"),
-        ("retry_max_ms", "retry_max"),
-    ]:
-        if hasattr(args, key):
-            setattr(s, attr, getattr(args, key))
+    for flag, attr, _parse, _help in _LIMITS:
+        if hasattr(args, _dest(flag)):
+            setattr(s, attr, getattr(args, _dest(flag)))
     if getattr(args, "lock_wait", None) is not None:
         s.lock_wait_s = args.lock_wait / 1000
     if s.max_attempts < 1:
@@ -296,6 +332,21 @@ def open_target(
         yield (
             server.dsn("postgres"),
             f"embedded throwaway server (PostgreSQL {version}, port {server.port})",
+        )
+
+
+@contextlib.contextmanager
+def open_runner(args: argparse.Namespace) -> Iterator[Runner]:
+    """What status, repair and rollback run on: settings from the flags, PATH read (a bad one
+    fails before a throwaway server starts), the event log (checked before anything is
+    touched), the target (open_target), and a Runner over PATH on it that tells the user its
+    progress. The runner holds all of them: `.settings`, `.events`, `.dsn`, `.target_label`."""
+    settings = settings_from(args)
+    discover(args.path)
+    events = event_log(args)
+    with open_target(args) as (dsn, label):
+        yield Runner(
+            args.path, dsn, settings=settings, events=events, progress=say, target_label=label
         )
 
 

@@ -10,11 +10,14 @@ import importlib
 import json
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pgsafe.cli import _common as common
 from pgsafe.cli._common import EXIT_OK, EXIT_UNSAFE
-from pgsafe.cli.preflight import add_env
+from pgsafe.cli.preflight import add_backup_dir, add_env, run_preflight
+from pgsafe.config import Settings
 from pgsafe.errors import ConfigError, Error, RollbackError
 from pgsafe.lifecycle.pipeline import (
     ApplyReport,
@@ -24,8 +27,7 @@ from pgsafe.lifecycle.pipeline import (
     plan_restore_rollback,
     rollback_data_loss,
 )
-from pgsafe.lifecycle.policy import load_policy
-from pgsafe.lifecycle.preflight import preflight
+from pgsafe.lifecycle.policy import Policy, load_policy
 from pgsafe.lifecycle.runner import Runner
 from pgsafe.sources.layouts import discover
 
@@ -46,9 +48,7 @@ def register(sub: Any) -> None:
         "on stdout, progress and logs on stderr.",
     )
     common.add_target(p)
-    p.add_argument(
-        "--apply", action="store_true", dest="execute", help="actually write to the database"
-    )
+    common.add_apply(p)
     p.add_argument("--to", type=common.version, metavar="VERSION", help="stop after this version")
     add_env(p)
     p.add_argument(
@@ -70,12 +70,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--no-postflight", action="store_true", help="skip the postflight checks (recorded)"
     )
-    p.add_argument(
-        "--backup-dir",
-        default="backups/migrations",
-        metavar="DIR",
-        help="where backups go (default: backups/migrations)",
-    )
+    add_backup_dir(p, "where backups go (default: backups/migrations)")
     p.add_argument("--approvals", metavar="FILE", help="default: PATH/approvals.toml")
     p.add_argument(
         "--slow-warning",
@@ -105,9 +100,7 @@ def register(sub: Any) -> None:
     g.add_argument(
         "--to", type=common.version, metavar="VERSION", help="roll back everything after VERSION"
     )
-    p.add_argument(
-        "--apply", action="store_true", dest="execute", help="actually write to the database"
-    )
+    common.add_apply(p)
     add_env(p)
     p.add_argument("--yes", action="store_true", help="confirm the rollback (and its data loss)")
     p.add_argument(
@@ -116,14 +109,22 @@ def register(sub: Any) -> None:
         help="restore the affected tables from the last verified backup instead of down files "
         "(and drop the tables the migrations created)",
     )
-    p.add_argument(
-        "--backup-dir",
-        default="backups/migrations",
-        metavar="DIR",
-        help="where backups are (default: backups/migrations)",
-    )
+    add_backup_dir(p, "where backups are (default: backups/migrations)")
     common.add_safety(p)
     p.set_defaults(handler=run_rollback)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One `pgsafe apply`: the target, its settings and policy, the report it fills and where
+    its progress goes (stderr under --format json)."""
+
+    dsn: str
+    label: str
+    settings: Settings
+    policy: Policy
+    report: ApplyReport
+    say: Callable[[str], None]
 
 
 def _plan_lines(title: str, plan: Any) -> None:
@@ -150,9 +151,8 @@ def run_apply(args: argparse.Namespace) -> int:
         report.started_at = now.replace("+00:00", "Z")
         started = time.monotonic()
         try:
-            if not args.execute:
-                return _plan_apply(args, dsn, label, settings, policy, report, say)
-            return _apply(args, dsn, label, settings, policy, report, say)
+            run = _Run(dsn, label, settings, policy, report, say)
+            return _apply(args, run) if args.execute else _plan_apply(args, run)
         except (Error, KeyboardInterrupt) as exc:
             # cli.main exits with the same pgsafe.errors.exit_code: report and process agree.
             if report.error is None:
@@ -165,50 +165,34 @@ def run_apply(args: argparse.Namespace) -> int:
                 print(json.dumps(report.to_dict(), indent=2, default=str), flush=True)
 
 
-def _plan_apply(
-    args: argparse.Namespace,
-    dsn: str,
-    label: str,
-    settings: Any,
-    policy: Any,
-    report: Any,
-    say: Any,
-) -> int:
+def _plan_apply(args: argparse.Namespace, run: _Run) -> int:
     """Without --apply: the preflight result and the plan, nothing written (no report file, no
     event log, nothing in the database)."""
 
     as_json = args.format == "json"
-    runner = Runner(args.path, dsn, settings=settings, target_label=label)
+    runner = Runner(args.path, run.dsn, settings=run.settings, target_label=run.label)
     migs = runner.migrations()
     runner._check_to(migs, args.to)
     for m in migs:
         m.up_statements()
     started = time.monotonic()
-    pre = preflight(
-        dsn,
-        args.path,
-        policy=policy,
-        settings=settings,
-        force=args.force,
-        backup_dir=args.backup_dir,
-        backup_planned=args.backup is not False and policy.backup != "off",
-        approvals=args.approvals,
-        target_label=label,
-        to=args.to,
+    planned = args.backup is not False and run.policy.backup != "off"
+    pre = run_preflight(
+        args, run.dsn, run.label, run.settings, run.policy, backup_planned=planned, to=args.to
     )
-    report.preflight = pre
+    run.report.preflight = pre
     status = "ok" if pre.passed and not pre.warnings else "warn" if pre.passed else "failed"
-    report.steps.append(Step("preflight", status, pre.summary(), time.monotonic() - started))
+    run.report.steps.append(Step("preflight", status, pre.summary(), time.monotonic() - started))
     for name in ("backup", "apply", "postflight"):
-        report.steps.append(Step(name, "not-run", "read-only: pass --apply to run it"))
+        run.report.steps.append(Step(name, "not-run", "read-only: pass --apply to run it"))
     if not as_json:
-        say(pre.to_text().rstrip())
+        run.say(pre.to_text().rstrip())
     ledger = pre.check("ledger")
     if ledger is not None and ledger.status == "fail":
         # Dirty (exit 2) or tampered (1): there is no plan; the runner says why.
         runner.plan_apply(args.to)
     plan = runner.plan_apply(args.to)
-    report.plan = [
+    run.report.plan = [
         {
             "version": m.version,
             "name": m.name,
@@ -218,10 +202,10 @@ def _plan_apply(
         for m, statements in plan
     ]
     if not as_json:
-        say("")
-        _plan_lines(f"pending migrations on {label}", plan)
+        run.say("")
+        _plan_lines(f"pending migrations on {run.label}", plan)
     if not pre.passed:
-        report.error, report.exit_code = pre.failure_line(), EXIT_UNSAFE
+        run.report.error, run.report.exit_code = pre.failure_line(), EXIT_UNSAFE
         print(
             f"pgsafe: error: {pre.failure_line()} (apply --apply would stop here)",
             file=sys.stderr,
@@ -230,15 +214,7 @@ def _plan_apply(
     return EXIT_OK
 
 
-def _apply(
-    args: argparse.Namespace,
-    dsn: str,
-    label: str,
-    settings: Any,
-    policy: Any,
-    report: Any,
-    say: Any,
-) -> int:
+def _apply(args: argparse.Namespace, run: _Run) -> int:
     """--apply: preflight -> backup -> apply -> postflight
     (pgsafe.lifecycle.pipeline.apply_pipeline);
     in text mode the failing step's report and the summary are printed whatever happened."""
@@ -247,12 +223,12 @@ def _apply(
     slow = args.slow_warning / 1000 if args.slow_warning is not None else None
     try:
         apply_pipeline(
-            dsn,
+            run.dsn,
             args.path,
-            policy=policy,
-            settings=settings,
+            policy=run.policy,
+            settings=run.settings,
             events=events,
-            progress=say,
+            progress=run.say,
             to=args.to,
             backup=args.backup,
             postflight=not args.no_postflight,
@@ -260,23 +236,23 @@ def _apply(
             backup_dir=args.backup_dir,
             approvals=args.approvals,
             log_dir=args.log_dir or None,
-            target_label=label,
+            target_label=run.label,
             slow_migration_s=slow,
-            report=report,
+            report=run.report,
         )
     finally:
-        if report.steps and args.format != "json":
-            if report.preflight is not None and not report.preflight.passed:
-                say(report.preflight.to_text().rstrip())
-            if report.postflight is not None:
-                say(report.postflight.to_text().rstrip())
-            say(report.to_text().rstrip())
-            if report.preflight is not None and report.preflight.report_path:
-                say(f"preflight report: {report.preflight.report_path}")
-            if report.postflight_report:
-                say(f"postflight report: {report.postflight_report}")
-    runner = Runner(args.path, dsn, settings=settings, target_label=label)
-    say(runner.status().render_text())
+        if run.report.steps and args.format != "json":
+            if run.report.preflight is not None and not run.report.preflight.passed:
+                run.say(run.report.preflight.to_text().rstrip())
+            if run.report.postflight is not None:
+                run.say(run.report.postflight.to_text().rstrip())
+            run.say(run.report.to_text().rstrip())
+            if run.report.preflight is not None and run.report.preflight.report_path:
+                run.say(f"preflight report: {run.report.preflight.report_path}")
+            if run.report.postflight_report:
+                run.say(f"postflight report: {run.report.postflight_report}")
+    runner = Runner(args.path, run.dsn, settings=run.settings, target_label=run.label)
+    run.say(runner.status().render_text())
     return EXIT_OK
 
 
@@ -297,20 +273,11 @@ def _confirm(args: argparse.Namespace, what: str) -> None:
 
 
 def run_rollback(args: argparse.Namespace) -> int:
-    settings = common.settings_from(args)
     policy = load_policy(args.env)
     args._policy = policy
-    discover(args.path)
-    events = common.event_log(args)
-    with common.open_target(args) as (dsn, label):
-        runner = Runner(
-            args.path,
-            dsn,
-            settings=settings,
-            events=events,
-            progress=common.say,
-            target_label=label,
-        )
+    with common.open_runner(args) as runner:
+        dsn, label = runner.dsn, runner.target_label
+        settings, events = runner.settings, runner.events
         # Irreversible ones (no down file) are refused here (4), unless restored from a backup.
         plan = runner.plan_rollback(args.steps, args.to, require_down=not args.from_backup)
         rplan = None

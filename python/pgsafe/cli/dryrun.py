@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="also write PATH/checksum.txt (sha256sum -c format)",
     )
-    p.add_argument("--pg-version", type=int, metavar="N", help="target PostgreSQL major")
+    common.add_pg_version(p, "target PostgreSQL major")
     p.add_argument(
         "--no-trace",
         action="store_true",
@@ -110,23 +110,22 @@ def _trace_dry_run(
     common.note(f"tracing {len(migs)} migration(s) on a throwaway PostgreSQL ({where})")
     try:
         traced = trace(migs, target_dsn=target_dsn, pg_version=pg_version)
-    except MissingBinaries as exc:
-        report.trace_note = mask_password(str(exc)).splitlines()[0]
-        return exc
-    except NotCheckable as exc:  # an extension the server lacks: not checked, not failed
-        common.note(f"not checked: {mask_password(str(exc)).splitlines()[0]}")
-        report.trace_note = f"not checked: {mask_password(str(exc)).splitlines()[0]}"
-        return None
-    except ServerError as exc:  # the server did not start: the static report still stands
-        common.note(f"not traced: {mask_password(str(exc)).splitlines()[0]}")
-        report.trace_note = (
-            f"no throwaway PostgreSQL server could be started: "
-            f"{mask_password(str(exc)).splitlines()[0]}"
-        )
-        return None
-    except ConfigError as exc:  # e.g. the schema copy failed: the static report still stands
-        common.note(f"not traced: {mask_password(str(exc)).splitlines()[0]}")
-        report.trace_note = mask_password(str(exc)).splitlines()[0]
+    except ConfigError as exc:
+        # MissingBinaries, NotCheckable and ServerError are ConfigErrors too. The report and
+        # the note carry the error's first line, password masked.
+        line = next(iter(mask_password(str(exc)).splitlines()), "")
+        if isinstance(exc, MissingBinaries):  # exit 5, after the report says why
+            report.trace_note = line
+            return exc
+        if isinstance(exc, NotCheckable):  # an extension the server lacks: not checked, not failed
+            common.note(f"not checked: {line}")
+            report.trace_note = f"not checked: {line}"
+            return None
+        # The server did not start, or e.g. the schema copy failed: the static report stands.
+        common.note(f"not traced: {line}")
+        if isinstance(exc, ServerError):
+            line = f"no throwaway PostgreSQL server could be started: {line}"
+        report.trace_note = line
         return None
     attach_trace(report, traced)
     if traced.not_checked:

@@ -23,21 +23,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "sharing one snapshot. Read-only.",
     )
     common.add_target(p, with_path=False, with_log_dir=False)
-    p.add_argument(
-        "--tables",
-        type=common.table_list,
-        metavar="T,...",
-        help="tables to fingerprint (default: every table outside the pgsafe and system schemas)",
+    common.add_tables(
+        p, "tables to fingerprint (default: every table outside the pgsafe and system schemas)"
     )
-    p.add_argument(
-        "--workers",
-        type=common.positive_int,
-        default=2,
-        metavar="N",
-        help="connections (default 2)",
-    )
+    common.add_workers(p)
     p.add_argument("--chunk-pages", type=common.positive_int, metavar="N", help=argparse.SUPPRESS)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_json(p)
 
     p.set_defaults(handler=_fingerprint)
 

@@ -14,7 +14,6 @@ from pgsafe.cli import _common as common
 from pgsafe.cli._common import EXIT_OK, EXIT_UNSAFE
 from pgsafe.errors import ConfigError
 from pgsafe.lifecycle.policy import ENV_VAR, load_policy
-from pgsafe.lint import load_config
 from pgsafe.lint.config import LintConfig
 from pgsafe.lint.engine import added_constraints
 from pgsafe.lint.fix import TIMEOUT_RULE, FileFix, FixOptions, FixResult, fix_text, follow_down
@@ -33,20 +32,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--write changes the files (and their down files). What cannot be fixed safely is left "
         "as it is and reported with the manual recipe. Exits 1 when something unsafe remains.",
     )
-    p.add_argument(
-        "paths",
-        nargs="*",
-        default=["migrations"],
-        metavar="PATH",
-        help="migration files or directories, or '-' for stdin (default: ./migrations)",
-    )
+    common.add_paths(p, "migration files or directories, or '-' for stdin (default: ./migrations)")
     p.add_argument("--write", action="store_true", help="change the files instead of printing")
     p.add_argument("--format", choices=["text", "json"], default="text")
-    p.add_argument(
-        "--pg-version",
-        type=int,
-        metavar="N",
-        help="PostgreSQL major of the target (default: pg_version in the config, else the "
+    common.add_pg_version(
+        p,
+        "PostgreSQL major of the target (default: pg_version in the config, else the "
         "newest grammar's); the recipes follow it (SET NOT NULL on 18: NOT NULL ... NOT VALID)",
     )
     p.add_argument(
@@ -162,9 +153,7 @@ def _report(result: FixResult) -> None:
 
 
 def _fix(args: argparse.Namespace) -> int:
-    config = load_config()
-    if args.pg_version is not None:
-        config.pg_version, config.pg_version_source = args.pg_version, "--pg-version"
+    config = common.lint_config(args)
     result = _collect(args, config, _options(args, config))
     if args.write:
         for f in result.files:

@@ -23,13 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "searched for *.sql (down files only when named explicitly); '-' reads stdin. Exits 1 "
         "when any finding is an error.",
     )
-    p.add_argument(
-        "paths",
-        nargs="*",
-        default=["migrations"],
-        metavar="PATH",
-        help="files, directories or '-' (default: ./migrations)",
-    )
+    common.add_paths(p, "files, directories or '-' (default: ./migrations)")
     p.add_argument("--format", choices=list(FORMATS), default="text")
     changed = p.add_mutually_exclusive_group()
     changed.add_argument(
@@ -44,11 +38,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="report only migrations staged in the git index (a pre-commit hook)",
     )
-    p.add_argument(
-        "--pg-version",
-        type=int,
-        metavar="N",
-        help="PostgreSQL major version of the target (default: pg_version in the config, else the "
+    common.add_pg_version(
+        p,
+        "PostgreSQL major version of the target (default: pg_version in the config, else the "
         "newest grammar's); syntax newer than it is an error (requires-newer-postgres)",
     )
     common.add_verbose(p, help=argparse.SUPPRESS)

@@ -74,18 +74,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="migrations directory whose pending migrations name the relations to probe "
         "(default: ./migrations if it exists)",
     )
-    p.add_argument(
-        "--db",
-        metavar="URL",
-        help="target database; default DATABASE_URL, then libpq's PG* variables and "
-        "service files, then an embedded throwaway server",
-    )
-    p.add_argument(
-        "--tables",
-        type=common.table_list,
-        metavar="T,...",
-        help="probe these relations (instead of those of PATH's pending migrations)",
-    )
+    common.add_db(p)
+    common.add_tables(p, "probe these relations (instead of those of PATH's pending migrations)")
     common.add_format(p)
     p.add_argument(
         "--long-tx",

@@ -10,9 +10,10 @@ from typing import Any
 
 from pgsafe.cli import _common as common
 from pgsafe.cli._common import EXIT_OK, EXIT_UNSAFE
+from pgsafe.config import Settings
 from pgsafe.events import EventLog
-from pgsafe.lifecycle.policy import ENVIRONMENTS, load_policy
-from pgsafe.lifecycle.preflight import preflight
+from pgsafe.lifecycle.policy import ENVIRONMENTS, Policy, load_policy
+from pgsafe.lifecycle.preflight import PreflightReport, preflight
 from pgsafe.sources.layouts import discover
 
 
@@ -21,6 +22,36 @@ def add_env(p: argparse.ArgumentParser) -> None:
         "--env",
         choices=ENVIRONMENTS,
         help="environment policy (default: $PGSAFE_ENV, else local)",
+    )
+
+
+def add_backup_dir(p: argparse.ArgumentParser, help: str) -> None:
+    """--backup-dir DIR (default backups/migrations), where apply writes its backups and
+    preflight and rollback look for them."""
+    p.add_argument("--backup-dir", default="backups/migrations", metavar="DIR", help=help)
+
+
+def run_preflight(
+    args: argparse.Namespace,
+    dsn: str,
+    label: str,
+    settings: Settings,
+    policy: Policy,
+    **more: Any,
+) -> PreflightReport:
+    """The preflight of PATH on the target as the flags ask (--force, --backup-dir,
+    --approvals): `pgsafe preflight` runs it, and `pgsafe apply` without --apply (`more`: the
+    other arguments of pgsafe.lifecycle.preflight.preflight)."""
+    return preflight(
+        dsn,
+        args.path,
+        policy=policy,
+        settings=settings,
+        force=args.force,
+        backup_dir=args.backup_dir,
+        approvals=args.approvals,
+        target_label=label,
+        **more,
     )
 
 
@@ -39,12 +70,7 @@ def register(sub: Any) -> None:
     add_env(p)
     p.add_argument("--force", action="store_true", help="exit 0 despite failures (recorded)")
     common.add_format(p)
-    p.add_argument(
-        "--backup-dir",
-        default="backups/migrations",
-        metavar="DIR",
-        help="where backups are looked for (default: backups/migrations)",
-    )
+    add_backup_dir(p, "where backups are looked for (default: backups/migrations)")
     p.add_argument(
         "--approvals",
         metavar="FILE",
@@ -60,15 +86,12 @@ def run(args: argparse.Namespace) -> int:
     discover(args.path)
     events = EventLog(f"{args.log_dir}/migrations.jsonl" if args.log_dir else None)
     with common.open_target(args, say=common.note) as (dsn, label):
-        report = preflight(
+        report = run_preflight(
+            args,
             dsn,
-            args.path,
-            policy=policy,
-            settings=settings,
-            force=args.force,
-            backup_dir=args.backup_dir,
-            approvals=args.approvals,
-            target_label=label,
+            label,
+            settings,
+            policy,
             events=events,
             log_dir=args.log_dir or None,
         )

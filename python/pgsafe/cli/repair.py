@@ -6,10 +6,7 @@ import argparse
 
 from pgsafe.cli import _common as common
 from pgsafe.cli._common import EXIT_OK
-from pgsafe.config import Settings
 from pgsafe.errors import ConfigError
-from pgsafe.lifecycle.runner import Runner
-from pgsafe.sources.layouts import discover
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,13 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="record the file's current checksum for an applied migration",
     )
     p.add_argument("--reason", required=True, help="why (kept in the ledger history)")
-    p.add_argument(
-        "--lock-wait",
-        type=common.lock_wait_ms,
-        default=int(Settings().lock_wait_s * 1000),
-        metavar="DUR",
-        help=argparse.SUPPRESS,
-    )
+    common.add_lock_wait(p, argparse.SUPPRESS)
 
     p.set_defaults(handler=_repair)
 
@@ -62,18 +53,7 @@ def _repair(args: argparse.Namespace) -> int:
         args.path, args.version = args.version, None
     if not args.adopt and args.version is None:
         raise ConfigError("repair: VERSION is required with --mark or --rebaseline")
-    settings = common.settings_from(args)
-    discover(args.path)  # a bad PATH fails before a throwaway server starts
-    events = common.event_log(args)
-    with common.open_target(args) as (dsn, label):
-        runner = Runner(
-            args.path,
-            dsn,
-            settings=settings,
-            events=events,
-            progress=common.say,
-            target_label=label,
-        )
+    with common.open_runner(args) as runner:
         if args.adopt:
             common.say(runner.adopt(args.reason))
         else:

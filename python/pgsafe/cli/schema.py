@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "later).",
     )
     common.add_target(q, with_path=False)
-    q.add_argument("--json", action="store_true", help="the full fingerprint as JSON")
+    common.add_json(q, "the full fingerprint as JSON")
     common.add_exclude(q)
     q = schema_sub.add_parser(
         "diff",
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     q.add_argument("a", metavar="A", help="database URL/DSN, or a saved fingerprint JSON file")
     q.add_argument("b", metavar="B", help="database URL/DSN, or a saved fingerprint JSON file")
-    q.add_argument("--json", action="store_true", help="the differences as JSON")
+    common.add_json(q, "the differences as JSON")
     common.add_exclude(q)
     common.add_verbose(q, help=argparse.SUPPRESS)
     p.set_defaults(handler=_schema)

@@ -14,8 +14,6 @@ import sys
 from pgsafe.backup.core import partial_restore
 from pgsafe.cli import _common as common
 from pgsafe.cli._common import EXIT_OK, EXIT_UNSAFE
-from pgsafe.lifecycle.runner import Runner
-from pgsafe.sources.layouts import discover
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,18 +27,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "`pgsafe restore`); 5 bad PATH, DSN or option.",
     )
     common.add_target(p)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_json(p)
 
     p.set_defaults(handler=_status)
 
 
 def _status(args: argparse.Namespace) -> int:
-    settings = common.settings_from(args)
-    discover(args.path)  # a bad PATH fails before a throwaway server starts
-    with common.open_target(args) as (dsn, label):
-        runner = Runner(args.path, dsn, settings=settings, progress=common.say, target_label=label)
+    with common.open_runner(args) as runner:
         report = runner.status()
-        partial = partial_restore(dsn)
+        partial = partial_restore(runner.dsn)
     if args.json:
         doc = report.to_json()
         doc["partial_restore"] = partial.to_dict() if partial is not None else None

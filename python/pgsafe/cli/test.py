@@ -44,11 +44,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--no-data", action="store_true", help="skip the data preservation checks")
     p.add_argument("--no-idempotency", action="store_true", help="skip the re-run report")
-    p.add_argument(
-        "--pg-version",
-        metavar="N",
-        help="PostgreSQL major of the throwaway server (default: $PGSAFE_PG_VERSION, else "
+    common.add_pg_version(
+        p,
+        "PostgreSQL major of the throwaway server (default: $PGSAFE_PG_VERSION, else "
         "pg_version in [tool.pgsafe], else the newest installed)",
+        parse=str,  # checked by configured_major, as PGSAFE_PG_VERSION is
     )
     p.set_defaults(handler=run)
 

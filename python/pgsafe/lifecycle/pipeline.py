@@ -18,7 +18,7 @@ from typing import Any
 
 from pgsafe import _core
 from pgsafe.backup import core as backup_core
-from pgsafe.config import Settings
+from pgsafe.config import Settings, describe_target
 from pgsafe.db import connect
 from pgsafe.errors import (
     ConfigError,
@@ -188,7 +188,7 @@ def apply_pipeline(
     settings = settings or Settings()
     events = events or EventLog(None)
     say = progress or (lambda _m: None)
-    label = target_label or (_core.mask_dsn(dsn) if dsn else "libpq defaults")
+    label = describe_target(dsn, target_label)
     report = report or ApplyReport(label, policy.name)
     report.database, report.environment = label, policy.name
     if backup is False and not policy.allow_skip_backup:
@@ -216,7 +216,14 @@ def apply_pipeline(
     if backup is False:
         events.write("backup_skipped", reason="--no-backup", environment=policy.name)
 
-    def stop(step: Step, exc: Error) -> None:
+    def stop(
+        failed: str, exc: Error, detail: str | None = None, seconds: float | None = None
+    ) -> Error:
+        """Records step `failed` as failed with `exc` (detail: the error's text; seconds: since
+        the step `started`) and the steps after it as not run; returns `exc` to raise."""
+        if seconds is None:
+            seconds = time.monotonic() - started
+        step = Step(failed, "failed", str(exc) if detail is None else detail, seconds)
         # The same function the CLI exits with: report, message and process agree.
         code = exit_code("apply", exc)
         report.steps.append(step)
@@ -226,6 +233,7 @@ def apply_pipeline(
             if not any(s.name == name for s in report.steps):
                 report.steps.append(Step(name, "not-run", f"stopped at {step.name}"))
         events.write("pipeline_failed", step=step.name, exit_code=code, message=str(exc))
+        return exc
 
     # 1. preflight
     started = time.monotonic()
@@ -247,21 +255,15 @@ def apply_pipeline(
     except ConfigError:
         raise
     except DatabaseError as exc:
-        err = UnsafeError(f"preflight could not run: {exc}")
-        stop(Step("preflight", "failed", str(err), time.monotonic() - started), err)
-        raise err from exc
+        raise stop("preflight", UnsafeError(f"preflight could not run: {exc}")) from exc
     report.preflight = pre
     pre_time = time.monotonic() - started
     if pre.dirty:
         # A dirty ledger stops every run with the migration exit code, --force or not.
         version, name, reason = pre.dirty[0]
-        derr = DirtyMigrationError(version, name, reason)
-        stop(Step("preflight", "failed", pre.summary(), pre_time), derr)
-        raise derr
+        raise stop("preflight", DirtyMigrationError(version, name, reason), pre.summary(), pre_time)
     if not pre.passed:
-        err = PreflightFailed(pre)
-        stop(Step("preflight", "failed", pre.summary(), pre_time), err)
-        raise err
+        raise stop("preflight", PreflightFailed(pre), pre.summary(), pre_time)
     status = "ok" if pre.ok and not pre.warnings else "warn"
     if pre.forced:
         status = "forced"
@@ -287,7 +289,7 @@ def apply_pipeline(
         try:
             path = _take_backup(dsn, tables, backup_dir, policy, events, say)
         except BackupFailed as exc:
-            stop(Step("backup", "failed", str(exc), time.monotonic() - started), exc)
+            stop("backup", exc)
             raise
         report.backup_path = path
         what = ", ".join(tables) if tables else "whole database"
@@ -301,7 +303,7 @@ def apply_pipeline(
         report.results = runner.results
         if isinstance(exc, ConfigError):
             raise
-        stop(Step("apply", "failed", str(exc), time.monotonic() - started), exc)
+        stop("apply", exc)
         raise
     slow = [r for r in report.results if r.slow]
     detail = f"{len(report.results)} migrations" + (
@@ -323,9 +325,7 @@ def apply_pipeline(
         except ConfigError:
             raise
         except Error as exc:
-            perr = PostflightError(f"postflight could not run: {exc}")
-            stop(Step("postflight", "failed", str(perr), time.monotonic() - started), perr)
-            raise perr from exc
+            raise stop("postflight", PostflightError(f"postflight could not run: {exc}")) from exc
         post_path = getattr(post, "report_path", None)
         report.postflight_report = str(post_path) if post_path else None
         ok = bool(getattr(post, "ok", getattr(post, "passed", True)))
@@ -338,8 +338,7 @@ def apply_pipeline(
                 if getattr(c, "status", "") == "fail"
             ]
             perr = PostflightError("postflight failed: " + ("; ".join(failed) or summary))
-            stop(Step("postflight", "failed", summary, time.monotonic() - started), perr)
-            raise perr
+            raise stop("postflight", perr, summary)
         report.steps.append(Step("postflight", "ok", summary, time.monotonic() - started))
     events.write(
         "pipeline_done",

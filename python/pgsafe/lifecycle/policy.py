@@ -21,7 +21,7 @@ from typing import Any
 
 from pgsafe.config import parse_duration
 from pgsafe.errors import ConfigError
-from pgsafe.lint.config import find_config_table
+from pgsafe.pgbin import check_config_keys, config_subtable, find_config_table
 
 ENVIRONMENTS = ("local", "ci", "staging", "production")
 ENV_VAR = "PGSAFE_ENV"
@@ -143,10 +143,7 @@ def _config_table(start: Path | None) -> tuple[dict[str, Any], str] | None:
     if found is None:
         return None
     table, source = found
-    policy = table.get("policy", {})
-    if not isinstance(policy, dict):
-        raise ConfigError(f"{source}: policy must be a table ([policy.production])")
-    return policy, source
+    return config_subtable(table, "policy", source, example="[policy.production]"), source
 
 
 def load_policy(env: str | None = None, start: Path | None = None) -> Policy:
@@ -157,23 +154,11 @@ def load_policy(env: str | None = None, start: Path | None = None) -> Policy:
     if found is None:
         return policy
     table, source = found
-    unknown_envs = set(table) - set(ENVIRONMENTS)
-    if unknown_envs:
-        raise ConfigError(
-            f"{source}: unknown environment policy.{sorted(unknown_envs)[0]} "
-            f"(known: {', '.join(ENVIRONMENTS)})"
-        )
-    overrides = table.get(name)
+    check_config_keys(table, ENVIRONMENTS, source, "environment", "policy.")
+    overrides = config_subtable(table, name, source, f"policy.{name}")
     if not overrides:
         return policy
-    if not isinstance(overrides, dict):
-        raise ConfigError(f"{source}: policy.{name} must be a table")
-    unknown = set(overrides) - _SETTABLE
-    if unknown:
-        raise ConfigError(
-            f"{source}: unknown policy setting policy.{name}.{sorted(unknown)[0]} "
-            f"(known: {', '.join(sorted(_SETTABLE))})"
-        )
+    check_config_keys(overrides, sorted(_SETTABLE), source, "policy setting", f"policy.{name}.")
     values = {k: _check_value(k, v, source, name) for k, v in overrides.items()}
     return dataclasses.replace(policy, source=source, **values)
 

@@ -14,14 +14,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pgsafe import _core
 from pgsafe.analysis.touches import Touches, analyse
-from pgsafe.config import Settings, parse_duration, parse_timeout
+from pgsafe.config import Settings, describe_target, parse_duration, parse_timeout
 from pgsafe.db import connect
 from pgsafe.errors import ConfigError, DatabaseError, Error, PostflightError
 from pgsafe.events import private_dir, write_private
+from pgsafe.lifecycle.checks import Check, Status
 from pgsafe.lifecycle.fingerprints import (
     RecordedFingerprint,
     applied_versions,
@@ -46,7 +47,6 @@ __all__ = [
     "write_report",
 ]
 
-Status = Literal["pass", "warn", "fail", "skip"]
 _RANK = {"skip": 0, "pass": 1, "warn": 2, "fail": 3}
 _SYSTEM = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
 
@@ -203,24 +203,6 @@ def load_expectations(path: str | Path) -> Expectations:
 
 
 # -- the report ------------------------------------------------------------------------------
-
-
-@dataclass
-class Check:
-    name: str
-    status: Status
-    message: str
-    evidence: list[dict[str, Any]] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "message": self.message,
-            "evidence": self.evidence,
-            "seconds": round(self.seconds, 6),
-        }
 
 
 @dataclass
@@ -771,12 +753,10 @@ def _check_expected(ctx: _Context) -> Check:
         if state != "ok":
             missing += 1
         evidence.append({"object": name, "expected": kind, "found": state})
-    return Check(
+    return Check.outcome(
         "expected-objects",
-        "fail" if missing else "pass",
-        f"{missing} of {len(wanted)} expected objects missing or wrong"
-        if missing
-        else f"all {len(wanted)} expected objects present",
+        f"{missing} of {len(wanted)} expected objects missing or wrong" if missing else None,
+        f"all {len(wanted)} expected objects present",
         evidence,
     )
 
@@ -817,12 +797,10 @@ def _check_index_usage(ctx: _Context) -> Check:
         if not item["used"]:
             bad += 1
         evidence.append(item)
-    return Check(
+    return Check.outcome(
         "index-usage",
-        "fail" if bad else "pass",
-        f"{bad} of {len(evidence)} queries do not use their index"
-        if bad
-        else f"all {len(evidence)} queries use their index",
+        f"{bad} of {len(evidence)} queries do not use their index" if bad else None,
+        f"all {len(evidence)} queries use their index",
         evidence,
     )
 
@@ -1028,7 +1006,7 @@ def postflight(
     migrations: list[Any] = []
     if migrations_path is not None:
         migrations = discover(migrations_path)
-    label = target_label or (_core.mask_dsn(dsn) if dsn else "libpq defaults")
+    label = describe_target(dsn, target_label)
     started = datetime.now(UTC)
     with contextlib.closing(_connect(dsn, settings)) as conn:
         # Never queue behind a migration's lock (and block everyone queued behind us).

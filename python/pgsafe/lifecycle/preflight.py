@@ -17,11 +17,12 @@ from typing import Any
 
 from pgsafe import _core
 from pgsafe.backup import core as backup_core
-from pgsafe.config import Settings
+from pgsafe.config import Settings, describe_target
 from pgsafe.db import connect
 from pgsafe.errors import ConfigError, DatabaseError, Error
 from pgsafe.events import EventLog, create_private, private_dir
 from pgsafe.lifecycle import probe as probe_mod
+from pgsafe.lifecycle.checks import FAIL, PASS, SKIP, WARN, Check
 from pgsafe.lifecycle.dryrun import analyse
 from pgsafe.lifecycle.fingerprints import applied_versions, last_fingerprint
 from pgsafe.lifecycle.policy import APPROVALS_FILE, Policy, evaluate, load_approvals, load_policy
@@ -37,7 +38,6 @@ from pgsafe.sources.files import Migration
 from pgsafe.sources.layouts import discover, short_name
 from pgsafe.stamps import stamped_name
 
-PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 _MARK = {PASS: "ok", WARN: "WARN", FAIL: "FAIL", SKIP: "skip"}
 
 # How many differing objects, transactions, ... a check lists as evidence.
@@ -45,22 +45,6 @@ _EVIDENCE_LIMIT = 20
 
 # The ledger reason the executor writes while a mixed migration runs (cpp/src/executor.cpp).
 _IN_PROGRESS = "in progress since the first autocommit step"
-
-
-@dataclass
-class Check:
-    name: str
-    status: str
-    summary: str
-    evidence: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "status": self.status,
-            "summary": self.summary,
-            "evidence": self.evidence,
-        }
 
 
 @dataclass
@@ -131,11 +115,11 @@ class PreflightReport(Report):
 
     def failure_line(self) -> str:
         """One line naming what failed, for stderr."""
-        parts = [f"{c.name}: {c.summary}" for c in self.failures]
+        parts = [f"{c.name}: {c.message}" for c in self.failures]
         return "preflight failed: " + "; ".join(parts)
 
     def sections(self) -> list[Section]:
-        rows = [[_MARK[c.status], c.name, c.summary] for c in self.checks]
+        rows = [[_MARK[c.status], c.name, c.message] for c in self.checks]
         out = [Section("Checks", [Table(["status", "check", "result"], rows)])]
         details: list[Text | Table] = []
         for c in self.checks:
@@ -168,7 +152,7 @@ class PreflightReport(Report):
             "duration_s": round(self.duration_s, 3),
             "failed": [c.name for c in self.failures],
             "warnings": [c.name for c in self.warnings],
-            "checks": [c.to_dict() for c in self.checks],
+            "checks": [c.to_dict("preflight") for c in self.checks],
             "pending": [
                 {
                     "version": p.version,
@@ -939,7 +923,7 @@ def preflight(
     events = events or EventLog(None)
     root = Path(source)
     discover(root)  # bad names and orphan down files: a config error before connecting
-    label = target_label or (_core.mask_dsn(dsn) if dsn else "libpq defaults")
+    label = describe_target(dsn, target_label)
     if force and not policy.allow_force:
         raise ConfigError(f"--force is not allowed by the {policy.name} policy ({policy.source})")
     started = time.monotonic()
@@ -977,7 +961,7 @@ def preflight(
         report.write(log_dir)
     for c in checks:
         if c.status in (FAIL, WARN):
-            events.write("preflight_check", check=c.name, status=c.status, summary=c.summary)
+            events.write("preflight_check", check=c.name, status=c.status, summary=c.message)
     events.write(
         "preflight_done",
         ok=report.ok,

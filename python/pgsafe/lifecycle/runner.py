@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgsafe import _core
-from pgsafe.config import Settings, applied_by, pgsafe_version
+from pgsafe.config import Settings, applied_by, describe_target, pgsafe_version
 from pgsafe.db import connect
 from pgsafe.errors import (
     ChecksumMismatch,
@@ -185,7 +185,7 @@ class Runner:
         self.events = events or EventLog(None)
         self.progress: Progress = progress or (lambda _msg: None)
         self.ledger = _core.Ledger(self.settings.ledger_schema)
-        self.target_label = target_label or (_core.mask_dsn(dsn) if dsn else "libpq defaults")
+        self.target_label = describe_target(dsn, target_label)
         self._lock_pid = 0
         self.results: list[StepResult] = []  # of the last apply or rollback, even a failed one
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from pgsafe.analysis.statement import GRAMMAR_MAJOR
 from pgsafe.errors import ConfigError
 from pgsafe.lint.model import RULES, SEVERITIES, Rule
+from pgsafe.pgbin import check_config_keys, config_subtable, find_config_table
 
 
 @dataclass
@@ -84,15 +84,8 @@ def _from_table(table: dict[str, Any], source: str) -> LintConfig:
                 f'{source}: irreversible_before must be a migration version, e.g. "024"'
             )
         cfg.irreversible_before = str(before).strip()
-    lint = table.get("lint", {})
-    if not isinstance(lint, dict):
-        raise ConfigError(f"{source}: lint must be a table ([tool.pgsafe.lint])")
-    unknown = set(lint) - _LINT_KEYS
-    if unknown:
-        raise ConfigError(
-            f"{source}: unknown lint setting {', '.join(sorted(unknown))} "
-            f"(known: {', '.join(sorted(_LINT_KEYS))})"
-        )
+    lint = config_subtable(table, "lint", source, example="[tool.pgsafe.lint]")
+    check_config_keys(lint, sorted(_LINT_KEYS), source, "lint setting")
     cfg.disable = set(_names(lint.get("disable", []), "disable", source))
     cfg.enable = set(_names(lint.get("enable", []), "enable", source))
     severities = lint.get("severity", {})
@@ -107,26 +100,6 @@ def _from_table(table: dict[str, Any], source: str) -> LintConfig:
         if level not in SEVERITIES:
             raise ConfigError(f"{source}: severity of {name} must be error or warning")
     return cfg
-
-
-def find_config_table(start: Path | None = None) -> tuple[dict[str, Any], str] | None:
-    """The pgsafe table of the nearest pgsafe.toml (the whole file) or pyproject.toml
-    (`[tool.pgsafe]`), searching `start` (default: the current directory) and its parents,
-    with the file's path; None when there is none. Used by lint and by pgsafe.lifecycle.policy."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        for name in ("pgsafe.toml", "pyproject.toml"):
-            path = folder / name
-            if not path.is_file():
-                continue
-            try:
-                data = tomllib.loads(path.read_text())
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise ConfigError(f"{path}: {exc}") from None
-            table = data if name == "pgsafe.toml" else data.get("tool", {}).get("pgsafe")
-            if table is not None:
-                return table, str(path)
-    return None
 
 
 def load_config(start: Path | None = None) -> LintConfig:

@@ -33,12 +33,25 @@ NAMING = "migration-naming"
 # Alembic projects have their own check (alembic-empty-downgrade).
 _DOWN_LAYOUTS = {"pgsafe", "golang-migrate", "diesel", "dbmate", "node-pg-migrate", "sqitch"}
 
-rule(
+
+def _directory_rule(id: str, *, summary: str, why: str, fix: str, suppress: str) -> None:
+    """Registers a rule lint checks over a migration directory's files (the layout, names,
+    pairs of up and down): an error, taking no lock, finding nothing in statements."""
+    rule(
+        id,
+        severity="error",
+        hazards=(),
+        lock=None,
+        scope="directory",
+        summary=summary,
+        why=why,
+        fix=fix,
+        suppress=suppress,
+    )(no_statement_check)
+
+
+_directory_rule(
     REQUIRE_DOWN,
-    severity="error",
-    hazards=(),
-    lock=None,
-    scope="directory",
     summary="A migration without its down migration (or a down without its up).",
     why="seed 002's gate: every up migration has a down, so `pgsafe rollback` and `pgsafe test` "
     "(up, down, up) can undo it. Without one, undoing the migration in production means "
@@ -49,14 +62,10 @@ rule(
     "NNN_name.up.sql, or the layout's own: down.sql, a '-- migrate:down' section, revert/)",
     suppress="-- pgsafe: irreversible reason: <why it cannot be undone> in the up file, or "
     'irreversible_before = "VERSION" in [tool.pgsafe] for the migrations older than VERSION',
-)(no_statement_check)
+)
 
-rule(
+_directory_rule(
     NAMING,
-    severity="error",
-    hazards=(),
-    lock=None,
-    scope="directory",
     summary="A migration file whose name breaks the naming convention.",
     why="seed 002's gate validates naming conventions. With `naming` in [tool.pgsafe], every "
     "migration's name (its file name without .up.sql, .down.sql or .sql; the directory name "
@@ -66,7 +75,7 @@ rule(
     "file silently, so it never runs)",
     fix="rename the file (pgsafe's layout: NNN_name.up.sql, NNN_name.down.sql or NNN_name.sql)",
     suppress="-- pgsafe: ignore-file migration-naming reason: <why> in the file, or lint.disable",
-)(no_statement_check)
+)
 
 
 def _ignored_here(path: Path, rule_id: str) -> bool:

@@ -392,22 +392,18 @@ def _unique_index(relation: Any, con: Any, name: str) -> str:
     """CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS name ON table (keys) for a UNIQUE or
     PRIMARY KEY constraint, with its INCLUDE, WITH, TABLESPACE and NULLS NOT DISTINCT."""
     a, e = rewrite.ast(), rewrite.enums()
-    params = tuple(
-        a.IndexElem(
-            name=_sval(k),
-            ordering=e.SortByDir.SORTBY_DEFAULT,
-            nulls_ordering=e.SortByNulls.SORTBY_NULLS_DEFAULT,
+
+    def columns(names: Any) -> tuple[Any, ...]:
+        return tuple(
+            a.IndexElem(
+                name=_sval(k),
+                ordering=e.SortByDir.SORTBY_DEFAULT,
+                nulls_ordering=e.SortByNulls.SORTBY_NULLS_DEFAULT,
+            )
+            for k in names or ()
         )
-        for k in con.keys or ()
-    )
-    including = tuple(
-        a.IndexElem(
-            name=_sval(k),
-            ordering=e.SortByDir.SORTBY_DEFAULT,
-            nulls_ordering=e.SortByNulls.SORTBY_NULLS_DEFAULT,
-        )
-        for k in con.including or ()
-    )
+
+    params, including = columns(con.keys), columns(con.including)
     index = a.IndexStmt(
         idxname=name,
         relation=relation,
@@ -494,21 +490,24 @@ def _fix_alter_table(stmt: Stmt, node: Any, ctx: _Ctx, recipe: Recipe, rules: se
     builds: list[str] = []  # unique indexes, built concurrently after the statement
     attach_now: list[str] = []  # ADD CONSTRAINT ... UNIQUE USING INDEX
     added_here: dict[str, Any] = {}  # columns this statement adds
+    # The rule that reports each kind of constraint this fixes.
+    reported_by = {
+        C.CONSTR_FOREIGN: "adding-foreign-key-constraint",
+        C.CONSTR_CHECK: "constraint-missing-not-valid",
+        C.CONSTR_UNIQUE: "disallowed-unique-constraint",
+        C.CONSTR_PRIMARY: "adding-serial-primary-key-field",
+    }
     for cmd in node.cmds or ():
         if cmd.subtype == T.AT_AddColumn and isinstance(cmd.def_, a.ColumnDef):
             added_here[cmd.def_.colname] = cmd.def_
     for cmd in node.cmds or ():
         d = cmd.def_
         if cmd.subtype == T.AT_AddConstraint and isinstance(d, a.Constraint):
+            rule = reported_by.get(d.contype, "")
+            if rule not in rules:  # not a constraint this run fixes: it stays as written
+                keep.append(cmd)
+                continue
             if d.contype in (C.CONSTR_FOREIGN, C.CONSTR_CHECK) and not d.skip_validation:
-                rule = (
-                    "adding-foreign-key-constraint"
-                    if d.contype == C.CONSTR_FOREIGN
-                    else "constraint-missing-not-valid"
-                )
-                if rule not in rules:
-                    keep.append(cmd)
-                    continue
                 name = _constraint_name(table, d, None)
                 d.conname, d.skip_validation, d.initially_valid = name, True, False
                 _add_rerunnable(keep, name, d)
@@ -520,14 +519,6 @@ def _fix_alter_table(stmt: Stmt, node: Any, ctx: _Ctx, recipe: Recipe, rules: se
                 )
                 continue
             if d.contype in (C.CONSTR_UNIQUE, C.CONSTR_PRIMARY) and not d.indexname:
-                rule = (
-                    "disallowed-unique-constraint"
-                    if d.contype == C.CONSTR_UNIQUE
-                    else "adding-serial-primary-key-field"
-                )
-                if rule not in rules:
-                    keep.append(cmd)
-                    continue
                 if any(_sval(k) in added_here for k in d.keys or ()):
                     recipe.declined[rule] = "a key column is added by the same statement"
                     keep.append(cmd)
@@ -571,11 +562,7 @@ def _fix_alter_table(stmt: Stmt, node: Any, ctx: _Ctx, recipe: Recipe, rules: se
                     isinstance(c, a.Constraint)
                     and c.contype in (C.CONSTR_FOREIGN, C.CONSTR_CHECK)
                     and not c.skip_validation
-                    and (
-                        "adding-foreign-key-constraint" in rules
-                        if c.contype == C.CONSTR_FOREIGN
-                        else "constraint-missing-not-valid" in rules
-                    )
+                    and reported_by[c.contype] in rules
                 ):
                     moved.append(c)
                 else:

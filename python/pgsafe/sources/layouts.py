@@ -416,29 +416,49 @@ def read_pgsafe(root: Path) -> list[Migration]:
     return read_files(root)
 
 
-def read_diesel(root: Path) -> list[Migration]:
-    """`{version}_{name}/up.sql` + `down.sql`, in version order (diesel compares versions
-    without their dashes: 2024-01-31-120000 is 20240131120000)."""
+def _folder_migrations(
+    root: Path,
+    up: str,
+    pattern: re.Pattern[str],
+    layout: str,
+    misnamed: str,
+    down_hint: Callable[[Path], str],
+) -> list[LayoutMigration]:
+    """diesel's and Prisma's layout: a folder per migration named by `pattern` (its `version`
+    and `name` groups) holding the up file `up` and, where there is one, down.sql; in folder
+    name order. `misnamed` says how folders are named; `down_hint` where a missing down goes."""
     migs: list[LayoutMigration] = []
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and (p / "up.sql").is_file()):
-        m = _DIESEL_DIR.match(d.name)
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and (p / up).is_file()):
+        m = pattern.match(d.name)
         if m is None:
-            raise ConfigError(
-                f"{d}: diesel migration directories are named {{version}}_{{name}}, "
-                "e.g. 2024-01-31-120000_create_users"
-            )
+            raise ConfigError(f"{d}: {misnamed}")
         down = d / "down.sql"
         migs.append(
             LayoutMigration(
                 m["version"],
                 m["name"],
-                d / "up.sql",
+                d / up,
                 down if down.is_file() else None,
-                layout="diesel",
+                layout=layout,
                 display=d.name,
-                down_hint=f"no down.sql in {d}",
+                down_hint=down_hint(d),
             )
         )
+    return migs
+
+
+def read_diesel(root: Path) -> list[Migration]:
+    """`{version}_{name}/up.sql` + `down.sql`, in version order (diesel compares versions
+    without their dashes: 2024-01-31-120000 is 20240131120000)."""
+    migs = _folder_migrations(
+        root,
+        "up.sql",
+        _DIESEL_DIR,
+        "diesel",
+        "diesel migration directories are named {version}_{name}, "
+        "e.g. 2024-01-31-120000_create_users",
+        lambda d: f"no down.sql in {d}",
+    )
     _numbered(migs, lambda m: m.version.replace("-", ""))
     return list(migs)
 
@@ -446,26 +466,14 @@ def read_diesel(root: Path) -> list[Migration]:
 def read_prisma(root: Path) -> list[Migration]:
     """`{timestamp}_{name}/migration.sql` in folder-name order; Prisma has no down, but a
     `down.sql` beside migration.sql (the recipe of Prisma's docs) is used as one."""
-    migs: list[LayoutMigration] = []
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and (p / "migration.sql").is_file()):
-        m = _PRISMA_DIR.match(d.name)
-        if m is None:
-            raise ConfigError(
-                f"{d}: Prisma migration folders are named {{timestamp}}_{{name}}, "
-                "e.g. 20240131120000_init"
-            )
-        down = d / "down.sql"
-        migs.append(
-            LayoutMigration(
-                m["version"],
-                m["name"],
-                d / "migration.sql",
-                down if down.is_file() else None,
-                layout="prisma",
-                display=d.name,
-                down_hint=f"Prisma migrations have none; add {d / 'down.sql'} to give it one",
-            )
-        )
+    migs = _folder_migrations(
+        root,
+        "migration.sql",
+        _PRISMA_DIR,
+        "prisma",
+        "Prisma migration folders are named {timestamp}_{name}, e.g. 20240131120000_init",
+        lambda d: f"Prisma migrations have none; add {d / 'down.sql'} to give it one",
+    )
     _numbered(migs, lambda m: m.display or "")
     return list(migs)
 
@@ -542,14 +550,21 @@ def read_flyway(root: Path) -> list[Migration]:
     return list(migs)
 
 
+def _sql_files(root: Path, pattern: re.Pattern[str]) -> dict[Path, re.Match[str]]:
+    """The *.sql files directly in `root` whose name `pattern` matches, in name order, with
+    the match."""
+    found = {}
+    for path in sorted(p for p in root.glob("*.sql") if p.is_file()):
+        m = pattern.match(path.name)
+        if m is not None:
+            found[path] = m
+    return found
+
+
 def _read_one_file(root: Path, tool: str) -> list[Migration]:
     migs: list[LayoutMigration] = []
-    used: set[Path] = set()
-    for path in sorted(p for p in root.glob("*.sql") if p.is_file()):
-        m = _DBMATE.match(path.name)
-        if m is None:
-            continue
-        used.add(path)
+    used = _sql_files(root, _DBMATE)
+    for path, m in used.items():
         ranges, _ = split_sections(path, read_sql(path), tool)
         marker = "-- migrate:down" if tool == "dbmate" else "-- Down Migration"
         migs.append(
@@ -566,7 +581,7 @@ def _read_one_file(root: Path, tool: str) -> list[Migration]:
         )
     # dbmate and node-pg-migrate run files in file-name order.
     _numbered(migs, lambda m: m.version if tool == "dbmate" else int(m.version))
-    _ignored(root, used, "{version}_{name}.sql")
+    _ignored(root, set(used), "{version}_{name}.sql")
     return list(migs)
 
 
@@ -586,12 +601,8 @@ def read_supabase(root: Path) -> list[Migration]:
     """The Supabase CLI's `supabase/migrations/{timestamp}_{name}.sql`, in version order; the
     CLI has no down migrations."""
     migs: list[LayoutMigration] = []
-    used: set[Path] = set()
-    for path in sorted(p for p in root.glob("*.sql") if p.is_file()):
-        m = _LONE.match(path.name)
-        if m is None:
-            continue
-        used.add(path)
+    used = _sql_files(root, _LONE)
+    for path, m in used.items():
         migs.append(
             LayoutMigration(
                 m["version"],
@@ -603,7 +614,7 @@ def read_supabase(root: Path) -> list[Migration]:
             )
         )
     _numbered(migs, lambda m: m.version)
-    _ignored(root, used, "{timestamp}_{name}.sql")
+    _ignored(root, set(used), "{timestamp}_{name}.sql")
     return list(migs)
 
 
