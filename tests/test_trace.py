@@ -98,8 +98,17 @@ CASES: list[tuple[str, dict[str, str | None], set[str]]] = [
     ("CREATE STATISTICS t_stats ON n, v FROM t", {"t": SUE}, set()),
     ("COMMENT ON TABLE t IS 'traced'", {"t": SUE}, set()),
     ("COMMENT ON COLUMN t.n IS 'traced'", {"t": SUE}, set()),
-    # PostgreSQL 18 locks the table (AccessShareLock) while it grants on it; 15 and 16 do not.
+    # PostgreSQL 18 locks a relation (AccessShareLock) while it grants on it or revokes from it;
+    # 15 and 16 do not ...
     ("GRANT SELECT ON t TO trace_reader", {"t": lambda major: AS if major >= 18 else None}, set()),
+    (
+        "REVOKE SELECT ON t FROM trace_reader",
+        {"t": lambda major: AS if major >= 18 else None},
+        set(),
+    ),
+    ("GRANT USAGE ON SEQUENCE s TO trace_reader", {"s": lambda m: AS if m >= 18 else None}, set()),
+    # ... but not the tables of a schema granted on as a whole.
+    ("GRANT SELECT ON ALL TABLES IN SCHEMA public TO trace_reader", {"t": None}, set()),
     ("LOCK TABLE t IN SHARE MODE", {"t": SH}, set()),
     ("LOCK TABLE t", {"t": AE}, set()),
     ("CREATE VIEW t_view AS SELECT id, n FROM t", {"t": AS}, set()),
@@ -150,12 +159,7 @@ def test_documented_lock_modes(fresh, sql, expected, rewrites, pg_major):
     # CONCURRENTLY's brief ACCESS EXCLUSIVE on the old index when it swaps depends on timing.
     if st.sampled:
         return
-    if pg_major >= 18 and sql.startswith("GRANT"):
-        # Observed above; the prediction does not follow the target's major yet (issue 13,
-        # part 2: version-aware predictions). This assertion fails once it does: then drop
-        # this branch.
-        assert st.mismatch == "predicted no lock, observed AccessShareLock on t"
-        pytest.xfail("the static prediction of GRANT does not know PostgreSQL 18 locks")
+    # The prediction assumes the traced server's major (GRANT locks the table from 18 on).
     assert st.mismatch is None, st.mismatch
 
 
@@ -205,6 +209,28 @@ def test_mismatch_is_reported(fresh):
     do = result.statements[1]
     assert do.predicted_lock is None and do.observed_lock == SH
     assert do.mismatch == "predicted no lock, observed ShareLock on p"
+
+
+def test_statements_that_drop_the_sessions_prepared_statements(fresh):
+    # The tracer reads locks and catalog after each statement with a prepared statement of the
+    # tracing session, in the statement's own round trip; DEALLOCATE ALL (in the transaction)
+    # and DISCARD ALL (autocommit) drop it, and the statements after them are still observed.
+    result = trace_sql(
+        "DEALLOCATE ALL;\nALTER TABLE t ADD COLUMN x int;\nSELECT pg_sleep(0.05);\n"
+        "DISCARD ALL;\nALTER TABLE t ALTER COLUMN x SET DEFAULT 3;\nCOMMENT ON TABLE p IS 'x';\n",
+        dsn=fresh.dsn,
+    )
+    assert not result.error, result.error
+    dealloc, add, sleep, discard, default, comment = result.statements
+    assert [s.observed_lock for s in result.statements] == [None, AE, None, None, AE, SUE]
+    assert [(c["column"], c["what"]) for c in add.column_changes] == [("x", "added")]
+    assert [(c["column"], c["what"], c["after"]) for c in default.column_changes] == [
+        ("x", "default", "3")
+    ]
+    # Each statement's own run time (the server's, without the lock and catalog read).
+    assert sleep.duration_s >= 0.05 and add.lock_hold_s >= sleep.duration_s
+    assert discard.non_transactional and not dealloc.non_transactional
+    assert [x["relation"] for x in comment.locks] == ["p"]  # t's lock is from before it
 
 
 def test_failing_statement_stops_the_trace(fresh):

@@ -1,13 +1,16 @@
-// Lock tracing (see trace.hpp). The tracing session runs the statements; an observer session
-// reads pg_locks for the tracer's pid (shared memory: it sees uncommitted locks), while the
-// catalog diff is read by the tracer itself, which alone sees its own uncommitted changes.
+// Lock tracing (see trace.hpp). The tracing session runs the statements. Inside a transaction
+// it reads its own locks and catalog (it alone sees its uncommitted changes) after each
+// statement, in the same message; an observer session samples pg_locks for the tracer's pid
+// (shared memory: it sees uncommitted locks) while an autocommit statement runs.
 #include "pgsafe/trace.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <exception>
+#include <future>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 #include <utility>
@@ -24,11 +27,6 @@ double now_s() {
   using Clock = std::chrono::steady_clock;
   return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
 }
-
-// A name that reads the same whatever search_path the migration sets.
-constexpr const char* kDisplayName =
-    "CASE WHEN n.nspname = 'public' THEN pg_catalog.quote_ident(c.relname) ELSE "
-    "pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) END";
 
 struct RelInfo {
   std::string name;
@@ -54,62 +52,94 @@ struct Catalog {
 
 std::string val(const Row& row, size_t i) { return i < row.size() && row[i] ? *row[i] : ""; }
 
-// Relations, columns and constraints of the user's schemas in one round trip, as rows tagged
-// r / a / c. With `scope` (oids), only those relations, the tables they are indexes of, and
-// those tables' indexes: a statement can only change what it locked.
-Catalog read_catalog(Connection& conn, const std::set<std::string>* scope = nullptr) {
-  static const std::string kRel =
-      std::string("WITH rel AS (SELECT c.oid, ") + kDisplayName +
-      " AS name, c.relkind, COALESCE(i.indrelid, c.oid) AS tbl"
-      " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-      " LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid"
-      " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
-      " AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'";
-  static const std::string kScoped =
-      " AND (c.oid = ANY($1::oid[]) OR COALESCE(i.indrelid, c.oid) = ANY($1::oid[])"
-      " OR COALESCE(i.indrelid, c.oid) IN (SELECT x.indrelid FROM pg_catalog.pg_index x"
-      " WHERE x.indexrelid = ANY($1::oid[])))";
-  static const std::string kRest =
-      ") SELECT 'r', rel.oid::text, rel.name, rel.relkind::text,"
-      " pg_catalog.pg_relation_filenode(rel.oid)::text, rel.tbl::text, NULL FROM rel"
-      " UNION ALL SELECT 'a', a.attrelid::text, a.attnum::text, a.attname::text,"
-      " pg_catalog.format_type(a.atttypid, a.atttypmod),"
-      " CASE WHEN a.attnotnull THEN 't' ELSE 'f' END,"
-      " pg_catalog.pg_get_expr(d.adbin, d.adrelid)"
-      " FROM rel JOIN pg_catalog.pg_attribute a ON a.attrelid = rel.oid"
-      " LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
-      " WHERE rel.relkind IN ('r', 'p', 'm', 'f', 'v') AND a.attnum > 0 AND NOT a.attisdropped"
-      " UNION ALL SELECT 'c', k.conrelid::text, k.conname::text, k.contype::text,"
-      " CASE WHEN k.convalidated THEN 't' ELSE 'f' END,"
-      " pg_catalog.pg_get_constraintdef(k.oid), NULL"
-      " FROM rel JOIN pg_catalog.pg_constraint k ON k.conrelid = rel.oid";
-  Result r;
-  if (scope == nullptr) {
-    r = conn.execute(kRel + kRest);
+// Relations, columns and constraints of the user's schemas, as rows tagged r / a / c: the CTE
+// `rel` (kRelation, optionally narrowed by scoped()), then kCatalogRows over it.
+constexpr const char* kRelation =
+    "rel AS (SELECT c.oid, "
+    "CASE WHEN n.nspname = 'public' THEN pg_catalog.quote_ident(c.relname) ELSE "
+    "pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) END"
+    " AS name, c.relkind, COALESCE(i.indrelid, c.oid) AS tbl"
+    " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " LEFT JOIN pg_catalog.pg_index i ON i.indexrelid = c.oid"
+    " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
+    " AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'";
+
+// Only the relations in `oids` (an oid[] expression), the tables they are indexes of, and those
+// tables' indexes: a statement can only change what it locked.
+std::string scoped(const std::string& oids) {
+  return " AND (c.oid = ANY(" + oids + ") OR COALESCE(i.indrelid, c.oid) = ANY(" + oids +
+         ") OR COALESCE(i.indrelid, c.oid) IN (SELECT x.indrelid FROM pg_catalog.pg_index x"
+         " WHERE x.indexrelid = ANY(" +
+         oids + ")))";
+}
+
+constexpr const char* kCatalogRows =
+    " SELECT 'r', rel.oid::text, rel.name, rel.relkind::text,"
+    " pg_catalog.pg_relation_filenode(rel.oid)::text, rel.tbl::text, NULL FROM rel"
+    " UNION ALL SELECT 'a', a.attrelid::text, a.attnum::text, a.attname::text,"
+    " pg_catalog.format_type(a.atttypid, a.atttypmod),"
+    " CASE WHEN a.attnotnull THEN 't' ELSE 'f' END,"
+    " pg_catalog.pg_get_expr(d.adbin, d.adrelid)"
+    " FROM rel JOIN pg_catalog.pg_attribute a ON a.attrelid = rel.oid"
+    " LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+    " WHERE rel.relkind IN ('r', 'p', 'm', 'f', 'v') AND a.attnum > 0 AND NOT a.attisdropped"
+    " UNION ALL SELECT 'c', k.conrelid::text, k.conname::text, k.contype::text,"
+    " CASE WHEN k.convalidated THEN 't' ELSE 'f' END,"
+    " pg_catalog.pg_get_constraintdef(k.oid), NULL"
+    " FROM rel JOIN pg_catalog.pg_constraint k ON k.conrelid = rel.oid";
+
+// One row of the catalog query into `cat`; false for a row of another tag.
+bool add_catalog_row(const Row& row, Catalog& cat) {
+  const std::string tag = val(row, 0);
+  if (tag == "r") {
+    cat.rels[val(row, 1)] = RelInfo{val(row, 2), val(row, 3), val(row, 4), val(row, 5)};
+    cat.oid_by_name[val(row, 2)] = val(row, 1);
+  } else if (tag == "a") {
+    cat.cols[{val(row, 1), val(row, 2)}] =
+        ColInfo{val(row, 1), val(row, 3), val(row, 4), val(row, 5), val(row, 6)};
+  } else if (tag == "c") {
+    cat.cons[{val(row, 1), val(row, 2)}] =
+        ConInfo{val(row, 1), val(row, 2), val(row, 3), val(row, 4), val(row, 5)};
   } else {
-    std::string oids = "{";
-    for (const std::string& oid : *scope) oids += (oids.size() > 1 ? "," : "") + oid;
-    r = conn.execute(kRel + kScoped + kRest, {oids + "}"});
+    return false;
   }
+  return true;
+}
+
+// The whole catalog of the user's schemas in one round trip.
+Catalog read_catalog(Connection& conn) {
+  static const std::string kSql = std::string("WITH ") + kRelation + ")" + kCatalogRows;
   Catalog cat;
-  for (const Row& row : r.rows) {
-    const std::string tag = val(row, 0);
-    if (tag == "r") {
-      cat.rels[val(row, 1)] = RelInfo{val(row, 2), val(row, 3), val(row, 4), val(row, 5)};
-      cat.oid_by_name[val(row, 2)] = val(row, 1);
-    } else if (tag == "a") {
-      cat.cols[{val(row, 1), val(row, 2)}] =
-          ColInfo{val(row, 1), val(row, 3), val(row, 4), val(row, 5), val(row, 6)};
-    } else {
-      cat.cons[{val(row, 1), val(row, 2)}] =
-          ConInfo{val(row, 1), val(row, 2), val(row, 3), val(row, 4), val(row, 5)};
-    }
-  }
+  for (const Row& row : conn.execute(kSql).rows) add_catalog_row(row, cat);
   return cat;
 }
 
-// `current` with what read_catalog(conn, &scope) returned in place of what it knew about the
-// same relations (the scoped ones, their tables and those tables' indexes).
+// What the tracing session holds right after a statement, read by that session itself (inside
+// its transaction it sees its own uncommitted catalog changes, and pg_locks shows its own
+// locks) in the same round trip as the statement: rows tagged 'l' (relation oid, mode,
+// granted) for its locks on user relations, one 'd' row (seconds since the round trip's message
+// arrived: the statement's own run time), then the catalog rows of the relations it locked.
+constexpr const char* kSnapshotName = "pgsafe_trace_snapshot";
+const std::string& snapshot_sql() {
+  static const std::string kSql =
+      std::string(
+          "WITH held AS (SELECT l.relation, l.mode, l.granted FROM pg_catalog.pg_locks l"
+          " WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation'"
+          " AND l.relation >= 16384),"  // FirstNormalObjectId: no system catalogs
+          " scope AS (SELECT pg_catalog.array_agg(DISTINCT h.relation) AS oids FROM held h), ") +
+      kRelation + scoped("(SELECT s.oids FROM scope s)::pg_catalog.oid[]") +
+      ") SELECT 'l', h.relation::text, h.mode, CASE WHEN h.granted THEN 't' ELSE 'f' END,"
+      " NULL, NULL, NULL FROM held h"
+      " UNION ALL SELECT 'd', (EXTRACT(EPOCH FROM pg_catalog.clock_timestamp() -"
+      " pg_catalog.statement_timestamp()))::text, NULL, NULL, NULL, NULL, NULL"
+      " UNION ALL" +
+      kCatalogRows;
+  return kSql;
+}
+
+// `current` with what a snapshot read of the relations in `scope` (their pre-existing part)
+// returned in place of what it knew about the same relations (the scoped ones, their tables
+// and those tables' indexes).
 Catalog merged(const Catalog& current, const std::set<std::string>& scope, Catalog part) {
   std::set<std::string> tables;
   for (const std::string& oid : scope) {
@@ -323,12 +353,21 @@ class Tracer {
  public:
   Tracer(const std::string& dsn, const TraceOptions& options)
       : options_(options),
+        // The observer connects while the tracer does (it is first needed by an autocommit
+        // statement): a connection is a server process to start, the longest wait of a short
+        // migration's trace.
+        connecting_(std::async(std::launch::async,
+                               [dsn, name = options.application_name + "-observer"] {
+                                 ScopedNoInterruptCheck no_check;  // only the main thread's
+                                 Connection conn(dsn, name);
+                                 conn.execute("SET lock_timeout = 1000");
+                                 return conn;
+                               })),
         tracer_(dsn, options.application_name),
-        observer_(dsn, options.application_name + "-observer"),
         pid_(std::to_string(tracer_.backend_pid())) {
-    tracer_.execute("SET lock_timeout = " + std::to_string(options.lock_timeout_ms));
-    tracer_.execute("SET statement_timeout = " + std::to_string(options.statement_timeout_ms));
-    observer_.execute("SET lock_timeout = 1000");
+    tracer_.execute("SET lock_timeout = " + std::to_string(options.lock_timeout_ms) +
+                    "; SET statement_timeout = " + std::to_string(options.statement_timeout_ms));
+    prepare_snapshot();
   }
 
   MigrationTrace run(const std::vector<Statement>& statements,
@@ -373,9 +412,49 @@ class Tracer {
   }
 
  private:
+  void prepare_snapshot() {
+    tracer_.execute(std::string("PREPARE ") + kSnapshotName + " AS " + snapshot_sql());
+  }
+
+  // DISCARD ALL and DEALLOCATE drop the session's prepared statements, ours too.
+  static bool drops_prepared(const Statement& stmt) {
+    return stmt.kind == "DiscardStmt" || stmt.kind == "DeallocateStmt";
+  }
+
+  void prepare_snapshot_again() {
+    Result r = tracer_.execute("SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE name = $1",
+                               {kSnapshotName});
+    if (r.rows.empty()) prepare_snapshot();
+  }
+
+  // Runs a statement of the transaction (the first one opens it) and reads the snapshot after
+  // it, in one round trip (one simple-protocol message: the snapshot does not run when the
+  // statement fails).
+  Result run_with_snapshot(const Statement& stmt, bool opens) {
+    const std::string begin = opens ? "BEGIN;\n" : "";
+    const std::string execute = std::string("EXECUTE ") + kSnapshotName;
+    if (!drops_prepared(stmt)) return tracer_.execute(begin + stmt.sql + "\n;" + execute);
+    tracer_.execute(begin + stmt.sql);
+    prepare_snapshot_again();
+    return tracer_.execute(execute);
+  }
+
+  // The part of a snapshot's catalog about relations that existed before the migration (and
+  // indexes of their tables), as the scoped catalog diff wants it.
+  Catalog pre_existing(Catalog part) const {
+    std::set<std::string> keep;
+    for (const auto& [oid, rel] : part.rels) {
+      if (origin_.rels.count(oid) != 0 || origin_.rels.count(rel.table) != 0) keep.insert(oid);
+    }
+    std::erase_if(part.rels, [&](const auto& kv) { return keep.count(kv.first) == 0; });
+    std::erase_if(part.oid_by_name, [&](const auto& kv) { return keep.count(kv.second) == 0; });
+    std::erase_if(part.cols, [&](const auto& kv) { return keep.count(kv.first.first) == 0; });
+    std::erase_if(part.cons, [&](const auto& kv) { return keep.count(kv.first.first) == 0; });
+    return part;
+  }
+
   void run_transaction(const std::vector<Statement>& statements, size_t begin, size_t end,
                        Catalog& current, MigrationTrace& out) {
-    tracer_.execute("BEGIN");
     size_t first = out.statements.size();
     LockSet held;
     for (size_t i = begin; i < end; ++i) {
@@ -385,8 +464,9 @@ class Tracer {
       st.line = stmt.line;
       st.sql = stmt.sql;
       double t0 = now_s();
+      Result snapshot;
       try {
-        tracer_.execute(stmt.sql);
+        snapshot = run_with_snapshot(stmt, i == begin);
       } catch (const DbError& e) {
         st.duration_s = now_s() - t0;
         set_error(st, e);
@@ -395,9 +475,18 @@ class Tracer {
         tracer_.rollback_quietly("trace");
         return;
       }
-      st.duration_s = now_s() - t0;
+      st.duration_s = now_s() - t0;  // unless the server's own timing comes back below
       LockSet after;
-      read_locks(observer_, pid_, origin_, after);
+      Catalog part;
+      for (const Row& row : snapshot.rows) {
+        if (add_catalog_row(row, part)) continue;
+        if (val(row, 0) == "d") {
+          if (!val(row, 1).empty()) st.duration_s = std::min(st.duration_s, std::stod(val(row, 1)));
+        } else if (origin_.rels.count(val(row, 1)) != 0) {  // 'l', on a pre-existing relation
+          auto key = std::make_pair(val(row, 1), val(row, 2));
+          after[key] = after[key] || val(row, 3) == "t";
+        }
+      }
       LockSet fresh;
       for (const auto& [key, granted] : after) {
         if (held.count(key) == 0) fresh.emplace(key, granted);
@@ -405,11 +494,12 @@ class Tracer {
       st.locks = to_locks(origin_, fresh);
       st.held = to_locks(origin_, after);
       held = std::move(after);
-      // Only a relation it locked can have changed (DDL locks what it alters).
+      // Only a relation it locked can have changed (DDL locks what it alters); of what the
+      // snapshot read, the pre-existing relations and their tables' indexes count.
       std::set<std::string> scope;
       for (const auto& entry : held) scope.insert(entry.first.first);
       if (!scope.empty()) {
-        Catalog next = merged(current, scope, read_catalog(tracer_, &scope));
+        Catalog next = merged(current, scope, pre_existing(std::move(part)));
         diff_catalog(origin_, current, next, st);
         current = std::move(next);
       }
@@ -451,12 +541,12 @@ class Tracer {
     double released = 0.0;
     try {
       while (!done) {
-        bool waiting = read_locks(observer_, pid_, origin_, seen);
+        bool waiting = read_locks(observer(), pid_, origin_, seen);
         ++st.samples;
         if (waiting && wait_seen == 0.0) wait_seen = now_s();
         if (gated && (waiting || now_s() - t0 > options_.gate_max_s)) {
-          read_locks(observer_, pid_, origin_, seen);  // once more: it may have moved on
-          observer_.execute("COMMIT");
+          read_locks(observer(), pid_, origin_, seen);  // once more: it may have moved on
+          observer().execute("COMMIT");
           gated = false;
           released = now_s();
         }
@@ -469,7 +559,7 @@ class Tracer {
     }
     worker.join();
     double t1 = now_s();
-    if (gated) observer_.execute("COMMIT");
+    if (gated) observer().execute("COMMIT");
     // The time it spent waiting for the gate is ours, not the statement's.
     double gate_wait = (wait_seen > 0.0 && released > wait_seen) ? released - wait_seen : 0.0;
     st.duration_s = std::max(0.0, t1 - t0 - gate_wait);
@@ -484,6 +574,7 @@ class Tracer {
         return st;
       }
     }
+    if (drops_prepared(stmt)) prepare_snapshot_again();
     Catalog next = read_catalog(tracer_);
     diff_catalog(origin_, current, next, st);
     current = std::move(next);
@@ -495,31 +586,35 @@ class Tracer {
   // stronger queues behind the gate (the weak locks of name lookups pass), so pg_locks shows it
   // however fast the statement is; the gate opens as soon as the wait is seen.
   bool open_gate(const std::vector<std::string>& relations) {
-    observer_.execute("BEGIN ISOLATION LEVEL REPEATABLE READ");
-    observer_.execute("SELECT 1");
-    for (const std::string& rel : relations) {
-      // An index is gated through its table (LOCK TABLE refuses indexes).
-      Result r = observer_.execute(
-          "SELECT COALESCE((SELECT i.indrelid FROM pg_catalog.pg_index i"
-          " WHERE i.indexrelid = pg_catalog.to_regclass($1)), pg_catalog.to_regclass($1))"
-          "::regclass::text",
-          {rel});
-      if (r.rows.empty() || !r.rows[0][0]) continue;
-      observer_.execute("SAVEPOINT pgsafe_gate");
+    // The snapshot, and the relations' tables (an index is gated through its table: LOCK TABLE
+    // refuses indexes), in one message.
+    Result r = observer().execute(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT DISTINCT COALESCE((SELECT i.indrelid"
+        " FROM pg_catalog.pg_index i WHERE i.indexrelid = pg_catalog.to_regclass(x.name)),"
+        " pg_catalog.to_regclass(x.name))::regclass::text FROM pg_catalog.unnest(" +
+        sql_literal(text_array(relations)) + "::text[]) AS x(name)");
+    for (const Row& row : r.rows) {
+      if (row.empty() || !row[0]) continue;
       try {
-        observer_.execute("LOCK TABLE " + *r.rows[0][0] + " IN SHARE UPDATE EXCLUSIVE MODE NOWAIT");
-        observer_.execute("RELEASE SAVEPOINT pgsafe_gate");
+        observer().execute("SAVEPOINT pgsafe_gate; LOCK TABLE " + *row[0] +
+                           " IN SHARE UPDATE EXCLUSIVE MODE NOWAIT; RELEASE SAVEPOINT pgsafe_gate");
       } catch (const DbError& e) {
-        log::core()->debug("trace: no gate on {}: {}", rel, e.what());
-        observer_.execute("ROLLBACK TO SAVEPOINT pgsafe_gate");
+        log::core()->debug("trace: no gate on {}: {}", *row[0], e.what());
+        observer().execute("ROLLBACK TO SAVEPOINT pgsafe_gate");
       }
     }
     return true;
   }
 
+  Connection& observer() {
+    if (!observer_) observer_.emplace(connecting_.get());
+    return *observer_;
+  }
+
   TraceOptions options_;
+  std::future<Connection> connecting_;
   Connection tracer_;
-  Connection observer_;
+  std::optional<Connection> observer_;
   std::string pid_;
   Catalog origin_;
 };

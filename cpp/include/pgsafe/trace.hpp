@@ -1,8 +1,9 @@
 // Lock tracing: runs a migration's statements on a throwaway database and observes, per
 // statement, the relation locks the session took on objects that existed before the migration
-// (from pg_locks, read by a second session), rewrites (relfilenode changes), column and
-// constraint changes (a catalog diff), and timings. Statements that cannot run in a transaction
-// are watched while they run: the second session samples pg_locks for the tracing backend.
+// (from pg_locks), rewrites (relfilenode changes), column and constraint changes (a catalog
+// diff), and timings. In a transaction the tracing session reads its own locks and catalog in
+// the same round trip as the statement; statements that cannot run in a transaction are watched
+// while they run: a second session samples pg_locks for the tracing backend.
 #pragma once
 
 #include <string>

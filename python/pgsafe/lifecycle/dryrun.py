@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -306,42 +306,50 @@ class MigrationReport:
             trace.statements = attached
 
 
+def _if_not_exists(n: dict[str, Any]) -> str:
+    return " IF NOT EXISTS" if n.get("if_not_exists") else ""
+
+
+def _alter_table(n: dict[str, Any]) -> str:
+    subs = []
+    for c in n.get("cmds", []):
+        cmd = c.get("AlterTableCmd", {})
+        words = _words(cmd.get("subtype", "").removeprefix("AT_"))
+        target = cmd.get("name") or (cmd.get("def") or {}).get("ColumnDef", {}).get("colname")
+        if cmd.get("subtype") == "AT_EnableRowSecurity":
+            words = "ENABLE ROW LEVEL SECURITY"
+        subs.append(f"{words} {target}" if target else words)
+    return f"ALTER TABLE {range_name(n.get('relation'))} {', '.join(subs)}".strip()
+
+
+def _object_type(n: dict[str, Any]) -> str:
+    return str(n.get("objtype", "")).removeprefix("OBJECT_")
+
+
+# How the report names an operation, by statement kind (from its parse node); other kinds by
+# their node name ("AlterSeqStmt" -> "ALTER SEQ").
+_OPERATIONS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "CreateStmt": lambda n: f"CREATE TABLE{_if_not_exists(n)} {range_name(n.get('relation'))}",
+    "IndexStmt": lambda n: "CREATE INDEX CONCURRENTLY" if n.get("concurrent") else "CREATE INDEX",
+    "CreateFunctionStmt": lambda n: f"CREATE FUNCTION {'.'.join(strings(n.get('funcname')))}",
+    "CreateTrigStmt": lambda n: f"CREATE TRIGGER {n.get('trigname', '')}",
+    "CreatePolicyStmt": lambda _: "CREATE POLICY",
+    "AlterTableStmt": _alter_table,
+    "CreateSchemaStmt": lambda n: (
+        f"CREATE SCHEMA{_if_not_exists(n)} {n.get('schemaname', '')}".strip()
+    ),
+    "DoStmt": lambda _: "DO block",
+    "VariableSetStmt": lambda n: f"SET {n.get('name', '')}".strip(),
+    "GrantStmt": lambda n: (
+        f"{'GRANT' if n.get('is_grant') else 'REVOKE'} on {_object_type(n).lower()}"
+    ),
+    "CommentStmt": lambda n: f"COMMENT ON {_object_type(n)}",
+}
+
+
 def _operation(stmt: Stmt) -> str:
-    n, kind = stmt.node, stmt.kind
-    if kind == "CreateStmt":
-        exists = " IF NOT EXISTS" if n.get("if_not_exists") else ""
-        return f"CREATE TABLE{exists} {range_name(n.get('relation'))}"
-    if kind == "IndexStmt":
-        return "CREATE INDEX CONCURRENTLY" if n.get("concurrent") else "CREATE INDEX"
-    if kind == "CreateFunctionStmt":
-        return f"CREATE FUNCTION {'.'.join(strings(n.get('funcname')))}"
-    if kind == "CreateTrigStmt":
-        return f"CREATE TRIGGER {n.get('trigname', '')}"
-    if kind == "CreatePolicyStmt":
-        return "CREATE POLICY"
-    if kind == "AlterTableStmt":
-        subs = []
-        for c in n.get("cmds", []):
-            cmd = c.get("AlterTableCmd", {})
-            words = _words(cmd.get("subtype", "").removeprefix("AT_"))
-            target = cmd.get("name") or (cmd.get("def") or {}).get("ColumnDef", {}).get("colname")
-            if cmd.get("subtype") == "AT_EnableRowSecurity":
-                words = "ENABLE ROW LEVEL SECURITY"
-            subs.append(f"{words} {target}" if target else words)
-        return f"ALTER TABLE {range_name(n.get('relation'))} {', '.join(subs)}".strip()
-    if kind == "CreateSchemaStmt":
-        exists = " IF NOT EXISTS" if n.get("if_not_exists") else ""
-        return f"CREATE SCHEMA{exists} {n.get('schemaname', '')}".strip()
-    if kind == "DoStmt":
-        return "DO block"
-    if kind == "VariableSetStmt":
-        return f"SET {n.get('name', '')}".strip()
-    if kind == "GrantStmt":
-        verb = "GRANT" if n.get("is_grant") else "REVOKE"
-        return f"{verb} on {n.get('objtype', '').removeprefix('OBJECT_').lower()}"
-    if kind == "CommentStmt":
-        return f"COMMENT ON {n.get('objtype', '').removeprefix('OBJECT_')}"
-    return _words(kind.removesuffix("Stmt"))
+    describe = _OPERATIONS.get(stmt.kind)
+    return describe(stmt.node) if describe else _words(stmt.kind.removesuffix("Stmt"))
 
 
 def _words(camel: str) -> str:

@@ -276,19 +276,19 @@ class TraceReport(Report):
         return next((m.error for m in self.migrations if m.error), "")
 
     def summary(self) -> str:
-        n = len(self.statements)
         where = f" against the schema of {self.target}" if self.target else " from scratch"
-        text = f"{n} statements in {len(self.migrations)} migrations traced{where}"
-        if self.server:
-            text += f" on {self.server}"
-        if self.not_checked:
-            first = next(iter(self.not_checked))
-            text += f"; {len(self.not_checked)} not checked from {first}: {self.not_checked[first]}"
-        if self.mismatches:
-            text += f"; {len(self.mismatches)} differ from the static prediction"
-        if self.error:
-            text += f"; stopped at an error: {self.error}"
-        return text
+        on = f" on {self.server}" if self.server else ""
+        first = next(iter(self.not_checked), "")
+        clauses = [
+            f"{len(self.statements)} statements in {len(self.migrations)} migrations traced"
+            f"{where}{on}",
+            f"{len(self.not_checked)} not checked from {first}: {self.not_checked[first]}"
+            if first
+            else "",
+            f"{len(self.mismatches)} differ from the static prediction" if self.mismatches else "",
+            f"stopped at an error: {self.error}" if self.error else "",
+        ]
+        return "; ".join(c for c in clauses if c)
 
     def sections(self) -> list[Section]:
         out = []

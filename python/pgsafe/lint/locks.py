@@ -1,7 +1,9 @@
-"""Predicted table locks: for each statement, the lock modes PostgreSQL 15 takes on the
-relations it touches (from tablecmds.c's AlterTableGetLockLevel and the utility commands), and
-the strongest one on a relation that existed before the migration. Lock tracing (issue 4)
-observes the real ones; this is the static prediction it is compared with."""
+"""Predicted table locks: for each statement, the lock modes PostgreSQL takes on the relations
+it touches (from tablecmds.c's AlterTableGetLockLevel and the utility commands), and the
+strongest one on a relation that existed before the migration. Where a major differs, the
+prediction follows the target's (the context's pg_version): GRANT and REVOKE on a table lock it
+from PostgreSQL 18 on. Lock tracing observes the real ones; this is the static prediction it is
+compared with (tests/test_trace.py, on 15, 16 and 18)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,11 @@ from pgsafe.lint.model import Stmt, alter_cmds, range_name, strings, stronger_lo
 
 
 class Context(Protocol):
-    """What a prediction needs from the linter's context (pgsafe.lint.context.Context): whether a
-    table was created earlier in the same migration (locking it blocks nobody)."""
+    """What a prediction needs from the linter's context (pgsafe.lint.context.Context): the
+    target's PostgreSQL major, and whether a table was created earlier in the same migration
+    (locking it blocks nobody)."""
+
+    pg_version: int
 
     def is_new_table(self, name: str) -> bool: ...
 
@@ -193,6 +198,16 @@ def predict(stmt: Stmt, ctx: Context) -> Prediction:
         p.add(range_name(n.get("relation")), AE, ctx)
     elif kind == "AlterSeqStmt":
         p.add(range_name(n.get("sequence")), SRE, ctx)
+    elif (
+        kind == "GrantStmt"
+        and ctx.pg_version >= 18
+        and n.get("targtype") == "ACL_TARGET_OBJECT"
+        and n.get("objtype") in ("OBJECT_TABLE", "OBJECT_SEQUENCE")
+    ):
+        # PostgreSQL 18 locks each relation named in GRANT / REVOKE (ACCESS SHARE, while it
+        # rewrites its ACL); 17 and older take no lock on it (checked against pg_locks).
+        for obj in n.get("objects", []):
+            p.add(range_name(obj.get("RangeVar")), "AccessShareLock", ctx)
     elif kind == "SelectStmt" and n.get("lockingClause"):
         _add_reads(p, n.get("fromClause"), "RowShareLock", ctx)
     if kind in ("CreatePolicyStmt", "AlterPolicyStmt"):
