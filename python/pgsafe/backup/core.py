@@ -281,24 +281,35 @@ def _pg_dump(
     ]
     for t in tables or []:
         argv += ["--table", t]  # quote_ident() output is a pg_dump pattern matching only it
-    archive = _run_client(argv, env, b"", "pg_dump")
-    return {
-        section: _run_client(
-            [clients.program("pg_restore"), f"--section={section}", "--file=-"],
-            env,
-            archive,
-            f"pg_restore --section={section}",
-        )
+    archive = _finish(_start(argv, env), b"", "pg_dump")
+    # Both sections at once: each pg_restore starts while the other reads the archive.
+    restores = {
+        section: _start([clients.program("pg_restore"), f"--section={section}", "--file=-"], env)
         for section in ("pre-data", "post-data")
     }
+    try:
+        return {
+            section: _finish(proc, archive, f"pg_restore --section={section}")
+            for section, proc in restores.items()
+        }
+    finally:
+        for proc in restores.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
-def _run_client(argv: list[str], env: dict[str, str], stdin: bytes, what: str) -> bytes:
-    proc = subprocess.run(argv, input=stdin, capture_output=True, env=env, check=False)
+def _start(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    pipe = subprocess.PIPE
+    return subprocess.Popen(argv, stdin=pipe, stdout=pipe, stderr=pipe, env=env)
+
+
+def _finish(proc: subprocess.Popen[bytes], stdin: bytes, what: str) -> bytes:
+    out, err = proc.communicate(stdin)
     if proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise BackupError(f"{what} failed: {mask_password(' '.join(err))}")
-    return proc.stdout
+        lines = err.decode(errors="replace").strip().splitlines()
+        raise BackupError(f"{what} failed: {mask_password(' '.join(lines))}")
+    return out
 
 
 def _psql(psql: str, dsn: str, sql: bytes, what: str) -> None:

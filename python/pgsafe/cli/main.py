@@ -15,7 +15,6 @@ from pgsafe import _core
 from pgsafe.cli import _common as common
 from pgsafe.cli._common import EXIT_CONFIG
 from pgsafe.errors import Error, mask_password
-from pgsafe.sources.layouts import forced_layout
 
 # In lifecycle order, as `pgsafe --help` lists them: analyse, check, protect, run, verify,
 # inspect and repair, then the tools around them.
@@ -94,7 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose)
     try:
         common.use_app_paths(args.app_path)
-        with forced_layout(common.layout(args)):
+        name = common.layout(args)
+        if name is None:  # a command that reads no migrations: their readers stay unloaded
+            return int(args.handler(args))
+        from pgsafe.sources.layouts import forced_layout
+
+        with forced_layout(name):
             return int(args.handler(args))
     except Error as exc:
         print(f"pgsafe: error: {mask_password(str(exc))}", file=sys.stderr)
