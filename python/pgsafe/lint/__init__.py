@@ -1,8 +1,10 @@
 """Static analysis of migrations: rules over libpg_query parse trees, with hazards, lock levels
-and safer recipes (`pgsafe lint`, `pgsafe rules`). The names load on first use, so a command
-that only reads the lint configuration (`pgsafe backup`, say) does not load every rule."""
+and safer recipes (`pgsafe lint`, `pgsafe rules`)."""
 
-from pgsafe import lazy_attributes
+from pgsafe.lint.config import LintConfig, load_config
+from pgsafe.lint.engine import LintResult, lint_text
+from pgsafe.lint.model import HAZARDS, LOCKS, RULES, Finding, Rule
+from pgsafe.lint.paths import lint_paths
 
 __all__ = [
     "HAZARDS",
@@ -16,18 +18,3 @@ __all__ = [
     "lint_text",
     "load_config",
 ]
-__getattr__, __dir__ = lazy_attributes(
-    __name__,
-    {
-        "HAZARDS": "pgsafe.lint.model",
-        "LOCKS": "pgsafe.lint.model",
-        "RULES": "pgsafe.lint.engine",  # the engine loads every rule, which registers itself
-        "Finding": "pgsafe.lint.model",
-        "LintConfig": "pgsafe.lint.config",
-        "LintResult": "pgsafe.lint.engine",
-        "Rule": "pgsafe.lint.model",
-        "lint_paths": "pgsafe.lint.paths",
-        "lint_text": "pgsafe.lint.engine",
-        "load_config": "pgsafe.lint.config",
-    },
-)

@@ -7,7 +7,6 @@ expression every migration's name must match: the migration-naming rule), `irrev
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -101,8 +100,6 @@ def _from_table(table: dict[str, Any], source: str) -> LintConfig:
         raise ConfigError(f'{source}: lint.severity must be a table of rule = "error"|"warning"')
     cfg.severities = dict(severities)
     cfg.exclude = _names(lint.get("exclude", []), "exclude", source)
-    # The rules register themselves when loaded; the lint package loads them on first use.
-    importlib.import_module("pgsafe.lint.rules")
     for name in [*cfg.disable, *cfg.enable, *cfg.severities]:
         if name not in RULES:
             raise ConfigError(f"{source}: unknown rule {name!r}")
