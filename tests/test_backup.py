@@ -6,12 +6,14 @@ retention; a non-empty target is refused; passwords never show."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
 import signal
 import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -632,3 +634,44 @@ def test_force_replaces_less_common_objects_and_dependency_cycles(
     assert query(pgsafe_db, "SELECT count(*) FROM pg_publication WHERE pubname = 'bk_pub'") == [
         ("1",)
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# Start-up: the backup taken before an apply is usually of a few small tables, so the command's
+# fixed cost counts; it loads only what a backup needs.
+
+
+def test_the_cli_knows_the_module_of_every_command() -> None:
+    from pgsafe.cli import main as cli_main
+
+    parser = cli_main.build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(commands.choices) == set(cli_main._MODULE_OF)
+    assert cli_main._command_in(["-vv", "--app-path", "backup", "restore", "x"]) == "restore"
+    assert cli_main._command_in(["--version"]) is None
+
+
+def test_pgsafe_backup_loads_neither_the_linter_nor_the_migration_readers(
+    pgsafe_db: TemporaryDatabase, tmp_path: Path
+) -> None:
+    with pgsafe_db.connect() as conn:
+        conn.execute("CREATE TABLE one (id int PRIMARY KEY)")
+        conn.execute("INSERT INTO one VALUES (1)")
+    script = (
+        "import sys\n"
+        "from pgsafe.cli.main import main\n"
+        "code = main(sys.argv[1:])\n"
+        "heavy = ('pgsafe.lint', 'pgsafe.sources', 'pgsafe.lifecycle', 'pgsafe.testing')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+        "sys.exit(code)\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", script, "backup", "--db", pgsafe_db.dsn, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "[]"
+    assert len(list(tmp_path.glob("backup-*.sql.zst"))) == 1

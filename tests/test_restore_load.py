@@ -337,3 +337,105 @@ def test_the_last_index_of_the_dump_is_built_with_its_table(
     assert sorted(after) == ["public.a", "public.z"]
     assert len(after["public.z"]) == 2  # the key and the index
     assert b"CREATE INDEX" not in rest and b"PRIMARY KEY" not in rest
+
+
+POST_DATA = b"""-- sequence values
+SELECT pg_catalog.setval('public.s', 5, true);
+--
+-- PostgreSQL database dump
+--
+
+\\restrict abc123
+
+SET statement_timeout = 0;
+SELECT pg_catalog.set_config('search_path', '', false);
+
+SET default_tablespace = '';
+
+--
+-- Name: t t_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.t
+    ADD CONSTRAINT t_pkey PRIMARY KEY (id);
+
+--
+-- Name: T k; Type: CONSTRAINT; Schema: Odd Schema; Owner: -
+--
+
+ALTER TABLE ONLY "Odd Schema"."T"
+    ADD CONSTRAINT k UNIQUE (v);
+
+SET default_tablespace = fast;
+
+--
+-- Name: t_v; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX t_v ON public.t USING btree (v) WHERE (v <> 'ON public.x'::text);
+
+ALTER TABLE public.t CLUSTER ON t_v;
+
+--
+-- Name: v_i; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX v_i ON public.v USING btree (id);
+
+--
+-- Name: t t_fk; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.t
+    ADD CONSTRAINT t_fk FOREIGN KEY (v) REFERENCES "Odd Schema"."T"(v);
+
+--
+-- PostgreSQL database dump complete
+--
+
+\\unrestrict abc123
+
+"""
+
+
+def test_post_data_is_planned_from_its_parse_trees() -> None:
+    """Index and key builds are told from the rest by the parser, not by their text: a string
+    that reads like a table name does not count, a quoted name matches the manifest's, a
+    foreign key and CLUSTER ON wait for every build, and a build carries the settings pg_dump
+    placed before it."""
+    after, parallel, rest, settings = bk._plan_post_data(
+        POST_DATA, {"public.t", '"Odd Schema"."T"'}
+    )
+    assert sorted(after) == ['"Odd Schema"."T"', "public.t"]
+    pkey, index = after["public.t"]
+    # Each build sets what pg_dump wrote it under (they run on shared connections, any order).
+    preamble = (
+        "SET statement_timeout = 0;\nSELECT pg_catalog.set_config('search_path', '', false);\n"
+    )
+    assert pkey == (
+        preamble + "SET default_tablespace = '';\n"
+        "ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (id);\n"
+    )
+    assert index == (
+        preamble + "SET default_tablespace = fast;\n"
+        "CREATE INDEX t_v ON public.t USING btree (v) WHERE (v <> 'ON public.x'::text);\n"
+    )
+    assert after['"Odd Schema"."T"'] == [
+        preamble + "SET default_tablespace = '';\n"
+        'ALTER TABLE ONLY "Odd Schema"."T"\n    ADD CONSTRAINT k UNIQUE (v);\n'
+    ]
+    # Not a loaded table (a view, say): built after the data, in parallel.
+    assert parallel == [
+        (preamble + "SET default_tablespace = fast;\n"
+         "CREATE INDEX v_i ON public.v USING btree (id);\n").encode()
+    ]  # fmt: skip
+    assert settings == (preamble + "SET default_tablespace = '';\n").encode()
+    text = rest.decode()
+    assert "CREATE INDEX" not in text and "PRIMARY KEY" not in text and "UNIQUE" not in text
+    assert text.index("setval") < text.index("CLUSTER ON") < text.index("FOREIGN KEY")
+    assert "\\restrict" not in text and "\\unrestrict" not in text
+
+
+def test_post_data_the_parser_cannot_read_runs_whole() -> None:
+    broken = b"SET statement_timeout = 0;\nCREATE INDEX i ON public.t USING btree (v;\n"
+    assert bk._plan_post_data(broken, {"public.t"}) == ({}, [], broken, b"")

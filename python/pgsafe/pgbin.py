@@ -18,8 +18,10 @@ how to get it: there is never a silent fallback to another major.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -127,6 +129,9 @@ def _probe(bindir: Path) -> tuple[str, int] | None:
         with _CACHE_LOCK:
             if key in _VERSIONS:
                 return _VERSIONS[key]
+        known = _read_cache().get(key)
+        if known is not None and len(known) == 2 and known[1].isdigit():
+            return known[0], int(known[1])
         found: tuple[str, int] | None = None
         try:
             proc = subprocess.run(
@@ -146,14 +151,66 @@ def _probe(bindir: Path) -> tuple[str, int] | None:
         with _CACHE_LOCK:
             _VERSIONS[key] = found
         if found is not None:
+            _remember(key, [found[0], str(found[1])])
+        if found is not None:
             return found
     return None
+
+
+# What each program reported, kept across runs (keyed by its path, mtime and size, so a changed
+# program is asked again): asking every installation costs a process start each (pg_config,
+# Debian's wrapper, three), which a short command such as `pgsafe backup` of a few small tables
+# would otherwise pay on every run.
+_Key = tuple[str, int, int]
+
+
+def _key_of(path: Path | str) -> _Key | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (str(path), st.st_mtime_ns, st.st_size)
+
+
+def _cache_file() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pgsafe" / "pg-programs.json"
+
+
+def _read_cache() -> dict[_Key, list[str]]:
+    """(path, mtime, size) -> what that program printed, as recorded by earlier runs."""
+    try:
+        rows = json.loads(_cache_file().read_text())
+        return {(str(r[0]), int(r[1]), int(r[2])): [str(x) for x in r[3:]] for r in rows}
+    except (OSError, ValueError, TypeError, IndexError):
+        return {}
+
+
+def _remember(key: _Key, answer: list[str]) -> None:
+    """Records `answer` for the program `key` names (best effort: no cache, no harm)."""
+    with _CACHE_LOCK:
+        cache = _read_cache()
+        cache[key] = answer
+        rows = [[*k, *v] for k, v in cache.items() if os.path.exists(k[0])]  # test doubles go
+        path = _cache_file()
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp.write_text(json.dumps(rows))
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 def _pg_config_bindir() -> Path | None:
     pg_config = shutil.which("pg_config")
     if pg_config is None:
         return None
+    key = _key_of(pg_config)
+    known = _read_cache().get(key) if key else None
+    if known and os.path.isdir(known[0]):
+        return Path(known[0])
     try:
         out = subprocess.run(
             [pg_config, "--bindir"],
@@ -165,6 +222,8 @@ def _pg_config_bindir() -> Path | None:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
+    if out and key:
+        _remember(key, [out])
     return Path(out) if out else None
 
 

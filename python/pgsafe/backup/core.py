@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from pgsafe import _core, pgbin
+from pgsafe.analysis.statement import Statement, split_statements
 from pgsafe.backup import force as restore_force
 from pgsafe.backup.datafp import fingerprint
 from pgsafe.config import parse_duration
@@ -259,18 +260,19 @@ def _tool(name: str, server_major: int) -> str:
     return pgbin.client_program(name, server_major)
 
 
-def _pattern(table: str) -> str:
-    # quote_ident() output is already a valid pg_dump pattern: quoted parts are literal.
-    return table
-
-
 def _pg_dump(
-    pg_dump: str, dsn: str, snapshot: str, section: str, tables: Sequence[str] | None
-) -> bytes:
+    clients: pgbin.Installation, dsn: str, snapshot: str, tables: Sequence[str] | None
+) -> dict[str, bytes]:
+    """The schema inside `snapshot` as pg_dump's plain script of each section ("pre-data",
+    "post-data"): one pg_dump (its custom-format archive, the catalogs read once), each section
+    written out of it by pg_restore, which needs no connection."""
     clean, env = _client_env(dsn)
     argv = [
-        pg_dump,
-        f"--section={section}",
+        clients.program("pg_dump"),
+        "--format=custom",
+        "--compress=0",
+        "--section=pre-data",
+        "--section=post-data",
         f"--snapshot={snapshot}",
         "--encoding=UTF8",
         "--no-password",
@@ -278,12 +280,36 @@ def _pg_dump(
         clean,
     ]
     for t in tables or []:
-        argv += ["--table", _pattern(t)]
-    proc = subprocess.run(argv, capture_output=True, env=env, check=False)
+        argv += ["--table", t]  # quote_ident() output is a pg_dump pattern matching only it
+    archive = _finish(_start(argv, env), b"", "pg_dump")
+    # Both sections at once: each pg_restore starts while the other reads the archive.
+    restores = {
+        section: _start([clients.program("pg_restore"), f"--section={section}", "--file=-"], env)
+        for section in ("pre-data", "post-data")
+    }
+    try:
+        return {
+            section: _finish(proc, archive, f"pg_restore --section={section}")
+            for section, proc in restores.items()
+        }
+    finally:
+        for proc in restores.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _start(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    pipe = subprocess.PIPE
+    return subprocess.Popen(argv, stdin=pipe, stdout=pipe, stderr=pipe, env=env)
+
+
+def _finish(proc: subprocess.Popen[bytes], stdin: bytes, what: str) -> bytes:
+    out, err = proc.communicate(stdin)
     if proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise BackupError(f"pg_dump --section={section} failed: {mask_password(' '.join(err))}")
-    return proc.stdout
+        lines = err.decode(errors="replace").strip().splitlines()
+        raise BackupError(f"{what} failed: {mask_password(' '.join(lines))}")
+    return out
 
 
 def _psql(psql: str, dsn: str, sql: bytes, what: str) -> None:
@@ -328,15 +354,32 @@ class TableEntry:
     has_generated: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "table": self.table,
-            "rows": self.rows,
-            "digest": self.digest,
-            "bytes": self.bytes,
-            "chunks": self.chunks,
-            "columns": self.columns,
-            "has_generated": self.has_generated,
-        }
+        return dataclasses.asdict(self)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return _iso(value)
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
+def _report_json(report: Any, rename: dict[str, str] | None = None) -> dict[str, Any]:
+    """A report dataclass's fields but its title, as JSON values: paths as text, times in ISO
+    8601, seconds to the microsecond; `rename` gives fields other names."""
+    names = rename or {}
+    return {
+        names.get(f.name, f.name): _json_value(getattr(report, f.name))
+        for f in dataclasses.fields(report)
+        if f.name != "title"
+    }
 
 
 @dataclass
@@ -381,21 +424,7 @@ class BackupResult(Report):
         return secs
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "manifest": str(self.manifest_path),
-            "created_at": _iso(self.created_at),
-            "database": self.database,
-            "tables": [t.to_json() for t in self.tables],
-            "chunks": self.chunks,
-            "size": self.size,
-            "raw_bytes": self.raw_bytes,
-            "sha256": self.sha256,
-            "seconds": round(self.seconds, 6),
-            "compress": self.compress,
-            "encrypted": self.encrypted,
-            "removed": [str(p) for p in self.removed],
-        }
+        return _report_json(self, {"manifest_path": "manifest"})
 
 
 @dataclass
@@ -422,15 +451,7 @@ class RestoreResult(Report):
         return secs
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "database": self.database,
-            "tables": self.tables,
-            "rows": self.rows,
-            "chunks": self.chunks,
-            "seconds": round(self.seconds, 6),
-            "dropped": self.dropped,
-        }
+        return _report_json(self)
 
 
 @dataclass
@@ -672,7 +693,6 @@ def backup(
     roles, major = _roles(dsn)  # connects first: a bad target creates nothing
 
     clients = pgbin.client_installation(major)  # nor does a missing pg_dump for its major
-    pg_dump = clients.program("pg_dump")
     directory = Path(out_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -711,28 +731,7 @@ def backup(
             chosen = [t.table for t in writer.tables] if names else None
             if names and not chosen:
                 raise ConfigError("no tables to back up")
-            # pg_dump twice, in parallel, inside the snapshot the writer holds open.
-            dumps: dict[str, bytes] = {}
-            errors: list[BaseException] = []
-
-            snap = writer.snapshot
-
-            def dump(section: str) -> None:
-                try:
-                    dumps[section] = _pg_dump(pg_dump, dsn, snap, section, chosen)
-                except BaseException as exc:  # reported on the calling thread
-                    errors.append(exc)
-
-            threads = [
-                threading.Thread(target=dump, args=(s,), daemon=True)
-                for s in ("pre-data", "post-data")
-            ]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            if errors:
-                raise errors[0]
+            dumps = _pg_dump(clients, dsn, writer.snapshot, chosen)
             writer.add_section("pre-data", dumps["pre-data"])
             with Progress("backup", unit="chunks", mode="auto" if progress else "off") as bar:
                 writer.copy_data()
@@ -882,66 +881,102 @@ def _layout_problems(
     return problems
 
 
-_ITEM_HEADER = re.compile(
-    rb"^--\n-- (?:Data for )?Name: [^\n]*?; Type: ([^;\n]+);[^\n]*\n--\n", re.MULTILINE
-)
-_DUMP_COMPLETE = b"--\n-- PostgreSQL database dump complete\n--\n"
-# Post-data items that depend only on their own table: built in parallel, like pg_restore -j.
-_PARALLEL_ITEMS = frozenset({b"INDEX", b"CONSTRAINT"})
+# pg_dump's post-data statements that build an index or key on one table (its INDEX and
+# CONSTRAINT items): built as soon as that table is loaded, or in parallel after the data,
+# like pg_restore -j. Foreign keys wait for every table (they need both ends).
+_KEY_CONSTRAINTS = frozenset({"CONSTR_PRIMARY", "CONSTR_UNIQUE", "CONSTR_EXCLUSION"})
 
 
-def _split_items(sql: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    """pg_dump's plain output as (preamble, [(type, item text)]), split at its item headers."""
-    marks = list(_ITEM_HEADER.finditer(sql))
-    if not marks:
-        return sql, []
-    items = []
-    for i, m in enumerate(marks):
-        end = marks[i + 1].start() if i + 1 < len(marks) else len(sql)
-        items.append((m.group(1).strip(), sql[m.start() : end]))
-    # The trailer ("dump complete" and pg_dump's closing \unrestrict) is not part of the last
-    # item: an item that carried a psql meta-command could not run on a plain connection.
-    kind, last = items[-1]
-    cut = last.find(_DUMP_COMPLETE)
-    if cut > 0:
-        items[-1:] = [(kind, last[:cut]), (b"", last[cut:])]
-    return sql[: marks[0].start()], items
+def _is_setting(stmt: Statement) -> bool:
+    """SET name ... or pg_dump's ``SELECT pg_catalog.set_config(...)``."""
+    if stmt.kind == "VariableSetStmt":
+        return True
+    if stmt.kind != "SelectStmt":
+        return False
+    targets = stmt.node.get("targetList") or []
+    if len(targets) != 1 or stmt.node.get("fromClause"):
+        return False
+    call = ((targets[0].get("ResTarget") or {}).get("val") or {}).get("FuncCall") or {}
+    names = [n.get("String", {}).get("sval") for n in call.get("funcname") or []]
+    return names[-1:] == ["set_config"]
 
 
-_TABLE_OF_ITEM = re.compile(rb"\b(?:ON|TABLE ONLY|TABLE) ([^\s(]+)")
+def _built_on(stmt: Statement) -> tuple[str, str] | None:
+    """The (schema, table) an index or key build is on: CREATE INDEX, or ALTER TABLE that only
+    adds primary key, unique or exclusion constraints; None for any other statement."""
+    node = stmt.node
+    if stmt.kind == "IndexStmt":
+        if node.get("concurrent"):
+            return None
+    elif stmt.kind == "AlterTableStmt" and node.get("objtype") == "OBJECT_TABLE":
+        cmds = [c.get("AlterTableCmd") or {} for c in node.get("cmds") or []]
+        if not cmds:
+            return None
+        for cmd in cmds:
+            constraint = (cmd.get("def") or {}).get("Constraint") or {}
+            if cmd.get("subtype") != "AT_AddConstraint":
+                return None
+            if constraint.get("contype") not in _KEY_CONSTRAINTS:
+                return None
+    else:
+        return None
+    rel = node.get("relation") or {}
+    return str(rel.get("schemaname") or ""), str(rel.get("relname") or "")
 
 
-def _item_table(text: bytes) -> str:
-    m = _TABLE_OF_ITEM.search(text.split(b"\n--\n", 1)[-1])
-    return m.group(1).decode() if m else ""
+def _table_keys(tables: set[str]) -> dict[tuple[str, str], str]:
+    """Qualified table names (as the manifest quotes them) by their (schema, table) parts."""
+    keys = {}
+    for table in tables:
+        with contextlib.suppress(ConfigError):
+            parts = split_name(table)
+            if len(parts) == 2:
+                keys[(parts[0], parts[1])] = table
+    return keys
 
 
 def _plan_post_data(
     sql: bytes, data_tables: set[str]
 ) -> tuple[dict[str, list[str]], list[bytes], bytes, bytes]:
-    """Splits pg_dump's post-data into: index and key builds per loaded table (run as soon as
-    that table is loaded), other such builds (run in parallel after the data), everything else
-    (foreign keys, triggers, rules, policies, comments, sequence values, grants: one psql
-    transaction, in pg_dump's order), and the preamble's settings."""
-    preamble, items = _split_items(sql)
+    """Splits pg_dump's post-data, read by the parser, into: index and key builds per loaded
+    table (run as soon as that table is loaded), other such builds (run in parallel after the
+    data), everything else (foreign keys, triggers, rules, policies, comments, sequence
+    values, grants: one psql transaction, in pg_dump's order), and the preamble's settings.
+    Each build carries the settings in force at its place in the script (default_tablespace
+    among them). A script the parser cannot read runs whole in the transaction."""
+    try:
+        stmts = split_statements(restore_force.without_meta_commands(sql), "the backup's post-data")
+    except (Error, UnicodeDecodeError):
+        return {}, [], sql, b""
+    keys = _table_keys(data_tables)
     after: dict[str, list[str]] = {}
     parallel: list[bytes] = []
-    rest = [preamble]
-    for kind, text in items:
-        if kind not in _PARALLEL_ITEMS or b"\n\\" in text:
+    rest: list[str] = []
+    preamble: list[str] = []
+    now: dict[str, str] = {}  # the settings in force at this point of the script, by name
+    in_preamble = True
+    for stmt in stmts:
+        text = stmt.sql + ";\n"
+        if _is_setting(stmt):
+            if in_preamble:
+                preamble.append(text)
+            now[str(stmt.node.get("name") or stmt.sql)] = text
             rest.append(text)
             continue
-        table = _item_table(text)
-        if table in data_tables:
-            after.setdefault(table, []).append(text.decode())
+        if stmt.kind != "SelectStmt":
+            in_preamble = False  # sequence values (SELECT setval) come before pg_dump's SETs
+        on = _built_on(stmt)
+        if on is None:
+            rest.append(text)
+            continue
+        # Builds run on shared connections in any order: each sets what it was written under.
+        build = "".join(now.values()) + text
+        table = keys.get(on)
+        if table is not None:
+            after.setdefault(table, []).append(build)
         else:
-            parallel.append(text)
-    settings = b"\n".join(
-        line
-        for line in preamble.splitlines()
-        if line.startswith((b"SET ", b"SELECT pg_catalog.set_config("))
-    )
-    return after, parallel, b"".join(rest), settings
+            parallel.append(build.encode())
+    return after, parallel, "".join(rest).encode(), "".join(preamble).encode()
 
 
 def _run_parallel(dsn: str, items: list[bytes], workers: int, settings: bytes) -> None:

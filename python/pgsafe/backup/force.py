@@ -235,7 +235,7 @@ _CREATING = frozenset(
 )  # fmt: skip
 
 
-def _without_meta_commands(script: bytes) -> str:
+def without_meta_commands(script: bytes) -> str:
     """pg_dump's plain script without its psql meta-command lines (``\\restrict KEY``,
     ``\\unrestrict KEY``, ``\\connect``), which only ever stand alone between its items."""
     lines = script.decode("utf-8").split("\n")
@@ -250,7 +250,7 @@ def created_by_script(script: bytes) -> list[Created]:
     not listed: they go and come back with their table."""
     found: dict[tuple[str, str], Created] = {}
     for i, stmt in enumerate(
-        split_statements(_without_meta_commands(script), "the backup's schema")
+        split_statements(without_meta_commands(script), "the backup's schema")
     ):
         if stmt.kind not in _CREATING:
             continue  # most of a script: ALTER ... OWNER, GRANT, COMMENT, SELECT setval(...)
@@ -316,6 +316,16 @@ def _text_array(items: Iterable[str]) -> str:
     )
 
 
+def _lookup_sql(catalog: str, detail: str, match: str) -> str:
+    """The rows (name, classid, objid, detail) of `catalog` that `match` (over ``n``, one of the
+    names in $1, and ``c``, the catalog row) finds."""
+    return (
+        f"SELECT n, 'pg_catalog.{catalog}'::pg_catalog.regclass::pg_catalog.oid, c.oid, "
+        f"{detail} FROM pg_catalog.unnest($1::pg_catalog.text[]) n "
+        f"JOIN pg_catalog.{catalog} c ON {match}"
+    )
+
+
 def _resolve(conn: _core.Connection, created: Sequence[Created]) -> dict[Key, tuple[Created, str]]:
     """The target's object for each created one that exists there, with its relkind / typtype
     / prokind (empty for other catalogs)."""
@@ -327,26 +337,17 @@ def _resolve(conn: _core.Connection, created: Sequence[Created]) -> dict[Key, tu
         arr = _text_array(named)
         if kind in _LOOKUPS:
             catalog, func, detail = _LOOKUPS[kind]
-            sql = (
-                f"SELECT n, 'pg_catalog.{catalog}'::pg_catalog.regclass::pg_catalog.oid, c.oid, "
-                f"{detail} FROM pg_catalog.unnest($1::pg_catalog.text[]) n "
-                f"JOIN pg_catalog.{catalog} c ON c.oid = {func}"
-            )
+            sql = _lookup_sql(catalog, detail, f"c.oid = {func}")
         elif kind in _BY_NAME:
             catalog, column = _BY_NAME[kind]
-            sql = (
-                f"SELECT n, 'pg_catalog.{catalog}'::pg_catalog.regclass::pg_catalog.oid, c.oid, '' "
-                f"FROM pg_catalog.unnest($1::pg_catalog.text[]) n "
-                f"JOIN pg_catalog.{catalog} c ON c.{column} = n"
-            )
+            sql = _lookup_sql(catalog, "''", f"c.{column} = n")
         elif kind in _IN_SCHEMA:
             catalog, nsp, column = _IN_SCHEMA[kind]
-            sql = (
-                f"SELECT n, 'pg_catalog.{catalog}'::pg_catalog.regclass::pg_catalog.oid, c.oid, '' "
-                f"FROM pg_catalog.unnest($1::pg_catalog.text[]) n "
-                f"JOIN pg_catalog.pg_namespace s ON s.nspname = n::pg_catalog.json->>0 "
-                f"JOIN pg_catalog.{catalog} c ON c.{nsp} = s.oid "
-                f"AND c.{column} = n::pg_catalog.json->>1"
+            sql = _lookup_sql(
+                catalog,
+                "''",
+                f"c.{column} = n::pg_catalog.json->>1 AND c.{nsp} = (SELECT s.oid FROM "
+                "pg_catalog.pg_namespace s WHERE s.nspname = n::pg_catalog.json->>0)",
             )
             if kind == "collation":  # one name can exist per encoding; only these apply
                 sql += (
@@ -354,11 +355,11 @@ def _resolve(conn: _core.Connection, created: Sequence[Created]) -> dict[Key, tu
                     "WHERE datname = pg_catalog.current_database()))"
                 )
         elif kind == "cast":
-            sql = (
-                "SELECT n, 'pg_catalog.pg_cast'::pg_catalog.regclass::pg_catalog.oid, c.oid, '' "
-                "FROM pg_catalog.unnest($1::pg_catalog.text[]) n JOIN pg_catalog.pg_cast c "
-                "ON c.castsource = pg_catalog.to_regtype(n::pg_catalog.json->>0) "
-                "AND c.casttarget = pg_catalog.to_regtype(n::pg_catalog.json->>1)"
+            sql = _lookup_sql(
+                "pg_cast",
+                "''",
+                "c.castsource = pg_catalog.to_regtype(n::pg_catalog.json->>0) "
+                "AND c.casttarget = pg_catalog.to_regtype(n::pg_catalog.json->>1)",
             )
         else:
             continue
@@ -707,7 +708,7 @@ def _trial(conn: _core.Connection, schema_sql: bytes) -> None:
     """Runs the backup's schema script (what restore's pre-data step will run) inside the
     caller's transaction, then undoes it."""
     conn.execute("SAVEPOINT pgsafe_force_trial")
-    for stmt in split_statements(_without_meta_commands(schema_sql), "the backup's schema"):
+    for stmt in split_statements(without_meta_commands(schema_sql), "the backup's schema"):
         if stmt.setting in _TIMEOUTS:
             continue
         try:

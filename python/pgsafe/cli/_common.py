@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from pgsafe.config import Settings, parse_duration, parse_timeout, resolve_target
 from pgsafe.db import split_name
@@ -22,13 +22,17 @@ from pgsafe.errors import EXIT_POSTFLIGHT as EXIT_POSTFLIGHT
 from pgsafe.errors import EXIT_ROLLBACK as EXIT_ROLLBACK
 from pgsafe.errors import EXIT_UNSAFE as EXIT_UNSAFE
 from pgsafe.errors import exit_code as exit_code
-from pgsafe.events import EventLog, create_private, private_dir
-from pgsafe.lifecycle.runner import Runner
-from pgsafe.lint.config import LintConfig, load_config
-from pgsafe.pgbin import find_config_table
-from pgsafe.server import TemporaryServer
-from pgsafe.sources.files import Statement
-from pgsafe.sources.layouts import LAYOUTS, check_layout, discover
+
+if TYPE_CHECKING:
+    from pgsafe.events import EventLog
+    from pgsafe.lifecycle.runner import Runner
+    from pgsafe.lint.config import LintConfig
+    from pgsafe.sources.files import Statement
+
+# Start-up time: what only some commands use (the embedded server, the event log, the lint
+# configuration, the migration layouts) is imported in the function that uses it, so that a
+# short command such as `pgsafe backup` before an apply does not load the linter or the
+# migration readers (docs/architecture.md).
 
 
 def duration(
@@ -327,6 +331,8 @@ def open_target(
         yield target.dsn, target.masked
         return
     say("no --db, DATABASE_URL or PG* variables: using a throwaway local PostgreSQL")
+    from pgsafe.server import TemporaryServer
+
     with TemporaryServer() as server:
         version = server.installation.version
         yield (
@@ -341,6 +347,9 @@ def open_runner(args: argparse.Namespace) -> Iterator[Runner]:
     fails before a throwaway server starts), the event log (checked before anything is
     touched), the target (open_target), and a Runner over PATH on it that tells the user its
     progress. The runner holds all of them: `.settings`, `.events`, `.dsn`, `.target_label`."""
+    from pgsafe.lifecycle.runner import Runner
+    from pgsafe.sources.layouts import discover
+
     settings = settings_from(args)
     discover(args.path)
     events = event_log(args)
@@ -365,6 +374,8 @@ def print_plan(title: str, plan: Sequence[tuple[object, Sequence[Statement]]]) -
 
 def event_log(args: argparse.Namespace) -> EventLog:
     """The run's event log, for commands that write; checked before anything is touched."""
+    from pgsafe.events import EventLog, create_private, private_dir
+
     writes = args.command == "repair" or getattr(args, "execute", False)
     if not writes or not args.log_dir:
         return EventLog(None)
@@ -387,6 +398,8 @@ def add_layout(sub: argparse._SubParsersAction[Parser]) -> None:
     """--layout NAME on every command that reads a migrations PATH."""
     for p in dict.fromkeys(sub.choices.values()):
         if any(a.dest in ("path", "paths") for a in p._actions):
+            from pgsafe.sources.layouts import LAYOUTS
+
             p.add_argument(
                 "--layout",
                 choices=list(LAYOUTS),
@@ -403,6 +416,9 @@ def layout(args: argparse.Namespace) -> str | None:
         return str(args.layout)
     if not any(hasattr(args, name) for name in ("path", "paths")):
         return None
+    from pgsafe.pgbin import find_config_table
+    from pgsafe.sources.layouts import check_layout
+
     found = find_config_table()
     if found is None or "layout" not in found[0]:
         return None
@@ -415,6 +431,8 @@ def layout(args: argparse.Namespace) -> str | None:
 
 def lint_config(args: argparse.Namespace) -> LintConfig:
     """The lint configuration ([tool.pgsafe] / pgsafe.toml) with --pg-version applied."""
+    from pgsafe.lint.config import load_config
+
     config = load_config()
     if getattr(args, "pg_version", None) is not None:
         config.pg_version, config.pg_version_source = args.pg_version, "--pg-version"

@@ -19,6 +19,15 @@ from pgsafe.cli import _common as common
 EXIT_OK, EXIT_BACKUP = common.EXIT_OK, common.EXIT_MIGRATION
 
 
+def _add_common(p: argparse.ArgumentParser, verb: str) -> None:
+    """--workers, the key (to `verb` with) and --json: what all three commands take."""
+    p.add_argument(
+        "--workers", type=common.positive_int, default=2, metavar="N", help="connections"
+    )
+    _add_key(p, verb)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
 def _add_key(p: argparse.ArgumentParser, verb: str) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument(
@@ -114,10 +123,7 @@ def register(sub: Any) -> None:
         help="backup directory (default backups/migrations)",
     )
     p.add_argument("--compress", choices=["zstd", "gzip"], default="zstd")
-    p.add_argument(
-        "--workers", type=common.positive_int, default=2, metavar="N", help="connections"
-    )
-    _add_key(p, "encrypt")
+    _add_common(p, "encrypt")
     p.add_argument(
         "--keep", type=common.positive_int, metavar="N", help="keep the N newest backups"
     )
@@ -128,7 +134,6 @@ def register(sub: Any) -> None:
         help="delete complete backups older than DUR (e.g. 7d, 12h; more than 0)",
     )
     p.add_argument("--chunk-pages", type=common.positive_int, metavar="N", help=argparse.SUPPRESS)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(handler=_backup)
 
     p = sub.add_parser(
@@ -149,15 +154,11 @@ def register(sub: Any) -> None:
     p.add_argument("file", metavar="FILE", help="the backup file (its manifest must be beside it)")
     common.add_target(p, with_path=False, with_log_dir=False)
     p.add_argument(
-        "--workers", type=common.positive_int, default=2, metavar="N", help="connections"
-    )
-    p.add_argument(
         "--force",
         action="store_true",
         help="drop what the backup recreates in a non-empty target first (see docs/backup.md)",
     )
-    _add_key(p, "decrypt")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_common(p, "decrypt")
     p.set_defaults(handler=_restore)
 
     p = sub.add_parser(
@@ -170,9 +171,5 @@ def register(sub: Any) -> None:
     )
     p.add_argument("file", metavar="FILE")
     common.add_verbose(p)
-    p.add_argument(
-        "--workers", type=common.positive_int, default=2, metavar="N", help="connections"
-    )
-    _add_key(p, "decrypt")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_common(p, "decrypt")
     p.set_defaults(handler=_verify)

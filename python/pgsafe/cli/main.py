@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import logging
 import os
 import sys
@@ -14,47 +15,48 @@ from collections.abc import Sequence
 
 from pgsafe import _core
 from pgsafe.cli import _common as common
-from pgsafe.cli import (
-    apply,
-    backup,
-    checksum,
-    dryrun,
-    fingerprint,
-    fix,
-    lint,
-    locks,
-    postflight,
-    preflight,
-    repair,
-    schema,
-    status,
-    test,
-)
 from pgsafe.cli._common import EXIT_CONFIG
 from pgsafe.errors import Error, mask_password
-from pgsafe.sources.layouts import forced_layout
 
 # In lifecycle order, as `pgsafe --help` lists them: analyse, check, protect, run, verify,
 # inspect and repair, then the tools around them.
-COMMANDS = (
-    lint,
-    fix,
-    dryrun,
-    preflight,
-    backup,
-    apply,
-    postflight,
-    status,
-    repair,
-    locks,
-    test,
-    checksum,
-    fingerprint,
-    schema,
-)
+# Each module of this package and the commands it registers. Only the module of the command
+# being run is imported (start-up time: `pgsafe backup` before an apply should not load the
+# linter); `pgsafe --help`, a bad command and build_parser() load them all.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "lint": ("lint", "rules"),
+    "fix": ("fix",),
+    "dryrun": ("dry-run",),
+    "preflight": ("preflight",),
+    "backup": ("backup", "restore", "verify-backup"),
+    "apply": ("apply", "rollback"),
+    "postflight": ("postflight",),
+    "status": ("status",),
+    "repair": ("repair",),
+    "locks": ("locks",),
+    "test": ("test",),
+    "checksum": ("checksum",),
+    "fingerprint": ("fingerprint",),
+    "schema": ("schema",),
+}
+_MODULE_OF = {name: module for module, names in COMMANDS.items() for name in names}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command `argv` names (its first word that is not an option), if it is one."""
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            return None
+        if word == "--app-path":
+            next(words, None)
+        elif not word.startswith("-"):
+            return word if word in _MODULE_OF else None
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or only of `command` (and those of its module)."""
     parser = common.Parser(
         prog="pgsafe",
         description="PostgreSQL migration safety harness: analyse, protect, verify and undo "
@@ -66,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help=common.VERBOSE_HELP)
     parser.add_argument("--app-path", action="append", metavar="DIR", help=common.APP_PATH_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=common.Parser)
-    for module in COMMANDS:
-        module.register(sub)
+    modules = [_MODULE_OF[command]] if command in _MODULE_OF else list(COMMANDS)
+    for module in modules:
+        importlib.import_module(f"pgsafe.cli.{module}").register(sub)
     common.add_layout(sub)
     return parser
 
@@ -148,15 +151,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    args = _parse(parser, argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_in(words))
+    args = _parse(parser, words)
     if args.command is None:
         parser.print_help()
         return EXIT_CONFIG
     _configure_logging(args.verbose)
     try:
         common.use_app_paths(args.app_path)
-        with forced_layout(common.layout(args)):
+        name = common.layout(args)
+        if name is None:  # a command that reads no migrations: their readers stay unloaded
+            return int(args.handler(args))
+        from pgsafe.sources.layouts import forced_layout
+
+        with forced_layout(name):
             return int(args.handler(args))
     except Error as exc:
         print(f"pgsafe: error: {mask_password(str(exc))}", file=sys.stderr)
