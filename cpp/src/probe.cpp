@@ -173,7 +173,7 @@ class Prober {
       e.blocked_pid = to_int(row, 0);
       e.blocked_query = text(row, 1);
       e.blocked_wait_seconds = to_double(row, 2);
-      e.blocked_mode = text(row, 3);
+      e.blocked_mode = lock_mode_of_row(text(row, 3));
       e.locktype = text(row, 4);
       e.relation = text(row, 5);
       e.blocking_pid = to_int(row, 6);
@@ -214,8 +214,10 @@ class Prober {
         current_oid = text(row, 8);
         r.lock_queues.push_back(LockQueue{text(row, 0), {}, {}});
       }
-      LockEntry e{to_int(row, 1), text(row, 2), text(row, 3) == "t", text(row, 4),
-                  text(row, 5),   text(row, 6), to_double(row, 7)};
+      LockEntry e{to_int(row, 1),      lock_mode_of_row(text(row, 2)),
+                  text(row, 3) == "t", text(row, 4),
+                  text(row, 5),        text(row, 6),
+                  to_double(row, 7)};
       LockQueue& q = r.lock_queues.back();
       (e.granted ? q.holders : q.waiters).push_back(std::move(e));
     }

@@ -268,6 +268,32 @@ def fingerprint_tables(
     progress: Callable[[FingerprintProgress], None] | None = None,
 ) -> list[TableFingerprint]: ...
 
+class LockMode:
+    """A lock mode, named as pg_locks names it: the eight table lock modes weakest first, then
+    SIReadLock (a SERIALIZABLE predicate lock)."""
+
+    AccessShareLock: ClassVar[LockMode]
+    RowShareLock: ClassVar[LockMode]
+    RowExclusiveLock: ClassVar[LockMode]
+    ShareUpdateExclusiveLock: ClassVar[LockMode]
+    ShareLock: ClassVar[LockMode]
+    ShareRowExclusiveLock: ClassVar[LockMode]
+    ExclusiveLock: ClassVar[LockMode]
+    AccessExclusiveLock: ClassVar[LockMode]
+    SIReadLock: ClassVar[LockMode]
+    __members__: ClassVar[dict[str, LockMode]]
+    def __init__(self, value: int) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __index__(self) -> int: ...
+    def __int__(self) -> int: ...
+    def __ne__(self, other: object) -> bool: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+
+# The live probe (cpp/bindings/probe_py.cpp).
 class SessionInfo:
     pid: int
     usename: str
@@ -285,7 +311,7 @@ class BlockingEdge:
     blocked_pid: int
     blocked_query: str
     blocked_wait_seconds: float
-    blocked_mode: str
+    blocked_mode: LockMode
     locktype: str
     relation: str
     blocking_pid: int
@@ -297,7 +323,7 @@ class BlockingEdge:
 
 class LockEntry:
     pid: int
-    mode: str
+    mode: LockMode
     granted: bool
     state: str
     query: str
@@ -319,6 +345,18 @@ class VacuumRun:
     heap_blks_total: int
     heap_blks_scanned: int
     query: str
+    def __init__(
+        self,
+        pid: int,
+        relation: str,
+        phase: str,
+        autovacuum: bool,
+        wraparound: bool,
+        seconds: float,
+        heap_blks_total: int,
+        heap_blks_scanned: int,
+        query: str,
+    ) -> None: ...
 
 class ReplicaLag:
     pid: int
@@ -356,7 +394,7 @@ def probe(
 class ObservedLock:
     relation: str
     relkind: str
-    mode: str
+    mode: LockMode
     granted: bool
     blocks_select: bool
     blocks_writes: bool
@@ -416,8 +454,8 @@ class TraceOptions:
     commit: bool
     def __init__(self) -> None: ...
 
-def lock_mode_rank(mode: str) -> int: ...
-def lock_conflicts(held: str, requested: str) -> bool: ...
+def lock_mode_rank(mode: LockMode) -> int: ...
+def lock_conflicts(held: LockMode, requested: LockMode) -> bool: ...
 def trace_migration(
     dsn: str,
     statements: Sequence[Statement],

@@ -85,7 +85,7 @@ def _blocks(lock: _core.ObservedLock | dict[str, Any]) -> list[str]:
 def _lock_dict(lock: _core.ObservedLock) -> dict[str, Any]:
     return {
         "relation": lock.relation,
-        "mode": lock.mode,
+        "mode": lock.mode.name,
         "relkind": lock.relkind,
         "granted": lock.granted,
         "blocks_select": lock.blocks_select,
