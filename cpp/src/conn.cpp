@@ -382,6 +382,47 @@ struct Connection::Impl {
     }
   };
 
+  // One command, from sending it to its last result: the SQL and its parameters checked for
+  // NUL characters, `mutex` held (a close() asked for meanwhile is carried out on the way out),
+  // the connection open, the command sent.
+  class Command {
+   public:
+    Command(Impl& impl, const std::string& sql, const std::vector<Value>& params = {})
+        : busy_(checked(impl, sql, params)), deferred_close_(&impl) {
+      if (!impl.conn) throw ConfigError("connection is closed");
+      conn = impl.conn.get();
+      int ok;
+      if (params.empty()) {
+        ok = PQsendQuery(conn, sql.c_str());
+      } else {
+        std::vector<const char*> values;
+        values.reserve(params.size());
+        for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+        ok = PQsendQueryParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                               values.data(), nullptr, nullptr, 0);
+      }
+      if (!ok) impl.fail_connection("cannot send statement");
+    }
+    PGconn* conn = nullptr;
+
+   private:
+    static std::mutex& checked(Impl& impl, const std::string& sql,
+                               const std::vector<Value>& params) {
+      if (sql.find('\0') != std::string::npos) {
+        throw ConfigError(
+            "SQL text contains a NUL character; PostgreSQL would silently cut it there");
+      }
+      for (size_t i = 0; i < params.size(); ++i) {
+        if (params[i] && params[i]->find('\0') != std::string::npos) {
+          throw ConfigError("parameter $" + std::to_string(i + 1) + " contains a NUL character");
+        }
+      }
+      return impl.mutex;
+    }
+    std::lock_guard<std::mutex> busy_;
+    DeferredClose deferred_close_;  // after busy_: runs first on the way out
+  };
+
   void cancel() const {
     if (!cancel_handle) return;
     char err[256];
@@ -525,29 +566,8 @@ Connection::Connection(Connection&&) noexcept = default;
 Connection& Connection::operator=(Connection&&) noexcept = default;
 
 Result Connection::execute(const std::string& sql, const std::vector<Value>& params) {
-  if (sql.find('\0') != std::string::npos) {
-    throw ConfigError("SQL text contains a NUL character; PostgreSQL would silently cut it there");
-  }
-  for (size_t i = 0; i < params.size(); ++i) {
-    if (params[i] && params[i]->find('\0') != std::string::npos) {
-      throw ConfigError("parameter $" + std::to_string(i + 1) + " contains a NUL character");
-    }
-  }
-  std::lock_guard<std::mutex> busy(impl_->mutex);
-  Impl::DeferredClose deferred_close(impl_.get());
-  if (!is_open()) throw ConfigError("connection is closed");
-  PGconn* c = impl_->conn.get();
-  int ok;
-  if (params.empty()) {
-    ok = PQsendQuery(c, sql.c_str());
-  } else {
-    std::vector<const char*> values;
-    values.reserve(params.size());
-    for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-    ok = PQsendQueryParams(c, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                           nullptr, nullptr, 0);
-  }
-  if (!ok) impl_->fail_connection("cannot send statement");
+  Impl::Command command(*impl_, sql, params);
+  PGconn* c = command.conn;
   const auto forever = std::chrono::steady_clock::time_point::max();
   bool interrupted = false;
   auto on_interrupt = [&] {
@@ -610,14 +630,8 @@ Result Connection::execute(const std::string& sql, const std::vector<Value>& par
 }
 
 CopyStats Connection::copy_out(const std::string& sql, const CopyRowCallback& on_row) {
-  if (sql.find('\0') != std::string::npos) {
-    throw ConfigError("SQL text contains a NUL character; PostgreSQL would silently cut it there");
-  }
-  std::lock_guard<std::mutex> busy(impl_->mutex);
-  Impl::DeferredClose deferred_close(impl_.get());
-  if (!is_open()) throw ConfigError("connection is closed");
-  PGconn* c = impl_->conn.get();
-  if (!PQsendQuery(c, sql.c_str())) impl_->fail_connection("cannot send statement");
+  Impl::Command command(*impl_, sql);
+  PGconn* c = command.conn;
   const auto forever = Clock::time_point::max();
   bool interrupted = false;
   bool cancelled = false;
@@ -747,14 +761,8 @@ long long Connection::copy_in(const std::string& sql, std::string_view data) {
 
 long long Connection::copy_in(const std::string& sql,
                               const std::function<bool(std::string& piece)>& next) {
-  if (sql.find('\0') != std::string::npos) {
-    throw ConfigError("SQL text contains a NUL character; PostgreSQL would silently cut it there");
-  }
-  std::lock_guard<std::mutex> busy(impl_->mutex);
-  Impl::DeferredClose deferred_close(impl_.get());
-  if (!is_open()) throw ConfigError("connection is closed");
-  PGconn* c = impl_->conn.get();
-  if (!PQsendQuery(c, sql.c_str())) impl_->fail_connection("cannot send statement");
+  Impl::Command command(*impl_, sql);
+  PGconn* c = command.conn;
   const auto forever = Clock::time_point::max();
   ResultHandlers handlers;
   handlers.await = [&] {
