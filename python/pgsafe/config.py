@@ -9,7 +9,7 @@ import socket
 from dataclasses import dataclass, field
 
 from pgsafe import _core
-from pgsafe.errors import ConfigError
+from pgsafe.errors import ConfigError, mask_password
 
 # libpq variables that name a server; any of them means "the user chose a target".
 _PG_TARGET_VARS = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
@@ -32,7 +32,7 @@ class Target:
             return (
                 "libpq defaults (" + ", ".join(v for v in _PG_TARGET_VARS if v in os.environ) + ")"
             )
-        return _core.mask_dsn(self.dsn)
+        return mask_password(self.dsn)
 
 
 def resolve_target(db: str | None) -> Target:

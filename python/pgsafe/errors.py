@@ -347,8 +347,10 @@ def from_core(fields: Mapping[str, Any]) -> DatabaseError:
 
 _MASK = "****"
 
-# scheme://user:secret@host -- the password runs to the last "@" before a "/" or whitespace.
-_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@]*:)[^\s/]*(@)")
+# scheme://user:secret@host -- the password runs to the last "@" before whitespace: it may hold
+# "@", "/", "?", ":" or "#", and masking a little too much (an "@" in the query string) is the
+# safe mistake.
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@]*:)\S*(@)")
 # password=... as a URL query parameter: the value ends at "&", "#" or whitespace.
 _QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)[^\s&#]*", re.IGNORECASE)
 # password=... in a key=value DSN or environment listing (PGPASSWORD=...): quoted with
@@ -362,7 +364,10 @@ _SQL_PASSWORD = re.compile(r"(\bPASSWORD\s+)(E?'(?:[^']|'')*'?)", re.IGNORECASE)
 
 
 def mask_password(text: str) -> str:
-    """Replace every password in ``text`` with ``****``.
+    """Replace every password in ``text`` with ``****``: pgsafe's one masker. The C++ core has
+    none of its own: `_core.Connection.dsn` is this function applied to the DSN, and the core's
+    error messages never quote a DSN (it removes the connection's own password from what the
+    server and libpq say, a value only it knows).
 
     Handles connection URLs (``postgresql://user:secret@host``, ``?password=secret``),
     key=value DSNs (``password=secret``, ``password='se cret'``), ``PGPASSWORD=secret``, and

@@ -30,6 +30,7 @@ from pgsafe.errors import (
     RollbackError,
     UnsafeError,
     exit_code,
+    mask_password,
 )
 from pgsafe.events import EventLog
 from pgsafe.lifecycle import postflight as postflight_mod
@@ -188,7 +189,7 @@ def apply_pipeline(
     settings = settings or Settings()
     events = events or EventLog(None)
     say = progress or (lambda _m: None)
-    label = target_label or (_core.mask_dsn(dsn) if dsn else "libpq defaults")
+    label = target_label or (mask_password(dsn) if dsn else "libpq defaults")
     report = report or ApplyReport(label, policy.name)
     report.database, report.environment = label, policy.name
     if backup is False and not policy.allow_skip_backup:

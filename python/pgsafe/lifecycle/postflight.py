@@ -20,7 +20,7 @@ from pgsafe import _core
 from pgsafe.analysis.touches import Touches, analyse
 from pgsafe.config import Settings, parse_duration, parse_timeout
 from pgsafe.db import connect
-from pgsafe.errors import ConfigError, DatabaseError, Error, PostflightError
+from pgsafe.errors import ConfigError, DatabaseError, Error, PostflightError, mask_password
 from pgsafe.events import private_dir, write_private
 from pgsafe.lifecycle.fingerprints import (
     RecordedFingerprint,
@@ -1028,7 +1028,7 @@ def postflight(
     migrations: list[Any] = []
     if migrations_path is not None:
         migrations = discover(migrations_path)
-    label = target_label or (_core.mask_dsn(dsn) if dsn else "libpq defaults")
+    label = target_label or (mask_password(dsn) if dsn else "libpq defaults")
     started = datetime.now(UTC)
     with contextlib.closing(_connect(dsn, settings)) as conn:
         # Never queue behind a migration's lock (and block everyone queued behind us).

@@ -19,7 +19,7 @@ from pgsafe import _core
 from pgsafe.backup import core as backup_core
 from pgsafe.config import Settings
 from pgsafe.db import connect
-from pgsafe.errors import ConfigError, DatabaseError, Error
+from pgsafe.errors import ConfigError, DatabaseError, Error, mask_password
 from pgsafe.events import EventLog, create_private, private_dir
 from pgsafe.lifecycle import probe as probe_mod
 from pgsafe.lifecycle.dryrun import analyse
@@ -939,7 +939,7 @@ def preflight(
     events = events or EventLog(None)
     root = Path(source)
     discover(root)  # bad names and orphan down files: a config error before connecting
-    label = target_label or (_core.mask_dsn(dsn) if dsn else "libpq defaults")
+    label = target_label or (mask_password(dsn) if dsn else "libpq defaults")
     if force and not policy.allow_force:
         raise ConfigError(f"--force is not allowed by the {policy.name} policy ({policy.source})")
     started = time.monotonic()

@@ -24,6 +24,7 @@ from pgsafe.errors import (
     RollbackError,
     RollbackFailed,
     UnsafeError,
+    mask_password,
 )
 from pgsafe.events import EventLog
 from pgsafe.lifecycle.fingerprints import last_fingerprint, record_fingerprint
@@ -185,7 +186,7 @@ class Runner:
         self.events = events or EventLog(None)
         self.progress: Progress = progress or (lambda _msg: None)
         self.ledger = _core.Ledger(self.settings.ledger_schema)
-        self.target_label = target_label or (_core.mask_dsn(dsn) if dsn else "libpq defaults")
+        self.target_label = target_label or (mask_password(dsn) if dsn else "libpq defaults")
         self._lock_pid = 0
         self.results: list[StepResult] = []  # of the last apply or rollback, even a failed one
 
