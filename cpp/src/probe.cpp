@@ -82,15 +82,6 @@ std::string same_target(std::string_view x, std::string_view y) {
   return out;
 }
 
-std::string oid_array(const std::vector<std::string>& oids) {
-  std::string out = "{";
-  for (size_t i = 0; i < oids.size(); ++i) {
-    if (i > 0) out += ',';
-    out += oids[i];
-  }
-  return out + "}";
-}
-
 class Prober {
  public:
   Prober(Connection& conn, const ProbeOptions& options)
@@ -222,7 +213,7 @@ class Prober {
         " WHERE l.locktype = 'relation' AND l.database = " +
         std::string(kThisDatabase) + " AND l.pid IS DISTINCT FROM pg_backend_pid()" + filter +
         " ORDER BY l.relation, l.granted DESC, " + waitstart + " NULLS LAST, l.pid";
-    Result res = oids_.empty() ? conn_.execute(sql) : conn_.execute(sql, {oid_array(oids_)});
+    Result res = oids_.empty() ? conn_.execute(sql) : conn_.execute(sql, {text_array(oids_)});
     std::string current_oid;
     for (const Row& row : res.rows) {
       if (r.lock_queues.empty() || text(row, 8) != current_oid) {
@@ -254,7 +245,7 @@ class Prober {
         " FROM pg_stat_progress_vacuum p LEFT JOIN pg_stat_activity a ON a.pid = p.pid"
         " WHERE p.datname = current_database() AND p.pid <> pg_backend_pid()" +
         std::string(oids_.empty() ? "" : " AND p.relid = ANY($1::oid[])") + " ORDER BY p.pid";
-    Result res = oids_.empty() ? conn_.execute(sql) : conn_.execute(sql, {oid_array(oids_)});
+    Result res = oids_.empty() ? conn_.execute(sql) : conn_.execute(sql, {text_array(oids_)});
     for (const Row& row : res.rows) {
       auto v = read_row<VacuumRun>(row, 0, &VacuumRun::pid, &VacuumRun::relation, &VacuumRun::phase,
                                    &VacuumRun::autovacuum, &VacuumRun::query, &VacuumRun::seconds,

@@ -89,20 +89,6 @@ std::string sorted_options(std::string_view array) {
       .append(") o ORDER BY o COLLATE \"C\"), ', ')");
 }
 
-std::string array_literal(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
-
 // A definition: "key: value" lines in a fixed order, empty values left out, so an object that
 // gains a property gains a line.
 class Definition {
@@ -686,7 +672,7 @@ SchemaFingerprint schema_fingerprint(Connection& conn, const SchemaOptions& opti
         " set_config('IntervalStyle', 'postgres', true), set_config('TimeZone', 'UTC', true),"
         " set_config('extra_float_digits', '3', true),"
         " set_config('quote_all_identifiers', 'off', true)");
-    Reader reader(conn, array_literal(options.exclude_schemas), fp.server_version);
+    Reader reader(conn, text_array(options.exclude_schemas), fp.server_version);
     fp.objects = reader.read();
     conn.execute("ROLLBACK");
   } catch (...) {
