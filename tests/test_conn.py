@@ -576,21 +576,24 @@ def test_password_is_masked_in_dsn_and_repr(pgsafe_server, pgsafe_db, caplog) ->
 
 
 def test_mask_dsn() -> None:
-    assert _core.mask_dsn(f"postgresql://u:{SECRET}@h:5432/db") == "postgresql://u:****@h:5432/db"
-    assert _core.mask_dsn(f"postgresql://u:p@ss{SECRET}@h/db") == "postgresql://u:****@h/db"
-    assert _core.mask_dsn(f"host=h password={SECRET} user=u") == "host=h password=**** user=u"
-    assert _core.mask_dsn(f"host=h password='a b {SECRET}' user=u") == "host=h password=**** user=u"
-    assert _core.mask_dsn(f"postgresql://u@h/db?password={SECRET}&x=1") == (
+    # pgsafe.errors.mask_password is the one masker; the core shows DSNs through it.
+    assert e.mask_password(f"postgresql://u:{SECRET}@h:5432/db") == "postgresql://u:****@h:5432/db"
+    assert e.mask_password(f"postgresql://u:p@ss{SECRET}@h/db") == "postgresql://u:****@h/db"
+    assert e.mask_password(f"host=h password={SECRET} user=u") == "host=h password=**** user=u"
+    assert (
+        e.mask_password(f"host=h password='a b {SECRET}' user=u") == "host=h password=**** user=u"
+    )
+    assert e.mask_password(f"postgresql://u@h/db?password={SECRET}&x=1") == (
         "postgresql://u@h/db?password=****&x=1"
     )
-    assert _core.mask_dsn("postgresql://u@h:5432/db") == "postgresql://u@h:5432/db"
-    assert _core.mask_dsn("host=h user=u") == "host=h user=u"
+    assert e.mask_password("postgresql://u@h:5432/db") == "postgresql://u@h:5432/db"
+    assert e.mask_password("host=h user=u") == "host=h user=u"
 
 
 def test_mask_dsn_masks_sslpassword(pgsafe_db) -> None:
     # libpq's sslpassword (the client key's passphrase) is as secret as password.
-    assert SECRET not in _core.mask_dsn(f"host=h sslpassword={SECRET}")
-    assert SECRET not in _core.mask_dsn(f"postgresql://u@h/db?sslpassword={SECRET}")
+    assert SECRET not in e.mask_password(f"host=h sslpassword={SECRET}")
+    assert SECRET not in e.mask_password(f"postgresql://u@h/db?sslpassword={SECRET}")
     with _core.Connection(f"{pgsafe_db.dsn} sslpassword={SECRET}") as conn:
         assert SECRET not in conn.dsn
         assert SECRET not in repr(conn)

@@ -86,7 +86,7 @@ def blocked(
         (
             "ALTER TABLE t ADD COLUMN extra int",
             "SELECT count(*) FROM t",
-            "AccessShareLock",
+            _core.LockMode.AccessShareLock,
             "relation",
             "AccessExclusiveLock",
         ),
@@ -94,7 +94,7 @@ def blocked(
         (
             "UPDATE t SET v = 0 WHERE id = 1",
             "UPDATE t SET v = 2 WHERE id = 1",
-            "ShareLock",
+            _core.LockMode.ShareLock,
             "transactionid",
             "ExclusiveLock",
         ),
@@ -104,7 +104,7 @@ def test_blocker_and_blocked_are_reported(
     table: TemporaryDatabase,
     holder_sql: str,
     waiter_sql: str,
-    wanted: str,
+    wanted: _core.LockMode,
     locktype: str,
     held: str,
 ) -> None:
@@ -137,13 +137,58 @@ def test_blocker_and_blocked_are_reported(
         assert holder.backend_pid in {h.pid for h in queue.holders}
         if locktype == "relation":
             assert [(w.pid, w.mode) for w in queue.waiters] == [(waiter.pid, wanted)]
-            assert queue.holders[0].mode == "AccessExclusiveLock"  # strongest first
+            assert queue.holders[0].mode == _core.LockMode.AccessExclusiveLock  # strongest first
             assert any(p.kind == "lock-queue" and p.relation == "t" for p in report.problems())
         else:  # row locks do not queue on the table lock
-            assert queue.waiters == ()
+            assert queue.waiters == []
         assert report.probe_pid not in {h.pid for h in queue.holders}
         assert report.replication == []  # a lone server has no replicas
     assert waiter.error is None
+
+
+def test_lock_modes_are_named_as_pg_locks_names_them(table: TemporaryDatabase) -> None:
+    """Each table lock mode, taken with LOCK TABLE, comes back as the LockMode of that name and
+    strength; the conflict matrix crosses the boundary with it."""
+    sql_modes = ["ACCESS SHARE", "ROW SHARE", "ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE"]
+    sql_modes += ["SHARE", "SHARE ROW EXCLUSIVE", "EXCLUSIVE", "ACCESS EXCLUSIVE"]
+    holder = table.connect(application_name="pgsafe-test-locker")
+    try:
+        for rank, sql_mode in enumerate(sql_modes, start=1):
+            holder.execute(f"BEGIN; LOCK TABLE t IN {sql_mode} MODE")
+            [queue] = probe(table.dsn, relations=["t"], long_tx_seconds=3600).lock_queues
+            holder.execute("ROLLBACK")
+            [held] = [h.mode for h in queue.holders if h.pid == holder.backend_pid]
+            assert held.name == sql_mode.title().replace(" ", "") + "Lock"
+            assert _core.lock_mode_rank(held) == rank
+    finally:
+        holder.close()
+    mode = _core.LockMode
+    assert _core.lock_conflicts(mode.AccessExclusiveLock, mode.AccessShareLock)
+    assert not _core.lock_conflicts(mode.RowExclusiveLock, mode.RowExclusiveLock)
+    assert not _core.lock_conflicts(mode.SIReadLock, mode.AccessExclusiveLock)
+    assert _core.lock_mode_rank(mode.SIReadLock) == 0
+
+
+def test_predicate_locks_are_reported(table: TemporaryDatabase) -> None:
+    """A SERIALIZABLE reader holds SIReadLock beside AccessShareLock (pg_locks shows both); it
+    ranks below every table lock mode and the JSON names it as pg_locks does."""
+    reader = table.connect(application_name="pgsafe-test-serializable")
+    try:
+        reader.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        reader.execute("SELECT sum(v) FROM t")  # a sequential scan: a relation predicate lock
+        report = probe(table.dsn, relations=["t"], long_tx_seconds=3600)
+        [queue] = report.lock_queues
+        mine = [h.mode for h in queue.holders if h.pid == reader.backend_pid]
+        assert mine == [_core.LockMode.AccessShareLock, _core.LockMode.SIReadLock]
+        doc = report.to_dict()
+        assert [h["mode"] for h in doc["lock_queues"][0]["holders"]] == [
+            "AccessShareLock",
+            "SIReadLock",
+        ]
+        assert json.loads(json.dumps(doc)) == doc
+    finally:
+        reader.execute("ROLLBACK")
+        reader.close()
 
 
 def test_long_and_idle_transactions(table: TemporaryDatabase) -> None:
@@ -211,9 +256,9 @@ def test_probe_does_not_wait_for_locks_on_probed_tables(table: TemporaryDatabase
         assert report.unknown_relations == ["orders", "nope", "x.y.z.w"]
         queues = {q.relation: q for q in report.lock_queues}
         assert set(queues) == {"t", "t_pkey", "app.orders"}
-        assert [h.mode for h in queues["t"].holders] == ["AccessExclusiveLock"]
+        assert [h.mode for h in queues["t"].holders] == [_core.LockMode.AccessExclusiveLock]
         assert [(w.pid, w.mode) for w in queues["t"].waiters] == [
-            (waiter.pid, "AccessExclusiveLock")
+            (waiter.pid, _core.LockMode.AccessExclusiveLock)
         ]
         pids = {e.pid for q in report.lock_queues for e in (*q.holders, *q.waiters)}
         assert report.probe_pid not in pids

@@ -16,7 +16,7 @@ from pathlib import Path
 from helpers import PGSAFE, apply_args, pgsafe, spawn, write
 from helpers import query as rows
 from pgsafe import Runner, Settings, _core
-from pgsafe.errors import ConfigError, UnsafeError
+from pgsafe.errors import ConfigError, UnsafeError, mask_password
 
 
 def test_lost_migration_lock_stops_before_commit(pgsafe_db, tmp_path):
@@ -197,7 +197,7 @@ def test_mask_dsn_hides_passwords_with_url_delimiters():
         "postgresql://app:pa/ss99word@db.example/prod",
         "postgres://app:pa#ss99word@db:5432/prod?sslmode=require",
     ):
-        masked = _core.mask_dsn(dsn)
+        masked = mask_password(dsn)
         assert "ss99word" not in masked, masked
         assert "****" in masked
 

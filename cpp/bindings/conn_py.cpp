@@ -26,6 +26,12 @@ const char* tx_status_name(TxStatus s) {
   }
 }
 
+// The connection's DSN through pgsafe's one masker, pgsafe.errors.mask_password (the core has
+// none of its own).
+pyb::str masked_dsn(const Connection& c) {
+  return pyb::module_::import("pgsafe.errors").attr("mask_password")(c.dsn());
+}
+
 pyb::list rows_to_python(const Result& r) {
   pyb::list rows;
   for (const Row& row : r.rows) {
@@ -95,7 +101,7 @@ void register_conn(pyb::module_& m) {
       .def_property_readonly("user", &Connection::user)
       .def_property_readonly("host", &Connection::host)
       .def_property_readonly("port", &Connection::port)
-      .def_property_readonly("dsn", &Connection::masked_dsn, "The DSN with its password masked.")
+      .def_property_readonly("dsn", &masked_dsn, "The DSN with its password masked.")
       .def(
           "__enter__", [](Connection& c) -> Connection& { return c; },
           pyb::return_value_policy::reference)
@@ -103,10 +109,9 @@ void register_conn(pyb::module_& m) {
           "__exit__", [](Connection& c, const pyb::args&) { c.close(); },
           pyb::call_guard<pyb::gil_scoped_release>())
       .def("__repr__", [](const Connection& c) {
-        return "<Connection " + c.masked_dsn() + (c.is_open() ? "" : " closed") + ">";
+        return "<Connection " + std::string(masked_dsn(c)) + (c.is_open() ? "" : " closed") + ">";
       });
 
-  m.def("mask_dsn", &mask_dsn, pyb::arg("dsn"), "Mask the password of a URL or key=value DSN.");
   m.def("sleep", &interruptible_sleep, pyb::arg("seconds"),
         pyb::call_guard<pyb::gil_scoped_release>(), "Sleep without the GIL; Ctrl-C interrupts.");
 }

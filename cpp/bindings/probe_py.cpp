@@ -53,6 +53,11 @@ void register_probe(pyb::module_& m) {
       .def_readonly("waiters", &LockQueue::waiters);
 
   pyb::class_<VacuumRun>(m, "VacuumRun", "A running VACUUM or autovacuum.")
+      .def(pyb::init<int, std::string, std::string, bool, bool, double, long long, long long,
+                     std::string>(),
+           pyb::arg("pid"), pyb::arg("relation"), pyb::arg("phase"), pyb::arg("autovacuum"),
+           pyb::arg("wraparound"), pyb::arg("seconds"), pyb::arg("heap_blks_total"),
+           pyb::arg("heap_blks_scanned"), pyb::arg("query"))
       .def_readonly("pid", &VacuumRun::pid)
       .def_readonly("relation", &VacuumRun::relation)
       .def_readonly("phase", &VacuumRun::phase)

@@ -4,6 +4,7 @@
 #include "bindings.hpp"
 #include "pgsafe/conn.hpp"
 #include "pgsafe/errors.hpp"
+#include "pgsafe/lock_modes.hpp"
 #include "pgsafe/trace.hpp"
 
 namespace pyb = pybind11;
@@ -11,6 +12,11 @@ namespace pyb = pybind11;
 namespace pgsafe::py {
 
 void register_trace(pyb::module_& m) {
+  pyb::enum_<LockMode> modes(m, "LockMode",
+                             "A lock mode, named as pg_locks names it: the eight table lock modes "
+                             "weakest first, then SIReadLock (a SERIALIZABLE predicate lock).");
+  for (LockMode mode : all_lock_modes()) modes.value(lock_mode_name(mode).data(), mode);
+
   pyb::class_<ObservedLock>(m, "ObservedLock", "A relation lock seen in pg_locks.")
       .def_readonly("relation", &ObservedLock::relation)
       .def_readonly("relkind", &ObservedLock::relkind)
@@ -20,7 +26,7 @@ void register_trace(pyb::module_& m) {
       .def_readonly("blocks_writes", &ObservedLock::blocks_writes)
       .def_readonly("blocks_for_update", &ObservedLock::blocks_for_update)
       .def("__repr__", [](const ObservedLock& l) {
-        return "<ObservedLock " + l.mode + " on " + l.relation + ">";
+        return "<ObservedLock " + std::string(lock_mode_name(l.mode)) + " on " + l.relation + ">";
       });
 
   pyb::class_<ColumnChange>(m, "ColumnChange")
@@ -77,8 +83,10 @@ void register_trace(pyb::module_& m) {
       .def_readwrite("gate_max_s", &TraceOptions::gate_max_s)
       .def_readwrite("commit", &TraceOptions::commit);
 
-  m.def("lock_mode_rank", &lock_mode_rank, pyb::arg("mode"));
-  m.def("lock_conflicts", &lock_conflicts, pyb::arg("held"), pyb::arg("requested"));
+  m.def("lock_mode_rank", &lock_mode_rank, pyb::arg("mode"),
+        "Strength among the table lock modes, 1..8 weakest first; 0 for SIReadLock.");
+  m.def("lock_conflicts", &lock_conflicts, pyb::arg("held"), pyb::arg("requested"),
+        "Whether holding `held` blocks a request for `requested` (lock.c's conflict matrix).");
   m.def(
       "trace_migration",
       [](const std::string& dsn, const std::vector<Statement>& statements,

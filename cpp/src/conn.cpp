@@ -183,42 +183,6 @@ std::string redact_quoted(const std::string& msg) {
   return out;
 }
 
-// Masks the value after `password=` in key=value text; handles quoted values.
-std::string mask_keyword_password(const std::string& text) {
-  std::string out;
-  size_t i = 0;
-  while (i < text.size()) {
-    size_t hit = text.find("password", i);
-    if (hit == std::string::npos) break;
-    size_t j = hit + 8;
-    while (j < text.size() && text[j] == ' ') ++j;
-    size_t key_start = (hit >= 3 && text.compare(hit - 3, 3, "ssl") == 0) ? hit - 3 : hit;
-    bool boundary =
-        key_start == 0 || !(std::isalnum(static_cast<unsigned char>(text[key_start - 1])) ||
-                            text[key_start - 1] == '_');
-    if (!boundary || j >= text.size() || text[j] != '=') {
-      out.append(text, i, j - i);
-      i = j;
-      continue;
-    }
-    ++j;
-    while (j < text.size() && text[j] == ' ') ++j;
-    out.append(text, i, j - i);
-    size_t end = j;
-    if (end < text.size() && text[end] == '\'') {
-      ++end;
-      while (end < text.size() && text[end] != '\'') end += (text[end] == '\\') ? 2 : 1;
-      end = std::min(end + 1, text.size());
-    } else {
-      while (end < text.size() && text[end] != ' ' && text[end] != '&') ++end;
-    }
-    out += "****";
-    i = end;
-  }
-  out.append(text, i, std::string::npos);
-  return out;
-}
-
 }  // namespace
 
 void set_interrupt_check(InterruptCheck check) {
@@ -263,22 +227,6 @@ std::string scrub_secret(std::string text, const std::string& secret) {
   return text;
 }
 
-std::string mask_dsn(const std::string& dsn) {
-  std::string out = dsn;
-  size_t scheme = out.find("://");
-  if (scheme != std::string::npos) {
-    // Up to the last '@': a password may hold '@', '?', ':', '#' or '/', and masking a little
-    // too much (an '@' in the query string) is the safe mistake.
-    size_t start = scheme + 3;
-    size_t at = out.rfind('@');
-    size_t colon = out.find(':', start);
-    if (at != std::string::npos && at > start && colon != std::string::npos && colon < at) {
-      out.replace(colon + 1, at - colon - 1, "****");
-    }
-  }
-  return mask_keyword_password(out);
-}
-
 struct Connection::Impl {
   // Held while a command runs: close() never frees the PGconn under it, it asks for a close
   // that execute() carries out on its way out.
@@ -289,7 +237,7 @@ struct Connection::Impl {
   int backend_pid = 0;
   int server_version = 0;
   std::string dbname, user, host, port;
-  std::string masked_dsn;
+  std::string dsn;  // as given, password and all: shown only masked (by pgsafe.errors)
   std::string password;
   std::string ssl_password;
 
@@ -382,6 +330,47 @@ struct Connection::Impl {
     }
   };
 
+  // One command, from sending it to its last result: the SQL and its parameters checked for
+  // NUL characters, `mutex` held (a close() asked for meanwhile is carried out on the way out),
+  // the connection open, the command sent.
+  class Command {
+   public:
+    Command(Impl& impl, const std::string& sql, const std::vector<Value>& params = {})
+        : busy_(checked(impl, sql, params)), deferred_close_(&impl) {
+      if (!impl.conn) throw ConfigError("connection is closed");
+      conn = impl.conn.get();
+      int ok;
+      if (params.empty()) {
+        ok = PQsendQuery(conn, sql.c_str());
+      } else {
+        std::vector<const char*> values;
+        values.reserve(params.size());
+        for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+        ok = PQsendQueryParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                               values.data(), nullptr, nullptr, 0);
+      }
+      if (!ok) impl.fail_connection("cannot send statement");
+    }
+    PGconn* conn = nullptr;
+
+   private:
+    static std::mutex& checked(Impl& impl, const std::string& sql,
+                               const std::vector<Value>& params) {
+      if (sql.find('\0') != std::string::npos) {
+        throw ConfigError(
+            "SQL text contains a NUL character; PostgreSQL would silently cut it there");
+      }
+      for (size_t i = 0; i < params.size(); ++i) {
+        if (params[i] && params[i]->find('\0') != std::string::npos) {
+          throw ConfigError("parameter $" + std::to_string(i + 1) + " contains a NUL character");
+        }
+      }
+      return impl.mutex;
+    }
+    std::lock_guard<std::mutex> busy_;
+    DeferredClose deferred_close_;  // after busy_: runs first on the way out
+  };
+
   void cancel() const {
     if (!cancel_handle) return;
     char err[256];
@@ -406,7 +395,7 @@ Connection::Connection(const std::string& dsn, const std::string& application_na
     : impl_(std::make_unique<Impl>()) {
   impl_->password = dsn_password(dsn);
   impl_->ssl_password = dsn_password(dsn, "sslpassword");
-  impl_->masked_dsn = impl_->scrub(mask_dsn(dsn));
+  impl_->dsn = dsn;
   // The DSN's own connect_timeout (or PGCONNECT_TIMEOUT) wins over the caller's default.
   double timeout_s = connect_timeout_s;
   {
@@ -428,7 +417,7 @@ Connection::Connection(const std::string& dsn, const std::string& application_na
       char* end = nullptr;
       double v = std::strtod(given.c_str(), &end);
       if (end == given.c_str() || *end != '\0' || v < 0) {
-        throw ConfigError("invalid DSN '" + impl_->masked_dsn + "': connect_timeout '" + given +
+        throw ConfigError("invalid DSN: connect_timeout '" + given +
                           "' is not a number of seconds");
       }
       if (v > 0) timeout_s = v;  // libpq: 0 means wait forever; keep the caller's bound
@@ -458,7 +447,7 @@ Connection::Connection(const std::string& dsn, const std::string& application_na
     // An option libpq could not read (a port that is not a number, ...) is a bad DSN.
     if (msg.rfind("invalid ", 0) == 0 && msg.find("connection option") != std::string::npos) {
       impl_->conn.reset();
-      throw ConfigError("invalid DSN '" + impl_->masked_dsn + "': " + impl_->scrub(msg));
+      throw ConfigError("invalid DSN: " + impl_->scrub(msg));
     }
     DbErrorFields f;
     // libpq keeps no SQLSTATE for a failed connection: recover it from the server's FATAL text.
@@ -525,29 +514,8 @@ Connection::Connection(Connection&&) noexcept = default;
 Connection& Connection::operator=(Connection&&) noexcept = default;
 
 Result Connection::execute(const std::string& sql, const std::vector<Value>& params) {
-  if (sql.find('\0') != std::string::npos) {
-    throw ConfigError("SQL text contains a NUL character; PostgreSQL would silently cut it there");
-  }
-  for (size_t i = 0; i < params.size(); ++i) {
-    if (params[i] && params[i]->find('\0') != std::string::npos) {
-      throw ConfigError("parameter $" + std::to_string(i + 1) + " contains a NUL character");
-    }
-  }
-  std::lock_guard<std::mutex> busy(impl_->mutex);
-  Impl::DeferredClose deferred_close(impl_.get());
-  if (!is_open()) throw ConfigError("connection is closed");
-  PGconn* c = impl_->conn.get();
-  int ok;
-  if (params.empty()) {
-    ok = PQsendQuery(c, sql.c_str());
-  } else {
-    std::vector<const char*> values;
-    values.reserve(params.size());
-    for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-    ok = PQsendQueryParams(c, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                           nullptr, nullptr, 0);
-  }
-  if (!ok) impl_->fail_connection("cannot send statement");
+  Impl::Command command(*impl_, sql, params);
+  PGconn* c = command.conn;
   const auto forever = std::chrono::steady_clock::time_point::max();
   bool interrupted = false;
   auto on_interrupt = [&] {
@@ -610,14 +578,8 @@ Result Connection::execute(const std::string& sql, const std::vector<Value>& par
 }
 
 CopyStats Connection::copy_out(const std::string& sql, const CopyRowCallback& on_row) {
-  if (sql.find('\0') != std::string::npos) {
-    throw ConfigError("SQL text contains a NUL character; PostgreSQL would silently cut it there");
-  }
-  std::lock_guard<std::mutex> busy(impl_->mutex);
-  Impl::DeferredClose deferred_close(impl_.get());
-  if (!is_open()) throw ConfigError("connection is closed");
-  PGconn* c = impl_->conn.get();
-  if (!PQsendQuery(c, sql.c_str())) impl_->fail_connection("cannot send statement");
+  Impl::Command command(*impl_, sql);
+  PGconn* c = command.conn;
   const auto forever = Clock::time_point::max();
   bool interrupted = false;
   bool cancelled = false;
@@ -747,14 +709,8 @@ long long Connection::copy_in(const std::string& sql, std::string_view data) {
 
 long long Connection::copy_in(const std::string& sql,
                               const std::function<bool(std::string& piece)>& next) {
-  if (sql.find('\0') != std::string::npos) {
-    throw ConfigError("SQL text contains a NUL character; PostgreSQL would silently cut it there");
-  }
-  std::lock_guard<std::mutex> busy(impl_->mutex);
-  Impl::DeferredClose deferred_close(impl_.get());
-  if (!is_open()) throw ConfigError("connection is closed");
-  PGconn* c = impl_->conn.get();
-  if (!PQsendQuery(c, sql.c_str())) impl_->fail_connection("cannot send statement");
+  Impl::Command command(*impl_, sql);
+  PGconn* c = command.conn;
   const auto forever = Clock::time_point::max();
   ResultHandlers handlers;
   handlers.await = [&] {
@@ -887,6 +843,6 @@ std::string Connection::dbname() const { return impl_ ? impl_->dbname : std::str
 std::string Connection::user() const { return impl_ ? impl_->user : std::string(); }
 std::string Connection::host() const { return impl_ ? impl_->host : std::string(); }
 std::string Connection::port() const { return impl_ ? impl_->port : std::string(); }
-const std::string& Connection::masked_dsn() const noexcept { return impl_->masked_dsn; }
+const std::string& Connection::dsn() const noexcept { return impl_->dsn; }
 
 }  // namespace pgsafe

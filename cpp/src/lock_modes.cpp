@@ -1,14 +1,24 @@
-// PostgreSQL's table lock modes and their conflicts (see lock_modes.hpp).
+// PostgreSQL's lock modes and their conflicts (see lock_modes.hpp).
 #include "pgsafe/lock_modes.hpp"
 
-#include <array>
 #include <string>
+
+#include "pgsafe/errors.hpp"
 
 namespace pgsafe {
 
 namespace {
 
-const std::array<std::string, 9> kModes = {
+constexpr std::array<LockMode, 9> kModes = {
+    LockMode::kAccessShare,  LockMode::kRowShare,
+    LockMode::kRowExclusive, LockMode::kShareUpdateExclusive,
+    LockMode::kShare,        LockMode::kShareRowExclusive,
+    LockMode::kExclusive,    LockMode::kAccessExclusive,
+    LockMode::kSIRead,
+};
+
+// Indexed by the enum's value; null-terminated, so a name is also usable as a C string.
+constexpr std::array<std::string_view, 10> kNames = {
     "",
     "AccessShareLock",
     "RowShareLock",
@@ -18,9 +28,10 @@ const std::array<std::string, 9> kModes = {
     "ShareRowExclusiveLock",
     "ExclusiveLock",
     "AccessExclusiveLock",
+    "SIReadLock",
 };
 
-// lock.c's LockConflicts, as bit masks over the ranks above.
+// lock.c's LockConflicts, as bit masks over the ranks 1..8 (SIReadLock: no conflicts).
 constexpr std::array<unsigned, 9> kConflicts = {
     0,
     1U << 8,
@@ -35,21 +46,28 @@ constexpr std::array<unsigned, 9> kConflicts = {
 
 }  // namespace
 
-int lock_mode_rank(const std::string& mode) {
-  for (size_t i = 1; i < kModes.size(); ++i) {
-    if (kModes[i] == mode) return static_cast<int>(i);
+const std::array<LockMode, 9>& all_lock_modes() { return kModes; }
+
+std::string_view lock_mode_name(LockMode mode) { return kNames.at(static_cast<size_t>(mode)); }
+
+std::optional<LockMode> lock_mode_from_name(std::string_view name) {
+  for (LockMode mode : kModes) {
+    if (lock_mode_name(mode) == name) return mode;
   }
-  return 0;
+  return std::nullopt;
 }
 
-const std::string& lock_mode_name(int rank) {
-  return rank > 0 && rank < static_cast<int>(kModes.size()) ? kModes[rank] : kModes[0];
+LockMode lock_mode_of_row(std::string_view name) {
+  if (auto mode = lock_mode_from_name(name)) return *mode;
+  throw Error("pg_locks shows a lock mode pgsafe does not know: '" + std::string(name) + "'");
 }
 
-bool lock_conflicts(const std::string& held, const std::string& requested) {
+int lock_mode_rank(LockMode mode) { return mode == LockMode::kSIRead ? 0 : static_cast<int>(mode); }
+
+bool lock_conflicts(LockMode held, LockMode requested) {
   int h = lock_mode_rank(held);
   int r = lock_mode_rank(requested);
-  return h != 0 && r != 0 && (kConflicts[h] & (1U << r)) != 0;
+  return h != 0 && r != 0 && (kConflicts.at(h) & (1U << r)) != 0;
 }
 
 }  // namespace pgsafe

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -23,12 +24,30 @@ const std::string& text(const Row& row, size_t i) {
 
 int to_int(const Row& row, size_t i) { return row[i] ? std::atoi(row[i]->c_str()) : 0; }
 
-double to_double(const Row& row, size_t i) {
-  return row[i] ? std::strtod(row[i]->c_str(), nullptr) : 0.0;
+// Column i of a row, read as the type of the field it fills (NULL: zero, empty, false).
+void read_column(const Row& row, size_t i, std::string& out) { out = text(row, i); }
+void read_column(const Row& row, size_t i, int& out) { out = to_int(row, i); }
+void read_column(const Row& row, size_t i, long long& out) {
+  out = row[i] ? std::strtoll(row[i]->c_str(), nullptr, 10) : 0;
+}
+void read_column(const Row& row, size_t i, double& out) {
+  out = row[i] ? std::strtod(row[i]->c_str(), nullptr) : 0.0;
+}
+void read_column(const Row& row, size_t i, bool& out) { out = text(row, i) == "t"; }
+void read_column(const Row& row, size_t i, LockMode& out) { out = lock_mode_of_row(text(row, i)); }
+template <typename T>
+void read_column(const Row& row, size_t i, std::optional<T>& out) {
+  out.reset();
+  if (row[i]) read_column(row, i, out.emplace());
 }
 
-long long to_ll(const Row& row, size_t i) {
-  return row[i] ? std::strtoll(row[i]->c_str(), nullptr, 10) : 0;
+// A record whose `fields` are the row's columns from `first` on, in that order.
+template <typename T, typename... Fields>
+T read_row(const Row& row, size_t first, Fields T::*... fields) {
+  T out;
+  size_t i = first;
+  (read_column(row, i++, out.*fields), ...);
+  return out;
 }
 
 // Seconds from a timestamp column to the server's clock now (not to the transaction start).
@@ -61,15 +80,6 @@ std::string same_target(std::string_view x, std::string_view y) {
         .append(col);
   }
   return out;
-}
-
-std::string oid_array(const std::vector<std::string>& oids) {
-  std::string out = "{";
-  for (size_t i = 0; i < oids.size(); ++i) {
-    if (i > 0) out += ',';
-    out += oids[i];
-  }
-  return out + "}";
 }
 
 class Prober {
@@ -134,9 +144,11 @@ class Prober {
         " AND a.backend_type = 'client backend' AND a.xact_start IS NOT NULL"
         " ORDER BY a.xact_start, a.pid");
     for (const Row& row : res.rows) {
-      SessionInfo s{to_int(row, 0),    text(row, 1),      text(row, 2), text(row, 3),
-                    text(row, 4),      text(row, 5),      text(row, 6), text(row, 7),
-                    to_double(row, 8), to_double(row, 9), text(row, 10)};
+      auto s = read_row<SessionInfo>(
+          row, 0, &SessionInfo::pid, &SessionInfo::usename, &SessionInfo::application_name,
+          &SessionInfo::client, &SessionInfo::state, &SessionInfo::query,
+          &SessionInfo::wait_event_type, &SessionInfo::wait_event, &SessionInfo::xact_seconds,
+          &SessionInfo::state_seconds, &SessionInfo::backend_xmin);
       bool idle = s.state.rfind("idle in transaction", 0) == 0;
       if (s.xact_seconds >= options_.long_tx_seconds) r.long_transactions.push_back(s);
       if (idle) r.idle_in_transaction.push_back(std::move(s));
@@ -169,17 +181,11 @@ class Prober {
         " WHERE NOT w.granted AND w.pid <> pg_backend_pid() AND wa.datname = current_database()"
         " ORDER BY w.pid, b.pid");
     for (const Row& row : res.rows) {
-      BlockingEdge e;
-      e.blocked_pid = to_int(row, 0);
-      e.blocked_query = text(row, 1);
-      e.blocked_wait_seconds = to_double(row, 2);
-      e.blocked_mode = text(row, 3);
-      e.locktype = text(row, 4);
-      e.relation = text(row, 5);
-      e.blocking_pid = to_int(row, 6);
-      e.blocking_query = text(row, 7);
-      e.blocking_state = text(row, 8);
-      e.blocking_xact_seconds = to_double(row, 9);
+      auto e = read_row<BlockingEdge>(
+          row, 0, &BlockingEdge::blocked_pid, &BlockingEdge::blocked_query,
+          &BlockingEdge::blocked_wait_seconds, &BlockingEdge::blocked_mode, &BlockingEdge::locktype,
+          &BlockingEdge::relation, &BlockingEdge::blocking_pid, &BlockingEdge::blocking_query,
+          &BlockingEdge::blocking_state, &BlockingEdge::blocking_xact_seconds);
       e.blocking_granted = row[10].has_value();
       e.blocking_modes = e.blocking_granted ? text(row, 10) : text(row, 11);
       r.blocking.push_back(std::move(e));
@@ -207,15 +213,16 @@ class Prober {
         " WHERE l.locktype = 'relation' AND l.database = " +
         std::string(kThisDatabase) + " AND l.pid IS DISTINCT FROM pg_backend_pid()" + filter +
         " ORDER BY l.relation, l.granted DESC, " + waitstart + " NULLS LAST, l.pid";
-    Result res = oids_.empty() ? conn_.execute(sql) : conn_.execute(sql, {oid_array(oids_)});
+    Result res = oids_.empty() ? conn_.execute(sql) : conn_.execute(sql, {text_array(oids_)});
     std::string current_oid;
     for (const Row& row : res.rows) {
       if (r.lock_queues.empty() || text(row, 8) != current_oid) {
         current_oid = text(row, 8);
         r.lock_queues.push_back(LockQueue{text(row, 0), {}, {}});
       }
-      LockEntry e{to_int(row, 1), text(row, 2), text(row, 3) == "t", text(row, 4),
-                  text(row, 5),   text(row, 6), to_double(row, 7)};
+      auto e = read_row<LockEntry>(row, 1, &LockEntry::pid, &LockEntry::mode, &LockEntry::granted,
+                                   &LockEntry::state, &LockEntry::query,
+                                   &LockEntry::application_name, &LockEntry::seconds);
       LockQueue& q = r.lock_queues.back();
       (e.granted ? q.holders : q.waiters).push_back(std::move(e));
     }
@@ -238,18 +245,12 @@ class Prober {
         " FROM pg_stat_progress_vacuum p LEFT JOIN pg_stat_activity a ON a.pid = p.pid"
         " WHERE p.datname = current_database() AND p.pid <> pg_backend_pid()" +
         std::string(oids_.empty() ? "" : " AND p.relid = ANY($1::oid[])") + " ORDER BY p.pid";
-    Result res = oids_.empty() ? conn_.execute(sql) : conn_.execute(sql, {oid_array(oids_)});
+    Result res = oids_.empty() ? conn_.execute(sql) : conn_.execute(sql, {text_array(oids_)});
     for (const Row& row : res.rows) {
-      VacuumRun v;
-      v.pid = to_int(row, 0);
-      v.relation = text(row, 1);
-      v.phase = text(row, 2);
-      v.autovacuum = text(row, 3) == "t";
-      v.query = text(row, 4);
+      auto v = read_row<VacuumRun>(row, 0, &VacuumRun::pid, &VacuumRun::relation, &VacuumRun::phase,
+                                   &VacuumRun::autovacuum, &VacuumRun::query, &VacuumRun::seconds,
+                                   &VacuumRun::heap_blks_total, &VacuumRun::heap_blks_scanned);
       v.wraparound = v.query.find("to prevent wraparound") != std::string::npos;
-      v.seconds = to_double(row, 5);
-      v.heap_blks_total = to_ll(row, 6);
-      v.heap_blks_scanned = to_ll(row, 7);
       r.vacuums.push_back(std::move(v));
     }
   }
@@ -263,14 +264,10 @@ class Prober {
                       " extract(epoch FROM r.replay_lag)"
                       " FROM pg_stat_replication r ORDER BY r.pid");
     for (const Row& row : res.rows) {
-      ReplicaLag l;
-      l.pid = to_int(row, 0);
-      l.application_name = text(row, 1);
-      l.client = text(row, 2);
-      l.state = text(row, 3);
-      l.sync_state = text(row, 4);
-      if (row[5]) l.replay_lag_bytes = to_ll(row, 5);
-      if (row[6]) l.replay_lag_seconds = to_double(row, 6);
+      auto l =
+          read_row<ReplicaLag>(row, 0, &ReplicaLag::pid, &ReplicaLag::application_name,
+                               &ReplicaLag::client, &ReplicaLag::state, &ReplicaLag::sync_state,
+                               &ReplicaLag::replay_lag_bytes, &ReplicaLag::replay_lag_seconds);
       r.replication.push_back(std::move(l));
     }
   }

@@ -36,6 +36,12 @@ std::string not_extension_member(std::string_view catalog, std::string_view oid)
       .append(" AND e.deptype = 'e')");
 }
 
+// The objects of the schemas that count (kNsFilter), less those of extensions: `catalog` is
+// the objects' catalog, `oid` the column of their oid.
+std::string in_user_schemas(std::string_view catalog, std::string_view oid) {
+  return std::string(kNsFilter) + not_extension_member(catalog, oid);
+}
+
 std::string qualified(std::string_view ns, std::string_view name) {
   return std::string("quote_ident(").append(ns).append(") || '.' || quote_ident(").append(name) +
          ")";
@@ -83,20 +89,6 @@ std::string sorted_options(std::string_view array) {
       .append(") o ORDER BY o COLLATE \"C\"), ', ')");
 }
 
-std::string array_literal(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
-
 // A definition: "key: value" lines in a fixed order, empty values left out, so an object that
 // gains a property gains a line.
 class Definition {
@@ -113,6 +105,12 @@ class Definition {
     if (!text || text->empty()) return;
     text_.append(*text);
     if (text_.back() != '\n') text_ += '\n';
+  }
+  // The owner, comment and grants lines most objects end with, in that order.
+  void ownership(const Value& owner, const Value& comment, const Value& grants = std::nullopt) {
+    field("owner", owner);
+    field("comment", comment);
+    block(grants);
   }
   std::string take() { return std::move(text_); }
 
@@ -157,22 +155,26 @@ class Reader {
 
  private:
   Result query(const std::string& sql) { return conn_.execute(sql, {excluded_}); }
-  void add(std::string kind, const Value& name, Definition& def) {
-    objects_.push_back({std::move(kind), name.value_or(""), def.take()});
+  // One object per row of `result`, named by its first column: `describe` writes the row's
+  // definition and returns the object's kind.
+  template <typename Describe>
+  void each(const Result& result, Describe describe) {
+    for (const Row& row : result.rows) {
+      Definition d;
+      std::string kind = describe(row, d);
+      objects_.push_back({std::move(kind), row[0].value_or(""), d.take()});
+    }
   }
 
   void schemas() {
     Result r = query("SELECT quote_ident(n.nspname), pg_get_userbyid(n.nspowner), " +
                      acl_or_default("n.nspacl", 'n', "n.nspowner") +
                      ", obj_description(n.oid, 'pg_namespace') FROM pg_namespace n WHERE " +
-                     std::string(kNsFilter) + not_extension_member("pg_namespace", "n.oid"));
-    for (const Row& row : r.rows) {
-      Definition d;
-      d.field("owner", row[1]);
-      d.field("comment", row[3]);
-      d.block(row[2]);
-      add("schema", row[0], d);
-    }
+                     in_user_schemas("pg_namespace", "n.oid"));
+    each(r, [](const Row& row, Definition& d) {
+      d.ownership(row[1], row[3], row[2]);
+      return "schema";
+    });
   }
 
   void extensions() {
@@ -180,12 +182,11 @@ class Reader {
     Result r = conn_.execute(
         "SELECT quote_ident(x.extname), x.extversion, quote_ident(n.nspname)"
         " FROM pg_extension x JOIN pg_namespace n ON n.oid = x.extnamespace");
-    for (const Row& row : r.rows) {
-      Definition d;
+    each(r, [](const Row& row, Definition& d) {
       d.field("version", row[1]);
       d.field("schema", row[2]);
-      add("extension", row[0], d);
-    }
+      return "extension";
+    });
   }
 
   void tables() {
@@ -213,9 +214,8 @@ class Reader {
         ", obj_description(c.oid, 'pg_class')"
         " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE c.relkind IN ('r', 'p', 'f') AND " +
-        std::string(kNsFilter) + not_extension_member("pg_class", "c.oid"));
-    for (const Row& row : r.rows) {
-      Definition d;
+        in_user_schemas("pg_class", "c.oid"));
+    each(r, [](const Row& row, Definition& d) {
       const std::string& kind = get(row, 1);
       d.line("kind", kind == "p" ? "partitioned table" : kind == "f" ? "foreign table" : "table");
       const std::string& persistence = get(row, 2);
@@ -237,11 +237,9 @@ class Reader {
       d.field("access method", row[11]);
       d.field("tablespace", row[12]);
       d.field("server", row[13]);
-      d.field("owner", row[14]);
-      d.field("comment", row[16]);
-      d.block(row[15]);
-      add("table", row[0], d);
-    }
+      d.ownership(row[14], row[16], row[15]);
+      return "table";
+    });
   }
 
   void columns() {
@@ -268,12 +266,11 @@ class Reader {
         " LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum"
         " WHERE a.attnum > 0 AND NOT a.attisdropped"
         " AND c.relkind IN ('r', 'p', 'f', 'v', 'm', 'c') AND " +
-        std::string(kNsFilter) + not_extension_member("pg_class", "c.oid") +
+        in_user_schemas("pg_class", "c.oid") +
         // A composite type's relation belongs to the extension through its pg_type row.
         " AND NOT EXISTS (SELECT FROM pg_depend e WHERE e.classid = 'pg_type'::regclass"
         " AND e.objid = c.reltype AND e.deptype = 'e')");
-    for (const Row& row : r.rows) {
-      Definition d;
+    each(r, [](const Row& row, Definition& d) {
       d.field("type", row[1]);
       d.field("collation", row[2]);
       d.line("not null", row[3] == "t" ? "yes" : "");
@@ -294,8 +291,8 @@ class Reader {
       d.field("statistics", row[9]);
       d.field("comment", row[10]);
       d.block(row[11]);
-      add("column", row[0], d);
-    }
+      return "column";
+    });
   }
 
   void constraints() {
@@ -305,16 +302,15 @@ class Reader {
                      " obj_description(co.oid, 'pg_constraint')"
                      " FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid"
                      " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE " +
-                     std::string(kNsFilter) + not_extension_member("pg_class", "c.oid"));
-    for (const Row& row : r.rows) {
-      Definition d;
+                     in_user_schemas("pg_class", "c.oid"));
+    each(r, [](const Row& row, Definition& d) {
       d.field("definition", row[1]);
       d.flag("validated", row[2]);
       d.flag("deferrable", row[3]);
       d.flag("initially deferred", row[4]);
       d.field("comment", row[5]);
-      add("constraint", row[0], d);
-    }
+      return "constraint";
+    });
   }
 
   void indexes() {
@@ -331,9 +327,8 @@ class Reader {
         " FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid"
         " JOIN pg_class tc ON tc.oid = i.indrelid JOIN pg_namespace n ON n.oid = ic.relnamespace"
         " WHERE tc.relkind IN ('r', 'p', 'm') AND " +
-        std::string(kNsFilter) + not_extension_member("pg_class", "tc.oid"));
-    for (const Row& row : r.rows) {
-      Definition d;
+        in_user_schemas("pg_class", "tc.oid"));
+    each(r, [](const Row& row, Definition& d) {
       d.field("definition", row[1]);
       d.flag("valid", row[2]);
       d.flag("unique", row[3]);
@@ -343,8 +338,8 @@ class Reader {
       d.field("tablespace", row[7]);
       d.field("attached to", row[8]);
       d.field("comment", row[9]);
-      add("index", row[0], d);
-    }
+      return "index";
+    });
   }
 
   void views() {
@@ -357,17 +352,14 @@ class Reader {
               ", obj_description(c.oid, 'pg_class'), pg_get_viewdef(c.oid)"
               " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
               " WHERE c.relkind IN ('v', 'm') AND " +
-              std::string(kNsFilter) + not_extension_member("pg_class", "c.oid"));
-    for (const Row& row : r.rows) {
-      Definition d;
+              in_user_schemas("pg_class", "c.oid"));
+    each(r, [](const Row& row, Definition& d) {
       d.field("options", row[2]);
       d.field("tablespace", row[3]);
-      d.field("owner", row[4]);
-      d.field("comment", row[6]);
-      d.block(row[5]);
+      d.ownership(row[4], row[6], row[5]);
       d.block(row[7]);
-      add(row[1] == "m" ? "materialized view" : "view", row[0], d);
-    }
+      return row[1] == "m" ? "materialized view" : "view";
+    });
   }
 
   void sequences() {
@@ -388,9 +380,8 @@ class Reader {
         ", obj_description(c.oid, 'pg_class')"
         " FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid"
         " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE " +
-        std::string(kNsFilter) + not_extension_member("pg_class", "c.oid"));
-    for (const Row& row : r.rows) {
-      Definition d;
+        in_user_schemas("pg_class", "c.oid"));
+    each(r, [](const Row& row, Definition& d) {
       d.field("type", row[1]);
       d.field("start", row[2]);
       d.field("increment", row[3]);
@@ -400,11 +391,9 @@ class Reader {
       d.flag("cycle", row[7]);
       d.line("persistence", row[8] == "u" ? "unlogged" : "permanent");
       d.field("owned by", row[9]);
-      d.field("owner", row[10]);
-      d.field("comment", row[12]);
-      d.block(row[11]);
-      add("sequence", row[0], d);
-    }
+      d.ownership(row[10], row[12], row[11]);
+      return "sequence";
+    });
   }
 
   void functions() {
@@ -425,36 +414,47 @@ class Reader {
               acl_or_default("p.proacl", 'f', "p.proowner") +
               ", obj_description(p.oid, 'pg_proc')"
               " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE " +
-              std::string(kNsFilter) + not_extension_member("pg_proc", "p.oid") +
+              in_user_schemas("pg_proc", "p.oid") +
               // A range type's constructors are created with it and belong to it (pg_dump agrees).
               " AND NOT EXISTS (SELECT FROM pg_depend i WHERE i.classid = 'pg_proc'::regclass"
               " AND i.objid = p.oid AND i.deptype = 'i')");
-    for (const Row& row : r.rows) {
-      Definition d;
-      d.field("owner", row[3]);
-      d.field("comment", row[5]);
-      d.block(row[4]);
+    each(r, [](const Row& row, Definition& d) {
+      d.ownership(row[3], row[5], row[4]);
       d.block(row[2]);
       const std::string& kind = get(row, 1);
-      add(kind == "p" ? "procedure" : kind == "a" ? "aggregate" : "function", row[0], d);
-    }
+      return kind == "p" ? "procedure" : kind == "a" ? "aggregate" : "function";
+    });
   }
 
-  void triggers() {
-    Result r =
-        query("SELECT " + qualified("n.nspname", "c.relname") +
-              " || '.' || quote_ident(t.tgname), pg_get_triggerdef(t.oid), t.tgenabled,"
-              " obj_description(t.oid, 'pg_trigger')"
-              " FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
-              " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT t.tgisinternal AND " +
-              std::string(kNsFilter) + not_extension_member("pg_class", "c.oid"));
-    for (const Row& row : r.rows) {
-      Definition d;
+  // Triggers and rules alike: named "table.name", described by the server's deparser, when
+  // they fire (session_replication_role) and their comment. `catalog` holds them (aliased h),
+  // `relation` is its column of their table, `filter` leaves out the internal ones.
+  struct TableHook {
+    std::string kind, catalog, name, deparser, enabled, relation, filter;
+  };
+  void table_hooks(const TableHook& h) {
+    Result r = query("SELECT " + qualified("n.nspname", "c.relname") + " || '.' || quote_ident(h." +
+                     h.name + "), " + h.deparser + "(h.oid), h." + h.enabled +
+                     ", obj_description(h.oid, '" + h.catalog + "') FROM " + h.catalog +
+                     " h JOIN pg_class c ON c.oid = h." + h.relation +
+                     " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE " + h.filter + " AND " +
+                     in_user_schemas("pg_class", "c.oid"));
+    each(r, [&h](const Row& row, Definition& d) {
       d.field("definition", row[1]);
       d.line("enabled", enabled_name(get(row, 2)));
       d.field("comment", row[3]);
-      add("trigger", row[0], d);
-    }
+      return h.kind;
+    });
+  }
+
+  void triggers() {
+    table_hooks({.kind = "trigger",
+                 .catalog = "pg_trigger",
+                 .name = "tgname",
+                 .deparser = "pg_get_triggerdef",
+                 .enabled = "tgenabled",
+                 .relation = "tgrelid",
+                 .filter = "NOT h.tgisinternal"});
   }
 
   void policies() {
@@ -468,9 +468,8 @@ class Reader {
               " obj_description(p.oid, 'pg_policy')"
               " FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid"
               " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE " +
-              std::string(kNsFilter) + not_extension_member("pg_class", "c.oid"));
-    for (const Row& row : r.rows) {
-      Definition d;
+              in_user_schemas("pg_class", "c.oid"));
+    each(r, [](const Row& row, Definition& d) {
       d.line("as", row[1] == "t" ? "permissive" : "restrictive");
       const std::string& cmd = get(row, 2);
       d.line("for", cmd == "r"   ? "SELECT"
@@ -482,25 +481,18 @@ class Reader {
       d.field("using", row[4]);
       d.field("with check", row[5]);
       d.field("comment", row[6]);
-      add("policy", row[0], d);
-    }
+      return "policy";
+    });
   }
 
   void rules() {
-    Result r = query("SELECT " + qualified("n.nspname", "c.relname") +
-                     " || '.' || quote_ident(w.rulename), pg_get_ruledef(w.oid), w.ev_enabled,"
-                     " obj_description(w.oid, 'pg_rewrite')"
-                     " FROM pg_rewrite w JOIN pg_class c ON c.oid = w.ev_class"
-                     " JOIN pg_namespace n ON n.oid = c.relnamespace"
-                     " WHERE w.rulename <> '_RETURN' AND " +
-                     std::string(kNsFilter) + not_extension_member("pg_class", "c.oid"));
-    for (const Row& row : r.rows) {
-      Definition d;
-      d.field("definition", row[1]);
-      d.line("enabled", enabled_name(get(row, 2)));
-      d.field("comment", row[3]);
-      add("rule", row[0], d);
-    }
+    table_hooks({.kind = "rule",
+                 .catalog = "pg_rewrite",
+                 .name = "rulename",
+                 .deparser = "pg_get_ruledef",
+                 .enabled = "ev_enabled",
+                 .relation = "ev_class",
+                 .filter = "h.rulename <> '_RETURN'"});
   }
 
   void types() {
@@ -541,9 +533,8 @@ class Reader {
         " FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace"
         " LEFT JOIN pg_class tc ON tc.oid = t.typrelid"
         " WHERE (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND tc.relkind = 'c')) AND " +
-        std::string(kNsFilter) + not_extension_member("pg_type", "t.oid"));
-    for (const Row& row : r.rows) {
-      Definition d;
+        in_user_schemas("pg_type", "t.oid"));
+    each(r, [](const Row& row, Definition& d) {
       const std::string& typtype = get(row, 1);
       std::string kind = typtype == "e"   ? "enum"
                          : typtype == "d" ? "domain"
@@ -557,11 +548,9 @@ class Reader {
       d.field("columns", row[8]);
       d.block(row[9]);
       d.block(row[7]);
-      d.field("owner", row[10]);
-      d.field("comment", row[12]);
-      d.block(row[11]);
-      add(std::move(kind), row[0], d);
-    }
+      d.ownership(row[10], row[12], row[11]);
+      return kind;
+    });
   }
 
   void collations() {
@@ -573,19 +562,17 @@ class Reader {
                      ", c.collisdeterministic, pg_get_userbyid(c.collowner),"
                      " obj_description(c.oid, 'pg_collation')"
                      " FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace WHERE " +
-                     std::string(kNsFilter) + not_extension_member("pg_collation", "c.oid"));
-    for (const Row& row : r.rows) {
-      Definition d;
+                     in_user_schemas("pg_collation", "c.oid"));
+    each(r, [](const Row& row, Definition& d) {
       const std::string& provider = get(row, 1);
       d.line("provider", provider == "i" ? "icu" : provider == "c" ? "libc" : provider);
       d.field("lc_collate", row[2]);
       d.field("lc_ctype", row[3]);
       d.field("locale", row[4]);
       d.flag("deterministic", row[5]);
-      d.field("owner", row[6]);
-      d.field("comment", row[7]);
-      add("collation", row[0], d);
-    }
+      d.ownership(row[6], row[7]);
+      return "collation";
+    });
   }
 
   void statistics() {
@@ -595,15 +582,13 @@ class Reader {
                      " pg_get_userbyid(s.stxowner), obj_description(s.oid, 'pg_statistic_ext')"
                      " FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace"
                      " WHERE " +
-                     std::string(kNsFilter) + not_extension_member("pg_statistic_ext", "s.oid"));
-    for (const Row& row : r.rows) {
-      Definition d;
+                     in_user_schemas("pg_statistic_ext", "s.oid"));
+    each(r, [](const Row& row, Definition& d) {
       d.field("definition", row[1]);
       d.field("statistics", row[2]);
-      d.field("owner", row[3]);
-      d.field("comment", row[4]);
-      add("statistics", row[0], d);
-    }
+      d.ownership(row[3], row[4]);
+      return "statistics";
+    });
   }
 
   void default_privileges() {
@@ -617,11 +602,10 @@ class Reader {
         " FROM pg_default_acl a LEFT JOIN pg_namespace n ON n.oid = a.defaclnamespace"
         " WHERE a.defaclnamespace = 0 OR (" +
         std::string(kNsFilter) + ")");
-    for (const Row& row : r.rows) {
-      Definition d;
+    each(r, [](const Row& row, Definition& d) {
       d.block(row[1]);
-      add("default privileges", row[0], d);
-    }
+      return "default privileges";
+    });
   }
 
   Connection& conn_;
@@ -688,7 +672,7 @@ SchemaFingerprint schema_fingerprint(Connection& conn, const SchemaOptions& opti
         " set_config('IntervalStyle', 'postgres', true), set_config('TimeZone', 'UTC', true),"
         " set_config('extra_float_digits', '3', true),"
         " set_config('quote_all_identifiers', 'off', true)");
-    Reader reader(conn, array_literal(options.exclude_schemas), fp.server_version);
+    Reader reader(conn, text_array(options.exclude_schemas), fp.server_version);
     fp.objects = reader.read();
     conn.execute("ROLLBACK");
   } catch (...) {

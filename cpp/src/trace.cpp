@@ -209,7 +209,7 @@ std::vector<UnindexedForeignKey> unindexed_foreign_keys(Connection& conn) {
 }
 
 // (oid, mode) -> granted
-using LockSet = std::map<std::pair<std::string, std::string>, bool>;
+using LockSet = std::map<std::pair<std::string, LockMode>, bool>;
 
 const char* const kLocksSql =
     "SELECT l.relation::text, l.mode, l.granted, l.locktype FROM pg_catalog.pg_locks l"
@@ -226,7 +226,7 @@ bool read_locks(Connection& observer, const std::string& pid, const Catalog& bef
     if (!granted) waiting = true;
     // Relation oids are per database; only this database's user relations are in `before`.
     if (val(row, 3) != "relation" || before.rels.count(val(row, 0)) == 0) continue;
-    auto key = std::make_pair(val(row, 0), val(row, 1));
+    auto key = std::make_pair(val(row, 0), lock_mode_of_row(val(row, 1)));
     auto it = into.find(key);
     if (it == into.end()) {
       into.emplace(key, granted);
@@ -237,17 +237,16 @@ bool read_locks(Connection& observer, const std::string& pid, const Catalog& bef
   return waiting;
 }
 
-ObservedLock observed(const Catalog& before, const std::string& oid, const std::string& mode,
-                      bool granted) {
+ObservedLock observed(const Catalog& before, const std::string& oid, LockMode mode, bool granted) {
   ObservedLock l;
   auto it = before.rels.find(oid);
   l.relation = it->second.name;
   l.relkind = it->second.relkind;
   l.mode = mode;
   l.granted = granted;
-  l.blocks_select = lock_conflicts(mode, "AccessShareLock");
-  l.blocks_writes = lock_conflicts(mode, "RowExclusiveLock");
-  l.blocks_for_update = lock_conflicts(mode, "RowShareLock");
+  l.blocks_select = lock_conflicts(mode, LockMode::kAccessShare);
+  l.blocks_writes = lock_conflicts(mode, LockMode::kRowExclusive);
+  l.blocks_for_update = lock_conflicts(mode, LockMode::kRowShare);
   return l;
 }
 

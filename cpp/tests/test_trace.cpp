@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <optional>
 #include <string>
 
-#include "pgsafe/trace.hpp"
+#include "pgsafe/errors.hpp"
+#include "pgsafe/lock_modes.hpp"
 
 namespace {
 
@@ -20,23 +22,32 @@ const std::array<std::string, 8> kTable = {
 };
 
 TEST(LockModes, RanksAndNames) {
+  const auto& modes = pgsafe::all_lock_modes();
   for (size_t i = 0; i < kModes.size(); ++i) {
-    EXPECT_EQ(pgsafe::lock_mode_rank(kModes[i]), static_cast<int>(i) + 1);
-    EXPECT_EQ(pgsafe::lock_mode_name(static_cast<int>(i) + 1), kModes[i]);
+    EXPECT_EQ(pgsafe::lock_mode_name(modes[i]), kModes[i]);
+    EXPECT_EQ(pgsafe::lock_mode_from_name(kModes[i]), modes[i]);
+    EXPECT_EQ(pgsafe::lock_mode_rank(modes[i]), static_cast<int>(i) + 1);
   }
-  EXPECT_EQ(pgsafe::lock_mode_rank("NoSuchLock"), 0);
-  EXPECT_EQ(pgsafe::lock_mode_name(0), "");
-  EXPECT_EQ(pgsafe::lock_mode_name(9), "");
+  EXPECT_EQ(pgsafe::lock_mode_name(pgsafe::LockMode::kSIRead), "SIReadLock");
+  EXPECT_EQ(pgsafe::lock_mode_from_name("SIReadLock"), pgsafe::LockMode::kSIRead);
+  EXPECT_EQ(pgsafe::lock_mode_rank(pgsafe::LockMode::kSIRead), 0);
+  EXPECT_EQ(pgsafe::lock_mode_from_name("NoSuchLock"), std::nullopt);
+  EXPECT_THROW(pgsafe::lock_mode_of_row("NoSuchLock"), pgsafe::Error);
 }
 
 TEST(LockModes, ConflictMatrixMatchesTheDocumentation) {
+  const auto& modes = pgsafe::all_lock_modes();
   for (size_t r = 0; r < kModes.size(); ++r) {
     for (size_t h = 0; h < kModes.size(); ++h) {
-      EXPECT_EQ(pgsafe::lock_conflicts(kModes[h], kModes[r]), kTable[r][h] == 'X')
+      EXPECT_EQ(pgsafe::lock_conflicts(modes[h], modes[r]), kTable[r][h] == 'X')
           << kModes[r] << " requested while " << kModes[h] << " is held";
     }
   }
-  EXPECT_FALSE(pgsafe::lock_conflicts("NoSuchLock", "AccessExclusiveLock"));
+  // A predicate lock blocks nothing and is blocked by nothing.
+  EXPECT_FALSE(
+      pgsafe::lock_conflicts(pgsafe::LockMode::kSIRead, pgsafe::LockMode::kAccessExclusive));
+  EXPECT_FALSE(
+      pgsafe::lock_conflicts(pgsafe::LockMode::kAccessExclusive, pgsafe::LockMode::kSIRead));
 }
 
 }  // namespace

@@ -41,7 +41,6 @@ class Connection:
     def __enter__(self) -> Connection: ...
     def __exit__(self, *args: object) -> None: ...
 
-def mask_dsn(dsn: str) -> str: ...
 def sleep(seconds: float) -> None: ...
 
 class Statement:
@@ -73,6 +72,20 @@ def sha256_file(path: str | PathLike[str]) -> str: ...
 def set_log_level(level: int) -> None: ...
 def _log(level: int, message: str) -> None: ...
 
+class _Enum:
+    """What every enum of the core (a pybind11 py::enum_) has."""
+
+    def __init__(self, value: int) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __index__(self) -> int: ...
+    def __int__(self) -> int: ...
+    def __ne__(self, other: object) -> bool: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> int: ...
+
 class Timeouts:
     lock_timeout_ms: int
     statement_timeout_ms: int
@@ -85,22 +98,12 @@ class RetryPolicy:
     max_delay_ms: int
     def delay_seconds(self, attempt: int) -> float: ...
 
-class Direction:
+class Direction(_Enum):
     """Which script of a migration a plan runs."""
 
     up: ClassVar[Direction]
     down: ClassVar[Direction]
     __members__: ClassVar[dict[str, Direction]]
-    def __init__(self, value: int) -> None: ...
-    def __eq__(self, other: object) -> bool: ...
-    def __hash__(self) -> int: ...
-    def __index__(self) -> int: ...
-    def __int__(self) -> int: ...
-    def __ne__(self, other: object) -> bool: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def value(self) -> int: ...
 
 class MigrationPlan:
     version: str
@@ -109,7 +112,7 @@ class MigrationPlan:
     direction: Direction
     statements: list[Statement]
 
-class EventKind:
+class EventKind(_Enum):
     """What an executor Event reports."""
 
     segment_start: ClassVar[EventKind]
@@ -122,16 +125,6 @@ class EventKind:
     dirty: ClassVar[EventKind]
     committed: ClassVar[EventKind]
     __members__: ClassVar[dict[str, EventKind]]
-    def __init__(self, value: int) -> None: ...
-    def __eq__(self, other: object) -> bool: ...
-    def __hash__(self) -> int: ...
-    def __index__(self) -> int: ...
-    def __int__(self) -> int: ...
-    def __ne__(self, other: object) -> bool: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def value(self) -> int: ...
 
 class Event:
     kind: EventKind
@@ -268,6 +261,22 @@ def fingerprint_tables(
     progress: Callable[[FingerprintProgress], None] | None = None,
 ) -> list[TableFingerprint]: ...
 
+class LockMode(_Enum):
+    """A lock mode, named as pg_locks names it: the eight table lock modes weakest first, then
+    SIReadLock (a SERIALIZABLE predicate lock)."""
+
+    AccessShareLock: ClassVar[LockMode]
+    RowShareLock: ClassVar[LockMode]
+    RowExclusiveLock: ClassVar[LockMode]
+    ShareUpdateExclusiveLock: ClassVar[LockMode]
+    ShareLock: ClassVar[LockMode]
+    ShareRowExclusiveLock: ClassVar[LockMode]
+    ExclusiveLock: ClassVar[LockMode]
+    AccessExclusiveLock: ClassVar[LockMode]
+    SIReadLock: ClassVar[LockMode]
+    __members__: ClassVar[dict[str, LockMode]]
+
+# The live probe (cpp/bindings/probe_py.cpp).
 class SessionInfo:
     pid: int
     usename: str
@@ -285,7 +294,7 @@ class BlockingEdge:
     blocked_pid: int
     blocked_query: str
     blocked_wait_seconds: float
-    blocked_mode: str
+    blocked_mode: LockMode
     locktype: str
     relation: str
     blocking_pid: int
@@ -297,7 +306,7 @@ class BlockingEdge:
 
 class LockEntry:
     pid: int
-    mode: str
+    mode: LockMode
     granted: bool
     state: str
     query: str
@@ -319,6 +328,18 @@ class VacuumRun:
     heap_blks_total: int
     heap_blks_scanned: int
     query: str
+    def __init__(
+        self,
+        pid: int,
+        relation: str,
+        phase: str,
+        autovacuum: bool,
+        wraparound: bool,
+        seconds: float,
+        heap_blks_total: int,
+        heap_blks_scanned: int,
+        query: str,
+    ) -> None: ...
 
 class ReplicaLag:
     pid: int
@@ -356,7 +377,7 @@ def probe(
 class ObservedLock:
     relation: str
     relkind: str
-    mode: str
+    mode: LockMode
     granted: bool
     blocks_select: bool
     blocks_writes: bool
@@ -416,8 +437,8 @@ class TraceOptions:
     commit: bool
     def __init__(self) -> None: ...
 
-def lock_mode_rank(mode: str) -> int: ...
-def lock_conflicts(held: str, requested: str) -> bool: ...
+def lock_mode_rank(mode: LockMode) -> int: ...
+def lock_conflicts(held: LockMode, requested: LockMode) -> bool: ...
 def trace_migration(
     dsn: str,
     statements: Sequence[Statement],
@@ -426,22 +447,12 @@ def trace_migration(
 ) -> MigrationTrace: ...
 
 # backup (cpp/bindings/backup_py.cpp)
-class Compression:
+class Compression(_Enum):
     """How each chunk of a backup file is compressed."""
 
     zstd: ClassVar[Compression]
     gzip: ClassVar[Compression]
     __members__: ClassVar[dict[str, Compression]]
-    def __init__(self, value: int) -> None: ...
-    def __eq__(self, other: object) -> bool: ...
-    def __hash__(self) -> int: ...
-    def __index__(self) -> int: ...
-    def __int__(self) -> int: ...
-    def __ne__(self, other: object) -> bool: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def value(self) -> int: ...
 
 class BackupChunk:
     index: int

@@ -364,7 +364,10 @@ _SQL_PASSWORD = re.compile(r"(\bPASSWORD\s+)(E?'(?:[^']|'')*'?)", re.IGNORECASE)
 
 
 def mask_password(text: str) -> str:
-    """Replace every password in ``text`` with ``****``.
+    """Replace every password in ``text`` with ``****``: pgsafe's one masker. The C++ core has
+    none of its own: `_core.Connection.dsn` is this function applied to the DSN, and the core's
+    error messages never quote a DSN (it removes the connection's own password from what the
+    server and libpq say, a value only it knows).
 
     Handles connection URLs (``postgresql://user:secret@host``, ``?password=secret``),
     key=value DSNs (``password=secret``, ``password='se cret'``), ``PGPASSWORD=secret``, and

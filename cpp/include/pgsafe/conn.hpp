@@ -58,8 +58,6 @@ void interruptible_sleep(double seconds);
 // Python instead take it here (true once per such interrupt).
 bool consume_pending_interrupt();
 
-// Masks the password of a URL or key=value DSN ("postgresql://u:****@h/db", "password=****").
-std::string mask_dsn(const std::string& dsn);
 // Replaces every occurrence of `secret` in `text` with "****" (no-op for an empty secret).
 std::string scrub_secret(std::string text, const std::string& secret);
 
@@ -115,7 +113,9 @@ class Connection {
   std::string user() const;
   std::string host() const;
   std::string port() const;
-  const std::string& masked_dsn() const noexcept;
+  // The DSN as given, password included: the core never shows it; the bindings show it masked
+  // by pgsafe.errors.mask_password, pgsafe's one masker.
+  const std::string& dsn() const noexcept;
 
  private:
   struct Impl;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "pgsafe/conn.hpp"
+#include "pgsafe/lock_modes.hpp"
 
 namespace pgsafe {
 
@@ -45,9 +46,9 @@ struct BlockingEdge {
   int blocked_pid = 0;
   std::string blocked_query;
   double blocked_wait_seconds = 0;  // since the wait began (PostgreSQL 14+), else since state
-  std::string blocked_mode;         // lock mode wanted, e.g. "AccessExclusiveLock"
-  std::string locktype;             // "relation", "transactionid" (row lock), "advisory", ...
-  std::string relation;             // regclass text; "" when the lock is not on a relation
+  LockMode blocked_mode = LockMode::kAccessShare;  // the lock mode it wants
+  std::string locktype;  // "relation", "transactionid" (row lock), "advisory", ...
+  std::string relation;  // regclass text; "" when the lock is not on a relation
   int blocking_pid = 0;
   std::string blocking_query;
   std::string blocking_state;
@@ -59,7 +60,7 @@ struct BlockingEdge {
 // One session holding or waiting for a lock on a relation.
 struct LockEntry {
   int pid = 0;  // 0 for a prepared transaction
-  std::string mode;
+  LockMode mode = LockMode::kAccessShare;
   bool granted = false;
   std::string state;
   std::string query;

@@ -17,8 +17,8 @@ namespace pgsafe {
 struct ObservedLock {
   std::string relation;  // as regclass prints it (schema-qualified off the search_path)
   std::string relkind;   // pg_class.relkind: r, p, i, I, m, v, S, f, t
-  std::string mode;      // e.g. "AccessExclusiveLock"
-  bool granted = true;   // false: seen only as a request the session waited for
+  LockMode mode = LockMode::kAccessShare;
+  bool granted = true;  // false: seen only as a request the session waited for
   // What an application query on the same relation would wait for.
   bool blocks_select = false;      // SELECT (AccessShareLock)
   bool blocks_writes = false;      // INSERT/UPDATE/DELETE (RowExclusiveLock)

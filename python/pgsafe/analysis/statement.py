@@ -140,30 +140,20 @@ class Statement:
     def sets_statement_timeout(self) -> bool:
         return self.setting == "statement_timeout"
 
-    def to_core(self) -> Any:
-        """The C++ core's plain struct of this statement (what the executor and tracer run)."""
+    def to_core(self) -> _core.Statement:
+        """The C++ core's plain struct of this statement (what the executor and tracer run):
+        each of its fields from the field or property of the same name here."""
         s = _core.Statement()
-        s.sql = self.sql
-        s.offset = self.offset
-        s.line = self.line
-        s.column = self.column
-        s.end_line = self.end_line
-        s.kind = self.kind
-        s.transaction_control = self.transaction_control
-        s.non_transactional = self.non_transactional
-        s.reason = self.reason
-        s.new_step = self.new_step
-        s.timeout_class = self.timeout_class
-        s.index_name = self.index_name
-        s.index_schema = self.index_schema
-        s.index_table = self.index_table
-        s.sets_local = self.sets_local
-        s.sets_lock_timeout = self.sets_lock_timeout
-        s.sets_statement_timeout = self.sets_statement_timeout
+        for name in _CORE_FIELDS:
+            setattr(s, name, getattr(self, name))
         return s
 
     def __repr__(self) -> str:
         return f"<Statement {self.kind} at {self.line}:{self.column}>"
+
+
+# The fields of the core's Statement, in the order it declares them (cpp/include/pgsafe/sql.hpp).
+_CORE_FIELDS = [k for k, v in vars(_core.Statement).items() if isinstance(v, property)]
 
 
 @dataclass(frozen=True)

@@ -689,7 +689,7 @@ def backup(
         raise ConfigError("empty table name")
     for name in names:
         split_name(name)
-    masked = _core.mask_dsn(dsn)
+    masked = mask_password(dsn)
     roles, major = _roles(dsn)  # connects first: a bad target creates nothing
 
     clients = pgbin.client_installation(major)  # nor does a missing pg_dump for its major
@@ -1092,7 +1092,7 @@ def _prepare_target(
                 + (" ..." if len(in_way) > 5 else "")
             )
         raise UnsafeError(
-            f"target {_core.mask_dsn(dsn)} is not empty ({'; '.join(found)}); restore into an "
+            f"target {mask_password(dsn)} is not empty ({'; '.join(found)}); restore into an "
             "empty database, or pass --force to drop what the backup recreates there first"
         )
     return restore_force.clear(dsn, created, pre)
@@ -1370,7 +1370,7 @@ def restore(
             _unmark(dsn)
     return RestoreResult(
         path=file,
-        database=_core.mask_dsn(dsn),
+        database=mask_password(dsn),
         tables=len(table_names),
         rows=rows,
         chunks=len(chunks),

@@ -6,7 +6,7 @@ warn, each with its evidence) that `pgsafe locks` and preflight act on."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -46,82 +46,27 @@ class ProbeBlocked(UnsafeError):
     catalog it reads, or the server is too busy to answer in time. Unsafe to migrate."""
 
 
-@dataclass(frozen=True)
-class Session:
-    """A backend of the probed database with an open transaction."""
-
-    pid: int
-    usename: str
-    application_name: str
-    client: str
-    state: str
-    query: str
-    wait_event_type: str
-    wait_event: str
-    xact_seconds: float  # since the transaction began
-    state_seconds: float  # since `state` last changed: how long idle, for idle ones
-    backend_xmin: str
+# The records of a probe are the core's own (cpp/include/pgsafe/probe.hpp documents their
+# fields): read-only, lock modes as _core.LockMode.
+Session = _core.SessionInfo
+BlockingEdge = _core.BlockingEdge
+LockEntry = _core.LockEntry
+LockQueue = _core.LockQueue
+VacuumRun = _core.VacuumRun
+ReplicaLag = _core.ReplicaLag
 
 
-@dataclass(frozen=True)
-class BlockingEdge:
-    """`blocked_pid` waits for a lock that `blocking_pid` holds, or is queued ahead for in a
-    conflicting mode (`blocking_granted` false), as pg_blocking_pids() reports."""
-
-    blocked_pid: int
-    blocked_query: str
-    blocked_wait_seconds: float
-    blocked_mode: str  # the lock mode it wants
-    locktype: str  # relation, transactionid (a row lock), advisory, ...
-    relation: str  # "" when the lock is not on a relation
-    blocking_pid: int  # 0 for a prepared transaction
-    blocking_query: str
-    blocking_state: str
-    blocking_xact_seconds: float
-    blocking_modes: str  # what the blocker holds on the same object (or waits for)
-    blocking_granted: bool
-
-
-@dataclass(frozen=True)
-class LockEntry:
-    pid: int  # 0 for a prepared transaction
-    mode: str
-    granted: bool
-    state: str
-    query: str
-    application_name: str
-    seconds: float  # waiting: since the wait began; holding: since its transaction began
-
-
-@dataclass(frozen=True)
-class LockQueue:
-    relation: str
-    holders: tuple[LockEntry, ...]  # strongest mode first
-    waiters: tuple[LockEntry, ...]  # in queue order
-
-
-@dataclass(frozen=True)
-class VacuumRun:
-    pid: int
-    relation: str
-    phase: str
-    autovacuum: bool  # an autovacuum worker rather than a manual VACUUM
-    wraparound: bool  # anti-wraparound: does not yield to a conflicting lock request
-    seconds: float
-    heap_blks_total: int
-    heap_blks_scanned: int
-    query: str
-
-
-@dataclass(frozen=True)
-class ReplicaLag:
-    pid: int
-    application_name: str
-    client: str
-    state: str
-    sync_state: str
-    replay_lag_bytes: int | None
-    replay_lag_seconds: float | None
+def _record(value: Any) -> Any:
+    """A core record as JSON values: its fields in the order the core declares them, lists and
+    nested records likewise, a lock mode by its pg_locks name."""
+    if isinstance(value, _core.LockMode):
+        return value.name
+    if isinstance(value, list | tuple):
+        return [_record(v) for v in value]
+    fields = [k for k, v in vars(type(value)).items() if isinstance(v, property)]
+    if type(value).__module__ != _core.__name__ or not fields:
+        return value
+    return {k: _record(getattr(value, k)) for k in fields}
 
 
 @dataclass(frozen=True)
@@ -154,6 +99,24 @@ def duration(seconds: float | None) -> str:
 def _short(query: str, width: int = 80) -> str:
     one = " ".join(query.split())
     return one if len(one) <= width else one[: width - 3] + "..."
+
+
+# How each column of a table of sessions reads a session.
+_SESSION_CELLS: dict[str, Callable[[Session], object]] = {
+    "pid": lambda s: s.pid,
+    "user": lambda s: s.usename,
+    "application": lambda s: s.application_name,
+    "client": lambda s: s.client,
+    "state": lambda s: s.state,
+    "idle for": lambda s: duration(s.state_seconds),
+    "open for": lambda s: duration(s.xact_seconds),
+    "query": lambda s: _short(s.query, 60),
+    "last query": lambda s: _short(s.query, 60),
+}
+
+
+def _sessions(sessions: Iterable[Session], columns: list[str]) -> Table:
+    return Table(columns, [tuple(_SESSION_CELLS[c](s) for c in columns) for s in sessions])
 
 
 def _who(pid: int) -> str:
@@ -240,7 +203,7 @@ class ProbeReport(Report):
                     "fail" if touched else "warn",
                     "blocking",
                     f"pid {e.blocked_pid} has waited {duration(e.blocked_wait_seconds)} for "
-                    f"{e.blocked_mode}{target}, blocked by {_who(e.blocking_pid)} "
+                    f"{e.blocked_mode.name}{target}, blocked by {_who(e.blocking_pid)} "
                     f"({e.blocking_state or 'no state'}, transaction "
                     f"{duration(e.blocking_xact_seconds)}, {holds}){elsewhere}: "
                     f"{_short(e.blocking_query)}",
@@ -250,7 +213,7 @@ class ProbeReport(Report):
             )
         for q in self.lock_queues:
             if q.relation in probed and q.waiters:
-                modes = ", ".join(dict.fromkeys(w.mode for w in q.waiters))
+                modes = ", ".join(dict.fromkeys(w.mode.name for w in q.waiters))
                 out.append(
                     Problem(
                         "fail",
@@ -383,7 +346,7 @@ class ProbeReport(Report):
                             (
                                 e.blocked_pid,
                                 duration(e.blocked_wait_seconds),
-                                e.blocked_mode,
+                                e.blocked_mode.name,
                                 e.relation or e.locktype,
                                 e.blocking_pid,
                                 e.blocking_state,
@@ -403,39 +366,18 @@ class ProbeReport(Report):
             Section(
                 f"Long transactions (> {self.long_tx_seconds:g}s)",
                 [
-                    Table(
+                    _sessions(
+                        self.long_transactions,
                         ["pid", "user", "application", "client", "state", "open for", "query"],
-                        [
-                            (
-                                s.pid,
-                                s.usename,
-                                s.application_name,
-                                s.client,
-                                s.state,
-                                duration(s.xact_seconds),
-                                _short(s.query, 60),
-                            )
-                            for s in self.long_transactions
-                        ],
                     )
                 ],
             ),
             Section(
                 "Idle in transaction",
                 [
-                    Table(
+                    _sessions(
+                        self.idle_in_transaction,
                         ["pid", "user", "application", "idle for", "open for", "last query"],
-                        [
-                            (
-                                s.pid,
-                                s.usename,
-                                s.application_name,
-                                duration(s.state_seconds),
-                                duration(s.xact_seconds),
-                                _short(s.query, 60),
-                            )
-                            for s in self.idle_in_transaction
-                        ],
                     )
                 ],
             ),
@@ -449,7 +391,7 @@ class ProbeReport(Report):
                                 q.relation,
                                 e.pid,
                                 "held" if e.granted else "waiting",
-                                e.mode,
+                                e.mode.name,
                                 duration(e.seconds),
                                 e.state,
                                 _short(e.query, 60),
@@ -527,33 +469,13 @@ class ProbeReport(Report):
             "unknown_relations": list(self.unknown_relations),
             "ok": not any(p.severity == "fail" for p in problems),
             "problems": [p.to_dict() for p in problems],
-            "blocking": [asdict(e) for e in self.blocking],
-            "long_transactions": [asdict(s) for s in self.long_transactions],
-            "idle_in_transaction": [asdict(s) for s in self.idle_in_transaction],
-            "lock_queues": [asdict(q) for q in self.lock_queues],
-            "autovacuum": [asdict(v) for v in self.autovacuum],
-            "replication": [asdict(r) for r in self.replication],
+            "blocking": _record(self.blocking),
+            "long_transactions": _record(self.long_transactions),
+            "idle_in_transaction": _record(self.idle_in_transaction),
+            "lock_queues": _record(self.lock_queues),
+            "autovacuum": _record(self.autovacuum),
+            "replication": _record(self.replication),
         }
-
-
-def _session(s: _core.SessionInfo) -> Session:
-    return Session(
-        s.pid,
-        s.usename,
-        s.application_name,
-        s.client,
-        s.state,
-        s.query,
-        s.wait_event_type,
-        s.wait_event,
-        s.xact_seconds,
-        s.state_seconds,
-        s.backend_xmin,
-    )
-
-
-def _entry(e: _core.LockEntry) -> LockEntry:
-    return LockEntry(e.pid, e.mode, e.granted, e.state, e.query, e.application_name, e.seconds)
 
 
 def _from_core(r: _core.ProbeResult, target: str) -> ProbeReport:
@@ -564,59 +486,14 @@ def _from_core(r: _core.ProbeResult, target: str) -> ProbeReport:
         server_version=r.server_version,
         probe_pid=r.probe_pid,
         long_tx_seconds=r.long_tx_seconds,
-        relations=list(r.relations),
-        unknown_relations=list(r.unknown_relations),
-        long_transactions=[_session(s) for s in r.long_transactions],
-        idle_in_transaction=[_session(s) for s in r.idle_in_transaction],
-        blocking=[
-            BlockingEdge(
-                e.blocked_pid,
-                e.blocked_query,
-                e.blocked_wait_seconds,
-                e.blocked_mode,
-                e.locktype,
-                e.relation,
-                e.blocking_pid,
-                e.blocking_query,
-                e.blocking_state,
-                e.blocking_xact_seconds,
-                e.blocking_modes,
-                e.blocking_granted,
-            )
-            for e in r.blocking
-        ],
-        lock_queues=[
-            LockQueue(
-                q.relation, tuple(_entry(e) for e in q.holders), tuple(_entry(e) for e in q.waiters)
-            )
-            for q in r.lock_queues
-        ],
-        autovacuum=[
-            VacuumRun(
-                v.pid,
-                v.relation,
-                v.phase,
-                v.autovacuum,
-                v.wraparound,
-                v.seconds,
-                v.heap_blks_total,
-                v.heap_blks_scanned,
-                v.query,
-            )
-            for v in r.vacuums
-        ],
-        replication=[
-            ReplicaLag(
-                x.pid,
-                x.application_name,
-                x.client,
-                x.state,
-                x.sync_state,
-                x.replay_lag_bytes,
-                x.replay_lag_seconds,
-            )
-            for x in r.replication
-        ],
+        relations=r.relations,
+        unknown_relations=r.unknown_relations,
+        long_transactions=r.long_transactions,
+        idle_in_transaction=r.idle_in_transaction,
+        blocking=r.blocking,
+        lock_queues=r.lock_queues,
+        autovacuum=r.vacuums,
+        replication=r.replication,
     )
 
 

@@ -85,7 +85,7 @@ def _blocks(lock: _core.ObservedLock | dict[str, Any]) -> list[str]:
 def _lock_dict(lock: _core.ObservedLock) -> dict[str, Any]:
     return {
         "relation": lock.relation,
-        "mode": lock.mode,
+        "mode": lock.mode.name,
         "relkind": lock.relkind,
         "granted": lock.granted,
         "blocks_select": lock.blocks_select,
@@ -448,7 +448,7 @@ def copy_schema(
                 "--dbname",
                 target_dsn,
             ],
-            f"pg_dump --schema-only of {_core.mask_dsn(target_dsn)}",
+            f"pg_dump --schema-only of {mask_password(target_dsn)}",
         )
         os.chmod(tmp, 0o755)
         os.chmod(dump, 0o644)
@@ -746,7 +746,7 @@ def _trace_units(
     target_label = None
     target_major: int | None = None
     if target_dsn is not None:
-        target_label = _core.mask_dsn(target_dsn) if target_dsn else "libpq defaults"
+        target_label = mask_password(target_dsn) if target_dsn else "libpq defaults"
         with contextlib.closing(connect(target_dsn, Settings(), "trace")) as conn:
             target_major = conn.server_version // 10000
             if migs is not None:

@@ -16,6 +16,7 @@ from pgsafe import _core, schema
 from pgsafe.backup import datafp
 from pgsafe.config import Settings
 from pgsafe.db import connect
+from pgsafe.errors import mask_password
 from pgsafe.lifecycle.runner import Runner, StatusReport, StepResult
 from pgsafe.lifecycle.trace import TraceReport, trace
 from pgsafe.lifecycle.trace import assert_max_lock as assert_max_lock
@@ -70,7 +71,7 @@ class MigrationHarness:
         self.runner = Runner(self.source, self.dsn, settings=self.settings)
 
     def __repr__(self) -> str:
-        return f"MigrationHarness({str(self.source)!r} on {_core.mask_dsn(self.dsn)!r})"
+        return f"MigrationHarness({str(self.source)!r} on {mask_password(self.dsn)!r})"
 
     def migrations(self) -> list[Any]:
         return self.runner.migrations()
@@ -167,7 +168,7 @@ def assert_schema_parity(
 def _label(fp: SchemaFingerprint, default: str) -> str:
     # A fingerprint's source is the DSN it was taken from (password and all) or a file name.
     if "=" in fp.source or "://" in fp.source:
-        return str(_core.mask_dsn(fp.source))
+        return str(mask_password(fp.source))
     return fp.source or default
 
 
