@@ -279,6 +279,9 @@ class _Run:
         self.settings = settings
         self.progress = progress
         self.dbs: list[TemporaryDatabase] = []
+        # One idle session per database for the schema fingerprints and catalog questions,
+        # instead of a connection each; closed before the database is cloned.
+        self._sessions: dict[str, Any] = {}
         self._touches: dict[str, Touches] = {}
         self._step = 0
         self._available: set[str] | None = None  # extensions the server can install
@@ -290,6 +293,18 @@ class _Run:
         self.dbs.append(db)
         return db
 
+    def session(self, db: TemporaryDatabase) -> Any:
+        conn = self._sessions.get(db.name)
+        if conn is None:
+            conn = self._sessions[db.name] = db.connect("pgsafe-test")
+        return conn
+
+    def end_session(self, db: TemporaryDatabase) -> None:
+        conn = self._sessions.pop(db.name, None)
+        if conn is not None:
+            with contextlib.suppress(Error):
+                conn.close()
+
     def add(self, result: CheckResult) -> CheckResult:
         self.report.results.append(result)
         if result.status == "fail":
@@ -297,7 +312,11 @@ class _Run:
         return result
 
     def runner(self, db: TemporaryDatabase) -> Runner:
-        return Runner(self.path, db.dsn, settings=self.settings, migrations=self.migs)
+        # The ledger's schema record is for preflight's drift check on a real target: on a
+        # throwaway database nothing reads it, and the checks take their own fingerprints.
+        return Runner(
+            self.path, db.dsn, settings=self.settings, migrations=self.migs, record_schema=False
+        )
 
     def up(self, db: TemporaryDatabase, m: Migration) -> str | None:
         try:
@@ -337,7 +356,7 @@ class _Run:
         self.add(CheckResult(phase, check, m.label, "fail", message, None, "", seconds))
 
     def schema(self, db: TemporaryDatabase) -> SchemaFingerprint:
-        return schema_fingerprint(db.dsn, settings=self.settings)
+        return schema_fingerprint(self.session(db))
 
     def data(self, db: TemporaryDatabase) -> DataState:
         return {f.table: f for f in data_fingerprint(db.dsn, workers=1)}
@@ -398,6 +417,8 @@ class _Run:
         for t in later:
             planned += t.foreign_keys
             planned += t.checks
+        # A session of its own: triggers fire on these rows, and PL/pgSQL plans a long-lived
+        # session cached before a migration changed a column's type would fail.
         with contextlib.closing(db.connect("pgsafe-test")) as conn:
             skipped = fill(conn, self.rows, self._step, planned=planned)
         for table, why in skipped.items():
@@ -496,6 +517,7 @@ class _Run:
         error = None
         if any(s.non_transactional for s in statements):
             # Cannot run in a transaction block: run it on a scratch copy instead.
+            self.end_session(db)  # CREATE DATABASE ... TEMPLATE refuses while it is open
             try:
                 scratch = self._clone(db)
             except Error as exc:
@@ -589,8 +611,7 @@ class _Run:
         if not wanted:
             return []
         if self._available is None:
-            with contextlib.closing(db.connect("pgsafe-test")) as conn:
-                rows = conn.execute("SELECT name FROM pg_available_extensions").rows
+            rows = self.session(db).execute("SELECT name FROM pg_available_extensions").rows
             self._available = {str(r[0]) for r in rows}
         return [name for name in dict.fromkeys(wanted) if name not in self._available]
 
@@ -762,6 +783,9 @@ class _Run:
         failed down leaves the migration applied, so the next one is still checked."""
         db = self.new_db()
         self.progress(f"stairway: up, down, up for each of {len(self.migs)} migrations")
+        # The schema the previous step left (its re-up's fingerprint): generated rows and the
+        # rolled-back re-run that follow it change no schema, so it is the next one's "before".
+        left: SchemaFingerprint | None = None
         for i, m in enumerate(self.migs):
             started = time.monotonic()
             missing = self.missing_extensions(db, m)
@@ -769,7 +793,8 @@ class _Run:
                 self.not_checked("stairway", m, missing)
                 self.rest_not_checked("stairway", i, f"they come after {m.label}")
                 return
-            before_fp = self.schema(db)
+            before_fp = left if left is not None else self.schema(db)
+            left = None
             before = self.data(db) if data else None
             err = self.up(db, m)
             if err:
@@ -785,6 +810,7 @@ class _Run:
                         "stairway", "down-parity", m.label, "skip", "no down file (irreversible)"
                     )
                 )
+                left = after_fp
             else:
                 started = time.monotonic()
                 err = self.down(db)
@@ -810,12 +836,13 @@ class _Run:
                         )
                         self.rest_not_checked("stairway", i, f"{m.label} failed before them")
                         return
+                    left = self.schema(db)
                     self.parity(
                         "stairway",
                         "reup-parity",
                         m,
                         after_fp,
-                        self.schema(db),
+                        left,
                         f"{m.label} up, down, up vs the first up",
                         started,
                     )
@@ -825,6 +852,8 @@ class _Run:
                 self.fill(db, m)
 
     def close(self) -> None:
+        for db in self.dbs:
+            self.end_session(db)
         for db in self.dbs:
             with contextlib.suppress(Error):
                 db.drop()

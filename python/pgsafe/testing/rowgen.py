@@ -310,11 +310,8 @@ def fill(
             except ValueError as exc:
                 reason = str(exc)
                 break
-            conn.execute("BEGIN")
-            try:
-                conn.execute("SET LOCAL statement_timeout = '60s'")
-                conn.execute(sql)
-                conn.execute("COMMIT")
+            try:  # one round trip: the statements run in order, the first error stops them
+                conn.execute(f"BEGIN; SET LOCAL statement_timeout = '60s'; {sql}; COMMIT")
                 reason = ""
                 break
             except DatabaseError as exc:
