@@ -6,8 +6,10 @@ data preservation with generated rows; which migrations can be re-run. Built onl
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +100,7 @@ class _Run:
         self._touches: dict[str, Touches] = {}
         self._step = 0
         self._available: set[str] | None = None  # extensions the server can install
+        self.cancelled = threading.Event()  # set when the run was interrupted elsewhere
 
     # helpers ---------------------------------------------------------------------------
 
@@ -600,6 +603,8 @@ class _Run:
         # rolled-back re-run that follow it change no schema, so it is the next one's "before".
         left: SchemaFingerprint | None = None
         for i, m in enumerate(self.migs):
+            if self.cancelled.is_set():
+                return
             started = time.monotonic()
             missing = self.missing_extensions(db, m)
             if missing:
@@ -723,6 +728,46 @@ def _server(server: TemporaryServer | None, pg_version: int | None) -> Iterator[
         yield started
 
 
+def _both(run: _Run, *, data: bool, idempotency: bool) -> None:
+    """The round trip on `run`'s server and, at the same time, the stairway (with the data
+    checks and the idempotency report) on a server of its own, of the same installation: the
+    two phases share nothing, not even roles or tablespaces, which belong to a whole server.
+    The results are told in the same order as when they run one after the other."""
+    part = RoundtripReport(run.report.source, run.report.migrations)
+    part.server_version = run.report.server_version
+    stop = threading.Event()
+
+    def stairway() -> None:
+        with TemporaryServer(bindir=run.server.installation.bindir) as other:
+            st = _Run(
+                run.path,
+                run.migs,
+                other,
+                part,
+                rows=run.rows,
+                settings=run.settings,
+                progress=run.progress,
+            )
+            st.cancelled = stop
+            try:
+                st.stairway(data=data, idempotency=idempotency)
+            finally:
+                st.close()
+
+    with ThreadPoolExecutor(1, thread_name_prefix="pgsafe-stairway") as pool:
+        future = pool.submit(stairway)
+        try:
+            run.roundtrip(data=False, idempotency=False)
+            future.result()
+        except BaseException:
+            stop.set()  # interrupted or failed: the stairway stops at its next migration
+            raise
+    run.report.results.extend(part.results)
+    run.report.unfilled_tables.update(part.unfilled_tables)
+    for label, why in part.not_checked.items():
+        run.report.not_checked.setdefault(label, why)
+
+
 def run_tests(
     path: str | Path = "migrations",
     *,
@@ -762,7 +807,9 @@ def run_tests(
             raise NotCheckable(f"nothing to check: {migs[0].label} {why}")
         run = _Run(Path(path), migs, srv, report, rows=rows, settings=settings, progress=say)
         try:
-            if migs:
+            if migs and stairway and server is None:
+                _both(run, data=data, idempotency=idempotency)
+            elif migs:
                 # Data checks and the idempotency report run once: in the stairway when there
                 # is one, else along the round trip's first apply.
                 run.roundtrip(data=data and not stairway, idempotency=idempotency and not stairway)
