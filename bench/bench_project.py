@@ -6,11 +6,12 @@ functions, a PL/pgSQL trigger with its back-fill, an index built CONCURRENTLY, a
 the previous table, an archive table filled by INSERT ... SELECT. Every migration has a down
 that restores the schema and the data exactly, so ``pgsafe test`` passes on it.
 
-It reports, for ``pgsafe test`` (a child process, the embedded server started by it):
+It reports, for ``pgsafe test`` (a child process, with the throwaway servers it starts):
   - the whole run's wall seconds per migration (the goal: <= 0.35 s on a 2-core machine);
-  - the round trip alone (``--no-stairway``: apply all, roll back all, apply again, with schema
-    parity and, then, the data and idempotency checks along the first apply) and the stairway's
-    share (the whole run minus the round trip), each in seconds per migration;
+  - the round trip (apply all, roll back all, apply again, with schema parity) and the stairway
+    (up, down, up per migration with parity, the data checks and the idempotency report), each
+    in seconds per migration, as ``pgsafe test`` reports them ("round trip: done in 12.3s");
+    the two run side by side, so the whole is about the longer of them;
 and, for lint, ``pgsafe lint`` beside ``squawk`` on the same 600 files: CPU seconds (user + sys
 of the child, from ``resource.getrusage(RUSAGE_CHILDREN)``) in paired rounds that alternate
 which tool runs first, and the median of the per-pair ratios (the goal: <= 2x squawk).
@@ -22,12 +23,12 @@ squawk comes from PyPI (``squawk-cli``; not a pgsafe dependency): the bench look
 Run: ``python bench/bench_project.py [--migrations 300] [--rounds 3] [--lint-rounds 5]
 [--skip-test] [--skip-lint] [--keep DIR] [--pg-version N] [--install-squawk]``
   --migrations N   size of the generated project (rounded down to whole tables of 10)
-  --rounds N       paired rounds for ``pgsafe test``: whole run and round trip alternating
+  --rounds N       runs of ``pgsafe test`` (medians reported)
   --lint-rounds N  paired rounds for lint vs squawk
   --keep DIR       write the project to DIR (kept) instead of a temporary directory
   --pg-version N   passed to ``pgsafe test --pg-version``
-The machine may be shared: the figures that compare (ratios) come from paired, alternating runs;
-the absolute seconds are medians and move with the machine's load.
+The machine may be shared: the lint figures that compare (ratios) come from paired, alternating
+runs; the absolute seconds are medians and move with the machine's load.
 """
 
 from __future__ import annotations
@@ -188,35 +189,46 @@ def squawk_binary(install: bool) -> Path | None:
     return exe
 
 
+def _phase_seconds(log: Path, phase: str) -> float | None:
+    """The seconds `pgsafe test` reported for a phase ("round trip: done in 12.3s")."""
+    for line in log.read_text(errors="replace").splitlines():
+        head = f"pgsafe test: {phase}: done in "
+        if line.startswith(head) and line.endswith("s"):
+            return float(line[len(head) : -1])
+    return None
+
+
 def bench_test(project: Path, n: int, rounds: int, pg_version: str | None, logs: Path) -> None:
-    base = [str(PGSAFE), "test", str(project)]
+    cmd = [str(PGSAFE), "test", str(project)]
     if pg_version:
-        base += ["--pg-version", pg_version]
+        cmd += ["--pg-version", pg_version]
     whole: list[float] = []
-    trip: list[float] = []
+    phases: dict[str, list[float]] = {"round trip": [], "stairway": []}
     for r in range(rounds):
-        # Alternate which runs first, so a drift in the machine's load falls on both.
-        order = [("whole", base), ("roundtrip", [*base, "--no-stairway"])]
-        if r % 2:
-            order.reverse()
-        for what, cmd in order:
-            log = logs / f"test-{what}-{r}.log"
-            wall, _cpu, rc = timed(cmd, log)
-            if rc != 0:
-                tail = log.read_text(errors="replace").splitlines()[-30:]
-                print(f"pgsafe test ({what}) exited {rc}:", *tail, sep="\n", file=sys.stderr)
-                raise SystemExit(1)
-            (whole if what == "whole" else trip).append(wall)
-            print(f"  round {r + 1}: {what:9s} {wall:7.1f} s", file=sys.stderr)
-    w, t = statistics.median(whole), statistics.median(trip)
-    stair = [a - b for a, b in zip(whole, trip, strict=True)]
-    print(f"pgsafe test on {n} migrations ({rounds} paired rounds, medians; shared machine):")
+        log = logs / f"test-{r}.log"
+        wall, cpu, rc = timed(cmd, log)
+        if rc != 0:
+            tail = log.read_text(errors="replace").splitlines()[-30:]
+            print(f"pgsafe test exited {rc}:", *tail, sep="\n", file=sys.stderr)
+            raise SystemExit(1)
+        whole.append(wall)
+        for phase, got in phases.items():
+            seconds = _phase_seconds(log, phase)
+            if seconds is not None:
+                got.append(seconds)
+        print(
+            f"  round {r + 1}: {wall:7.1f} s wall, {cpu:6.1f} s CPU (pgsafe and its servers)",
+            file=sys.stderr,
+        )
+    w = statistics.median(whole)
+    print(f"pgsafe test on {n} migrations ({rounds} runs, medians; shared machine):")
     print(f"  whole run   {w:7.1f} s  {w / n:.3f} s/migration  (goal <= 0.35)")
-    print(f"  round trip  {t:7.1f} s  {t / n:.3f} s/migration  (--no-stairway, with data checks)")
-    print(
-        f"  stairway    {statistics.median(stair):7.1f} s  "
-        f"{statistics.median(stair) / n:.3f} s/migration  (whole minus round trip, per pair)"
-    )
+    for phase, got in phases.items():
+        if got:
+            m = statistics.median(got)
+            print(f"  {phase:11s} {m:7.1f} s  {m / n:.3f} s/migration")
+    if phases["round trip"] and phases["stairway"]:
+        print("  (the stairway runs beside the round trip, on a server of its own)")
 
 
 def bench_lint(project: Path, n: int, rounds: int, install: bool) -> None:

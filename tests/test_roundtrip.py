@@ -222,3 +222,35 @@ def test_irreversible_migration_stops_the_rollback(pgsafe_server, tmp_path: Path
     assert not any(r.check == "baseline-parity" for r in report.results)
     passed = {(r.phase, r.check, r.migration) for r in report.results if r.status == "pass"}
     assert ("roundtrip", "reapply-parity", "002_more") in passed
+
+
+def test_stairway_on_its_own_server_tells_the_same_results(pgsafe_server, tmp_path: Path) -> None:
+    """Without a server given, pgsafe test runs the stairway beside the round trip on a second
+    server: every check, its outcome and its message are those of the two phases run one after
+    the other on one server, in the same order (a down that forgets an index among them)."""
+    src = write(
+        tmp_path / "m",
+        {
+            "001_accounts.up.sql": TABLES_UP,
+            "001_accounts.down.sql": TABLES_DOWN,
+            "002_paid_day.up.sql": "ALTER TABLE payments ADD COLUMN paid_day date;\n"
+            "UPDATE payments SET paid_day = paid_at::date;\n"
+            "CREATE INDEX payments_paid_day ON payments (paid_day);\n",
+            "002_paid_day.down.sql": "ALTER TABLE payments DROP COLUMN paid_day;\n"
+            "CREATE INDEX payments_amount ON payments (amount);\n",
+            "003_view.up.sql": "CREATE VIEW big_payments AS SELECT id, amount FROM payments "
+            "WHERE amount > 100;\n",
+            "003_view.down.sql": "DROP VIEW big_payments;\n",
+        },
+    )
+
+    def outcome(report: RoundtripReport) -> list[tuple[str, str, str, str, str]]:
+        return [(r.phase, r.check, r.migration, r.status, r.message) for r in report.results]
+
+    one = run_tests(src, server=pgsafe_server, rows=2)
+    two = run_tests(src, pg_version=pgsafe_server.version, rows=2)
+    assert outcome(two) == outcome(one)
+    assert ("stairway", "down-parity", "002_paid_day") in failures(two)
+    assert ("roundtrip", "down-parity", "002_paid_day") in failures(two)
+    assert two.idempotency() == one.idempotency() and two.idempotency()
+    assert two.server == one.server

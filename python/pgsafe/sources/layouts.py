@@ -142,6 +142,8 @@ def _one_file_layout(path: Path) -> str | None:
         text = read_sql(path)
     except ConfigError:
         return None
+    if "migrate:" not in text and "migration" not in text.lower():
+        return None  # neither tool's marker can be in it: no need to find its comments
     for c in scan_comments(text):
         if c.column != 1:
             continue

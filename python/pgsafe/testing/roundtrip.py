@@ -460,6 +460,13 @@ class _Run:
         )
 
     def roundtrip(self, *, data: bool, idempotency: bool) -> None:
+        started = time.monotonic()
+        try:
+            self._roundtrip(data=data, idempotency=idempotency)
+        finally:
+            self.progress(f"round trip: done in {time.monotonic() - started:.1f}s")
+
+    def _roundtrip(self, *, data: bool, idempotency: bool) -> None:
         """Apply all, roll back all, apply all, with schema parity at every step. When an up
         cannot be applied (it fails, or needs an extension the server lacks), what was applied
         before it is still rolled back and applied again: a broken down does not hide behind a
@@ -595,6 +602,13 @@ class _Run:
             )
 
     def stairway(self, *, data: bool, idempotency: bool) -> None:
+        started = time.monotonic()
+        try:
+            self._stairway(data=data, idempotency=idempotency)
+        finally:
+            self.progress(f"stairway: done in {time.monotonic() - started:.1f}s")
+
+    def _stairway(self, *, data: bool, idempotency: bool) -> None:
         """Up, down, up for each migration in turn, with schema parity and data checks. A
         failed down leaves the migration applied, so the next one is still checked."""
         db = self.new_db()
