@@ -289,6 +289,12 @@ class LayoutMigration(Migration):
         return (blank + data[start:end]).decode("utf-8"), options.get(direction, {})
 
     def _statements(self, direction: str) -> list[Statement]:
+        found = self._parsed.get((direction, False))
+        if found is None:
+            found = self._parsed[(direction, False)] = self._read_statements(direction)
+        return list(found)
+
+    def _read_statements(self, direction: str) -> list[Statement]:
         text, options = self._section(direction)
         statements = file_statements(text, str(self.up_path))
         if options.get("transaction") == "false":
