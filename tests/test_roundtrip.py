@@ -4,6 +4,7 @@ a migration loses data; its JUnit XML is well-formed and names the failures."""
 
 from __future__ import annotations
 
+import contextlib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from helpers import pgsafe, write
 from pgsafe.testing.roundtrip import RoundtripReport, run_tests
+from pgsafe.testing.rowgen import fill
 
 # Runs on every major of the version matrix (tests/conftest.py).
 pytestmark = pytest.mark.pg_matrix
@@ -254,3 +256,24 @@ def test_stairway_on_its_own_server_tells_the_same_results(pgsafe_server, tmp_pa
     assert ("roundtrip", "down-parity", "002_paid_day") in failures(two)
     assert two.idempotency() == one.idempotency() and two.idempotency()
     assert two.server == one.server
+
+
+def test_generated_rows_skip_only_the_table_the_server_refuses(pgsafe_db) -> None:
+    """The rows of every table go in one transaction; when the server refuses one table's
+    (a CHECK the generator cannot know), that table alone is skipped with the server's reason
+    and the others, parents and children, are still filled."""
+    with contextlib.closing(pgsafe_db.connect()) as conn:
+        conn.execute(
+            "CREATE TABLE parents (id int PRIMARY KEY, name text NOT NULL);\n"
+            "CREATE TABLE picky (code text NOT NULL CHECK (length(code) > 1000));\n"
+            "CREATE TABLE children (id int PRIMARY KEY, parent_id int NOT NULL REFERENCES "
+            "parents)"
+        )
+        skipped = fill(conn, 3, 1)
+        counts = {
+            t: int(str(conn.execute(f"SELECT count(*) FROM {t}").rows[0][0]))
+            for t in ("parents", "picky", "children")
+        }
+    assert list(skipped) == ["public.picky"]
+    assert "picky_code_check" in skipped["public.picky"]
+    assert counts == {"parents": 3, "picky": 0, "children": 3}
