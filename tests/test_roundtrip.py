@@ -4,6 +4,7 @@ a migration loses data; its JUnit XML is well-formed and names the failures."""
 
 from __future__ import annotations
 
+import contextlib
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from helpers import pgsafe, write
 from pgsafe.testing.roundtrip import RoundtripReport, run_tests
+from pgsafe.testing.rowgen import fill
 
 # Runs on every major of the version matrix (tests/conftest.py).
 pytestmark = pytest.mark.pg_matrix
@@ -222,3 +224,56 @@ def test_irreversible_migration_stops_the_rollback(pgsafe_server, tmp_path: Path
     assert not any(r.check == "baseline-parity" for r in report.results)
     passed = {(r.phase, r.check, r.migration) for r in report.results if r.status == "pass"}
     assert ("roundtrip", "reapply-parity", "002_more") in passed
+
+
+def test_stairway_on_its_own_server_tells_the_same_results(pgsafe_server, tmp_path: Path) -> None:
+    """Without a server given, pgsafe test runs the stairway beside the round trip on a second
+    server: every check, its outcome and its message are those of the two phases run one after
+    the other on one server, in the same order (a down that forgets an index among them)."""
+    src = write(
+        tmp_path / "m",
+        {
+            "001_accounts.up.sql": TABLES_UP,
+            "001_accounts.down.sql": TABLES_DOWN,
+            "002_paid_day.up.sql": "ALTER TABLE payments ADD COLUMN paid_day date;\n"
+            "UPDATE payments SET paid_day = paid_at::date;\n"
+            "CREATE INDEX payments_paid_day ON payments (paid_day);\n",
+            "002_paid_day.down.sql": "ALTER TABLE payments DROP COLUMN paid_day;\n"
+            "CREATE INDEX payments_amount ON payments (amount);\n",
+            "003_view.up.sql": "CREATE VIEW big_payments AS SELECT id, amount FROM payments "
+            "WHERE amount > 100;\n",
+            "003_view.down.sql": "DROP VIEW big_payments;\n",
+        },
+    )
+
+    def outcome(report: RoundtripReport) -> list[tuple[str, str, str, str, str]]:
+        return [(r.phase, r.check, r.migration, r.status, r.message) for r in report.results]
+
+    one = run_tests(src, server=pgsafe_server, rows=2)
+    two = run_tests(src, pg_version=pgsafe_server.version, rows=2)
+    assert outcome(two) == outcome(one)
+    assert ("stairway", "down-parity", "002_paid_day") in failures(two)
+    assert ("roundtrip", "down-parity", "002_paid_day") in failures(two)
+    assert two.idempotency() == one.idempotency() and two.idempotency()
+    assert two.server == one.server
+
+
+def test_generated_rows_skip_only_the_table_the_server_refuses(pgsafe_db) -> None:
+    """The rows of every table go in one transaction; when the server refuses one table's
+    (a CHECK the generator cannot know), that table alone is skipped with the server's reason
+    and the others, parents and children, are still filled."""
+    with contextlib.closing(pgsafe_db.connect()) as conn:
+        conn.execute(
+            "CREATE TABLE parents (id int PRIMARY KEY, name text NOT NULL);\n"
+            "CREATE TABLE picky (code text NOT NULL CHECK (length(code) > 1000));\n"
+            "CREATE TABLE children (id int PRIMARY KEY, parent_id int NOT NULL REFERENCES "
+            "parents)"
+        )
+        skipped = fill(conn, 3, 1)
+        counts = {
+            t: int(str(conn.execute(f"SELECT count(*) FROM {t}").rows[0][0]))
+            for t in ("parents", "picky", "children")
+        }
+    assert list(skipped) == ["public.picky"]
+    assert "picky_code_check" in skipped["public.picky"]
+    assert counts == {"parents": 3, "picky": 0, "children": 3}

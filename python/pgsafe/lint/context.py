@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pgsafe.lint.locks import predict
+from pgsafe.lint.locks import Prediction, predict
 from pgsafe.lint.model import LOCKS, Stmt, alter_cmds, range_name, strings, stronger_lock, walk
 
 TIMEOUTS = ("lock_timeout", "statement_timeout")
@@ -72,6 +72,9 @@ class Context:
     enum_values_added: set[tuple[str, str]] = field(default_factory=set)
     altered_tables: dict[str, list[int]] = field(default_factory=dict)
     statements: list[Stmt] = field(default_factory=list)
+    # The lock prediction of the statement being checked: rules ask for it again and again,
+    # and nothing it reads changes until note() records the statement.
+    _predicted: tuple[Stmt, Prediction] | None = field(default=None, repr=False)
     _session_timeouts: dict[str, bool] = field(default_factory=dict, repr=False)
     _local_timeouts: dict[str, bool] = field(default_factory=dict, repr=False)
 
@@ -91,11 +94,18 @@ class Context:
         """A table or index this file created."""
         return self.is_new_table(name) or norm_name(name) in self.created_indexes
 
+    def prediction(self, stmt: Stmt) -> Prediction:
+        """pgsafe.lint.locks.predict(stmt, self), taken once per statement."""
+        cached = self._predicted
+        if cached is None or cached[0] is not stmt:
+            cached = self._predicted = (stmt, predict(stmt, self))
+        return cached[1]
+
     def existing_locks(self, stmt: Stmt) -> dict[str, str]:
         """The locks the statement takes on relations that existed before this file: relation
         -> strongest mode (pgsafe.lint.locks predicts them; for DROP INDEX the key is the index)."""
         out: dict[str, str] = {}
-        for relation, mode in predict(stmt, self).locks:
+        for relation, mode in self.prediction(stmt).locks:
             if not self.is_new_relation(relation):
                 out[relation] = stronger_lock(out.get(relation), mode) or mode
         return out
@@ -156,7 +166,7 @@ class Context:
                 self._set_timeout(n["name"], enabled, bool(n.get("is_local")))
             return
         # SELECT set_config('lock_timeout', '5s', is_local)
-        for kind, call in walk(n):
+        for kind, call in stmt.nodes():
             if kind != "FuncCall" or strings(call.get("funcname"))[-1:] != ["set_config"]:
                 continue
             args = call.get("args", [])
@@ -246,6 +256,7 @@ class Context:
                         self.not_valid_constraints.add((table, con["conname"]))
                 if sub == "AT_DropConstraint" and cmd.get("missing_ok") and cmd.get("name"):
                     self.dropped_constraints_if_exists.add((table, cmd["name"]))
+        self._predicted = None  # what it read (the tables created) may have changed
         self._note_settings(stmt)
         if autocommit or self._step_follows(stmt):
             self.end_transaction()

@@ -12,7 +12,6 @@ from pgsafe.errors import ParseError
 from pgsafe.lint import rules as _rules  # noqa: F401  (registers every rule)
 from pgsafe.lint.config import LintConfig
 from pgsafe.lint.context import Context
-from pgsafe.lint.locks import predict
 from pgsafe.lint.model import (
     RULES,
     Finding,
@@ -292,7 +291,7 @@ def lint_text(
     result.statements = statements
     where = _Positions(text)
     for stmt in statements:
-        predicted = predict(stmt, ctx).lock
+        predicted = ctx.prediction(stmt).lock
         for rule in RULES.values():
             if rule.scope != "statement" or not config.enabled(rule):
                 continue

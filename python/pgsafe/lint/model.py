@@ -198,6 +198,19 @@ class Stmt:
     kind: str
     node: dict[str, Any]
     raw: Statement
+    _walked: list[tuple[str, dict[str, Any]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def nodes(self) -> list[tuple[str, dict[str, Any]]]:
+        """walk(self.node), taken once: many rules and the context read it for each statement."""
+        if self._walked is None:
+            self._walked = list(walk_nodes(self.node))
+        return self._walked
+
+    def tree(self) -> list[tuple[str, dict[str, Any]]]:
+        """walk({self.kind: self.node}): the statement's own node, then nodes()."""
+        return [(self.kind, self.node), *self.nodes()]
 
     @classmethod
     def from_statement(cls, index: int, s: Statement) -> Stmt:

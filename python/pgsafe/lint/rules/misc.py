@@ -9,7 +9,7 @@ from typing import Any
 
 from pgsafe.analysis.statement import walk_dicts
 from pgsafe.lint.context import Context
-from pgsafe.lint.model import Hit, Stmt, alter_cmds, range_name, rule, strings, type_name, walk
+from pgsafe.lint.model import Hit, Stmt, alter_cmds, range_name, rule, strings, type_name
 from pgsafe.lint.rules._tracking import Tracker, per_file, tracked
 from pgsafe.lint.rules.types import file_column_type
 
@@ -162,7 +162,7 @@ def _enum_literals(stmt: Stmt, ctx: Context) -> list[tuple[str, str, int | None]
         names = strings(ref.get("fields")) if ref else []
         return names[-1] if names else None
 
-    for kind, n in walk(root):
+    for kind, n in stmt.tree():
         if kind == "TypeCast":
             constant(n.get("arg"), type_name(n.get("typeName")).rsplit(".", 1)[-1])
         elif kind == "ColumnDef":
@@ -271,7 +271,7 @@ def _defined_names(stmt: Stmt) -> list[tuple[str, str]]:
         out.append((single[0], n[single[1]]))
     if kind == "ViewStmt":
         out += [("column", s) for s in strings(n.get("aliases"))]
-    for k, node in walk(n):
+    for k, node in stmt.nodes():
         if k == "ColumnDef" and node.get("colname"):
             out.append(("column", node["colname"]))
         elif k == "Constraint" and node.get("conname"):
