@@ -163,6 +163,9 @@ class Statement:
             return tree
         if self.parts:
             raise ValueError("a batch of statements has no single parse tree")
+        recent = _RECENT.get(id(self))
+        if recent is not None and recent[0] is self:
+            return recent[1]
         with _no_cyclic_gc():
             doc = _decode(_pg().parse_sql_json(self.sql))
         stmts = doc.get("stmts") or [{}]
@@ -170,6 +173,11 @@ class Statement:
         if not isinstance(tree, dict):
             return {}
         _shift_locations(tree, self.offset)
+        # Consumers read a statement's tree several times in a row: the last few parsed
+        # again are kept (a bounded number, whatever the file's size).
+        if len(_RECENT) >= _RECENT_TREES:
+            del _RECENT[next(iter(_RECENT))]
+        _RECENT[id(self)] = (self, tree)
         return tree
 
     def hold_tree(self) -> None:
@@ -320,15 +328,33 @@ def _no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
+# Trees of data statements parsed again lately (Statement.tree): id -> (statement, tree).
+_RECENT: dict[int, tuple[Statement, dict[str, Any]]] = {}
+_RECENT_TREES = 8
+
+
 def _shift_locations(tree: Any, delta: int) -> None:
     """Adds `delta` to every known position (`location`, `name_location`, ...) in a parse
-    tree: a tree parsed from a piece of the file counts from the piece's start."""
+    tree: a tree parsed from a piece of the file counts from the piece's start. Without
+    recursion (trees may be thousands of levels deep)."""
     if not delta:
         return
-    for d in walk_dicts(tree):
-        for key, value in d.items():
-            if type(value) is int and value >= 0 and key.endswith("location"):
-                d[key] = value + delta
+    stack = [tree]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node = pop()
+        if type(node) is dict:
+            for key, value in node.items():
+                kind = type(value)
+                if kind is int:
+                    if value >= 0 and key.endswith("location"):
+                        node[key] = value + delta
+                elif kind is dict or kind is list:
+                    push(value)
+        else:
+            for value in node:
+                if type(value) is dict or type(value) is list:
+                    push(value)
 
 
 def walk_nodes(tree: Any) -> Iterator[tuple[str, dict[str, Any]]]:
