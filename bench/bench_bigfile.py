@@ -50,11 +50,14 @@ def write_data_migration(path: Path, megabytes: float) -> int:
             rows += 1
             kind = rows % 3
             if kind == 0:
-                line = f"INSERT INTO customer VALUES ({rows}, 'c{rows}', {rng.random() * 999:.2f});\n"
+                values = f"{rows}, 'c{rows}', {rng.random() * 999:.2f}"
+                line = f"INSERT INTO customer VALUES ({values});\n"
             elif kind == 1:
-                line = f"INSERT INTO orders VALUES ({rows}, {rows - 1}, {rng.random() * 1e5:.2f});\n"
+                values = f"{rows}, {rows - 1}, {rng.random() * 1e5:.2f}"
+                line = f"INSERT INTO orders VALUES ({values});\n"
             else:
-                line = f"INSERT INTO event VALUES ({rows}, 'k{rows % 7}', 'p;{rng.getrandbits(32):x}');\n"
+                values = f"{rows}, 'k{rows % 7}', 'p;{rng.getrandbits(32):x}'"
+                line = f"INSERT INTO event VALUES ({values});\n"
             f.write(line)
             size += len(line)
     return rows
@@ -67,9 +70,7 @@ def clean_env() -> dict[str, str]:
 def measure(cmd: list[str]) -> tuple[float, float, int]:
     """(wall seconds, peak RSS in MB, exit code) of one run of `cmd` as a child process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    proc = subprocess.Popen(cmd, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)

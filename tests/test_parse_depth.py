@@ -123,7 +123,7 @@ def test_iterative_decoder_agrees_with_json() -> None:
 
 
 @pytest.mark.parametrize(
-    "doc", ['{"a": 1', '{"a": 1]', "[1, 2", '{"a" 1}x', '[1] 2', '{1: 2}', '["\\x"]', "[tru]"]
+    "doc", ['{"a": 1', '{"a": 1]', "[1, 2", '{"a" 1}x', "[1] 2", "{1: 2}", '["\\x"]', "[tru]"]
 )
 def test_iterative_decoder_refuses_malformed_json(doc: str) -> None:
     with pytest.raises(ValueError):

@@ -761,7 +761,7 @@ def test_scan_comments_positions_after_multibyte_text() -> None:
 # dollar-quoted body, a block comment, a BEGIN ATOMIC body, a rule's parenthesised actions, and
 # a line comment that hides the end of a statement; CRLF line ends and non-ASCII text.
 TRICKY = (
-    "CREATE TABLE t (id int PRIMARY KEY, note text, \"odd;\ncol\" int);\n"
+    'CREATE TABLE t (id int PRIMARY KEY, note text, "odd;\ncol" int);\n'
     "INSERT INTO t (id, note) VALUES (1, 'a;\nb');\n"
     "INSERT INTO t (id, note) VALUES (2, E'c\\';\nd');\n"
     "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$\nBEGIN\n  RETURN 1;\nEND;\n$$;\n"

@@ -748,9 +748,7 @@ def _mark_steps(text: str, source: str, statements: list[Statement]) -> None:
             statements[at].new_step = True
 
 
-def _statements(
-    data: bytes, base: int, stmts: list[Any], cursor: _Cursor
-) -> Iterator[Statement]:
+def _statements(data: bytes, base: int, stmts: list[Any], cursor: _Cursor) -> Iterator[Statement]:
     """The Statements of one parsed piece of the file that starts at byte `base`."""
     for raw in stmts:
         loc = base + int(raw.get("stmt_location", 0))
