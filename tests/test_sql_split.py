@@ -890,3 +890,14 @@ def test_lint_findings_of_a_large_file_are_those_of_a_small_one(
     monkeypatch.setattr(statement_module, "LARGE_FILE_BYTES", 0)
     monkeypatch.setattr(statement_module, "CHUNK_BYTES", 100)
     assert [f.to_json() for f in lint_text(text, "big.sql").findings] == expected
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_comments_scanned_piecewise_are_those_of_the_whole_file(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = TRICKY + ";\n-- pgsafe: ignore x reason: y\nSELECT 'ü'; /* end;\n */\n"
+    whole = scan_comments(text)
+    assert len(whole) == 5  # the "-- a comment;", the block one and three more
+    monkeypatch.setattr(statement_module, "CHUNK_BYTES", chunk)
+    assert scan_comments(text) == whole

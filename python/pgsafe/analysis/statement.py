@@ -766,22 +766,40 @@ def _statements(data: bytes, base: int, stmts: list[Any], cursor: _Cursor) -> It
 
 def scan_comments(text: str) -> list[Comment]:
     """The comments of SQL text as PostgreSQL's scanner sees them (none from inside strings or
-    dollar-quoted bodies). Text the scanner refuses has no comments (the parser reports it)."""
+    dollar-quoted bodies). Text the scanner refuses has no comments (the parser reports it).
+    A large text is scanned a piece of about CHUNK_BYTES at a time, each piece ending just
+    after a semicolon token (where the scanner is between tokens whatever follows), so the
+    tokens of the whole file never exist at once."""
     pg = _pg()
-    try:
-        with _no_cyclic_gc():
-            tokens = pg.scan(_ascii_twin(text))
-    except pg.ParseError:
-        return []
-    out = []
     data = text.encode("utf-8")
     cursor = _Cursor(data)
-    chars = byte = 0
-    for t in tokens:
-        if t.name not in _COMMENT_TOKENS:
-            continue
-        byte += len(text[chars : t.start].encode("utf-8"))
-        chars = t.start
-        line, column = cursor.at(byte)
-        out.append(Comment(text[t.start : t.end + 1], byte, line, column))
+    out: list[Comment] = []
+    size = len(data) if len(data) <= 2 * CHUNK_BYTES else CHUNK_BYTES
+    pos = 0
+    while pos < len(data):
+        cut = len(data) if len(data) - pos <= size else _next_cut(data, pos + size)
+        piece = data[pos:cut].decode("utf-8")
+        try:
+            with _no_cyclic_gc():
+                tokens = pg.scan(_ascii_twin(piece))
+        except pg.ParseError:
+            if cut < len(data):
+                size *= 2
+                continue
+            return []
+        if cut < len(data):
+            body = piece.rstrip(_SPACE.decode())
+            if not tokens or tokens[-1].name != "ASCII_59" or tokens[-1].end != len(body) - 1:
+                size *= 2  # the cut is not just after a semicolon token: a longer piece
+                continue
+        chars, byte = 0, pos
+        for t in tokens:
+            if t.name not in _COMMENT_TOKENS:
+                continue
+            byte += len(piece[chars : t.start].encode("utf-8"))
+            chars = t.start
+            line, column = cursor.at(byte)
+            out.append(Comment(piece[t.start : t.end + 1], byte, line, column))
+        del tokens
+        pos, size = cut, CHUNK_BYTES
     return out
