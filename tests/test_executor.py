@@ -636,3 +636,54 @@ def test_commit_in_the_middle_is_refused(pgsafe_db: TemporaryDatabase, tmp_path:
     # Refused before anything touched the database, 001 included.
     for rel in ("fine", "first_half", "second_half", "pgsafe.migrations"):
         assert not exists(pgsafe_db, rel), rel
+
+
+# --- data migrations: runs of INSERTs go as batches, errors keep their exact place ------------
+
+
+def data_migration(rows: int, broken: dict[int, str] | None = None) -> str:
+    """CREATE TABLE items, then `rows` single-row INSERTs, row n (1-based) on line n + 1;
+    `broken` replaces some rows by other statements."""
+    lines = [f"INSERT INTO items VALUES ({n}, {n});" for n in range(1, rows + 1)]
+    for n, sql in (broken or {}).items():
+        lines[n - 1] = sql
+    return "CREATE TABLE items (id int PRIMARY KEY, n int);\n" + "\n".join(lines) + "\n"
+
+
+def test_data_migration_runs_in_batches_with_every_statement_counted(
+    pgsafe_db: TemporaryDatabase, tmp_path: Path
+) -> None:
+    migs = write(tmp_path / "m", {"001_load.sql": data_migration(3000)})
+    logs = tmp_path / "logs"
+    res = pgsafe(*apply_args(migs, pgsafe_db, logs))
+    assert res.returncode == EXIT_OK, (res.stdout, res.stderr)
+    assert scalar(pgsafe_db, "SELECT count(*) FROM items") == "3000"
+    assert ledger(pgsafe_db)["001"]["status"] == "applied"
+    log = events(logs)
+    (done,) = [e for e in log if e["event"] == "migration_done"]
+    assert done["statements"] == 3001
+    # One round trip for the CREATE TABLE, one for the 3,000 INSERTs (a batch).
+    assert len([e for e in log if e["event"] == "statement_done"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("row", "sql", "column", "error"),
+    [
+        (2400, "INSERT INTO items VALUES (1, 0);", 1, "duplicate key"),
+        (2800, "INSERT INTO items VALUES (2800, 'abc');", 33, "invalid input syntax"),
+        (2999, "INSERT INTO items VALUES (2999,\n  'abc');", 3, "invalid input syntax"),
+    ],
+    ids=["no-position", "position", "position-next-line"],
+)
+def test_error_deep_in_a_data_migration_names_its_line(
+    pgsafe_db: TemporaryDatabase, tmp_path: Path, row: int, sql: str, column: int, error: str
+) -> None:
+    migs = write(tmp_path / "m", {"001_load.sql": data_migration(3000, {row: sql})})
+    res = pgsafe(*apply_args(migs, pgsafe_db, tmp_path / "logs"))
+    assert res.returncode == EXIT_MIGRATION, (res.stdout, res.stderr)
+    (err,) = error_lines(res.stderr)
+    line = row + 1 + sql.count("\n")
+    assert f"{migs / '001_load.sql'}:{line}:{column}:" in err, err
+    assert error in err and "nothing from it was committed" in err, err
+    assert not exists(pgsafe_db, "items")  # the one transaction rolled back, CREATE included
+    assert "001" not in ledger(pgsafe_db)

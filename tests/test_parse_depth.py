@@ -113,6 +113,21 @@ def test_iterative_decoder_agrees_with_json() -> None:
     for _ in range(4999):
         (got,) = got
     assert got == []
+    # Objects nested deeper than the recursion limit, strings holding brackets and escapes.
+    depth = sys.getrecursionlimit() * 3
+    nested = '{"k": ' * depth + '"]}[\\"\\u00e9"' + "}" * depth
+    got = _decode_iteratively(nested)
+    for _ in range(depth):
+        got = got["k"]
+    assert got == ']}["\u00e9'
+
+
+@pytest.mark.parametrize(
+    "doc", ['{"a": 1', '{"a": 1]', "[1, 2", '{"a" 1}x', "[1] 2", "{1: 2}", '["\\x"]', "[tru]"]
+)
+def test_iterative_decoder_refuses_malformed_json(doc: str) -> None:
+    with pytest.raises(ValueError):
+        _decode_iteratively(doc)
 
 
 def test_two_thousand_chained_operators_apply(pgsafe_db: TemporaryDatabase, tmp_path: Path) -> None:

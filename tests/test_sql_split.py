@@ -8,15 +8,26 @@ checked against the parser's output and, where the server is the judge, against 
 
 from __future__ import annotations
 
+import json
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import pgsafe
 from pgsafe import errors as e
-from pgsafe.analysis.statement import Statement, line_column, scan_comments, split_statements
+from pgsafe.analysis import statement as statement_module
+from pgsafe.analysis.statement import (
+    Statement,
+    batch_statements,
+    iter_statements,
+    line_column,
+    scan_comments,
+    split_statements,
+)
+from pgsafe.lint import lint_text
 
 
 def split(text: str) -> list[Statement]:
@@ -737,3 +748,152 @@ def test_scan_comments_positions_after_multibyte_text() -> None:
         assert raw[c.offset : c.offset + len(c.text.encode())] == c.text.encode()
         assert (c.line, c.column) == expected_position(text, c.offset)
     assert scan_comments("SELECT 'unterminated") == []
+
+
+# --- large files: parsed piece by piece, data statements without kept trees, batches -----------
+
+
+# Every place a naive cut at ";\n" would fall inside a statement: a string, a quoted name, a
+# dollar-quoted body, a block comment, a BEGIN ATOMIC body, a rule's parenthesised actions, and
+# a line comment that hides the end of a statement; CRLF line ends and non-ASCII text.
+TRICKY = (
+    'CREATE TABLE t (id int PRIMARY KEY, note text, "odd;\ncol" int);\n'
+    "INSERT INTO t (id, note) VALUES (1, 'a;\nb');\n"
+    "INSERT INTO t (id, note) VALUES (2, E'c\\';\nd');\n"
+    "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$\nBEGIN\n  RETURN 1;\nEND;\n$$;\n"
+    "/* a block comment;\nstill it; */\n"
+    "CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC\n  SELECT 1;\n  SELECT 2;\nEND;\n"
+    "CREATE RULE r AS ON UPDATE TO t DO ALSO (NOTIFY a;\nNOTIFY b);\n"
+    "SELECT 1 -- a comment;\n+ 2;\n"
+    "INSERT INTO t (id, note) VALUES (3, 'ünïcödé;\r\n');\r\n"
+    "-- pgsafe: step\n"
+    "UPDATE t SET note = 'x' WHERE id = 1;\n"
+    "DELETE FROM t WHERE id = 2;\n"
+    "CREATE INDEX CONCURRENTLY t_note ON t (note);\n"
+    "INSERT INTO t (id) VALUES (4);\n"
+    "INSERT INTO t (id) VALUES (5)"
+)
+
+
+def facts(statements: list[Statement]) -> list[tuple[object, ...]]:
+    return [
+        (
+            s.sql,
+            s.offset,
+            s.line,
+            s.column,
+            s.end_line,
+            s.kind,
+            s.new_step,
+            s.non_transactional,
+            s.timeout_class,
+            json.dumps(s.tree, sort_keys=True),
+        )
+        for s in statements
+    ]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 300])
+def test_piecewise_parse_gives_the_statements_of_the_whole_file(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = split(TRICKY)
+    assert len(whole) == 13
+    monkeypatch.setattr(statement_module, "CHUNK_BYTES", chunk)
+    pieces = split(TRICKY)
+    assert facts(pieces) == facts(whole)
+    assert_positions_consistent(TRICKY, pieces)
+    assert [s.new_step for s in pieces].count(True) == 1
+
+
+def test_large_file_keeps_no_tree_of_its_data_statements(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = facts(split(TRICKY))
+    monkeypatch.setattr(statement_module, "LARGE_FILE_BYTES", 0)
+    monkeypatch.setattr(statement_module, "CHUNK_BYTES", 50)
+    got = split(TRICKY)
+    light = [s for s in got if s.kind in ("InsertStmt", "UpdateStmt", "DeleteStmt")]
+    assert len(light) == 7
+    assert all(s._tree is None for s in light)  # parsed again when asked for ...
+    assert all(s._tree is not None for s in got if s not in light)
+    assert facts(got) == expected  # ... to the same tree
+    light[0].hold_tree()
+    assert light[0]._tree is not None
+    light[0].release_tree()
+    assert light[0]._tree is None
+
+
+def test_parse_error_deep_in_a_large_file_names_its_line_and_column(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows = "".join(f"INSERT INTO t VALUES ({n}, 'row;\n{n}');\n" for n in range(3000))
+    text = "CREATE TABLE t (id int, note text);\n" + rows + "INSERT INTO t VALUES (1,, 2);\n"
+    text += rows
+    with pytest.raises(e.ParseError) as whole:
+        split(text)
+    line = 2 + 2 * 3000
+    assert (whole.value.line, whole.value.column) == (line, 25)
+    monkeypatch.setattr(statement_module, "CHUNK_BYTES", 4096)
+    with pytest.raises(e.ParseError) as pieces:
+        split(text)
+    assert (pieces.value.line, pieces.value.column, pieces.value.message) == (
+        whole.value.line,
+        whole.value.column,
+        whole.value.message,
+    )
+    # The generator yields pieces before the broken statement (split_statements: nothing).
+    before = list(_until_error(iter_statements(text)))
+    assert before and all(s.end_line < line for s in before)
+
+
+def _until_error(statements: Iterator[Statement]) -> Iterator[Statement]:
+    try:
+        yield from statements
+    except e.ParseError:
+        return
+
+
+def test_batches_join_runs_of_data_statements_and_keep_each_place() -> None:
+    statements = split(TRICKY)
+    batches = batch_statements(statements)
+    joined = [b for b in batches if b.parts]
+    # INSERT 1, 2 (one run: the CREATE FUNCTION stops it); UPDATE + DELETE after the step
+    # marker; INSERT 4, 5 after the concurrent index.
+    assert [len(b.parts) for b in joined] == [2, 2, 2]
+    assert sum(b.statement_count for b in batches) == len(statements)
+    assert joined[1].new_step
+    by_offset = {s.offset: s for s in statements}
+    for b in joined:
+        for start, end, line, column in b.parts:
+            original = by_offset[b.offset + start]
+            assert b.sql.encode()[start:end].decode() == original.sql
+            assert (line, column) == (original.line, original.column)
+        core = b.to_core()
+        assert [p.line for p in core.parts] == [p[2] for p in b.parts]
+    # A batch never grows past its byte bound: one statement per batch with a tiny bound.
+    assert all(not b.parts for b in batch_statements(statements, max_bytes=1))
+
+
+def test_lint_findings_of_a_large_file_are_those_of_a_small_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = (
+        "CREATE TABLE t (id int, v text);\nALTER TABLE t ADD COLUMN w int NOT NULL;\n"
+        + "".join(f"INSERT INTO t (id, v, v) VALUES ({n}, 'a', 'b');\n" for n in range(40))
+        + "UPDATE t SET v = 'x';\nDROP TABLE t;\n"
+    )
+    expected = [f.to_json() for f in lint_text(text, "big.sql").findings]
+    assert any(f["rule"] == "ban-duplicate-column-assignments" for f in expected)
+    monkeypatch.setattr(statement_module, "LARGE_FILE_BYTES", 0)
+    monkeypatch.setattr(statement_module, "CHUNK_BYTES", 100)
+    assert [f.to_json() for f in lint_text(text, "big.sql").findings] == expected
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64])
+def test_comments_scanned_piecewise_are_those_of_the_whole_file(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = TRICKY + ";\n-- pgsafe: ignore x reason: y\nSELECT 'ü'; /* end;\n */\n"
+    whole = scan_comments(text)
+    assert len(whole) == 5  # the "-- a comment;", the block one and three more
+    monkeypatch.setattr(statement_module, "CHUNK_BYTES", chunk)
+    assert scan_comments(text) == whole

@@ -112,7 +112,10 @@ void register_executor(pyb::module_& m) {
       .def("guard_with_lock", &Executor::guard_with_lock, pyb::arg("pid"), pyb::arg("key"),
            "Check before each commit that session `pid` still holds the migration lock `key`.")
       .def_property_readonly("left_dirty", &Executor::left_dirty,
-                             "After run() raised: whether the ledger row was left dirty.");
+                             "After run() raised: whether the ledger row was left dirty.")
+      .def_property_readonly("failed_at", &Executor::failed_at,
+                             "After run() raised: (line, column) in the file of the statement "
+                             "that failed (within a batch), (0, 0) when none did.");
 
   pyb::class_<LockHolder>(m, "LockHolder")
       .def_readonly("pid", &LockHolder::pid)

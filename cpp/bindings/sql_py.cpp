@@ -10,6 +10,17 @@ namespace pyb = pybind11;
 namespace pgsafe::py {
 
 void register_sql(pyb::module_& m) {
+  pyb::class_<StatementPart>(m, "StatementPart",
+                             "One statement of a batch: its byte range in the batch's sql and "
+                             "its line and column in the file.")
+      .def(pyb::init([](int start, int end, int line, int column) {
+             return StatementPart{start, end, line, column};
+           }),
+           pyb::arg("start"), pyb::arg("end"), pyb::arg("line"), pyb::arg("column"))
+      .def_readonly("start", &StatementPart::start)
+      .def_readonly("end", &StatementPart::end)
+      .def_readonly("line", &StatementPart::line)
+      .def_readonly("column", &StatementPart::column);
   pyb::class_<Statement>(m, "Statement",
                          "One statement as the core runs it (built by "
                          "pgsafe.analysis.statement.Statement.to_core()).")
@@ -31,6 +42,7 @@ void register_sql(pyb::module_& m) {
       .def_readwrite("sets_local", &Statement::sets_local)
       .def_readwrite("sets_lock_timeout", &Statement::sets_lock_timeout)
       .def_readwrite("sets_statement_timeout", &Statement::sets_statement_timeout)
+      .def_readwrite("parts", &Statement::parts)
       .def("__repr__", [](const Statement& s) {
         return "<_core.Statement " + s.kind + " at " + std::to_string(s.line) + ":" +
                std::to_string(s.column) + ">";

@@ -88,6 +88,7 @@ std::string trim(std::string s) {
 struct Outcome {
   ResultPtr error;
   ResultPtr last;
+  int completed = 0;  // successful results before the first error
 };
 
 // How a command's results are taken: `await` blocks until more input has arrived and consumes
@@ -131,6 +132,7 @@ void drain_results(PGconn* c, const ResultHandlers& h, Outcome& out) {
       continue;
     }
     if (h.command) h.command();
+    if (!out.error) ++out.completed;
     out.last = std::move(res);
   }
 }
@@ -235,6 +237,7 @@ struct Connection::Impl {
   ConnPtr conn;
   CancelPtr cancel_handle;  // independent of `conn`: usable from any thread at any time
   int backend_pid = 0;
+  int last_completed = 0;  // of the last execute()
   int server_version = 0;
   std::string dbname, user, host, port;
   std::string dsn;  // as given, password and all: shown only masked (by pgsafe.errors)
@@ -513,6 +516,8 @@ Connection::~Connection() = default;
 Connection::Connection(Connection&&) noexcept = default;
 Connection& Connection::operator=(Connection&&) noexcept = default;
 
+int Connection::last_completed() const noexcept { return impl_ ? impl_->last_completed : 0; }
+
 Result Connection::execute(const std::string& sql, const std::vector<Value>& params) {
   Impl::Command command(*impl_, sql, params);
   PGconn* c = command.conn;
@@ -543,7 +548,9 @@ Result Connection::execute(const std::string& sql, const std::vector<Value>& par
     if (!PQconsumeInput(c)) impl_->fail_connection("connection lost while running a statement");
   };
   Outcome outcome;
+  impl_->last_completed = 0;
   drain_results(c, handlers, outcome);
+  impl_->last_completed = outcome.completed;
   if (interrupted && outcome.error) throw Interrupted();
   if (interrupted) g_interrupt_pending = true;  // too late to cancel: it completed; stop next
   if (outcome.error) impl_->raise_result_error(outcome.error.get(), sql);

@@ -361,7 +361,7 @@ void Executor::run_tx_segment(const MigrationPlan& plan, const Segment& seg, int
         const Statement& stmt = *seg.statements[i];
         set_timeouts(stmt, true, current_class);
         double t0 = now_s();
-        conn_.execute(stmt.sql);
+        execute_statement(stmt);
         note_user_settings(stmt);
         if (stmt.kind == "VariableSetStmt") current_class.clear();
         emit({EventKind::kStatementDone, plan.version, seg_no, seg.indexes[i], attempt,
@@ -371,7 +371,9 @@ void Executor::run_tx_segment(const MigrationPlan& plan, const Segment& seg, int
       if (finalize) write_ledger(plan, final_status, now_s() - started, result.retries, "");
       conn_.execute("COMMIT");
       committed_any_ = true;
-      result.statements += static_cast<int>(seg.statements.size());
+      for (const Statement* s : seg.statements) {
+        result.statements += s->parts.empty() ? 1 : static_cast<int>(s->parts.size());
+      }
       return;
     } catch (const DbError& e) {
       conn_.rollback_quietly("executor");
@@ -447,7 +449,9 @@ void Executor::run_autocommit_statement(const MigrationPlan& plan, const Stateme
       const std::string before = index_build ? index_oids(stmt) : "{}";
       double t0 = now_s();
       try {
+        failed_at_ = {stmt.line, stmt.column};
         conn_.execute(stmt.sql);
+        failed_at_ = {0, 0};
         if (index_build && invalid_index(stmt)) {
           // A build that "succeeded" but left the index unusable must not count as applied.
           DbErrorFields f;
@@ -500,8 +504,58 @@ void Executor::run_autocommit_statement(const MigrationPlan& plan, const Stateme
   }
 }
 
+namespace {
+
+// Characters (not continuation bytes) of `text` before byte `end`.
+int char_count(const std::string& text, size_t end) {
+  int n = 0;
+  for (size_t i = 0; i < end && i < text.size(); ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+void Executor::execute_statement(const Statement& stmt) {
+  failed_at_ = {stmt.line, stmt.column};
+  if (stmt.parts.empty()) {
+    conn_.execute(stmt.sql);
+    failed_at_ = {0, 0};
+    return;
+  }
+  // Before PostgreSQL 13 statement_timeout bounds a whole query string, not each statement
+  // in it: there the statements of a batch go one by one.
+  if (conn_.server_version() < 130000) {
+    for (const StatementPart& part : stmt.parts) {
+      failed_at_ = {part.line, part.column};
+      conn_.execute(stmt.sql.substr(part.start, part.end - part.start));
+    }
+    failed_at_ = {0, 0};
+    return;
+  }
+  try {
+    conn_.execute(stmt.sql);
+  } catch (const DbError& e) {
+    const int done = conn_.last_completed();
+    if (done < 0 || done >= static_cast<int>(stmt.parts.size())) throw;
+    const StatementPart& part = stmt.parts[done];
+    failed_at_ = {part.line, part.column};
+    DbErrorFields f = e.fields();
+    f.statement = stmt.sql.substr(part.start, part.end - part.start);
+    if (f.position > 0) {
+      // The server's position counts characters of the whole query: make it the statement's.
+      const int before = char_count(stmt.sql, part.start);
+      f.position = f.position > before ? f.position - before : 0;
+    }
+    throw DbError(std::move(f));
+  }
+  failed_at_ = {0, 0};
+}
+
 ExecResult Executor::run(const MigrationPlan& plan) {
   ExecResult result;
+  failed_at_ = {0, 0};
   const double started = now_s();
   user_session_ = {};
   user_segment_ = {};

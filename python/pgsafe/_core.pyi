@@ -64,7 +64,17 @@ class Statement:
     sets_local: bool
     sets_lock_timeout: bool
     sets_statement_timeout: bool
+    parts: list[StatementPart]
     def __init__(self) -> None: ...
+
+class StatementPart:
+    """One statement of a batch: its byte range in the batch's sql, its place in the file."""
+
+    start: int
+    end: int
+    line: int
+    column: int
+    def __init__(self, start: int, end: int, line: int, column: int) -> None: ...
 
 def line_column(text: str, byte_offset: int) -> tuple[int, int]: ...
 def sha256_hex(data: bytes) -> str: ...
@@ -185,6 +195,8 @@ class Executor:
     def guard_with_lock(self, pid: int, key: int) -> None: ...
     @property
     def left_dirty(self) -> bool: ...
+    @property
+    def failed_at(self) -> tuple[int, int]: ...
 
 class LockHolder:
     pid: int

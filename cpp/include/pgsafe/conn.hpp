@@ -82,6 +82,9 @@ class Connection {
 
   // Runs one command (several only without params, via the simple protocol). Throws DbError.
   Result execute(const std::string& sql, const std::vector<Value>& params = {});
+  // How many statements of the last execute() completed (one result each): for a query of
+  // several statements that failed, the 0-based index of the one that failed.
+  int last_completed() const noexcept;
   // Runs one `COPY ... TO STDOUT` (text or csv) and hands each row to `on_row` as it arrives,
   // without buffering the result. Interrupts cancel it as for execute(). An exception thrown by
   // `on_row` cancels the COPY on the server, drains what is in flight so the connection stays

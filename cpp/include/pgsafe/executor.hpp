@@ -124,6 +124,9 @@ class Executor {
   // After run() threw: true when a step had already committed, so the ledger row says dirty;
   // false when nothing committed and the ledger row is as it was before the run.
   bool left_dirty() const noexcept { return left_dirty_; }
+  // After run() threw a database error from a statement: its line and column in the file (of
+  // the statement within a batch), {0, 0} when the error came from no statement of the plan.
+  std::pair<int, int> failed_at() const noexcept { return failed_at_; }
 
  private:
   struct Segment {
@@ -149,6 +152,9 @@ class Executor {
   std::string index_oids(const Statement& stmt);
   std::vector<std::string> new_invalid_indexes(const Statement& stmt, const std::string& before);
   void check_lock();
+  // Runs one statement of a transaction; a batch as one query (one round trip), an error in it
+  // reported as the error of the statement that failed (its text, position and place).
+  void execute_statement(const Statement& stmt);
 
   Connection& conn_;
   Ledger ledger_;
@@ -167,6 +173,7 @@ class Executor {
   UserTimeouts user_segment_;
   bool left_dirty_ = false;
   bool committed_any_ = false;  // some step of the current migration has committed
+  std::pair<int, int> failed_at_{0, 0};
   int lock_pid_ = 0;
   std::int64_t lock_key_ = 0;
 };

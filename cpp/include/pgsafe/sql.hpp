@@ -5,8 +5,18 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace pgsafe {
+
+// One statement of a batch (a run of plain data statements the executor sends as one query):
+// its byte range in the batch's `sql` (without the semicolon) and its place in the file.
+struct StatementPart {
+  int start = 0;
+  int end = 0;
+  int line = 0;
+  int column = 0;
+};
 
 struct Statement {
   std::string sql;  // from its first token to its end, without the terminating semicolon
@@ -35,6 +45,8 @@ struct Statement {
   bool sets_local = false;
   bool sets_lock_timeout = false;
   bool sets_statement_timeout = false;
+  // A batch: the statements it joins, in order (empty for a single statement).
+  std::vector<StatementPart> parts;
 };
 
 // 1-based line and character column of a 0-based byte offset.

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgsafe import _core
+from pgsafe.analysis.statement import batch_statements
 from pgsafe.config import Settings, applied_by, describe_target, pgsafe_version
 from pgsafe.db import connect
 from pgsafe.errors import (
@@ -394,7 +395,8 @@ class Runner:
     def apply(self, to: str | None = None) -> list[StepResult]:
         migs = self.migrations()
         self._check_to(migs, to)
-        parsed = {m.version: m.up_statements() for m in migs}  # bad SQL: fail before touching
+        # Bad SQL fails before anything is touched; runs of data statements go as batches.
+        parsed = {m.version: batch_statements(m.up_statements()) for m in migs}
         # Kept on the runner too, so a caller still sees what was applied when a later one fails.
         results: list[StepResult] = []
         self.results = results
@@ -465,7 +467,8 @@ class Runner:
         plan.statements = [s.to_core() for s in statements]
         path = mig.up_path if direction == "up" else mig.down_path
         verb = "applying" if direction == "up" else "rolling back"
-        self.progress(f"{verb} {mig.label} ({len(statements)} statements)")
+        count = sum(s.statement_count for s in statements)
+        self.progress(f"{verb} {mig.label} ({count} statements)")
         self.events.write(
             "migration_start",
             version=mig.version,
@@ -511,7 +514,7 @@ class Runner:
             res = executor.run(plan)
         except DatabaseError as exc:
             dirty = executor.left_dirty
-            where = _locate(path, statements, exc)
+            where = _locate(path, statements, exc, executor.failed_at)
             state = (
                 (
                     "the ledger marks it dirty: fix the database by hand, then run "
@@ -641,7 +644,11 @@ class Runner:
             raise ConfigError(f"--steps {steps}: must be 1 or more")
         self._check_to(migs, to)
         # Every down file parsed before anything is touched: bad SQL is a config error.
-        downs = {m.version: m.down_statements() for m in migs if m.down_path is not None}
+        downs = {
+            m.version: batch_statements(m.down_statements())
+            for m in migs
+            if m.down_path is not None
+        }
         results: list[StepResult] = []
         self.results = results
         self.events.write("rollback_start", database=self.target_label, source=str(self.source))
@@ -723,14 +730,24 @@ def _duration(seconds: float) -> str:
     return f"{minutes}min {secs}s" if secs else f"{minutes}min"
 
 
-def _locate(path: Path | None, statements: list[Statement], exc: DatabaseError) -> str:
-    """file:line:column of the failing statement (and of the error inside it, if known)."""
-    stmt = next((s for s in statements if s.sql == exc.statement), None)
-    if stmt is None:
-        return str(path)
-    line, column = stmt.line, stmt.column
-    if exc.position:
-        prefix = stmt.sql[: exc.position - 1]
+def _locate(
+    path: Path | None,
+    statements: list[Statement],
+    exc: DatabaseError,
+    failed_at: tuple[int, int] = (0, 0),
+) -> str:
+    """file:line:column of the failing statement (and of the error inside it, if known):
+    where the executor says it was (a statement within a batch too), or else the statement
+    whose text the error carries."""
+    if failed_at[0] > 0:
+        line, column = failed_at
+    else:
+        stmt = next((s for s in statements if not s.parts and s.sql == exc.statement), None)
+        if stmt is None:
+            return str(path)
+        line, column = stmt.line, stmt.column
+    if exc.position and exc.statement:
+        prefix = exc.statement[: exc.position - 1]
         if "\n" in prefix:
             line += prefix.count("\n")
             column = len(prefix) - prefix.rfind("\n")

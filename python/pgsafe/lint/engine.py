@@ -194,14 +194,23 @@ def _meta(file: str, line: int, column: int, rule_id: str, message: str) -> Find
 
 
 class _Positions:
-    """Line and column of byte offsets, from a table of line starts built once per file (the
-    core's line_column scans from the start each time: quadratic over many findings)."""
+    """Line and column of byte offsets, from a table of line starts built once per file, on
+    the first finding that needs it (the core's line_column scans from the start each time:
+    quadratic over many findings)."""
 
     def __init__(self, text: str) -> None:
-        self.data = text.encode()
-        self.starts = [0] + [i + 1 for i, b in enumerate(self.data) if b == 0x0A]
+        self.text = text
+        self.data = b""
+        self.starts: list[int] = []
 
     def __call__(self, offset: int) -> tuple[int, int]:
+        if not self.starts:
+            self.data = self.text.encode()
+            self.starts = [0]
+            at = self.data.find(b"\n")
+            while at >= 0:
+                self.starts.append(at + 1)
+                at = self.data.find(b"\n", at + 1)
         line = bisect.bisect_right(self.starts, offset)
         start = self.starts[line - 1]
         return line, len(self.data[start:offset].decode("utf-8", "replace")) + 1
@@ -247,6 +256,8 @@ def added_constraints(statements: list[Stmt]) -> dict[tuple[str, str], dict[str,
     ALTER TABLE ... ADD CONSTRAINT: what a later migration of the directory may rely on."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for stmt in statements:
+        if stmt.kind != "AlterTableStmt":
+            continue  # (and no tree parsed again for a large file's data statements)
         table = range_name(stmt.node.get("relation")).rsplit(".", 1)[-1]
         for cmd in alter_cmds(stmt):
             con = (cmd.get("def") or {}).get("Constraint") or {}
@@ -290,13 +301,17 @@ def lint_text(
         ctx.earlier_constraints = earlier
     result.statements = statements
     where = _Positions(text)
+    active = [
+        rule
+        for rule in RULES.values()
+        if rule.scope == "statement"
+        and config.enabled(rule)
+        and rule.min_pg <= config.pg_version <= rule.max_pg
+    ]
     for stmt in statements:
+        stmt.raw.hold_tree()  # parsed once for every rule (see Statement.release_tree)
         predicted = ctx.prediction(stmt).lock
-        for rule in RULES.values():
-            if rule.scope != "statement" or not config.enabled(rule):
-                continue
-            if not rule.min_pg <= config.pg_version <= rule.max_pg:
-                continue
+        for rule in active:
             for hit in rule.check(stmt, ctx) or ():
                 sup = next(
                     (
@@ -313,6 +328,10 @@ def lint_text(
                     _finding(rule, hit, stmt, where, file, config.severity(rule), predicted)
                 )
         ctx.note(stmt)
+        if stmt.index:  # kept one statement longer: the rules' trackers read it next
+            statements[stmt.index - 1].raw.release_tree()
+    if statements:
+        statements[-1].raw.release_tree()
     for sup in suppressions:
         for name in sup.rules:
             # Rules over a directory's files (require-down-migration, migration-naming) read

@@ -185,18 +185,14 @@ def no_statement_check(stmt: Stmt, ctx: Any) -> Iterable[Hit]:
     return ()
 
 
-@dataclass
+@dataclass(slots=True)
 class Stmt:
     """One statement with its parse tree: `node` is the statement's own node (the dict under
-    its kind, e.g. the AlterTableStmt fields)."""
+    its kind, e.g. the AlterTableStmt fields). A view of the parsed statement `raw`, which
+    holds the text and the tree (a large file's data statements keep no tree: see
+    pgsafe.analysis.statement.Statement)."""
 
     index: int
-    sql: str
-    line: int
-    column: int
-    offset: int
-    kind: str
-    node: dict[str, Any]
     raw: Statement
     _walked: list[tuple[str, dict[str, Any]]] | None = field(
         default=None, init=False, repr=False, compare=False
@@ -212,10 +208,34 @@ class Stmt:
         """walk({self.kind: self.node}): the statement's own node, then nodes()."""
         return [(self.kind, self.node), *self.nodes()]
 
+    @property
+    def sql(self) -> str:
+        return self.raw.sql
+
+    @property
+    def line(self) -> int:
+        return self.raw.line
+
+    @property
+    def column(self) -> int:
+        return self.raw.column
+
+    @property
+    def offset(self) -> int:
+        return self.raw.offset
+
+    @property
+    def kind(self) -> str:
+        return self.raw.kind
+
+    @property
+    def node(self) -> dict[str, Any]:
+        return self.raw.node
+
     @classmethod
     def from_statement(cls, index: int, s: Statement) -> Stmt:
-        """The rules' view of a parsed statement (its tree was decoded once, by the parser)."""
-        return cls(index, s.sql, s.line, s.column, s.offset, s.kind, s.node, s)
+        """The rules' view of a parsed statement."""
+        return cls(index, s)
 
     from_core = from_statement  # the name callers used when statements came from the core
 
