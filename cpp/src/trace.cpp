@@ -482,7 +482,7 @@ class Tracer {
         if (val(row, 0) == "d") {
           if (!val(row, 1).empty()) st.duration_s = std::min(st.duration_s, std::stod(val(row, 1)));
         } else if (origin_.rels.count(val(row, 1)) != 0) {  // 'l', on a pre-existing relation
-          auto key = std::make_pair(val(row, 1), val(row, 2));
+          auto key = std::make_pair(val(row, 1), lock_mode_of_row(val(row, 2)));
           after[key] = after[key] || val(row, 3) == "t";
         }
       }
