@@ -91,3 +91,33 @@ def test_every_environment_variable_pgsafe_reads_is_documented():
     table = readme.split("### Environment variables", 1)[1].split("\n## ", 1)[0]
     missing = sorted(v for v in read if f"`{v}`" not in table)
     assert not missing, f"not in README's environment table: {missing}"
+
+
+def test_commands_on_a_users_database_refuse_to_run_on_nothing(tmp_path: Path):
+    """No --db, DATABASE_URL or PG* variables: a command that reads or writes a user's database
+    exits 5 saying how to give one, instead of silently using an empty throwaway server
+    (`pgsafe backup` of it exiting 0 would look like a backup)."""
+    migs = tmp_path / "migrations"
+    migs.mkdir()
+    (migs / "001_t.up.sql").write_text("CREATE TABLE t (id int);\n")
+    (migs / "001_t.down.sql").write_text("DROP TABLE t;\n")
+    commands = [
+        ("backup", "--out", str(tmp_path / "backups")),
+        ("restore", str(tmp_path / "none.pgsafe")),
+        ("status", str(migs)),
+        ("rollback", str(migs)),
+        ("preflight", str(migs)),
+        ("postflight", str(migs)),
+        ("locks",),
+        ("fingerprint",),
+        ("schema", "fingerprint"),
+    ]
+    for command in commands:
+        res = run(*command, cwd=tmp_path)
+        assert res.returncode == 5, (command, res.stdout, res.stderr)
+        assert "no target database" in res.stderr and "--embedded" in res.stderr, command
+        assert "Traceback" not in res.stderr
+    assert not (tmp_path / "backups").exists()
+    # both targets at once is a usage error too
+    res = run("status", str(migs), "--embedded", "--db", "postgresql://u:s3cret@h/x")
+    assert res.returncode == 5 and "give one" in res.stderr and "s3cret" not in res.stderr

@@ -470,9 +470,9 @@ def test_cli_bad_input(pgsafe_server, password_user: str, tmp_path: Path) -> Non
 
 
 def test_cli_embedded_default(tmp_path: Path) -> None:
-    """No --db, DATABASE_URL or PG*: the embedded throwaway server is probed, and the note
-    saying so goes to stderr, so stdout stays one JSON document."""
-    out = pgsafe("locks", "--format", "json", cwd=tmp_path)
+    """--embedded (no --db, DATABASE_URL or PG*): the embedded throwaway server is probed, and
+    the note saying so goes to stderr, so stdout stays one JSON document."""
+    out = pgsafe("locks", "--embedded", "--format", "json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["ok"] is True and doc["relations"] == [] and doc["problems"] == []

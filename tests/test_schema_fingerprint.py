@@ -667,7 +667,7 @@ def test_cli_fingerprint_text_and_json(pgsafe_db):
 
 
 def test_cli_fingerprint_of_the_embedded_server_keeps_json_on_stdout():
-    res = run("schema", "fingerprint", "--json", timeout=180)
+    res = run("schema", "fingerprint", "--embedded", "--json", timeout=180)
     assert res.returncode == 0, res.stderr
     assert "throwaway" in res.stderr
     doc = json.loads(res.stdout)

@@ -159,13 +159,32 @@ def add_format(p: argparse.ArgumentParser) -> None:
 
 
 def add_db(p: argparse.ArgumentParser) -> None:
-    """--db URL: the target database."""
+    """--db URL: the target database; --embedded: a throwaway server instead, asked for
+    explicitly where a command reads or writes a user's database (EMBEDDED_BY_DEFAULT)."""
+    default = (
+        "then an embedded throwaway server"
+        if p.prog.split()[-1] in EMBEDDED_BY_DEFAULT
+        else ("else exit 5 (no silent throwaway target; see --embedded)")
+    )
     p.add_argument(
         "--db",
         metavar="URL",
         help="target database; default DATABASE_URL, then libpq's PG* variables and "
-        "service files, then an embedded throwaway server",
+        f"service files, {default}",
     )
+    p.add_argument(
+        "--embedded",
+        action="store_true",
+        help="use a throwaway local PostgreSQL that pgsafe starts and removes, instead of a "
+        "real database",
+    )
+
+
+# Commands whose documented default, with no target given, is the embedded throwaway server
+# (`apply` is the demo). Every other command that reads or writes a user's database refuses to
+# run on nothing (issue 19): `pgsafe backup` of an empty throwaway database exiting 0 would make
+# a user believe they have a backup.
+EMBEDDED_BY_DEFAULT = frozenset({"apply"})
 
 
 def add_target(
@@ -324,13 +343,25 @@ def note(message: str) -> None:
 def open_target(
     args: argparse.Namespace, say: Callable[[str], None] = say
 ) -> Iterator[tuple[str, str]]:
-    """(dsn, label) of the target; starts the embedded throwaway server when none is given.
+    """(dsn, label) of the target; starts the embedded throwaway server when --embedded asks
+    for it, or when none is given to a command whose default it is (EMBEDDED_BY_DEFAULT).
     `say` tells the user so (stderr for commands whose stdout is machine-read)."""
+    embedded = bool(getattr(args, "embedded", False))
+    if embedded and args.db:
+        raise ConfigError("--embedded and --db name two targets: give one")
     target = resolve_target(args.db)
-    if not target.embedded:
+    if not target.embedded and not embedded:
         yield target.dsn, target.masked
         return
-    say("no --db, DATABASE_URL or PG* variables: using a throwaway local PostgreSQL")
+    if not embedded and args.command not in EMBEDDED_BY_DEFAULT:
+        raise ConfigError(
+            f"{args.command}: no target database: give --db URL, or set DATABASE_URL or libpq's "
+            "PG* variables (or pass --embedded for a throwaway local PostgreSQL)"
+        )
+    if embedded:
+        say("--embedded: using a throwaway local PostgreSQL")
+    else:
+        say("no --db, DATABASE_URL or PG* variables: using a throwaway local PostgreSQL")
     from pgsafe.server import TemporaryServer
 
     with TemporaryServer() as server:
