@@ -112,6 +112,8 @@ void register_conn(pyb::module_& m) {
         return "<Connection " + std::string(masked_dsn(c)) + (c.is_open() ? "" : " closed") + ">";
       });
 
+  m.def("conninfo_parse", &conninfo_parse, pyb::arg("dsn"),
+        "The (keyword, value) pairs a DSN sets, as libpq parses it; ConfigError when it cannot.");
   m.def("sleep", &interruptible_sleep, pyb::arg("seconds"),
         pyb::call_guard<pyb::gil_scoped_release>(), "Sleep without the GIL; Ctrl-C interrupts.");
 }

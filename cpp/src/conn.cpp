@@ -816,6 +816,21 @@ std::string sql_literal(const std::string& s) {
   return out + "'";
 }
 
+std::vector<std::pair<std::string, std::string>> conninfo_parse(const std::string& dsn) {
+  char* err = nullptr;
+  ConninfoPtr parsed(PQconninfoParse(dsn.c_str(), &err));
+  if (!parsed) {
+    std::string msg = err ? redact_quoted(trim(err)) : "cannot parse";
+    if (err) PQfreemem(err);
+    throw ConfigError("invalid DSN: " + msg);
+  }
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto* o = parsed.get(); o->keyword; ++o) {
+    if (o->val && *o->val) out.emplace_back(o->keyword, o->val);
+  }
+  return out;
+}
+
 std::string text_array(const std::vector<std::string>& items) {
   std::string out = "{";
   for (size_t i = 0; i < items.size(); ++i) {

@@ -61,6 +61,11 @@ bool consume_pending_interrupt();
 // Replaces every occurrence of `secret` in `text` with "****" (no-op for an empty secret).
 std::string scrub_secret(std::string text, const std::string& secret);
 
+// The keywords a DSN (a postgresql:// URL or key=value conninfo) sets, with their values, as
+// libpq reads them (PQconninfoParse). Throws ConfigError, quoting only option names, when libpq
+// cannot parse it.
+std::vector<std::pair<std::string, std::string>> conninfo_parse(const std::string& dsn);
+
 // 'it''s': a string literal for SQL text built by the core (standard_conforming_strings on).
 std::string sql_literal(const std::string& s);
 // {"a","b"}: a text[] literal, for passing a list as one query parameter.

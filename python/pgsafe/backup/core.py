@@ -30,7 +30,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from pgsafe import _core, pgbin
 from pgsafe.analysis.statement import Statement, split_statements
@@ -222,27 +221,21 @@ def _chunk_json(c: _core.BackupChunk) -> dict[str, Any]:
 
 def _split_password(dsn: str) -> tuple[str, str | None]:
     """The DSN without its password, and the password, so neither pg_dump's nor psql's command
-    line (visible to every local user in `ps`) carries it; it goes in PGPASSWORD instead."""
-    if "://" in dsn:
-        parts = urlsplit(dsn)
-        password = unquote(parts.password) if parts.password is not None else None
-        netloc = parts.netloc
-        if password is not None:
-            userinfo, _, hostinfo = netloc.rpartition("@")
-            netloc = userinfo.partition(":")[0] + "@" + hostinfo
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        kept = [(k, v) for k, v in query if k != "password"]
-        if len(kept) != len(query):
-            password = next(v for k, v in query if k == "password")
-        clean = urlunsplit((parts.scheme, netloc, parts.path, urlencode(kept), parts.fragment))
-        return clean, password
-    m = re.search(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", dsn)
-    if not m:
+    line (visible to every local user in `ps`) carries it; it goes in PGPASSWORD instead. The DSN
+    is read by libpq itself (the core's conninfo_parse), URL or key=value alike."""
+    pairs = _core.conninfo_parse(dsn)
+    password = next((v for k, v in pairs if k == "password"), None)
+    if password is None:
         return dsn, None
-    value = m.group(1)
-    if value.startswith("'"):
-        value = re.sub(r"\\(.)", r"\1", value[1:-1])
-    return (dsn[: m.start()] + dsn[m.end() :]).strip(), value
+    kept = [f"{k}={_conninfo_value(v)}" for k, v in pairs if k != "password"]
+    return " ".join(kept), password
+
+
+def _conninfo_value(value: str) -> str:
+    """A key=value conninfo value, quoted as libpq reads it: 'a b', with \\ and \' escaped."""
+    if value and not any(c in value for c in " '\\\t\n"):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _client_env(dsn: str) -> tuple[str, dict[str, str]]:
