@@ -402,19 +402,12 @@ Connection::Connection(const std::string& dsn, const std::string& application_na
   // The DSN's own connect_timeout (or PGCONNECT_TIMEOUT) wins over the caller's default.
   double timeout_s = connect_timeout_s;
   {
-    char* err = nullptr;
-    ConninfoPtr parsed(PQconninfoParse(dsn.c_str(), &err));
-    if (!parsed) {
-      // Unparsed, the DSN's password is unknown, so neither the DSN nor the bits of it libpq
-      // quotes back can be shown; option names can.
-      std::string msg = err ? redact_quoted(trim(err)) : "cannot parse";
-      if (err) PQfreemem(err);
-      throw ConfigError("invalid DSN: " + msg);
-    }
+    // Unparsed, the DSN's password is unknown, so neither the DSN nor the bits of it libpq
+    // quotes back can be shown (conninfo_parse's error names options only).
     const char* env_timeout = std::getenv("PGCONNECT_TIMEOUT");
     std::string given = env_timeout ? env_timeout : "";
-    for (auto* o = parsed.get(); o->keyword; ++o) {
-      if (std::strcmp(o->keyword, "connect_timeout") == 0 && o->val && *o->val) given = o->val;
+    for (const auto& [keyword, value] : conninfo_parse(dsn)) {
+      if (keyword == "connect_timeout") given = value;
     }
     if (!given.empty()) {
       char* end = nullptr;

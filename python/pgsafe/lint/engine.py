@@ -329,9 +329,9 @@ def lint_text(
                 )
         ctx.note(stmt)
         if stmt.index:  # kept one statement longer: the rules' trackers read it next
-            statements[stmt.index - 1].raw.release_tree()
+            statements[stmt.index - 1].release()
     if statements:
-        statements[-1].raw.release_tree()
+        statements[-1].release()
     for sup in suppressions:
         for name in sup.rules:
             # Rules over a directory's files (require-down-migration, migration-naming) read

@@ -204,6 +204,12 @@ class Stmt:
             self._walked = list(walk_nodes(self.node))
         return self._walked
 
+    def release(self) -> None:
+        """Lets go of the parse tree and its walk once the rules are done with the statement:
+        a large file's statements keep none (bounded memory; nodes() takes them again)."""
+        self._walked = None
+        self.raw.release_tree()
+
     def tree(self) -> list[tuple[str, dict[str, Any]]]:
         """walk({self.kind: self.node}): the statement's own node, then nodes()."""
         return [(self.kind, self.node), *self.nodes()]
