@@ -42,8 +42,9 @@ COMMANDS: dict[str, tuple[str, ...]] = {
 _MODULE_OF = {name: module for module, names in COMMANDS.items() for name in names}
 
 
-def _command_in(argv: Sequence[str]) -> str | None:
-    """The command `argv` names (its first word that is not an option), if it is one."""
+def _first_word(argv: Sequence[str]) -> str | None:
+    """The first word of `argv` that is not an option (nor --app-path's value): the command,
+    when it is one."""
     words = iter(argv)
     for word in words:
         if word == "--":
@@ -51,8 +52,14 @@ def _command_in(argv: Sequence[str]) -> str | None:
         if word == "--app-path":
             next(words, None)
         elif not word.startswith("-"):
-            return word if word in _MODULE_OF else None
+            return word
     return None
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command `argv` names, if it names one."""
+    word = _first_word(argv)
+    return word if word in _MODULE_OF else None
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -98,38 +105,20 @@ def _suggest(word: str, choices: Sequence[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+def _parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namespace:
     """Parse like argparse, but a mistyped command or flag gets a suggestion, and an unknown
     flag after a command is reported with that command's own usage."""
-    words = list(sys.argv[1:] if argv is None else argv)
-    commands = _subparsers(parser)
-    at = _first_word(words)
-    if at >= 0 and words[at] not in commands:
-        parser.error(f"unknown command {words[at]!r}{_suggest(words[at], sorted(commands))}")
+    word = _first_word(words)
+    if word is not None and word not in _MODULE_OF:
+        parser.error(f"unknown command {word!r}{_suggest(word, sorted(_MODULE_OF))}")
     args, extras = parser.parse_known_args(words)
     if extras:
-        owner = commands.get(getattr(args, "command", None) or "", parser)
+        owner = _subparsers(parser).get(getattr(args, "command", None) or "", parser)
         flags = [o for a in owner._actions for o in a.option_strings]
         hints = [_suggest(e.split("=", 1)[0], flags) for e in extras if e.startswith("-")]
         hint = next((h for h in hints if h), "")
         owner.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
     return args
-
-
-def _first_word(words: list[str]) -> int:
-    """Index of the first positional word that can be the command: top-level options that take
-    a value (--app-path DIR) are skipped with their value."""
-    i = 0
-    while i < len(words):
-        w = words[i]
-        if w == "--app-path":
-            i += 2
-            continue
-        if w.startswith("-"):
-            i += 1
-            continue
-        return i
-    return -1
 
 
 def _quiet_broken_pipe() -> int:
